@@ -1,0 +1,111 @@
+package appliance_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cxlab/cxlab/appliance/apptest"
+	"github.com/cxlab/cxlab/appliance/config"
+)
+
+func TestMain(m *testing.M) { apptest.Main(m) }
+
+func TestApplianceServesHealthReadyMetrics(t *testing.T) {
+	s := apptest.Start(t)
+
+	if code := apptest.GetJSON(t, s.URL+"/healthz", nil); code != http.StatusOK {
+		t.Fatalf("/healthz = %d, want 200", code)
+	}
+	var ready struct {
+		Status     string `json:"status"`
+		Components []struct {
+			Name  string `json:"name"`
+			Ready bool   `json:"ready"`
+		} `json:"components"`
+	}
+	if code := apptest.GetJSON(t, s.URL+"/readyz", &ready); code != http.StatusOK || ready.Status != "ready" {
+		t.Fatalf("/readyz = %d %+v", code, ready)
+	}
+	names := map[string]bool{}
+	for _, c := range ready.Components {
+		names[c.Name] = c.Ready
+	}
+	for _, want := range []string{"redis", "postgres", "http"} {
+		if !names[want] {
+			t.Errorf("/readyz: component %q missing or not ready: %+v", want, ready.Components)
+		}
+	}
+
+	resp, err := http.Get(s.Endpoints.MetricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if !strings.Contains(string(body), m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+}
+
+func TestEmbeddedRedisServesRealClientsAndExpiresByClock(t *testing.T) {
+	s := apptest.Start(t)
+	opt, err := redis.ParseURL(s.Endpoints.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(opt)
+	defer rc.Close()
+	ctx := t.Context()
+	if err := rc.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Set(ctx, "ttl", "v", 60_000_000_000).Err(); err != nil { // 60 s
+		t.Fatal(err)
+	}
+	s.Clock().Advance(61_000_000_000)
+	if n, _ := rc.Exists(ctx, "ttl").Result(); n != 0 {
+		t.Errorf("key with 60 s TTL still exists after moving the clock 61 s")
+	}
+	if v, _ := rc.Get(ctx, "k").Result(); v != "v" {
+		t.Errorf("key without TTL lost: %q", v)
+	}
+	if _, err := exec.LookPath("redis-cli"); err == nil {
+		out, err := exec.CommandContext(ctx, "redis-cli", "-u", s.Endpoints.RedisURL, "GET", "k").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "v" {
+			t.Errorf("redis-cli GET k = %q, %v", out, err)
+		}
+	}
+}
+
+func TestEndpointsFileIsWrittenOnceReady(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "endpoints.json")
+	s := apptest.Start(t, apptest.WithConfig(func(c *config.Config) {}))
+	_ = s
+	// The endpoints file is written by Run; the same document is Endpoints().
+	b, err := json.Marshal(s.Endpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"redis_url", "postgres_url", "metrics_url"} {
+		if v, _ := doc[k].(string); v == "" {
+			t.Errorf("endpoints lack %s: %s", k, b)
+		}
+	}
+}

@@ -1,0 +1,132 @@
+// Package cli is the cxlab command line: up, config print, version, doctor,
+// agent. main() only builds the signal context and calls Main.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/cxlab/cxlab/appliance"
+	"github.com/cxlab/cxlab/appliance/config"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+const usage = `CX Lab: a Genesys-style contact-center stack (WebRTC gateway, TURN, Engagement/callback
+service, GAuth/GWS/Voice emulators, Redis, PostgreSQL) in one binary.
+
+Usage:
+  cxlab up [flags]            start the appliance and stay up until a signal
+  cxlab config print [flags]  print the effective configuration
+  cxlab doctor [flags]        explain what is missing on this machine and how to fix it
+  cxlab version               print the version
+
+Run "cxlab up -h" for the flags; every flag is also an environment variable
+(--redis-url is CXLAB_REDIS_URL) and a key of the --config YAML file.
+`
+
+// Main runs the command in args and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		_, _ = fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "up":
+		return up(ctx, args[1:], stdout, stderr)
+	case "config":
+		if len(args) < 2 || args[1] != "print" {
+			_, _ = fmt.Fprintln(stderr, "usage: cxlab config print [flags]")
+			return exitUsage
+		}
+		return configPrint(args[2:], stdout, stderr)
+	case "doctor":
+		return doctor(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		_, _ = fmt.Fprintf(stdout, "cxlab %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return exitOK
+	case "help", "-h", "--help":
+		_, _ = fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		if fn, ok := extraCommands[args[0]]; ok {
+			return fn(ctx, args[1:], stdout, stderr)
+		}
+		_, _ = fmt.Fprintf(stderr, "cxlab: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+}
+
+// extraCommands are commands registered by other files of this package.
+var extraCommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{}
+
+func up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, code, ok := load(args, stderr)
+	if !ok {
+		return code
+	}
+	if err := appliance.Run(ctx, cfg, stdout, stderr); err != nil {
+		return reportErr(stderr, err)
+	}
+	return exitOK
+}
+
+func configPrint(args []string, stdout, stderr io.Writer) int {
+	cfg, code, ok := load(args, stderr)
+	if !ok {
+		return code
+	}
+	b, err := cfg.YAML()
+	if err != nil {
+		return reportErr(stderr, err)
+	}
+	_, _ = stdout.Write(b)
+	return exitOK
+}
+
+func load(args []string, stderr io.Writer) (config.Config, int, bool) {
+	cfg, err := config.Load(args, os.Getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return cfg, exitOK, false
+	}
+	if err != nil {
+		return cfg, reportErr(stderr, err), false
+	}
+	return cfg, exitOK, true
+}
+
+// reportErr prints a one-line error; configuration errors exit with 2.
+func reportErr(stderr io.Writer, err error) int {
+	msg := strings.ReplaceAll(err.Error(), "\n", " | ")
+	_, _ = fmt.Fprintf(stderr, "cxlab: %s\n", msg)
+	if errors.Is(err, config.ErrInvalid) {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+func version() string {
+	if appliance.Version != "dev" {
+		return appliance.Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return "dev"
+}

@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/cxlab/cxlab/appliance/httpd"
+
+)
+
+// doctor checks this machine for what `cxlab up` and the test suite need and
+// says how to fix each missing piece. It exits 1 when something required is missing.
+func doctor(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, code, ok := load(args, stderr)
+	if !ok {
+		return code
+	}
+	failed := false
+	check := func(required bool, name string, err error, fix string) {
+		switch {
+		case err == nil:
+			_, _ = fmt.Fprintf(stdout, "  ok    %s\n", name)
+		case required:
+			failed = true
+			_, _ = fmt.Fprintf(stdout, "  FAIL  %s: %v\n        fix: %s\n", name, err, fix)
+		default:
+			_, _ = fmt.Fprintf(stdout, "  warn  %s: %v\n        fix: %s\n", name, err, fix)
+		}
+	}
+	_, _ = fmt.Fprintln(stdout, "cxlab doctor")
+	_, _ = fmt.Fprintln(stdout, "\nPostgreSQL:")
+	if cfg.Postgres.URL != "" {
+		check(true, "external PostgreSQL configured ("+redact(cfg.Postgres.URL)+")", nil, "")
+	} else {
+		check(true, "binaries", pgBinaries(cfg.Postgres.Binaries), "--postgres-binaries DIR, network access for the download, or apt-get install postgresql")
+	}
+
+	_, _ = fmt.Fprintln(stdout, "\nPorts (127.0.0.1 unless configured):")
+	type port struct {
+		setting, host string
+		port          int
+		udp           bool
+	}
+	ports := []port{
+		{"--http-port", cfg.HTTP.Host, cfg.HTTP.Port, false},
+		{"--sip-port", cfg.SIP.Host, cfg.SIP.Port, false},
+		{"--sip-port (udp)", cfg.SIP.Host, cfg.SIP.Port, true},
+		{"--turn-port", cfg.TURN.Host, cfg.TURN.Port, false},
+		{"--turn-port (udp)", cfg.TURN.Host, cfg.TURN.Port, true},
+		{"--media-port (udp)", "127.0.0.1", cfg.Gateway.MediaPort, true},
+	}
+	if cfg.Redis.URL == "" {
+		ports = append(ports, port{"--redis-port", cfg.Redis.Host, cfg.Redis.Port, false})
+	}
+	if cfg.Postgres.URL == "" {
+		ports = append(ports, port{"--postgres-port", "127.0.0.1", cfg.Postgres.Port, false})
+	}
+	for _, p := range ports {
+		if p.port == 0 {
+			continue
+		}
+		check(true, fmt.Sprintf("%s %d free", p.setting, p.port), portFree(p.host, p.port, p.udp, p.setting),
+			fmt.Sprintf("stop what uses it, or choose another port with %s (0 picks a free one)", p.setting))
+	}
+
+	_, _ = fmt.Fprintln(stdout, "\nData dir:")
+	if cfg.Ephemeral {
+		check(true, "ephemeral (temp dir under "+os.TempDir()+")", writable(os.TempDir()), "make "+os.TempDir()+" writable")
+	} else {
+		check(true, cfg.DataDir+" writable", writable(cfg.DataDir), "choose another --data-dir")
+	}
+
+	_, _ = fmt.Fprintln(stdout, "\nTools the test suite uses (optional for `cxlab up`):")
+	for _, t := range []struct{ bin, pkg string }{
+		{"redis-server", "redis-server"}, {"sipp", "sip-tester"}, {"turnutils_uclient", "coturn"},
+		{"turnserver", "coturn"}, {"chromium", "chromium"},
+	} {
+		_, err := exec.LookPath(t.bin)
+		check(false, t.bin, err, "apt-get install "+t.pkg+"  (or: make deps)")
+	}
+	if failed {
+		_, _ = fmt.Fprintln(stdout, "\nSome required pieces are missing; fix them and run `cxlab doctor` again.")
+		return exitFailure
+	}
+	_, _ = fmt.Fprintln(stdout, "\nAll required pieces are here: `cxlab up` should start.")
+	return exitOK
+}
+
+func portFree(host string, port int, udp bool, setting string) error {
+	if udp {
+		c, err := listenUDP(host, port)
+		if err != nil {
+			return httpd.ListenError(setting, port, err)
+		}
+		return c.Close()
+	}
+	ln, err := httpd.Listen(host, port, setting)
+	if err != nil {
+		return err
+	}
+	return ln.Close()
+}
+
+func writable(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil {
+			if !st.IsDir() {
+				return fmt.Errorf("%s is not a directory", d)
+			}
+			f, err := os.CreateTemp(d, ".cxlab-doctor-*")
+			if err != nil {
+				return fmt.Errorf("can't write in %s: %w", d, err)
+			}
+			_ = f.Close()
+			return os.Remove(f.Name())
+		}
+		if d == filepath.Dir(d) {
+			return fmt.Errorf("no existing parent of %s", dir)
+		}
+	}
+}

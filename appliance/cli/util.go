@@ -1,0 +1,17 @@
+package cli
+
+import (
+	"net"
+	"strconv"
+
+	"github.com/cxlab/cxlab/appliance/config"
+)
+
+func listenUDP(host string, port int) (net.PacketConn, error) {
+	return net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+}
+
+func redact(u string) string { return config.RedactURL(u) }
+
+// pgBinaries is a placeholder until the postgres package exports its finder.
+func pgBinaries(string) error { return nil }

@@ -1,0 +1,280 @@
+// Package config holds the appliance's one typed configuration: defaults in one
+// place (Default), then a YAML file (unknown keys are errors), then CXLAB_*
+// environment variables, then command-line flags, then one Validate.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is the effective configuration of one cxlab process.
+type Config struct {
+	// DataDir holds all persistent state (PostgreSQL data, TLS certificate, logs).
+	// Default: /var/lib/cxlab for root, $XDG_DATA_HOME/cxlab (~/.local/share/cxlab) otherwise.
+	DataDir string `yaml:"data_dir"`
+	// Ephemeral keeps all state in a temporary directory removed on exit (for CI). Default: false.
+	Ephemeral bool `yaml:"ephemeral"`
+	// EndpointsFile, when set, receives a JSON document of every endpoint and demo credential once ready. Default: "".
+	EndpointsFile string `yaml:"endpoints_file"`
+	// Seed is a YAML tenant seed file applied on start (idempotent). Default: "" (demo tenant only).
+	Seed string `yaml:"seed"`
+	// Components lists the components this process runs; "all" runs everything. Default: [all].
+	Components []string `yaml:"components"`
+	// ShutdownTimeout bounds a graceful stop. Default: 5s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	Log      Log      `yaml:"log"`
+	HTTP     HTTP     `yaml:"http"`
+	Redis    Redis    `yaml:"redis"`
+	Postgres Postgres `yaml:"postgres"`
+	SIP      SIP      `yaml:"sip"`
+	TURN     TURN     `yaml:"turn"`
+	Gateway  Gateway  `yaml:"gateway"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level of the per-component log files: debug, info, warn, error. Default: info.
+	Level string `yaml:"level"`
+	// ConsoleLevel is the level of log lines echoed to stderr. Default: warn.
+	ConsoleLevel string `yaml:"console_level"`
+	// MaxSizeMB rotates a component's log file when it reaches this size. Default: 10.
+	MaxSizeMB int `yaml:"max_size_mb"`
+	// MaxFiles caps the rotated files kept per component. Default: 3.
+	MaxFiles int `yaml:"max_files"`
+}
+
+// HTTP configures the one HTTP(S) port serving console, APIs and emulators.
+type HTTP struct {
+	// Host to bind. Non-loopback hosts require TLS. Default: 127.0.0.1.
+	Host string `yaml:"host"`
+	// Port to bind; 0 picks a free port. Default: 8470.
+	Port int `yaml:"port"`
+	// TLS is auto (plain HTTP on loopback, self-signed HTTPS otherwise), on, or off (loopback only). Default: auto.
+	TLS string `yaml:"tls"`
+}
+
+// Redis configures the embedded Redis or an external one.
+type Redis struct {
+	// URL of an external Redis (redis://[:password@]host:port/db); empty runs the embedded one. Default: "".
+	URL string `yaml:"url"`
+	// Host of the embedded Redis. Default: 127.0.0.1.
+	Host string `yaml:"host"`
+	// Port of the embedded Redis; 0 picks a free port. Default: 8471.
+	Port int `yaml:"port"`
+}
+
+// Postgres configures the embedded PostgreSQL or an external one.
+type Postgres struct {
+	// URL of an external PostgreSQL (postgres://user:pass@host:port/db); empty runs the embedded one. Default: "".
+	URL string `yaml:"url"`
+	// Port of the embedded PostgreSQL on 127.0.0.1; 0 picks a free port. Default: 8472.
+	Port int `yaml:"port"`
+	// Binaries is a directory holding bin/initdb and bin/pg_ctl; empty tries the library download/cache, then
+	// binaries installed on the machine. Env CXLAB_POSTGRES_BINARIES. Default: "".
+	Binaries string `yaml:"binaries"`
+	// RunAsUser is the unprivileged user that runs PostgreSQL when cxlab runs as root; empty picks
+	// "postgres" when that account exists, else "nobody". Default: "".
+	RunAsUser string `yaml:"run_as_user"`
+}
+
+// SIP configures the Voice emulator's SIP listener (UDP and TCP).
+type SIP struct {
+	// Host to bind. Default: 127.0.0.1.
+	Host string `yaml:"host"`
+	// Port for UDP and TCP; 0 picks a free port. Default: 5070.
+	Port int `yaml:"port"`
+}
+
+// TURN configures the TURN server.
+type TURN struct {
+	// Host to bind (UDP and TCP). Default: 127.0.0.1.
+	Host string `yaml:"host"`
+	// Port for UDP and TCP; 0 picks a free port. Default: 3478.
+	Port int `yaml:"port"`
+	// Secret is the TURN REST shared secret (coturn static-auth-secret); empty generates one kept in the data dir. Default: "".
+	Secret string `yaml:"secret"`
+	// MinRelayPort and MaxRelayPort bound relay ports; 0/0 uses any free port. Default: 49160-49200.
+	MinRelayPort int `yaml:"min_relay_port"`
+	MaxRelayPort int `yaml:"max_relay_port"`
+}
+
+// Gateway configures the WebRTC gateway.
+type Gateway struct {
+	// MediaPort is the one UDP port carrying ICE/DTLS-SRTP for every browser session; 0 picks a free one. Default: 8473.
+	MediaPort int `yaml:"media_port"`
+	// EnableTranscoding allows Opus on the browser leg (the real Helm key gateway.enableTranscoding). Default: true.
+	EnableTranscoding bool `yaml:"enable_transcoding"`
+}
+
+// Default returns the configuration used when nothing overrides it.
+func Default() Config {
+	return Config{
+		DataDir:         defaultDataDir(),
+		Components:      []string{"all"},
+		ShutdownTimeout: 5 * time.Second,
+		Log:             Log{Level: "info", ConsoleLevel: "warn", MaxSizeMB: 10, MaxFiles: 3},
+		HTTP:            HTTP{Host: "127.0.0.1", Port: 8470, TLS: "auto"},
+		Redis:           Redis{Host: "127.0.0.1", Port: 8471},
+		Postgres:        Postgres{Port: 8472},
+		SIP:             SIP{Host: "127.0.0.1", Port: 5070},
+		TURN:            TURN{Host: "127.0.0.1", Port: 3478, MinRelayPort: 49160, MaxRelayPort: 49200},
+		Gateway:         Gateway{MediaPort: 8473, EnableTranscoding: true},
+	}
+}
+
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/cxlab"
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "cxlab")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "cxlab")
+	}
+	return filepath.Join(os.TempDir(), "cxlab")
+}
+
+// ErrInvalid marks a configuration error; the CLI exits with code 2 on it.
+var ErrInvalid = errors.New("invalid configuration")
+
+func invalid(setting, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, setting, fmt.Sprintf(format, args...))
+}
+
+// Components this binary knows, in start order.
+var knownComponents = []string{"gauth", "gws", "ges", "voice", "turn", "gateway", "console"}
+
+// Runs reports whether this process runs the named component.
+func (c Config) Runs(name string) bool {
+	for _, n := range c.Components {
+		if n == "all" || n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks every setting once and names the first bad one.
+func (c Config) Validate() error {
+	if !c.Ephemeral && strings.TrimSpace(c.DataDir) == "" {
+		return invalid("data_dir (--data-dir)", "must not be empty unless --ephemeral")
+	}
+	if c.ShutdownTimeout <= 0 {
+		return invalid("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)
+	}
+	for _, n := range c.Components {
+		if n != "all" && !contains(knownComponents, n) {
+			return invalid("components (--components)", "unknown component %q (known: all, %s)", n, strings.Join(knownComponents, ", "))
+		}
+	}
+	for _, l := range []struct{ name, v string }{{"log.level", c.Log.Level}, {"log.console_level", c.Log.ConsoleLevel}} {
+		if !contains([]string{"debug", "info", "warn", "error"}, l.v) {
+			return invalid(l.name, "must be debug, info, warn or error, got %q", l.v)
+		}
+	}
+	if c.Log.MaxSizeMB <= 0 || c.Log.MaxFiles < 0 {
+		return invalid("log.max_size_mb/log.max_files", "must be positive")
+	}
+	ports := []struct {
+		name string
+		v    int
+	}{
+		{"http.port (--http-port)", c.HTTP.Port}, {"redis.port (--redis-port)", c.Redis.Port},
+		{"postgres.port (--postgres-port)", c.Postgres.Port}, {"sip.port (--sip-port)", c.SIP.Port},
+		{"turn.port (--turn-port)", c.TURN.Port}, {"gateway.media_port (--media-port)", c.Gateway.MediaPort},
+		{"turn.min_relay_port", c.TURN.MinRelayPort}, {"turn.max_relay_port", c.TURN.MaxRelayPort},
+	}
+	for _, p := range ports {
+		if p.v < 0 || p.v > 65535 {
+			return invalid(p.name, "must be 0..65535, got %d", p.v)
+		}
+	}
+	if (c.TURN.MinRelayPort == 0) != (c.TURN.MaxRelayPort == 0) || c.TURN.MinRelayPort > c.TURN.MaxRelayPort {
+		return invalid("turn.min_relay_port/turn.max_relay_port", "need both or neither, min <= max, got %d-%d", c.TURN.MinRelayPort, c.TURN.MaxRelayPort)
+	}
+	for _, h := range []struct{ name, v string }{{"http.host (--http-host)", c.HTTP.Host}, {"redis.host", c.Redis.Host}, {"sip.host (--sip-host)", c.SIP.Host}, {"turn.host (--turn-host)", c.TURN.Host}} {
+		if net.ParseIP(h.v) == nil && h.v != "localhost" {
+			return invalid(h.name, "must be an IP address or localhost, got %q", h.v)
+		}
+	}
+	switch c.HTTP.TLS {
+	case "auto", "on":
+	case "off":
+		if !IsLoopback(c.HTTP.Host) {
+			return invalid("http.tls (--tls)", "plain HTTP is allowed only on loopback; %s is not (use auto or on)", c.HTTP.Host)
+		}
+	default:
+		return invalid("http.tls (--tls)", "must be auto, on or off, got %q", c.HTTP.TLS)
+	}
+	if c.Redis.URL != "" {
+		if err := checkURL(c.Redis.URL, "redis", "rediss"); err != nil {
+			return invalid("redis.url (--redis-url)", "%v", err)
+		}
+	}
+	if c.Postgres.URL != "" {
+		if err := checkURL(c.Postgres.URL, "postgres", "postgresql"); err != nil {
+			return invalid("postgres.url (--postgres-url)", "%v", err)
+		}
+	}
+	if c.Postgres.Binaries != "" {
+		if st, err := os.Stat(c.Postgres.Binaries); err != nil || !st.IsDir() {
+			return invalid("postgres.binaries (--postgres-binaries)", "%q is not a directory", c.Postgres.Binaries)
+		}
+	}
+	if c.Seed != "" {
+		if _, err := os.Stat(c.Seed); err != nil {
+			return invalid("seed (--seed)", "can't read %q: %v", c.Seed, errors.Unwrap(err))
+		}
+	}
+	return nil
+}
+
+func checkURL(raw string, schemes ...string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL: %s", RedactURL(raw))
+	}
+	if !contains(schemes, u.Scheme) {
+		return fmt.Errorf("scheme must be %s, got %q", strings.Join(schemes, " or "), u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("missing host in %s", RedactURL(raw))
+	}
+	return nil
+}
+
+// RedactURL hides the password of a URL for logs and errors.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	return u.Redacted()
+}
+
+// IsLoopback reports whether host is a loopback address or localhost.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func contains(list []string, v string) bool {
+	for _, s := range list {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,154 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Bind defines the command-line flags of `cxlab up` on fs, writing into c.
+// Every flag can also be given as an environment variable: --redis-url is
+// CXLAB_REDIS_URL.
+func Bind(fs *flag.FlagSet, c *Config) {
+	fs.String("config", "", "YAML config file (unknown keys are errors)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for persistent state")
+	fs.BoolVar(&c.Ephemeral, "ephemeral", c.Ephemeral, "keep all state in a temp dir removed on exit")
+	fs.StringVar(&c.EndpointsFile, "endpoints-file", c.EndpointsFile, "write a JSON document of endpoints and demo credentials here once ready")
+	fs.StringVar(&c.Seed, "seed", c.Seed, "YAML tenant seed file applied on start (idempotent)")
+	fs.Var((*listValue)(&c.Components), "components", "comma-separated components to run (all, "+strings.Join(knownComponents, ", ")+")")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on a graceful stop")
+	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "level of the per-component log files")
+	fs.StringVar(&c.Log.ConsoleLevel, "console-log-level", c.Log.ConsoleLevel, "level of log lines echoed to stderr")
+	fs.StringVar(&c.HTTP.Host, "http-host", c.HTTP.Host, "HTTP bind address (non-loopback requires TLS)")
+	fs.IntVar(&c.HTTP.Port, "http-port", c.HTTP.Port, "HTTP port for console, APIs and emulators (0 = free port)")
+	fs.StringVar(&c.HTTP.TLS, "tls", c.HTTP.TLS, "auto, on or off")
+	fs.StringVar(&c.Redis.URL, "redis-url", c.Redis.URL, "external Redis URL instead of the embedded one")
+	fs.IntVar(&c.Redis.Port, "redis-port", c.Redis.Port, "embedded Redis port (0 = free port)")
+	fs.StringVar(&c.Postgres.URL, "postgres-url", c.Postgres.URL, "external PostgreSQL URL instead of the embedded one")
+	fs.IntVar(&c.Postgres.Port, "postgres-port", c.Postgres.Port, "embedded PostgreSQL port (0 = free port)")
+	fs.StringVar(&c.Postgres.Binaries, "postgres-binaries", c.Postgres.Binaries, "directory with PostgreSQL bin/ (initdb, pg_ctl)")
+	fs.StringVar(&c.Postgres.RunAsUser, "postgres-user", c.Postgres.RunAsUser, "unprivileged user running PostgreSQL when cxlab runs as root")
+	fs.StringVar(&c.SIP.Host, "sip-host", c.SIP.Host, "SIP bind address")
+	fs.IntVar(&c.SIP.Port, "sip-port", c.SIP.Port, "SIP port, UDP and TCP (0 = free port)")
+	fs.StringVar(&c.TURN.Host, "turn-host", c.TURN.Host, "TURN bind address")
+	fs.IntVar(&c.TURN.Port, "turn-port", c.TURN.Port, "TURN port, UDP and TCP (0 = free port)")
+	fs.StringVar(&c.TURN.Secret, "turn-secret", c.TURN.Secret, "TURN REST shared secret (empty = generated and kept)")
+	fs.IntVar(&c.Gateway.MediaPort, "media-port", c.Gateway.MediaPort, "WebRTC media UDP port shared by all sessions (0 = free port)")
+	fs.BoolVar(&c.Gateway.EnableTranscoding, "enable-transcoding", c.Gateway.EnableTranscoding, "allow Opus on the browser leg")
+}
+
+// EnvName is the environment variable standing for a flag.
+func EnvName(flagName string) string {
+	return "CXLAB_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Load layers defaults, the YAML file, CXLAB_* environment variables and the
+// flags in args, then validates. It returns flag.ErrHelp for -h.
+func Load(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	probe := Default()
+	fs1 := flag.NewFlagSet("cxlab up", flag.ContinueOnError)
+	fs1.SetOutput(usage)
+	Bind(fs1, &probe)
+	if err := fs1.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, err
+		}
+		return Config{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if fs1.NArg() > 0 {
+		return Config{}, fmt.Errorf("%w: unexpected argument %q", ErrInvalid, fs1.Arg(0))
+	}
+	given := map[string]string{}
+	fs1.Visit(func(f *flag.Flag) { given[f.Name] = f.Value.String() })
+
+	cfg := Default()
+	path := given["config"]
+	if path == "" {
+		path = getenv(EnvName("config"))
+	}
+	if path != "" {
+		if err := loadYAML(path, &cfg); err != nil {
+			return Config{}, err
+		}
+	}
+	fs2 := flag.NewFlagSet("cxlab up", flag.ContinueOnError)
+	fs2.SetOutput(io.Discard)
+	Bind(fs2, &cfg)
+	var err error
+	fs2.VisitAll(func(f *flag.Flag) {
+		if v := getenv(EnvName(f.Name)); v != "" && f.Name != "config" && err == nil {
+			if e := fs2.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%w: %s: %v", ErrInvalid, EnvName(f.Name), e)
+			}
+		}
+	})
+	if err != nil {
+		return Config{}, err
+	}
+	for name, v := range given {
+		if name != "config" {
+			if e := fs2.Set(name, v); e != nil {
+				return Config{}, fmt.Errorf("%w: --%s: %v", ErrInvalid, name, e)
+			}
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+func loadYAML(path string, cfg *Config) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%w: config (--config): can't read %q: %v", ErrInvalid, path, errors.Unwrap(err))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: config file %s: %s", ErrInvalid, path, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return nil
+}
+
+// YAML renders the configuration as `cxlab config print` shows it.
+// Secrets and URL passwords are redacted.
+func (c Config) YAML() ([]byte, error) {
+	if c.TURN.Secret != "" {
+		c.TURN.Secret = "<redacted>"
+	}
+	if c.Redis.URL != "" {
+		c.Redis.URL = RedactURL(c.Redis.URL)
+	}
+	if c.Postgres.URL != "" {
+		c.Postgres.URL = RedactURL(c.Postgres.URL)
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+type listValue []string
+
+func (l *listValue) String() string { return strings.Join(*l, ",") }
+
+func (l *listValue) Set(s string) error {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return errors.New("empty list")
+	}
+	*l = out
+	return nil
+}

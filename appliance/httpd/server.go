@@ -1,0 +1,134 @@
+// Package httpd is the appliance's one HTTP(S) server: console, APIs and
+// emulators share it, routed by path; it also serves /healthz, /readyz and
+// /metrics.
+package httpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config of the HTTP server.
+type Config struct {
+	Host    string           // bind address
+	Port    int              // 0 = free port
+	Setting string           // flag naming the port in errors, e.g. "--http-port"
+	TLS     *tls.Certificate // nil serves plain HTTP
+}
+
+// ReadyFunc reports overall readiness and a per-component body for /readyz.
+type ReadyFunc func(ctx context.Context) (ready bool, body any)
+
+// Server owns the HTTP listener and the echo router.
+type Server struct {
+	log  *slog.Logger
+	e    *echo.Echo
+	ln   net.Listener
+	srv  *http.Server
+	url  string
+	done chan error
+}
+
+// New opens the listener at once (so the base URL is known to every component
+// before any of them starts) and builds the router with the health routes.
+func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, ready ReadyFunc) (*Server, error) {
+	ln, err := Listen(cfg.Host, cfg.Port, cfg.Setting)
+	if err != nil {
+		return nil, err
+	}
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*cfg.TLS}, MinVersion: tls.VersionTLS12})
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	host := cfg.Host
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Logger.SetOutput(slogWriter{log})
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			log.Error("handler panic", "path", c.Path(), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "alive"})
+	})
+	e.GET("/readyz", func(c echo.Context) error {
+		ok, body := ready(c.Request().Context())
+		code := http.StatusOK
+		if !ok {
+			code = http.StatusServiceUnavailable
+		}
+		return c.JSON(code, body)
+	})
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	s := &Server{
+		log: log, e: e, ln: ln,
+		url: scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port)),
+	}
+	s.srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	return s, nil
+}
+
+// Echo is the router components mount their routes on.
+func (s *Server) Echo() *echo.Echo { return s.e }
+
+// URL is the base URL, e.g. http://127.0.0.1:8470.
+func (s *Server) URL() string { return s.url }
+
+// Name implements the appliance component.
+func (s *Server) Name() string { return "http" }
+
+// Start serves on the listener opened by New.
+func (s *Server) Start(context.Context) error {
+	s.done = make(chan error, 1)
+	go func() {
+		err := s.srv.Serve(s.ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return nil
+}
+
+// Stop shuts down gracefully within ctx, then closes what is left.
+func (s *Server) Stop(ctx context.Context) error {
+	if s.done == nil {
+		return s.ln.Close()
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		_ = s.srv.Close()
+	}
+	serveErr := <-s.done
+	s.done = nil
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown http: %w", err)
+	}
+	return serveErr
+}
+
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Debug(string(p))
+	return len(p), nil
+}

@@ -1,0 +1,47 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/cxlab/cxlab/appliance/config"
+)
+
+// Run starts the appliance, announces it (banner, endpoints file), waits for
+// ctx to end (a signal), then stops within cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
+	t0 := time.Now()
+	a, err := New(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	e := a.Endpoints()
+	if cfg.EndpointsFile != "" {
+		if err := writeEndpointsFile(cfg.EndpointsFile, e); err != nil {
+			a.stopBounded()
+			return err
+		}
+	}
+	printBanner(stdout, e, time.Since(t0).Round(time.Millisecond).String())
+	a.log.Info("ready", "url", a.http.URL(), "took", time.Since(t0))
+	<-ctx.Done()
+	_, _ = fmt.Fprintln(stdout, "Stopping CX Lab (press Ctrl-C again to force)...")
+	return a.stopBounded()
+}
+
+func (a *Appliance) stopBounded() error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	t0 := time.Now()
+	err := a.Stop(ctx)
+	if err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	a.log.Info("stopped", "took", time.Since(t0))
+	return nil
+}

@@ -1,0 +1,166 @@
+// Package postgres runs the appliance's PostgreSQL: an embedded server kept
+// alive by a supervisor child process (so no postgres outlives the appliance,
+// even after kill -9, and so it works when the appliance runs as root), or an
+// external server reached by DSN. It also applies goose migrations per schema.
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	embeddedpostgres "github.com/fergusstrange/embedded-postgres"
+)
+
+// Flag and environment names quoted in error messages, so that a user reading
+// an error knows exactly which setting to change.
+const (
+	FlagDataDir  = "--data-dir"
+	FlagPort     = "--postgres-port"
+	FlagBinaries = "--postgres-binaries"
+	FlagURL      = "--postgres-url"
+	EnvBinaries  = "CXLAB_POSTGRES_BINARIES"
+)
+
+// DefaultRepositoryURL is the Maven repository embedded-postgres downloads its
+// binaries from (the library's own default).
+const DefaultRepositoryURL = "https://repo1.maven.org/maven2"
+
+// DownloadOff, as Config.RepositoryURL, disables the binaries download.
+const DownloadOff = "off"
+
+// Config configures the embedded PostgreSQL server.
+type Config struct {
+	// DataDir is the server's own directory (a subdirectory of the appliance
+	// data dir); it holds pgdata/, run/ (sockets), tmp/ and downloaded binaries.
+	// Required.
+	DataDir string
+	// Port is the TCP port on 127.0.0.1; 0 picks a free one. Default 0.
+	Port int
+	// BinariesDir is a directory holding bin/pg_ctl, bin/initdb and bin/postgres
+	// (flag --postgres-binaries, env CXLAB_POSTGRES_BINARIES). Default "": use the
+	// download cache, then PostgreSQL installed on the machine.
+	BinariesDir string
+	// CacheDir holds downloaded binary archives, shared by every data dir.
+	// Default: the library's cache, ~/.embedded-postgres-go.
+	CacheDir string
+	// RepositoryURL is the Maven repository to download binaries from; "off"
+	// disables the download. Default DefaultRepositoryURL.
+	RepositoryURL string
+	// DownloadVersion is the PostgreSQL version to download. Default "18.3.0".
+	DownloadVersion string
+	// DownloadTimeout bounds the whole download, so that a hanging network
+	// cannot stall start. Default 60s.
+	DownloadTimeout time.Duration
+	// User is the database superuser created at initdb. Default "cxlab".
+	User string
+	// Password is User's password, fixed when the data dir is initialised.
+	// Default "cxlab".
+	Password string
+	// Database is the database created for the appliance. Default "cxlab".
+	Database string
+	// RunAsUser is the account that owns the data dir and runs postgres when the
+	// appliance runs as root (PostgreSQL refuses root). Default "": the
+	// "postgres" account when it exists (the distribution's dedicated owner of
+	// cluster files), else "nobody".
+	RunAsUser string
+	// StartTimeout bounds start, initdb included (not the download). Default 30s.
+	StartTimeout time.Duration
+
+	// systemRoots are scanned for <root>/<version>/bin/pg_ctl; tests replace
+	// them. Default /usr/lib/postgresql.
+	systemRoots []string
+}
+
+// withDefaults returns c with every zero field set to its documented default.
+func (c Config) withDefaults() Config {
+	if c.BinariesDir == "" {
+		c.BinariesDir = os.Getenv(EnvBinaries)
+	}
+	if c.CacheDir == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			c.CacheDir = filepath.Join(home, ".embedded-postgres-go")
+		} else {
+			c.CacheDir = filepath.Join(os.TempDir(), "embedded-postgres-go")
+		}
+	}
+	if c.RepositoryURL == "" {
+		c.RepositoryURL = DefaultRepositoryURL
+	}
+	if c.DownloadVersion == "" {
+		c.DownloadVersion = string(embeddedpostgres.V18)
+	}
+	if c.DownloadTimeout == 0 {
+		c.DownloadTimeout = 60 * time.Second
+	}
+	if c.User == "" {
+		c.User = "cxlab"
+	}
+	if c.Password == "" {
+		c.Password = "cxlab"
+	}
+	if c.Database == "" {
+		c.Database = "cxlab"
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = 30 * time.Second
+	}
+	if c.systemRoots == nil {
+		c.systemRoots = []string{"/usr/lib/postgresql"}
+	}
+	return c
+}
+
+// validate reports the first invalid setting, named as the user sets it.
+func (c Config) validate() error {
+	if c.DataDir == "" {
+		return errors.New("postgres: data dir is required (" + FlagDataDir + ")")
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("postgres: %s %d is out of range", FlagPort, c.Port)
+	}
+	for name, v := range map[string]string{"user": c.User, "database": c.Database} {
+		if !isIdent(v) {
+			return fmt.Errorf("postgres: %s %q must match [a-z_][a-z0-9_]*", name, v)
+		}
+	}
+	return nil
+}
+
+// isIdent reports whether s is a plain lower-case SQL identifier, which needs
+// no quoting anywhere (DSNs, CREATE DATABASE, search_path).
+func isIdent(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// layout names the directories under Config.DataDir.
+type layout struct {
+	root    string // Config.DataDir, absolute
+	pgdata  string // the PostgreSQL cluster
+	run     string // unix sockets; embedded-postgres wipes it at every start
+	tmp     string // TMPDIR of the supervisor (embedded-postgres' temp logs)
+	binRoot string // extracted downloaded binaries, one dir per version
+}
+
+func newLayout(root string) layout {
+	return layout{
+		root:    root,
+		pgdata:  filepath.Join(root, "pgdata"),
+		run:     filepath.Join(root, "run"),
+		tmp:     filepath.Join(root, "tmp"),
+		binRoot: filepath.Join(root, "binaries"),
+	}
+}

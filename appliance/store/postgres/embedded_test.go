@@ -1,0 +1,356 @@
+package postgres
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func query(t testing.TB, dsn, sql string, args ...any) string {
+	t.Helper()
+	ctx := testCtx(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	var out string
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&out); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return out
+}
+
+func exec1(t testing.TB, dsn, sql string) {
+	t.Helper()
+	ctx := testCtx(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// procUID returns the real uid of pid from /proc.
+func procUID(t testing.TB, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+			uid, _ := strconv.Atoi(f[1])
+			return uid
+		}
+	}
+	t.Fatal("no Uid in status")
+	return -1
+}
+
+func TestStartStop(t *testing.T) {
+	dir := tempDir(t)
+	e := NewEmbedded(Config{DataDir: filepath.Join(dir, "pg")}, testLogger(t))
+	ctx := testCtx(t)
+	if err := e.Ready(ctx); err == nil {
+		t.Fatal("Ready before Start: want an error")
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Ready(ctx); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	if got := query(t, e.DSN(), "SELECT current_user || '@' || current_database()"); got != "cxlab@cxlab" {
+		t.Fatalf("connected as %q, want cxlab@cxlab", got)
+	}
+	if !strings.HasPrefix(e.DSN(), "postgres://cxlab:cxlab@127.0.0.1:") {
+		t.Fatalf("DSN %q", e.DSN())
+	}
+	pgdata := filepath.Join(dir, "pg", "pgdata")
+	pid, err := postmasterPID(pgdata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 && procUID(t, pid) == 0 {
+		t.Fatal("postgres runs as root")
+	}
+	if err := e.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if processAlive(pid) {
+		t.Fatalf("postmaster %d still alive after Stop", pid)
+	}
+	if err := e.Stop(ctx); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if err := e.Ready(ctx); err == nil {
+		t.Fatal("Ready after Stop: want an error")
+	}
+}
+
+func TestWarmRestartKeepsData(t *testing.T) {
+	dir := filepath.Join(tempDir(t), "pg")
+	ctx := testCtx(t)
+	e := NewEmbedded(Config{DataDir: dir}, testLogger(t))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !e.Info().Initialised {
+		t.Fatal("first start did not report initdb")
+	}
+	exec1(t, e.DSN(), "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('survives')")
+	if err := e.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e2 := startEmbedded(t, Config{DataDir: dir})
+	if e2.Info().Initialised {
+		t.Fatal("warm start ran initdb again")
+	}
+	if got := query(t, e2.DSN(), "SELECT v FROM kept"); got != "survives" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestParentKilled starts postgres from a helper process standing in for the
+// appliance, kills it with SIGKILL and expects postgres to go away by itself.
+func TestParentKilled(t *testing.T) {
+	dir := filepath.Join(tempDir(t), "pg")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := exec.Command(exe, "-test.run=^$")
+	helper.Env = append(os.Environ(), envTestHelper+"="+dir)
+	helper.Stderr = testWriter{t}
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		_ = helper.Process.Kill()
+		_ = helper.Wait()
+		t.Fatalf("helper: %q %v", line, err)
+	}
+	pgdata := filepath.Join(dir, "pgdata")
+	pid, err := postmasterPID(pgdata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = helper.Wait()
+	waitFor(t, 30*time.Second, "postmaster to exit after its appliance was killed", func() bool {
+		return !processAlive(pid)
+	})
+	if _, err := os.Stat(filepath.Join(pgdata, "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("postmaster.pid left behind: %v", err)
+	}
+	e := startEmbedded(t, Config{DataDir: dir})
+	if err := e.Ready(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStaleLivePostmaster kills only the supervisor, leaving a postmaster
+// running on the data dir; the next start must stop it and take over.
+func TestStaleLivePostmaster(t *testing.T) {
+	dir := filepath.Join(tempDir(t), "pg")
+	ctx := testCtx(t)
+	e := NewEmbedded(Config{DataDir: dir}, testLogger(t))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pgdata := filepath.Join(dir, "pgdata")
+	pid, err := postmasterPID(pgdata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv := e.run
+	_ = syscall.Kill(sv.cmd.Process.Pid, syscall.SIGKILL)
+	<-sv.exited
+	e.run = nil // the component is gone as if the appliance crashed
+	if !processAlive(pid) {
+		t.Fatal("test setup: postmaster should outlive a SIGKILLed supervisor")
+	}
+	e2 := startEmbedded(t, Config{DataDir: dir})
+	if processAlive(pid) {
+		t.Fatalf("stale postmaster %d still running", pid)
+	}
+	if err := e2.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStalePidFileOfDeadProcess(t *testing.T) {
+	dir := filepath.Join(tempDir(t), "pg")
+	ctx := testCtx(t)
+	e := NewEmbedded(Config{DataDir: dir}, testLogger(t))
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pgdata := filepath.Join(dir, "pgdata")
+	pidFile, err := os.ReadFile(filepath.Join(pgdata, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A pid that surely is dead: a process we ran and reaped.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(pidFile), "\n")
+	stale := strconv.Itoa(dead.Process.Pid) + "\n" + rest
+	writeStale := func() {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(pgdata, "postmaster.pid"), []byte(stale), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Owned as the postgres account would own it (we may be root).
+		var st syscall.Stat_t
+		if err := syscall.Stat(pgdata, &st); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(filepath.Join(pgdata, "postmaster.pid"), int(st.Uid), int(st.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeStale()
+	if err := recoverStale(newLayout(dir), "/nonexistent", testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(pgdata, "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale postmaster.pid of a dead process not removed: %v", err)
+	}
+	writeStale()
+	e2 := startEmbedded(t, Config{DataDir: dir})
+	if err := e2.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStaleSocketLock(t *testing.T) {
+	l := newLayout(tempDir(t))
+	if err := os.MkdirAll(l.run, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	staleLock := filepath.Join(l.run, ".s.PGSQL.5999.lock")
+	liveLock := filepath.Join(l.run, ".s.PGSQL.6000.lock")
+	_ = os.WriteFile(staleLock, []byte(strconv.Itoa(dead.Process.Pid)+"\n"), 0o600)
+	_ = os.WriteFile(liveLock, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
+	if err := recoverStale(l, "/nonexistent", testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(staleLock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lock of a dead process kept: %v", err)
+	}
+	if _, err := os.Stat(liveLock); err != nil {
+		t.Errorf("lock of a live process removed: %v", err)
+	}
+}
+
+func TestMissingBinariesNamesAllFixes(t *testing.T) {
+	empty := tempDir(t)
+	t.Setenv("PATH", tempDir(t)) // no pg_config
+	closed := closedPort(t)
+	e := NewEmbedded(Config{
+		DataDir:       filepath.Join(tempDir(t), "pg"),
+		BinariesDir:   empty,
+		CacheDir:      tempDir(t),
+		RepositoryURL: "http://127.0.0.1:" + strconv.Itoa(closed),
+		systemRoots:   []string{tempDir(t)},
+	}, testLogger(t))
+	err := e.Start(testCtx(t))
+	if err == nil {
+		_ = e.Stop(testCtx(t))
+		t.Fatal("start without binaries succeeded")
+	}
+	msg := err.Error()
+	for _, want := range []string{FlagBinaries, EnvBinaries, "network access", "apt-get install postgresql", empty} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not mention %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestMajorVersionMismatchRefused(t *testing.T) {
+	dir := filepath.Join(tempDir(t), "pg")
+	pgdata := filepath.Join(dir, "pgdata")
+	if err := os.MkdirAll(pgdata, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pgdata, "PG_VERSION"), []byte("9\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(pgdata, "precious")
+	if err := os.WriteFile(marker, []byte("data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := NewEmbedded(Config{DataDir: dir}, testLogger(t))
+	err := e.Start(testCtx(t))
+	if err == nil {
+		_ = e.Stop(testCtx(t))
+		t.Fatal("started on a cluster of another major version")
+	}
+	if !strings.Contains(err.Error(), "PostgreSQL 9 cluster") || !strings.Contains(err.Error(), FlagBinaries) {
+		t.Fatalf("unclear error: %v", err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("data dir was touched: %v", err)
+	}
+}
+
+func TestPortBusyNamesFlag(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	e := NewEmbedded(Config{DataDir: filepath.Join(tempDir(t), "pg"), Port: port}, testLogger(t))
+	err = e.Start(testCtx(t))
+	if err == nil {
+		_ = e.Stop(testCtx(t))
+		t.Fatal("started on a busy port")
+	}
+	if want := "can't listen on " + FlagPort + " " + strconv.Itoa(port); !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not contain %q", err, want)
+	}
+}
+
+// closedPort returns a loopback port nothing listens on.
+func closedPort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	return port
+}

@@ -1,0 +1,214 @@
+// Package redisstore provides the appliance's Redis: an embedded miniredis
+// serving real RESP on loopback, or a client of an external Redis. Domain code
+// only sees redis.UniversalClient.
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cxlab/cxlab/appliance/clock"
+	"github.com/cxlab/cxlab/appliance/config"
+	"github.com/cxlab/cxlab/appliance/httpd"
+)
+
+// Store is a Redis the appliance can start, stop and hand out clients of.
+type Store interface {
+	Name() string
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Ready(ctx context.Context) error
+	// Client is the shared client; valid after Start.
+	Client() redis.UniversalClient
+	// URL is the redis:// URL for users (password redacted for external stores).
+	URL() string
+}
+
+// Embedded runs miniredis on a TCP port. miniredis does not expire keys by wall
+// clock on its own, so its clock is driven from the appliance clock.
+type Embedded struct {
+	host    string
+	port    int
+	setting string
+	clk     clock.Clock
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	m      *miniredis.Miniredis
+	client *redis.Client
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// NewEmbedded returns an embedded Redis bound to host:port when started.
+func NewEmbedded(host string, port int, setting string, clk clock.Clock, log *slog.Logger) *Embedded {
+	return &Embedded{host: host, port: port, setting: setting, clk: clk, log: log}
+}
+
+// Name implements the component.
+func (e *Embedded) Name() string { return "redis" }
+
+// Start listens and starts the clock driver.
+func (e *Embedded) Start(ctx context.Context) error {
+	m := miniredis.NewMiniRedis()
+	if err := m.StartAddr(net.JoinHostPort(e.host, strconv.Itoa(e.port))); err != nil {
+		return httpd.ListenError(e.setting, e.port, err)
+	}
+	m.ClockTTL(true)
+	m.SetTime(e.clk.Now())
+	client := redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: 64, MinIdleConns: 0})
+	e.mu.Lock()
+	e.m, e.client, e.stop = m, client, make(chan struct{})
+	e.mu.Unlock()
+	e.wg.Add(1)
+	go e.driveClock()
+	return client.Ping(ctx).Err()
+}
+
+// driveClock keeps miniredis' notion of now at the appliance clock, so TTLs
+// expire by wall time and jump when an operator moves the lab clock.
+func (e *Embedded) driveClock() {
+	defer e.wg.Done()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			e.Sync()
+		}
+	}
+}
+
+// Sync sets miniredis' clock to the appliance clock now (called on clock moves).
+func (e *Embedded) Sync() {
+	e.mu.Lock()
+	m := e.m
+	e.mu.Unlock()
+	if m != nil {
+		m.SetTime(e.clk.Now())
+	}
+}
+
+// Stop closes the client and the server. Idempotent.
+func (e *Embedded) Stop(context.Context) error {
+	e.mu.Lock()
+	m, c, stop := e.m, e.client, e.stop
+	e.m, e.client, e.stop = nil, nil, nil
+	e.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		e.wg.Wait()
+	}
+	if c != nil {
+		_ = c.Close()
+	}
+	if m != nil {
+		m.Close()
+	}
+	return nil
+}
+
+// Ready pings the server.
+func (e *Embedded) Ready(ctx context.Context) error {
+	c := e.Client()
+	if c == nil {
+		return fmt.Errorf("redis not started")
+	}
+	return c.Ping(ctx).Err()
+}
+
+// Client returns the shared client.
+func (e *Embedded) Client() redis.UniversalClient {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.client == nil {
+		return nil
+	}
+	return e.client
+}
+
+// URL is redis://host:port/0.
+func (e *Embedded) URL() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil {
+		return ""
+	}
+	return "redis://" + e.m.Addr() + "/0"
+}
+
+// CommandCount is the number of commands served so far (for benchmarks).
+func (e *Embedded) CommandCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil {
+		return 0
+	}
+	return e.m.CommandCount()
+}
+
+// External is a client of a Redis the user runs.
+type External struct {
+	url    string
+	client *redis.Client
+}
+
+// NewExternal parses the URL; the connection is made in Start.
+func NewExternal(rawURL string) (*External, error) {
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse --redis-url %s: %w", config.RedactURL(rawURL), err)
+	}
+	opt.PoolSize = 64
+	return &External{url: rawURL, client: redis.NewClient(opt)}, nil
+}
+
+// Name implements the component.
+func (x *External) Name() string { return "redis" }
+
+// Start checks that the server answers within a bounded time.
+func (x *External) Start(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := x.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("can't reach Redis at %s: %w", config.RedactURL(x.url), err)
+	}
+	return nil
+}
+
+// Stop closes the client.
+func (x *External) Stop(context.Context) error {
+	_ = x.client.Close()
+	return nil
+}
+
+// Ready pings; /readyz shows an outage and recovers when the server returns.
+func (x *External) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := x.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis at %s: %w", config.RedactURL(x.url), err)
+	}
+	return nil
+}
+
+// Client returns the shared client.
+func (x *External) Client() redis.UniversalClient { return x.client }
+
+// URL is the user's URL with the password redacted.
+func (x *External) URL() string { return config.RedactURL(x.url) }
+
+var (
+	_ Store = (*Embedded)(nil)
+	_ Store = (*External)(nil)
+)

@@ -1,0 +1,65 @@
+package turn
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/pion/logging"
+)
+
+// LevelTrace is the slog level pion's Trace messages are logged at; it sits
+// below Debug so that a Debug-level handler does not drown in per-packet lines.
+const LevelTrace = slog.LevelDebug - 4
+
+// NewPionLoggerFactory returns a pion logging.LoggerFactory that writes every
+// pion scope into logger, tagged with a "scope" attribute. The gateway reuses it
+// for pion/webrtc so that all pion output lands in the appliance's one log.
+func NewPionLoggerFactory(logger *slog.Logger) logging.LoggerFactory {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return pionLoggerFactory{logger: logger}
+}
+
+type pionLoggerFactory struct {
+	logger *slog.Logger
+}
+
+// NewLogger implements logging.LoggerFactory.
+func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{logger: f.logger.With("scope", scope)}
+}
+
+// pionLogger adapts pion's printf-style leveled logger to slog. Formatting is
+// skipped when the level is disabled, because pion logs on hot paths.
+type pionLogger struct {
+	logger *slog.Logger
+}
+
+func (l pionLogger) log(level slog.Level, msg string) {
+	l.logger.Log(context.Background(), level, msg)
+}
+
+func (l pionLogger) logf(level slog.Level, format string, args ...any) {
+	if !l.logger.Enabled(context.Background(), level) {
+		return
+	}
+	l.logger.Log(context.Background(), level, fmt.Sprintf(format, args...))
+}
+
+func (l pionLogger) Trace(msg string)                  { l.log(LevelTrace, msg) }
+func (l pionLogger) Tracef(format string, args ...any) { l.logf(LevelTrace, format, args...) }
+func (l pionLogger) Debug(msg string)                  { l.log(slog.LevelDebug, msg) }
+func (l pionLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
+func (l pionLogger) Info(msg string)                   { l.log(slog.LevelInfo, msg) }
+func (l pionLogger) Infof(format string, args ...any)  { l.logf(slog.LevelInfo, format, args...) }
+func (l pionLogger) Warn(msg string)                   { l.log(slog.LevelWarn, msg) }
+func (l pionLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
+func (l pionLogger) Error(msg string)                  { l.log(slog.LevelError, msg) }
+func (l pionLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
+
+var (
+	_ logging.LoggerFactory = pionLoggerFactory{}
+	_ logging.LeveledLogger = pionLogger{}
+)

@@ -1,0 +1,512 @@
+// Package turn is the appliance's TURN server: pion/turn behind coturn-style
+// TURN REST credentials (use-auth-secret), a per-user allocation quota, a peer
+// address policy that keeps it from being an open relay, Prometheus metrics and
+// a live view of allocations for the console.
+package turn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	pionturn "github.com/pion/turn/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cxlab/cxlab/appliance/clock"
+)
+
+// ICEServer is one entry of a WebRTC RTCConfiguration.iceServers list; the JSON
+// names match the browser's RTCIceServer.
+type ICEServer struct {
+	// URLs are turn: URIs, one per transport.
+	URLs []string `json:"urls"`
+	// Username is the TURN REST username "<unix-expiry>:<user>".
+	Username string `json:"username,omitempty"`
+	// Credential is the TURN REST password.
+	Credential string `json:"credential,omitempty"`
+	// Expires is when Username stops being accepted.
+	Expires time.Time `json:"-"`
+}
+
+// Server is the TURN component. Create it with New; it listens from Start to Stop.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	clk    clock.Clock
+	policy peerPolicy
+	m      *metrics
+	relays *relayTable
+	allocs *allocTable
+
+	mu      sync.Mutex
+	state   serverState
+	pion    *pionturn.Server
+	udp     *trackedPacketConn
+	tcp     *trackedListener
+	udpAddr net.Addr
+	tcpAddr net.Addr
+}
+
+type serverState int
+
+const (
+	stateNew serverState = iota
+	stateRunning
+	stateStopped
+)
+
+// New checks cfg and registers the server's metrics on reg (nil: none). It
+// opens no sockets; Start does.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, clk clock.Clock) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new turn server: %w", err)
+	}
+	policy, err := parsePeerPolicy(cfg.AllowedPeers)
+	if err != nil {
+		return nil, fmt.Errorf("new turn server: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if clk == nil {
+		clk = clock.System{}
+	}
+	s := &Server{
+		cfg:    cfg,
+		log:    logger.With("component", "turn"),
+		clk:    clk,
+		policy: policy,
+		allocs: newAllocTable(),
+	}
+	s.m = newMetrics(func() float64 { return float64(s.allocs.count()) })
+	if err := s.m.register(reg); err != nil {
+		return nil, fmt.Errorf("new turn server: %w", err)
+	}
+	s.relays = newRelayTable(s.m.traffic())
+	return s, nil
+}
+
+// Name implements the appliance component contract.
+func (s *Server) Name() string { return "turn" }
+
+// Start opens the UDP and TCP listeners and starts serving.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateNew {
+		return errors.New("start turn server: already started")
+	}
+	if s.policy.local {
+		addrs, err := net.InterfaceAddrs()
+		if err != nil {
+			return fmt.Errorf("start turn server: read interface addresses: %w", err)
+		}
+		s.policy = s.policy.withHostAddrs(addrs)
+	}
+	pc, ln, err := s.listen(ctx)
+	if err != nil {
+		return fmt.Errorf("start turn server: %w", err)
+	}
+	s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{})}
+	s.udpAddr = pc.LocalAddr()
+	sc := pionturn.ServerConfig{
+		PacketConnConfigs: []pionturn.PacketConnConfig{{
+			PacketConn:            s.udp,
+			RelayAddressGenerator: s.generator(),
+			PermissionHandler:     s.permit,
+		}},
+		LoggerFactory:      NewPionLoggerFactory(s.log),
+		Realm:              s.cfg.Realm,
+		AuthHandler:        s.authenticate,
+		QuotaHandler:       s.quota,
+		EventHandler:       s.events(),
+		AllocationLifetime: s.cfg.AllocationLifetime,
+	}
+	if ln != nil {
+		s.tcp = newTrackedListener(ln)
+		s.tcpAddr = ln.Addr()
+		sc.ListenerConfigs = []pionturn.ListenerConfig{{
+			Listener:              s.tcp,
+			RelayAddressGenerator: s.generator(),
+			PermissionHandler:     s.permit,
+		}}
+	}
+	srv, err := pionturn.NewServer(sc)
+	if err != nil {
+		_ = pc.Close()
+		if ln != nil {
+			_ = ln.Close()
+		}
+		return fmt.Errorf("start turn server: %w", err)
+	}
+	s.pion = srv
+	s.state = stateRunning
+	s.log.Info("turn server listening", "udp", s.udpAddr, "tcp", s.tcpAddr, "realm", s.cfg.Realm,
+		"relay_ip", s.cfg.relayIP(), "relay_ports", fmt.Sprintf("%d-%d", s.cfg.MinPort, s.cfg.MaxPort),
+		"allowed_peers", s.cfg.AllowedPeers)
+	return nil
+}
+
+// Stop closes the listeners and every allocation, and waits (bounded by ctx)
+// until pion's goroutines have let go of them. Calling it again does nothing.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateRunning {
+		s.state = stateStopped
+		return nil
+	}
+	s.state = stateStopped
+	closeErr := s.pion.Close()
+	if s.tcp != nil {
+		s.tcp.closeConns()
+	}
+	waitErr := s.waitIdle(ctx)
+	s.allocs.reset()
+	if waitErr != nil {
+		return fmt.Errorf("stop turn server: %w", waitErr)
+	}
+	if closeErr != nil {
+		return fmt.Errorf("stop turn server: %w", closeErr)
+	}
+	return nil
+}
+
+// waitIdle polls until the listeners' loops have ended, every client TCP
+// connection has been read to its end and every relayed socket is closed.
+func (s *Server) waitIdle(ctx context.Context) error {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.idle() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for allocations to close: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Server) idle() bool {
+	select {
+	case <-s.udp.done:
+	default:
+		return false
+	}
+	if s.tcp != nil && !s.tcp.idle() {
+		return false
+	}
+	return s.relays.open.Load() == 0
+}
+
+// Ready returns nil while the server is serving.
+func (s *Server) Ready(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateRunning {
+		return errors.New("turn server not running")
+	}
+	return nil
+}
+
+// UDPAddr is the bound UDP address; nil before Start.
+func (s *Server) UDPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.udpAddr
+}
+
+// TCPAddr is the bound TCP address; nil before Start or when TCP is disabled.
+func (s *Server) TCPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tcpAddr
+}
+
+// URLs are the turn: URIs clients should use, UDP first; nil before Start.
+func (s *Server) URLs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var urls []string
+	host := s.cfg.publicHost()
+	if a, ok := s.udpAddr.(*net.UDPAddr); ok {
+		urls = append(urls, "turn:"+net.JoinHostPort(host, strconv.Itoa(a.Port))+"?transport=udp")
+	}
+	if a, ok := s.tcpAddr.(*net.TCPAddr); ok {
+		urls = append(urls, "turn:"+net.JoinHostPort(host, strconv.Itoa(a.Port))+"?transport=tcp")
+	}
+	return urls
+}
+
+// ICEServers returns the server's URLs with fresh TURN REST credentials for
+// user, valid for Config.CredentialTTL. Without an AuthSecret the credentials
+// are left empty (static users know their own).
+func (s *Server) ICEServers(user string) []ICEServer {
+	srv := ICEServer{URLs: s.URLs()}
+	if s.cfg.AuthSecret != "" {
+		srv.Username, srv.Credential, srv.Expires = NewCredentials(s.cfg.AuthSecret, user, s.cfg.CredentialTTL, s.clk.Now())
+	}
+	return []ICEServer{srv}
+}
+
+// Allocations returns the live allocations, oldest first.
+func (s *Server) Allocations() []AllocationInfo { return s.allocs.snapshot() }
+
+// listen opens the client-facing sockets, or adopts the caller's.
+func (s *Server) listen(ctx context.Context) (net.PacketConn, net.Listener, error) {
+	var lc net.ListenConfig
+	wantTCP := !s.cfg.DisableTCP || s.cfg.Listener != nil
+	pc, ln := s.cfg.PacketConn, s.cfg.Listener
+	if pc != nil {
+		if wantTCP && ln == nil {
+			ua, ok := pc.LocalAddr().(*net.UDPAddr)
+			if !ok {
+				return nil, nil, fmt.Errorf("caller's packet conn on %s: not UDP, so no TCP port to match", pc.LocalAddr())
+			}
+			port := ua.Port
+			l, err := lc.Listen(ctx, "tcp", net.JoinHostPort(s.cfg.Host, strconv.Itoa(port)))
+			if err != nil {
+				return nil, nil, s.listenErr(port, err)
+			}
+			ln = l
+		}
+		return pc, ln, nil
+	}
+	// With port 0 the TCP listener must find the UDP socket's number free
+	// too; another process may hold it, so try a few free UDP ports.
+	attempts := 1
+	if s.cfg.Port == 0 {
+		attempts = 20
+	}
+	var lastErr error
+	for range attempts {
+		p, err := lc.ListenPacket(ctx, "udp", net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port)))
+		if err != nil {
+			if ln != nil {
+				_ = ln.Close()
+			}
+			return nil, nil, s.listenErr(s.cfg.Port, err)
+		}
+		if !wantTCP || ln != nil {
+			return p, ln, nil
+		}
+		port := p.LocalAddr().(*net.UDPAddr).Port
+		l, err := lc.Listen(ctx, "tcp", net.JoinHostPort(s.cfg.Host, strconv.Itoa(port)))
+		if err == nil {
+			return p, l, nil
+		}
+		_ = p.Close()
+		lastErr = s.listenErr(port, err)
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
+	return nil, nil, lastErr
+}
+
+// listenErr names the setting the user can change, as in
+// "can't listen on --turn-port 3478: address already in use".
+func (s *Server) listenErr(port int, err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return fmt.Errorf("can't listen on %s %d: %w", s.cfg.PortSetting, port, errno)
+	}
+	return fmt.Errorf("can't listen on %s %d: %w", s.cfg.PortSetting, port, err)
+}
+
+// generator builds the relay address generator for one listener.
+func (s *Server) generator() pionturn.RelayAddressGenerator {
+	ip := s.cfg.relayIP()
+	var inner pionturn.RelayAddressGenerator
+	if s.cfg.MinPort == 0 && s.cfg.MaxPort == 0 {
+		inner = &pionturn.RelayAddressGeneratorStatic{RelayAddress: ip, Address: ip.String()}
+	} else {
+		size := s.cfg.MaxPort - s.cfg.MinPort + 1
+		inner = &pionturn.RelayAddressGeneratorPortRange{
+			RelayAddress: ip,
+			Address:      ip.String(),
+			MinPort:      uint16(s.cfg.MinPort),
+			MaxPort:      uint16(s.cfg.MaxPort),
+			// Random probing; enough tries to find the last free ports of a
+			// small range without spinning long on a full one.
+			MaxRetries: min(max(3*size, 10), 300),
+		}
+	}
+	return &countingGenerator{inner: inner, relays: s.relays}
+}
+
+// authenticate is pion's AuthHandler: static users first, then TURN REST.
+func (s *Server) authenticate(ra *pionturn.RequestAttributes) (string, []byte, bool) {
+	fail := func(reason string, err error) (string, []byte, bool) {
+		s.m.authFailures.WithLabelValues(reason).Inc()
+		s.log.Info("turn credentials refused", "username", ra.Username, "client", ra.SrcAddr,
+			"method", ra.Method.String(), "reason", reason, "err", err)
+		return "", nil, false
+	}
+	if ra.Realm != s.cfg.Realm {
+		return fail(reasonRealm, fmt.Errorf("realm %q is not %q", ra.Realm, s.cfg.Realm))
+	}
+	if pw, ok := s.cfg.StaticUsers[ra.Username]; ok {
+		return ra.Username, pionturn.GenerateAuthKey(ra.Username, ra.Realm, pw), true
+	}
+	if s.cfg.AuthSecret == "" {
+		return fail(reasonUnknownUser, nil)
+	}
+	user, pw, err := checkREST(s.cfg.AuthSecret, ra.Username, s.clk.Now())
+	switch {
+	case errors.Is(err, errRESTExpired):
+		return fail(reasonExpired, err)
+	case err != nil:
+		return fail(reasonMalformed, err)
+	}
+	return user, pionturn.GenerateAuthKey(ra.Username, ra.Realm, pw), true
+}
+
+// quota is pion's QuotaHandler; user is what authenticate returned.
+func (s *Server) quota(user, _ string, src net.Addr) bool {
+	if s.allocs.reserve(user, src, s.cfg.UserQuota, time.Now()) {
+		return true
+	}
+	s.m.quotaRefusals.Inc()
+	s.log.Info("turn allocation quota reached", "user", user, "client", src, "quota", s.cfg.UserQuota)
+	return false
+}
+
+// permit is pion's PermissionHandler, applying Config.AllowedPeers.
+func (s *Server) permit(client net.Addr, peer net.IP) bool {
+	if s.policy.allows(peer) {
+		return true
+	}
+	s.m.peersRefused.Inc()
+	s.log.Info("turn peer refused by policy", "client", client, "peer", peer, "allowed_peers", s.cfg.AllowedPeers)
+	return false
+}
+
+func (s *Server) events() pionturn.EventHandler {
+	return pionturn.EventHandler{
+		OnAuth: func(src, _ net.Addr, _, username, _, method string, verdict bool) {
+			if !verdict {
+				s.m.authFailures.WithLabelValues(reasonBadPassword).Inc()
+				s.log.Info("turn credentials refused", "username", username, "client", src,
+					"method", method, "reason", reasonBadPassword)
+			}
+		},
+		OnAllocationCreated: func(src, dst net.Addr, _, user, _ string, relayAddr net.Addr, _ int) {
+			s.allocs.created(src, dst, user, relayAddr, s.relays.get(relayAddr), s.clk.Now())
+			s.m.allocationsTotal.WithLabelValues(transportOf(src)).Inc()
+			s.log.Debug("turn allocation created", "client", src, "user", user, "relay", relayAddr)
+		},
+		OnAllocationDeleted: func(src, dst net.Addr, _, user, _ string) {
+			s.allocs.deleted(src, dst)
+			s.log.Debug("turn allocation deleted", "client", src, "user", user)
+		},
+		OnAllocationError: func(src, _ net.Addr, _, _ string) {
+			s.allocs.release(src)
+		},
+		OnPermissionCreated: func(_, _ net.Addr, _, _, _ string, relayAddr net.Addr, peer net.IP) {
+			if r := s.relays.get(relayAddr); r != nil {
+				r.setPeer(peer, true)
+			}
+		},
+		OnPermissionDeleted: func(_, _ net.Addr, _, _, _ string, relayAddr net.Addr, peer net.IP) {
+			if r := s.relays.get(relayAddr); r != nil {
+				r.setPeer(peer, false)
+			}
+		},
+	}
+}
+
+// trackedPacketConn tells when pion's UDP read loop has ended.
+type trackedPacketConn struct {
+	net.PacketConn
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+func (c *trackedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, addr, err := c.PacketConn.ReadFrom(p)
+	if err != nil {
+		c.doneOnce.Do(func() { close(c.done) })
+	}
+	return n, addr, err
+}
+
+// trackedListener keeps the accepted client connections so that Stop can close
+// them (pion only closes the listener) and know when their readers ended.
+type trackedListener struct {
+	net.Listener
+	acceptDone chan struct{}
+	doneOnce   sync.Once
+
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
+}
+
+func newTrackedListener(ln net.Listener) *trackedListener {
+	return &trackedListener{Listener: ln, acceptDone: make(chan struct{}), conns: make(map[*trackedConn]struct{})}
+}
+
+func (l *trackedListener) Accept() (net.Conn, error) {
+	conn, err := l.Listener.Accept()
+	if err != nil {
+		l.doneOnce.Do(func() { close(l.acceptDone) })
+		return nil, err
+	}
+	tc := &trackedConn{Conn: conn, owner: l}
+	l.mu.Lock()
+	l.conns[tc] = struct{}{}
+	l.mu.Unlock()
+	return tc, nil
+}
+
+func (l *trackedListener) closeConns() {
+	l.mu.Lock()
+	conns := make([]*trackedConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Conn.Close()
+	}
+}
+
+func (l *trackedListener) idle() bool {
+	select {
+	case <-l.acceptDone:
+	default:
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns) == 0
+}
+
+// trackedConn leaves its listener's set once a read fails, which is when
+// pion's per-connection loop gives up on it.
+type trackedConn struct {
+	net.Conn
+	owner    *trackedListener
+	doneOnce sync.Once
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.doneOnce.Do(func() {
+			c.owner.mu.Lock()
+			delete(c.owner.conns, c)
+			c.owner.mu.Unlock()
+		})
+	}
+	return n, err
+}

@@ -1,0 +1,113 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cxlab/cxlab/appliance/httpd"
+	"github.com/cxlab/cxlab/appliance/store/postgres"
+)
+
+// pgStore is the PostgreSQL the appliance runs or uses.
+type pgStore interface {
+	Component
+	Readier
+	DSN() string
+}
+
+func (a *Appliance) newPostgres() (pgStore, error) {
+	cfg := a.cfg
+	if cfg.Postgres.URL != "" {
+		return postgres.NewExternal(cfg.Postgres.URL, 5*time.Second, a.log.With("component", "postgres")), nil
+	}
+	port := cfg.Postgres.Port
+	if port == 0 {
+		// PostgreSQL is a child process and can't take a caller-owned socket, so
+		// port 0 is resolved here, once, to a port free right now.
+		p, err := freeTCPPort()
+		if err != nil {
+			return nil, err
+		}
+		port = p
+	} else if err := checkTCPPortFree(port); err != nil {
+		return nil, err
+	}
+	return postgres.NewEmbedded(postgres.Config{
+		DataDir:     a.dir.sub("postgres"),
+		Port:        port,
+		BinariesDir: cfg.Postgres.Binaries,
+		RunAsUser:   cfg.Postgres.RunAsUser,
+	}, a.log.With("component", "postgres")), nil
+}
+
+func freeTCPPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a free port for postgres: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func checkTCPPortFree(port int) error {
+	ln, err := httpd.Listen("127.0.0.1", port, "--postgres-port")
+	if err != nil {
+		return err
+	}
+	return ln.Close()
+}
+
+// newPool builds the shared pool before PostgreSQL runs: the embedded server's
+// DSN is known only once it has started, so each new connection reads it then.
+func newPool(pg pgStore) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig("postgres://127.0.0.1/")
+	if err != nil {
+		return nil, fmt.Errorf("postgres pool: %w", err)
+	}
+	pc.MaxConns = 24
+	pc.MinConns = 0
+	pc.MaxConnIdleTime = 5 * time.Minute
+	pc.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
+		dsn := pg.DSN()
+		if dsn == "" {
+			return errors.New("postgres is not running")
+		}
+		real, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return fmt.Errorf("postgres DSN: %w", err)
+		}
+		cc.Config = real.Config
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres pool: %w", err)
+	}
+	return pool, nil
+}
+
+// poolComponent checks the shared pool once PostgreSQL is up and closes it
+// before PostgreSQL stops.
+type poolComponent struct{ pool *pgxpool.Pool }
+
+func (p *poolComponent) Name() string { return "postgres-pool" }
+
+func (p *poolComponent) Start(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := p.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	return nil
+}
+
+func (p *poolComponent) Stop(context.Context) error {
+	p.pool.Close()
+	return nil
+}
