@@ -30,8 +30,9 @@ type LogConfig struct {
 // chosen by the record's "component" attribute (logger.With("component", "turn")).
 type Logs struct {
 	cfg   LogConfig
-	mu    sync.Mutex
-	files map[string]*lumberjack.Logger
+	mu     sync.Mutex
+	files  map[string]*lumberjack.Logger
+	closed bool
 }
 
 // NewLogs returns the log hub; Logger() is the root logger to pass down.
@@ -83,6 +84,7 @@ func (l *Logs) Close() error {
 		_ = f.Close()
 	}
 	l.files = map[string]*lumberjack.Logger{}
+	l.closed = true // later records go to the console only: the dir may be gone
 	return nil
 }
 
@@ -92,6 +94,9 @@ func (l *Logs) file(component string) io.Writer {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
 	f, ok := l.files[component]
 	if !ok {
 		f = &lumberjack.Logger{

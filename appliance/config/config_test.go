@@ -1,0 +1,136 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLayeringDefaultsYAMLEnvFlags(t *testing.T) {
+	dir := t.TempDir()
+	yml := filepath.Join(dir, "cxlab.yaml")
+	if err := os.WriteFile(yml, []byte("http:\n  port: 9000\nredis:\n  port: 9001\nlog:\n  level: debug\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load([]string{"--config", yml, "--redis-port", "9101"}, env(map[string]string{
+		"CXLAB_HTTP_PORT":  "9200", // env beats YAML
+		"CXLAB_REDIS_PORT": "9201", // flag beats env
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Port != 9200 || cfg.Redis.Port != 9101 || cfg.Log.Level != "debug" || cfg.SIP.Port != Default().SIP.Port {
+		t.Fatalf("layering wrong: http %d redis %d log %s sip %d", cfg.HTTP.Port, cfg.Redis.Port, cfg.Log.Level, cfg.SIP.Port)
+	}
+}
+
+func TestUnknownYAMLKeyIsAnErrorNamingIt(t *testing.T) {
+	yml := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(yml, []byte("http:\n  prot: 9000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load([]string{"--config", yml}, env(nil), io.Discard)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "prot") {
+		t.Fatalf("want invalid config naming 'prot', got %v", err)
+	}
+}
+
+func TestBadSettingsAreNamed(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--redis-url", "http://x"}, "redis.url (--redis-url)"},
+		{[]string{"--postgres-url", "postgres://"}, "postgres.url (--postgres-url)"},
+		{[]string{"--http-port", "70000"}, "http.port (--http-port)"},
+		{[]string{"--http-host", "0.0.0.0", "--tls", "off"}, "http.tls (--tls)"},
+		{[]string{"--tls", "maybe"}, "http.tls (--tls)"},
+		{[]string{"--components", "ges,bogus"}, "components (--components)"},
+		{[]string{"--log-level", "loud"}, "log.level"},
+		{[]string{"--postgres-binaries", "/nonexistent/dir"}, "postgres.binaries (--postgres-binaries)"},
+		{[]string{"--http-port", "x"}, "http-port"},
+		{[]string{"--data-dir", ""}, "data_dir (--data-dir)"},
+	}
+	for _, c := range cases {
+		_, err := Load(c.args, env(nil), io.Discard)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Load(%v) = %v, want an invalid-config error naming %q", c.args, err, c.want)
+		}
+	}
+	_, err := Load(nil, env(map[string]string{"CXLAB_SIP_PORT": "-1"}), io.Discard)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "sip.port") {
+		t.Errorf("bad env value: %v", err)
+	}
+}
+
+func TestPlainHTTPAllowedOnlyOnLoopback(t *testing.T) {
+	if _, err := Load([]string{"--http-host", "127.0.0.1", "--tls", "off"}, env(nil), io.Discard); err != nil {
+		t.Errorf("loopback plain HTTP refused: %v", err)
+	}
+	if _, err := Load([]string{"--http-host", "0.0.0.0"}, env(nil), io.Discard); err != nil {
+		t.Errorf("non-loopback with tls=auto refused: %v", err)
+	}
+}
+
+func TestConfigPrintGolden(t *testing.T) {
+	cfg := Default()
+	cfg.DataDir = "/var/lib/cxlab" // the default depends on the user
+	cfg.TURN.Secret = "s3cret"
+	cfg.Redis.URL = "redis://:hunter2@db:6379/0"
+	b, err := cfg.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "hunter2") || strings.Contains(string(b), "s3cret") {
+		t.Fatalf("config print leaks a secret:\n%s", b)
+	}
+	golden := filepath.Join("testdata", "config-print.golden.yaml")
+	if *update {
+		if err := os.WriteFile(golden, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if string(want) != string(b) {
+		t.Fatalf("config print differs from %s (run go test -update if intended):\n%s", golden, b)
+	}
+	// The printed document loads back to the same config: it is a valid config file.
+	path := filepath.Join(t.TempDir(), "printed.yaml")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load([]string{"--config", path}, env(nil), io.Discard); err != nil {
+		t.Fatalf("printed config does not load back: %v", err)
+	}
+}
+
+func FuzzLoadYAML(f *testing.F) {
+	f.Add([]byte("http:\n  port: 1\n"))
+	f.Add([]byte("components: [ges, voice]\nturn: {min_relay_port: 5, max_relay_port: 4}\n"))
+	f.Add([]byte("shutdown_timeout: -3s\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load([]string{"--config", path}, env(nil), io.Discard)
+		if err == nil {
+			if verr := cfg.Validate(); verr != nil {
+				t.Fatalf("Load accepted a config Validate refuses: %v", verr)
+			}
+		} else if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("config error not marked invalid: %v", err)
+		}
+	})
+}

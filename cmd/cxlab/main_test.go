@@ -1,0 +1,252 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var cxlab string // the binary under test, built once
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cxlab-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cxlab = filepath.Join(dir, "cxlab")
+	build := exec.Command("go", "build", "-o", cxlab, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build cxlab: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeArgs puts every port on 0 so parallel runs never collide.
+var freeArgs = []string{"--http-port", "0", "--redis-port", "0", "--postgres-port", "0", "--sip-port", "0", "--turn-port", "0", "--media-port", "0"}
+
+func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cxlab, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = cmd.ProcessState.ExitCode()
+	if err != nil && code < 0 {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestMalformedConfigExitsTwoWithOneLineNamingTheSetting(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("redis:\n  urll: redis://x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"up", "--config", bad}, "urll"},
+		{[]string{"up", "--redis-url", "ftp://x"}, "--redis-url"},
+		{[]string{"up", "--data-dir", "/proc/cxlab-cannot-live-here"}, "--data-dir"},
+		{[]string{"up", "--nonsense"}, "nonsense"},
+	} {
+		_, stderr, code := run(t, c.args...)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 naming %q", c.args, code, stderr, c.want)
+		}
+		if c.args[1] != "--nonsense" && len(lines) != 1 {
+			t.Errorf("%v: want a one-line error, got %d lines: %q", c.args, len(lines), stderr)
+		}
+	}
+}
+
+func TestPortInUseNamesTheFlag(t *testing.T) {
+	ln, err := (&net_listener{}).listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.close()
+	args := append([]string{"up", "--ephemeral"}, freeArgs...)
+	args = append(args, "--http-port", fmt.Sprint(ln.port))
+	_, stderr, code := run(t, args...)
+	if code == 0 || !strings.Contains(stderr, fmt.Sprintf("can't listen on --http-port %d: address already in use", ln.port)) {
+		t.Fatalf("exit %d stderr %q", code, stderr)
+	}
+}
+
+func TestConfigPrintVersionDoctor(t *testing.T) {
+	out, _, code := run(t, "config", "print", "--http-port", "9999")
+	if code != 0 || !strings.Contains(out, "port: 9999") {
+		t.Errorf("config print: exit %d\n%s", code, out)
+	}
+	out, _, code = run(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "cxlab ") {
+		t.Errorf("version: exit %d %q", code, out)
+	}
+	out, _, _ = run(t, append([]string{"doctor", "--ephemeral"}, freeArgs...)...)
+	if !strings.Contains(out, "PostgreSQL") || !strings.Contains(out, "Ports") {
+		t.Errorf("doctor output lacks sections:\n%s", out)
+	}
+}
+
+type upProcess struct {
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	endpoints map[string]any
+	stdout    *bytes.Buffer
+	stderr    *bytes.Buffer
+}
+
+// startUp runs `cxlab up` and waits for its endpoints file (written once ready).
+func startUp(t *testing.T, extra ...string) *upProcess {
+	t.Helper()
+	ep := filepath.Join(t.TempDir(), "endpoints.json")
+	args := append(append([]string{"up", "--endpoints-file", ep}, freeArgs...), extra...)
+	cmd := exec.Command(cxlab, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &upProcess{cmd: cmd, stdout: &o, stderr: &e, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.exited
+	})
+	deadline := time.After(60 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond) // polling a file the process writes, bounded by the deadline
+	defer tick.Stop()
+	for {
+		if b, err := os.ReadFile(ep); err == nil {
+			if err := json.Unmarshal(b, &p.endpoints); err != nil {
+				t.Fatalf("endpoints file is not JSON: %v\n%s", err, b)
+			}
+			return p
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("cxlab exited before ready (code %d)\nstdout:\n%s\nstderr:\n%s", cmd.ProcessState.ExitCode(), o.String(), e.String())
+		case <-deadline:
+			t.Fatalf("no endpoints file within 60 s\nstdout:\n%s\nstderr:\n%s", o.String(), e.String())
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *upProcess) url(key string) string { s, _ := p.endpoints[key].(string); return s }
+
+func (p *upProcess) waitExit(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(within):
+		t.Fatalf("cxlab did not exit within %s\nstdout:\n%s\nstderr:\n%s", within, p.stdout, p.stderr)
+		return -1
+	}
+}
+
+// postgresOf lists live postgres processes whose command line mentions dir.
+func postgresOf(dir string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		cl := strings.ReplaceAll(string(b), "\x00", " ")
+		if strings.Contains(cl, "postgres") && strings.Contains(cl, dir) {
+			out = append(out, e.Name()+": "+cl)
+		}
+	}
+	return out
+}
+
+func waitNoPostgres(t *testing.T, dir string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		left := postgresOf(dir)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postgres processes outlived cxlab: %v", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestUpEphemeralServesAndStopsCleanlyOnSIGTERM(t *testing.T) {
+	p := startUp(t, "--ephemeral")
+	for _, k := range []string{"redis_url", "postgres_url", "metrics_url", "ready_url", "data_dir"} {
+		if p.url(k) == "" {
+			t.Errorf("endpoints file lacks %s: %v", k, p.endpoints)
+		}
+	}
+	resp, err := http.Get(p.url("ready_url"))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if !strings.Contains(p.stdout.String(), "not for production") && !strings.Contains(p.stdout.String(), "Not for production") {
+		t.Errorf("banner lacks the not-for-production warning:\n%s", p.stdout)
+	}
+	dataDir := p.url("data_dir")
+	t0 := time.Now()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.waitExit(t, 6*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, p.stderr)
+	}
+	t.Logf("graceful stop took %s", time.Since(t0))
+	waitNoPostgres(t, dataDir, 2*time.Second)
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("ephemeral data dir %s still exists after exit", dataDir)
+	}
+}
+
+func TestKill9LeavesNoPostgresAndNextStartRecovers(t *testing.T) {
+	// Not t.TempDir(): its 0700 parents would keep the unprivileged postgres user out.
+	dataDir, err := os.MkdirTemp("", "cxlab-kill9-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dataDir, 0o711)
+	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
+	p := startUp(t, "--data-dir", dataDir)
+	_ = p.cmd.Process.Kill()
+	_ = p.waitExit(t, 5*time.Second)
+	waitNoPostgres(t, dataDir, 5*time.Second)
+
+	p2 := startUp(t, "--data-dir", dataDir)
+	resp, err := http.Get(p2.url("ready_url"))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("second start not ready: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	_ = p2.cmd.Process.Signal(syscall.SIGINT)
+	if code := p2.waitExit(t, 6*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGINT\n%s", code, p2.stderr)
+	}
+	waitNoPostgres(t, dataDir, 2*time.Second)
+}
