@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/cxlab/cxlab/appliance/httpd"
-
 )
 
 // doctor checks this machine for what `cxlab up` and the test suite need and

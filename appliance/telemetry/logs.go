@@ -29,7 +29,7 @@ type LogConfig struct {
 // Logs fans log records out to stderr and to one rotated file per component,
 // chosen by the record's "component" attribute (logger.With("component", "turn")).
 type Logs struct {
-	cfg   LogConfig
+	cfg    LogConfig
 	mu     sync.Mutex
 	files  map[string]*lumberjack.Logger
 	closed bool

@@ -310,7 +310,7 @@ func extractTxz(archive, dir string) error {
 		if err != nil {
 			return fmt.Errorf("extract %s: %w", archive, err)
 		}
-		target := filepath.Join(tmp, filepath.Clean("/" + h.Name))
+		target := filepath.Join(tmp, filepath.Clean("/"+h.Name))
 		switch h.Typeflag {
 		case tar.TypeDir:
 			err = os.MkdirAll(target, 0o755)

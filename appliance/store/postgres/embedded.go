@@ -29,10 +29,11 @@ type Embedded struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.Mutex
-	run    *supervised // nil when not running
-	dsn    string
-	info   StartInfo
+	mu       sync.Mutex
+	starting bool
+	run      *supervised // nil when not running
+	dsn      string
+	info     StartInfo
 }
 
 // supervised is one running supervisor child.
@@ -90,11 +91,19 @@ func (e *Embedded) Start(ctx context.Context) error {
 		// another one would recurse.
 		return errors.New("postgres: this process was started as the postgres supervisor: call postgres.RunSupervisorIfRequested first in main and TestMain")
 	}
+	// The lock is not held while starting, so Ready and DSN answer meanwhile.
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.run != nil {
+	if e.run != nil || e.starting {
+		e.mu.Unlock()
 		return errors.New("postgres: already started")
 	}
+	e.starting = true
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.starting = false
+		e.mu.Unlock()
+	}()
 	begin := time.Now()
 	cfg := e.cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -145,7 +154,7 @@ func (e *Embedded) Start(ctx context.Context) error {
 	}
 	line, _ := json.Marshal(sc)
 	if _, err := sv.stdin.Write(append(line, '\n')); err != nil {
-		_ = terminate(context.Background(), sv)
+		_ = terminateBounded(sv)
 		return fmt.Errorf("postgres: send supervisor config: %w", err)
 	}
 
@@ -160,31 +169,33 @@ func (e *Embedded) Start(ctx context.Context) error {
 		}
 		rep = r
 	case <-timer.C:
-		_ = terminate(context.Background(), sv)
+		_ = terminateBounded(sv)
 		return fmt.Errorf("postgres: not ready within %s", cfg.StartTimeout)
 	case <-ctx.Done():
-		_ = terminate(context.Background(), sv)
+		_ = terminateBounded(sv)
 		return fmt.Errorf("postgres: start: %w", ctx.Err())
 	}
 	if !rep.Ready {
-		_ = terminate(context.Background(), sv)
+		_ = terminateBounded(sv)
 		return fmt.Errorf("postgres: %s", rep.Error)
 	}
 
-	e.run = sv
-	e.dsn = (&url.URL{
+	dsn := (&url.URL{
 		Scheme:   "postgres",
 		User:     url.UserPassword(cfg.User, cfg.Password),
 		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		Path:     "/" + cfg.Database,
 		RawQuery: "sslmode=disable",
 	}).String()
-	e.info = StartInfo{
+	info := StartInfo{
 		Port: port, Version: bins.Version, BinariesDir: bins.Dir, Source: bins.Source,
 		RunAs: rep.RunAs, Initialised: rep.Initialised, Took: time.Since(begin),
 	}
+	e.mu.Lock()
+	e.run, e.dsn, e.info = sv, dsn, info
+	e.mu.Unlock()
 	e.log.Info("postgres ready", "port", port, "version", bins.Version, "binaries", bins.Dir,
-		"source", bins.Source, "run_as", rep.RunAs, "initdb", rep.Initialised, "took", e.info.Took.String())
+		"source", bins.Source, "run_as", rep.RunAs, "initdb", rep.Initialised, "took", info.Took.String())
 	return nil
 }
 
@@ -276,6 +287,13 @@ func terminate(ctx context.Context, sv *supervised) error {
 		<-sv.exited
 		return fmt.Errorf("postgres: stop: %w (supervisor killed)", ctx.Err())
 	}
+}
+
+// terminateBounded stops a supervisor whose start failed, within 30s.
+func terminateBounded(sv *supervised) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return terminate(ctx, sv)
 }
 
 // readReport sends the supervisor's report line on reports, or closes reports

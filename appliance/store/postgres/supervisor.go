@@ -339,6 +339,15 @@ func (s *supervisor) initdb() error {
 		_ = os.RemoveAll(tmp)
 		return fmt.Errorf("initdb: %w: %s", err, strings.TrimSpace(outBuf.String()))
 	}
+	if err := s.finishCluster(tmp); err != nil {
+		return err
+	}
+	s.log.Info("initialised cluster", "dir", s.l.pgdata, "took", time.Since(start).String())
+	return nil
+}
+
+// finishCluster makes the new cluster in tmp durable and moves it into place.
+func (s *supervisor) finishCluster(tmp string) error {
 	if err := syncfs(tmp); err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}
@@ -348,7 +357,6 @@ func (s *supervisor) initdb() error {
 	if err := fsyncDir(s.l.root); err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}
-	s.log.Info("initialised cluster", "dir", s.l.pgdata, "took", time.Since(start).String())
 	return nil
 }
 
