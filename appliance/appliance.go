@@ -21,6 +21,10 @@ import (
 	"github.com/cxlab/cxlab/appliance/httpd"
 	"github.com/cxlab/cxlab/appliance/store/redisstore"
 	"github.com/cxlab/cxlab/appliance/telemetry"
+	"github.com/cxlab/cxlab/appliance/turn"
+	"github.com/cxlab/cxlab/mocks/gauth"
+	"github.com/cxlab/cxlab/mocks/gws"
+	"github.com/cxlab/cxlab/mocks/voice"
 )
 
 // Version is set at build time with -ldflags "-X github.com/cxlab/cxlab/appliance.Version=...".
@@ -40,6 +44,12 @@ type Appliance struct {
 	pool    *pgxpool.Pool
 	lc      *lifecycle
 	started time.Time
+
+	// services, kept for the console's query interfaces
+	gauth *gauth.Server
+	gws   *gws.Server
+	voice *voice.Server
+	turn  *turn.Server
 
 	endpointHooks []func(*Endpoints, string)
 

@@ -80,9 +80,11 @@ func (l *lifecycle) stop(ctx context.Context) error {
 	var errs []error
 	for i := len(started) - 1; i >= 0; i-- {
 		c := started[i]
+		t0 := time.Now()
 		if err := c.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", c.Name(), err))
 		}
+		l.log.Debug("component stopped", "name", c.Name(), "took", time.Since(t0))
 	}
 	return errors.Join(errs...)
 }

@@ -1,13 +1,161 @@
 package appliance
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cxlab/cxlab/appliance/turn"
+	"github.com/cxlab/cxlab/mocks/gauth"
+	"github.com/cxlab/cxlab/mocks/gws"
+	"github.com/cxlab/cxlab/mocks/tenant"
+	"github.com/cxlab/cxlab/mocks/voice"
 )
 
 // wireServices constructs the services (emulators, Engagement, Voice, TURN,
-// gateway, console) in start order and registers their routes and endpoints.
+// gateway, console) in start order, mounts their routes on the one HTTP server
+// and says what each adds to the endpoints file. Services talk to each other
+// only through the base URL (HTTP), SIP and Redis, never through Go calls.
 func (a *Appliance) wireServices() ([]Component, error) {
-	return nil, nil
+	cfg := a.cfg
+	e := a.http.Echo()
+	base := a.http.URL
+	logFor := func(name string) *loggerWith { return &loggerWith{a, name} }
+
+	tenants := tenant.NewStore(a.pool, logFor("tenant").get())
+	out := []Component{tenants}
+	if cfg.Seed != "" {
+		out = append(out, &seedComponent{store: tenants, path: cfg.Seed})
+	}
+	a.endpointHooks = append(a.endpointHooks, func(ep *Endpoints, _ string) {
+		ep.CCID = string(tenant.DemoCCID)
+		for i := 1; i <= 4; i++ {
+			ep.Agents = append(ep.Agents, Agent{Username: fmt.Sprintf("agent%d", i), Password: "agent123", DN: fmt.Sprintf("700%d", i)})
+		}
+		ep.Supervisor = &Agent{Username: "supervisor", Password: "super123"}
+		ep.APIKey = demoAPIKey
+		ep.OAuthClients = map[string]string{
+			"webrtc-clientid": "webrtc-secret", "ges_client": "ges-secret", "ors_client": "ors-secret",
+			"cxlab-console": "console-secret", "external_api_client": "external-secret",
+		}
+	})
+
+	if cfg.Runs("gauth") {
+		g, err := gauth.New(gauth.Config{PublicURL: base}, tenants, a.pool, logFor("gauth").get(), a.reg, a.clock)
+		if err != nil {
+			return nil, fmt.Errorf("gauth: %w", err)
+		}
+		g.Mount(e)
+		out = append(out, g)
+		a.gauth = g
+		a.endpointHooks = append(a.endpointHooks, func(ep *Endpoints, b string) { ep.GAuthURL = b + "/auth/v3" })
+	}
+
+	var vs *voice.Server
+	dir := &voiceDirectory{store: tenants, ttl: 2 * time.Second}
+	if cfg.Runs("voice") {
+		var err error
+		vs, err = voice.New(voice.Config{
+			SIPHost: cfg.SIP.Host, SIPPort: cfg.SIP.Port, SIPPortSet: true,
+			GAuthURL: base(), GESURL: base(),
+		}, voice.Deps{Logger: logFor("voice").get(), Registerer: a.reg, Clock: a.clock, Directory: dir, Redis: a.redis.Client()})
+		if err != nil {
+			return nil, fmt.Errorf("voice: %w", err)
+		}
+		vs.Mount(e)
+		a.voice = vs
+		a.endpointHooks = append(a.endpointHooks, func(ep *Endpoints, _ string) {
+			if addr := vs.SIPAddr(); addr != nil {
+				ep.SIPURI = fmt.Sprintf("sip:%s;transport=udp", addr.String())
+			}
+			ep.Customers = simulatedCustomers
+			ep.QueueNumbers = map[string]string{"VQ_Sales": "+18005550100", "VQ_Support": "+18005550101"}
+		})
+	}
+
+	if cfg.Runs("gws") {
+		var stats gws.LiveStats = gws.NoStats{}
+		if vs != nil {
+			stats = voiceStats{voice: vs}
+		}
+		w, err := gws.New(gws.Config{AuthURL: base}, tenants, stats, logFor("gws").get(), a.reg, a.clock)
+		if err != nil {
+			return nil, fmt.Errorf("gws: %w", err)
+		}
+		w.Mount(e)
+		out = append(out, w)
+		a.gws = w
+		a.endpointHooks = append(a.endpointHooks, func(ep *Endpoints, b string) { ep.GWSURL = b })
+	}
+
+	if vs != nil {
+		out = append(out, vs)
+	}
+
+	if cfg.Runs("turn") {
+		secret, err := a.turnSecret()
+		if err != nil {
+			return nil, err
+		}
+		tc := turn.Default()
+		tc.Host, tc.Port, tc.PortSetting = cfg.TURN.Host, cfg.TURN.Port, "--turn-port"
+		tc.MinPort, tc.MaxPort = cfg.TURN.MinRelayPort, cfg.TURN.MaxRelayPort
+		tc.AuthSecret = secret
+		ts, err := turn.New(tc, logFor("turn").get(), a.reg, a.clock)
+		if err != nil {
+			return nil, fmt.Errorf("turn: %w", err)
+		}
+		out = append(out, ts)
+		a.turn = ts
+		a.endpointHooks = append(a.endpointHooks, func(ep *Endpoints, _ string) {
+			ep.TURNURLs = ts.URLs()
+			ep.TURNSecret = secret
+			ep.TURNNote = "TURN REST shared secret (coturn use-auth-secret); a lab value, not for production"
+		})
+	}
+	return out, nil
+}
+
+const demoAPIKey = "cxlab-demo-api-key-0000000000000000"
+
+// simulatedCustomers is the Voice emulator's number plan (mocks/voice doc).
+var simulatedCustomers = map[string]string{
+	"+12025550100": "answers at once, plays 440 Hz",
+	"+12025550101": "answers, plays a spoken-like prompt",
+	"+12025550102": "busy (486)",
+	"+12025550103": "never answers (480 after the no-answer timeout)",
+	"+12025550104": "answers after 3 s, plays 440 Hz",
+	"+12025550105": "answers, sends DTMF 1234#, then 440 Hz",
+	"+12025550106": "answers, hangs up after 5 s",
+	"+12025550107": "fails (503)",
+}
+
+// turnSecret is the configured TURN REST secret, or one generated on first
+// start and kept in the data dir so credentials survive restarts.
+func (a *Appliance) turnSecret() (string, error) {
+	if a.cfg.TURN.Secret != "" {
+		return a.cfg.TURN.Secret, nil
+	}
+	path := a.dir.sub("turn-secret")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read TURN secret: %w", err)
+	}
+	buf := make([]byte, 16)
+	if _, err := rand.Read(buf); err != nil {
+		return "", fmt.Errorf("generate TURN secret: %w", err)
+	}
+	s := hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write TURN secret: %w", err)
+	}
+	return s, nil
 }
 
 func redactDSN(dsn string) string {

@@ -82,7 +82,11 @@ func newPool(pg pgStore) (*pgxpool.Pool, error) {
 		if err != nil {
 			return fmt.Errorf("postgres DSN: %w", err)
 		}
-		cc.Config = real.Config
+		// Only where to connect and as whom: runtime parameters set by the
+		// caller (a migration's search_path) stay.
+		cc.Host, cc.Port, cc.Database = real.Host, real.Port, real.Database
+		cc.User, cc.Password = real.User, real.Password
+		cc.TLSConfig, cc.Fallbacks = real.TLSConfig, real.Fallbacks
 		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)

@@ -23,7 +23,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 	// keep their settings.
 	cc := pool.Config().ConnConfig.Copy()
 	cc.RuntimeParams["search_path"] = schema
-	db := stdlib.OpenDB(*cc)
+	db := stdlib.OpenDB(*cc, stdlib.OptionBeforeConnect(pool.Config().BeforeConnect))
 	defer db.Close()
 
 	// One session holds the lock for the whole run. pg_advisory_lock blocks

@@ -70,6 +70,10 @@ func runSupervisor(in io.Reader, out, errOut io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(errOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	// Once the parent is dead, writing our log or report to its pipes would
+	// kill us by SIGPIPE before we stop postgres. Catching it (rather than
+	// ignoring it, which exec would pass on to postgres) turns that into EPIPE.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	report := func(r supervisorReport) {
 		_ = json.NewEncoder(out).Encode(r)
 	}

@@ -26,7 +26,8 @@ type Store interface {
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
 	Ready(ctx context.Context) error
-	// Client is the shared client; valid after Start.
+	// Client is the shared client; it exists from construction on and connects
+	// once the store has started.
 	Client() redis.UniversalClient
 	// URL is the redis:// URL for users (password redacted for external stores).
 	URL() string
@@ -48,9 +49,26 @@ type Embedded struct {
 	wg     sync.WaitGroup
 }
 
-// NewEmbedded returns an embedded Redis bound to host:port when started.
+// NewEmbedded returns an embedded Redis bound to host:port when started. Its
+// client exists at once (components take it at construction) and dials the
+// server's address as bound by Start, which may be a port picked at start.
 func NewEmbedded(host string, port int, setting string, clk clock.Clock, log *slog.Logger) *Embedded {
-	return &Embedded{host: host, port: port, setting: setting, clk: clk, log: log}
+	e := &Embedded{host: host, port: port, setting: setting, clk: clk, log: log}
+	var d net.Dialer
+	e.client = redis.NewClient(&redis.Options{
+		Addr:     net.JoinHostPort(host, strconv.Itoa(port)),
+		PoolSize: 64,
+		Dialer: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			e.mu.Lock()
+			m := e.m
+			e.mu.Unlock()
+			if m == nil {
+				return nil, fmt.Errorf("embedded redis is not running")
+			}
+			return d.DialContext(ctx, network, m.Addr())
+		},
+	})
+	return e
 }
 
 // Name implements the component.
@@ -64,13 +82,12 @@ func (e *Embedded) Start(ctx context.Context) error {
 	}
 	m.ClockTTL(true)
 	m.SetTime(e.clk.Now())
-	client := redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: 64, MinIdleConns: 0})
 	e.mu.Lock()
-	e.m, e.client, e.stop = m, client, make(chan struct{})
+	e.m, e.stop = m, make(chan struct{})
 	e.mu.Unlock()
 	e.wg.Add(1)
 	go e.driveClock()
-	return client.Ping(ctx).Err()
+	return e.client.Ping(ctx).Err()
 }
 
 // driveClock keeps miniredis' notion of now at the appliance clock, so TTLs
@@ -99,18 +116,16 @@ func (e *Embedded) Sync() {
 	}
 }
 
-// Stop closes the client and the server. Idempotent.
+// Stop closes the server; the client stays usable if the store starts again
+// and is closed with the appliance. Idempotent.
 func (e *Embedded) Stop(context.Context) error {
 	e.mu.Lock()
-	m, c, stop := e.m, e.client, e.stop
-	e.m, e.client, e.stop = nil, nil, nil
+	m, stop := e.m, e.stop
+	e.m, e.stop = nil, nil
 	e.mu.Unlock()
 	if stop != nil {
 		close(stop)
 		e.wg.Wait()
-	}
-	if c != nil {
-		_ = c.Close()
 	}
 	if m != nil {
 		m.Close()
@@ -120,22 +135,11 @@ func (e *Embedded) Stop(context.Context) error {
 
 // Ready pings the server.
 func (e *Embedded) Ready(ctx context.Context) error {
-	c := e.Client()
-	if c == nil {
-		return fmt.Errorf("redis not started")
-	}
-	return c.Ping(ctx).Err()
+	return e.client.Ping(ctx).Err()
 }
 
-// Client returns the shared client.
-func (e *Embedded) Client() redis.UniversalClient {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.client == nil {
-		return nil
-	}
-	return e.client
-}
+// Client returns the shared client (valid from construction on).
+func (e *Embedded) Client() redis.UniversalClient { return e.client }
 
 // URL is redis://host:port/0.
 func (e *Embedded) URL() string {

@@ -1,0 +1,96 @@
+package appliance
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/cxlab/cxlab/mocks/gws"
+	"github.com/cxlab/cxlab/mocks/tenant"
+	"github.com/cxlab/cxlab/mocks/voice"
+)
+
+// voiceDirectory adapts the tenant store to what the Voice emulator reads. The
+// emulator reads it on every REGISTER and call, so one read is kept briefly.
+type voiceDirectory struct {
+	store *tenant.Store
+	ttl   time.Duration
+
+	mu      sync.Mutex
+	at      time.Time
+	tenants []voice.Tenant
+}
+
+func (d *voiceDirectory) Tenants(ctx context.Context) ([]voice.Tenant, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.tenants != nil && time.Since(d.at) < d.ttl {
+		return d.tenants, nil
+	}
+	ccs, err := d.store.ContactCenters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]voice.Tenant, 0, len(ccs))
+	for _, cc := range ccs {
+		t := voice.Tenant{ID: voice.TenantID(cc.ID), SIPDomain: cc.SIPDomain}
+		users, err := d.store.Users(ctx, cc.ID)
+		if err != nil {
+			return nil, err
+		}
+		owner := map[string]string{}
+		for _, u := range users {
+			t.Users = append(t.Users, voice.User{UserName: u.UserName, Skills: u.Skills})
+			if u.DN != "" {
+				owner[u.DN] = u.UserName
+			}
+		}
+		dns, err := d.store.DNs(ctx, cc.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, dn := range dns {
+			t.DNs = append(t.DNs, voice.DNEntry{Number: voice.DN(dn.Number), Owner: owner[dn.Number], Password: dn.SIPPassword})
+		}
+		svcs, err := d.store.CallbackServices(ctx, cc.ID)
+		if err != nil {
+			return nil, err
+		}
+		seen := map[string]bool{}
+		for _, s := range svcs {
+			if !seen[s.VirtualQueue] {
+				seen[s.VirtualQueue] = true
+				t.Queues = append(t.Queues, voice.VirtualQueue{Name: s.VirtualQueue, DialInNumber: s.DialInNumber})
+			}
+		}
+		out = append(out, t)
+	}
+	d.tenants, d.at = out, time.Now()
+	return out, nil
+}
+
+// invalidate drops the cached read (after a seed is applied or the demo reset).
+func (d *voiceDirectory) invalidate() {
+	d.mu.Lock()
+	d.tenants = nil
+	d.mu.Unlock()
+}
+
+var _ voice.Directory = (*voiceDirectory)(nil)
+
+// voiceStats feeds GWS statistics from the Voice emulator's live queues.
+type voiceStats struct{ voice *voice.Server }
+
+func (s voiceStats) QueueStats(ctx context.Context, ccid tenant.CCID, vq string) (gws.QueueStats, error) {
+	q := s.voice.QueueStats(ctx, voice.TenantID(ccid), vq)
+	return gws.QueueStats{
+		ReadyAgents:         q.ReadyAgents,
+		LoggedInAgents:      q.LoggedInAgents,
+		BusyAgents:          q.BusyAgents,
+		WaitingCalls:        q.WaitingCalls,
+		AverageHandlingTime: q.AverageHandlingTime,
+		ExpectedWaitTime:    q.ExpectedWaitTime,
+	}, nil
+}
+
+var _ gws.LiveStats = voiceStats{}

@@ -1,0 +1,150 @@
+package gauth_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// tokenClaims are the contract-1 claims as a verifier sees them.
+type tokenClaims struct {
+	Sub         string   `json:"sub"`
+	ClientID    string   `json:"client_id"`
+	CCID        string   `json:"contact_center_id"`
+	UserName    string   `json:"user_name"`
+	DBID        int64    `json:"dbid"`
+	Authorities []string `json:"authorities"`
+	JTI         string   `json:"jti"`
+	Exp         int64    `json:"exp"`
+	Iat         int64    `json:"iat"`
+}
+
+// verify checks a token with go-oidc through discovery and the JWKS.
+func (e *env) verify(raw, clientID string) tokenClaims {
+	e.t.Helper()
+	p, err := oidc.NewProvider(e.ctx, e.base+"/auth/v3")
+	if err != nil {
+		e.t.Fatalf("discovery: %v", err)
+	}
+	tok, err := p.Verifier(&oidc.Config{ClientID: clientID, Now: e.clk.Now}).Verify(e.ctx, raw)
+	if err != nil {
+		e.t.Fatalf("go-oidc verify: %v", err)
+	}
+	var c tokenClaims
+	if err := tok.Claims(&c); err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+func TestClientCredentials(t *testing.T) {
+	e := newEnv(t)
+	cc := clientcredentials.Config{ClientID: "ges_client", ClientSecret: "ges-secret", TokenURL: e.base + "/auth/v3/oauth/token"}
+	tok, err := cc.Token(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.TokenType != "bearer" || tok.RefreshToken != "" || tok.Extra("scope") != "*" || tok.Extra("expires_in") == nil {
+		t.Fatalf("token = %+v scope=%v", tok, tok.Extra("scope"))
+	}
+	c := e.verify(tok.AccessToken, "ges_client")
+	if c.ClientID != "ges_client" || c.Sub != "ges_client" || c.CCID != "" || c.JTI == "" || c.Exp-c.Iat != 43200 {
+		t.Fatalf("claims = %+v", c)
+	}
+	code, body := e.get("/auth/v3/userinfo", tok.AccessToken)
+	if code != 200 || decode(t, body)["username"] != "ges_client" {
+		t.Fatalf("userinfo of client token: %d %s", code, body)
+	}
+	// A tenant-bound client's tokens carry its contact center.
+	acme, err := (&clientcredentials.Config{ClientID: "acme-client", ClientSecret: "acme-secret", TokenURL: cc.TokenURL}).Token(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := e.verify(acme.AccessToken, "acme-client"); c.CCID != acmeCCID {
+		t.Fatalf("bound client claims = %+v", c)
+	}
+	if got := counter(t, e, "cxlab_gauth_tokens_issued_total", "client_credentials"); got != 2 {
+		t.Fatalf("tokens issued metric = %v, want 2", got)
+	}
+}
+
+// counter reads one labelled counter from the env's registry.
+func counter(t *testing.T, e *env, name, label string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetValue() == label {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func TestPasswordGrantAndUserinfo(t *testing.T) {
+	e := newEnv(t)
+	tok := e.password("agent1", "agent123")
+	if tok.RefreshToken == "" {
+		t.Fatal("cxlab-console has refresh_token grant but got no refresh token")
+	}
+	if idt, _ := tok.Extra("id_token").(string); idt == "" {
+		t.Fatal("scope openid gave no id_token")
+	} else if c := e.verify(idt, "cxlab-console"); c.UserName != "agent1" {
+		t.Fatalf("id token claims = %+v", c)
+	}
+	c := e.verify(tok.AccessToken, "cxlab-console")
+	if c.UserName != "agent1" || c.DBID != 101 || c.CCID != demoCCID || c.ClientID != "cxlab-console" || len(c.Authorities) != 1 || c.Authorities[0] != "ROLE_AGENT" {
+		t.Fatalf("claims = %+v", c)
+	}
+	code, body := e.get("/auth/v3/userinfo", tok.AccessToken)
+	u := decode(t, body)
+	if code != 200 || u["cmeUserName"] != "agent1" || u["loginName"] != "agent1" || u["contactCenterId"] != demoCCID ||
+		u["dbid"] != float64(101) || u["environmentId"] != "cxlab-env" || u["username"] == "" {
+		t.Fatalf("userinfo: %d %s", code, body)
+	}
+	code, body = e.get("/auth/v3/openid/userinfo", tok.AccessToken)
+	if oi := decode(t, body); code != 200 || oi["given_name"] != "Ada" || oi["user_name"] != "agent1" || oi["contact_center_id"] != demoCCID {
+		t.Fatalf("openid userinfo: %d %s", code, body)
+	}
+	code, hdr, _ := e.do(http.MethodGet, "/auth/v3/jwt-userinfo", map[string]string{"Authorization": "Bearer " + tok.AccessToken}, nil)
+	if code != 200 || strings.Count(hdr.Get("X-GWS-User"), ".") != 2 {
+		t.Fatalf("jwt-userinfo: %d %q", code, hdr.Get("X-GWS-User"))
+	}
+	if code, _ := e.get("/auth/v3/ping", tok.AccessToken); code != 200 {
+		t.Fatalf("ping with token = %d", code)
+	}
+	if code, _ := e.get("/auth/v3/ping", "garbage"); code != 403 {
+		t.Fatalf("ping without valid token = %d", code)
+	}
+
+	// acme also has an agent1: tenant\username picks the tenant, and the plain
+	// name above signed in the demo agent1 because only its password matched.
+	tok2 := e.password(`acme\agent1`, "acme123")
+	if c := e.verify(tok2.AccessToken, "cxlab-console"); c.CCID != acmeCCID || c.DBID != 201 {
+		t.Fatalf(`acme\agent1 claims = %+v`, c)
+	}
+
+	for _, bad := range [][2]string{{"agent1", "wrong"}, {"nobody", "agent123"}, {`demo\agent3`, "acme123"}} {
+		code, _, m := e.postForm("cxlab-console", "console-secret", url.Values{"grant_type": {"password"}, "username": {bad[0]}, "password": {bad[1]}})
+		if code != 400 || m["error"] != "invalid_grant" {
+			t.Fatalf("password %v: %d %v", bad, code, m)
+		}
+	}
+	code, _, m := e.postForm("cxlab-console", "console-secret", url.Values{"grant_type": {"password"}, "username": {"agent1"}})
+	if code != 400 || m["error"] != "invalid_request" {
+		t.Fatalf("missing password: %d %v", code, m)
+	}
+}

@@ -1,0 +1,189 @@
+package gauth_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+var opsAuth = map[string]string{"Authorization": "Basic b3BzOm9wcw==", "Content-Type": "application/json"} // ops:ops
+
+func (e *env) serviceToken(id, secret string) string {
+	e.t.Helper()
+	tok, err := (&clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: e.base + "/auth/v3/oauth/token"}).Token(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok.AccessToken
+}
+
+func TestEnvironmentAPIKeys(t *testing.T) {
+	e := newEnv(t)
+	ges := e.serviceToken("ges_client", "ges-secret")
+	code, body := e.get("/environment/v3/api-keys/cxlab-demo-api-key-0000000000000000", ges)
+	m := decode(t, body)
+	data, _ := m["data"].(map[string]any)
+	if code != 200 || m["status"].(map[string]any)["code"] != float64(0) || data["contactCenterId"] != demoCCID || data["apiKey"] != "cxlab-demo-api-key-0000000000000000" {
+		t.Fatalf("lookup: %d %s", code, body)
+	}
+	if code, body := e.get("/environment/v3/api-keys/unknown-key-123", ges); code != 404 || decode(t, body)["status"].(map[string]any)["code"] != float64(404) {
+		t.Fatalf("unknown key: %d %s", code, body)
+	}
+	if code, _ := e.get("/environment/v3/api-keys/cxlab-demo-api-key-0000000000000000", "not-a-token"); code != 401 {
+		t.Fatalf("bad token: %d", code)
+	}
+	if code, _, _ := e.do(http.MethodGet, "/environment/v3/api-keys/cxlab-demo-api-key-0000000000000000", nil, nil); code != 401 {
+		t.Fatalf("no token: %d", code)
+	}
+	// A tenant-bound token cannot resolve another tenant's key.
+	acme := e.serviceToken("acme-client", "acme-secret")
+	if code, _ := e.get("/environment/v3/api-keys/cxlab-demo-api-key-0000000000000000", acme); code != 404 {
+		t.Fatalf("acme resolving demo key: %d", code)
+	}
+	if code, _ := e.get("/environment/v3/api-keys/acme-api-key-1111111111111111", acme); code != 200 {
+		t.Fatalf("acme resolving own key: %d", code)
+	}
+
+	// Create (ops), list, look up, delete.
+	path := "/environment/v3/contact-centers/" + demoCCID + "/api-keys"
+	code, _, body = e.do(http.MethodPost, path, opsAuth, strings.NewReader(`{"data":{"description":"ci"}}`))
+	created, _ := decode(t, body)["data"].(map[string]any)
+	key, _ := created["apiKey"].(string)
+	if code != 201 || len(key) != 36 {
+		t.Fatalf("create key: %d %s", code, body)
+	}
+	if code, _ := e.get("/environment/v3/api-keys/"+key, ges); code != 200 {
+		t.Fatalf("new key lookup: %d", code)
+	}
+	if code, _, _ := e.do(http.MethodPost, path, map[string]string{"Authorization": "Bearer " + ges}, nil); code != 403 {
+		t.Fatalf("service token creating keys: %d", code)
+	}
+	agent := e.password("agent1", "agent123").AccessToken
+	if code, _ := e.get(path, agent); code != 403 {
+		t.Fatalf("agent listing keys: %d", code)
+	}
+	sup := e.password("supervisor", "super123").AccessToken
+	if code, body := e.get(path, sup); code != 200 || !strings.Contains(string(body), key) {
+		t.Fatalf("supervisor listing keys: %d %s", code, body)
+	}
+	if code, _, _ := e.do(http.MethodDelete, path+"/"+key, opsAuth, nil); code != 200 {
+		t.Fatalf("delete key: %d", code)
+	}
+	if code, _ := e.get("/environment/v3/api-keys/"+key, ges); code != 404 {
+		t.Fatalf("deleted key lookup: %d", code)
+	}
+
+	// Contact centers: create with ops; a bound token sees only its own.
+	code, _, body = e.do(http.MethodPost, "/environment/v3/contact-centers", opsAuth, strings.NewReader(`{"data":{"domains":["t100"]}}`))
+	if code != 201 || !strings.Contains(string(body), `"sipDomain":"t100.cxlab.local"`) {
+		t.Fatalf("create contact center: %d %s", code, body)
+	}
+	if code, _, _ := e.do(http.MethodPost, "/environment/v3/contact-centers", map[string]string{"Authorization": "Bearer " + ges}, strings.NewReader(`{}`)); code != 401 {
+		t.Fatalf("create contact center without ops: %d", code)
+	}
+	_, body = e.get("/environment/v3/contact-centers", acme)
+	if s := string(body); !strings.Contains(s, acmeCCID) || strings.Contains(s, demoCCID) || strings.Contains(s, "t100") {
+		t.Fatalf("acme sees: %s", s)
+	}
+	_, body = e.get("/environment/v3/contact-centers", ges)
+	if s := string(body); !strings.Contains(s, acmeCCID) || !strings.Contains(s, demoCCID) || !strings.Contains(s, "t100") {
+		t.Fatalf("ges sees: %s", s)
+	}
+}
+
+func TestOpsControlSurface(t *testing.T) {
+	e := newEnv(t)
+	tok := e.password("agent1", "agent123")
+
+	// Tokens list: metadata, never the token text.
+	code, _, body := e.do(http.MethodGet, "/auth/v3/ops/tokens", opsAuth, nil)
+	if code != 200 || !strings.Contains(string(body), `"userName":"agent1"`) || strings.Contains(string(body), tok.AccessToken) {
+		t.Fatalf("ops tokens: %d %s", code, body)
+	}
+	if code, _, _ := e.do(http.MethodGet, "/auth/v3/ops/tokens", map[string]string{"Authorization": "Basic b3BzOndyb25n"}, nil); code != 401 {
+		t.Fatalf("ops with wrong password: %d", code)
+	}
+
+	// Clients CRUD, then the new client works at the token endpoint.
+	newClient := `{"data":{"client_id":"lab-bot","client_secret":"bot-secret","name":"bot","authorizedGrantTypes":["client_credentials"],
+		"authorities":["ROLE_INTERNAL_CLIENT"],"contactCenterIds":["` + acmeCCID + `"]}}`
+	if code, _, body := e.do(http.MethodPost, "/auth/v3/ops/clients", opsAuth, strings.NewReader(newClient)); code != 200 || strings.Contains(string(body), "bot-secret") {
+		t.Fatalf("create client: %d %s", code, body)
+	}
+	if code, _, _ := e.do(http.MethodPost, "/auth/v3/ops/clients", opsAuth, strings.NewReader(newClient)); code != 409 {
+		t.Fatalf("duplicate client: %d", code)
+	}
+	if c := e.verify(e.serviceToken("lab-bot", "bot-secret"), "lab-bot"); c.CCID != acmeCCID {
+		t.Fatalf("lab-bot claims = %+v", c)
+	}
+	bad := []string{`{"data":{"client_id":"x"}}`, `{"data":{"client_id":"x","client_secret":"y","authorizedGrantTypes":["magic"]}}`, `{not json`}
+	for _, b := range bad {
+		if code, _, body := e.do(http.MethodPost, "/auth/v3/ops/clients", opsAuth, strings.NewReader(b)); code != 400 || !strings.Contains(string(body), `"code":400`) {
+			t.Errorf("bad client %s: %d %s", b, code, body)
+		}
+	}
+	huge := `{"data":{"client_id":"x","name":"` + strings.Repeat("a", 100<<10) + `"}}`
+	if code, _, _ := e.do(http.MethodPost, "/auth/v3/ops/clients", opsAuth, strings.NewReader(huge)); code != 413 {
+		t.Errorf("huge client body: %d", code)
+	}
+	if code, _, _ := e.do(http.MethodDelete, "/auth/v3/ops/clients/lab-bot", opsAuth, nil); code != 200 {
+		t.Fatalf("delete client: %d", code)
+	}
+	if code, _, m := e.postForm("lab-bot", "bot-secret", url.Values{"grant_type": {"client_credentials"}}); code != 401 || m["error"] != "invalid_client" {
+		t.Fatalf("deleted client: %d %v", code, m)
+	}
+
+	// Failure injection: down answers 503 everywhere but the control surface.
+	put := func(body string) int {
+		code, _, _ := e.do(http.MethodPut, "/auth/v3/ops/emulator/failures", opsAuth, strings.NewReader(body))
+		return code
+	}
+	if put(`{"mode":"down"}`) != 200 {
+		t.Fatal("set down")
+	}
+	if code, _ := e.get("/auth/v3/userinfo", tok.AccessToken); code != 503 {
+		t.Fatalf("userinfo while down: %d", code)
+	}
+	if code, _, _ := e.postForm("ges_client", "ges-secret", url.Values{"grant_type": {"client_credentials"}}); code != 503 {
+		t.Fatalf("token while down: %d", code)
+	}
+	if code, _, body := e.do(http.MethodGet, "/auth/v3/ops/emulator/failures", opsAuth, nil); code != 200 || !strings.Contains(string(body), `"mode":"down"`) {
+		t.Fatalf("get failures: %d %s", code, body)
+	}
+	if put(`{"mode":"slow"}`) != 400 || put(`{"mode":"sideways"}`) != 400 || put(`{"mode":`) != 400 {
+		t.Fatal("bad failure modes accepted")
+	}
+	if put(`{"data":{"mode":"slow","delayMs":20}}`) != 200 {
+		t.Fatal("set slow")
+	}
+	if code, _ := e.get("/auth/v3/userinfo", tok.AccessToken); code != 200 {
+		t.Fatalf("userinfo while slow: %d", code)
+	}
+	if put(`{"mode":"none"}`) != 200 {
+		t.Fatal("set none")
+	}
+
+	// Reset demo restores the seed (a deleted demo client comes back).
+	e.do(http.MethodDelete, "/auth/v3/ops/clients/ors_client", opsAuth, nil)
+	if code, _, _ := e.do(http.MethodPost, "/auth/v3/ops/emulator/reset-demo", opsAuth, nil); code != 200 {
+		t.Fatalf("reset demo: %d", code)
+	}
+	e.serviceToken("ors_client", "ors-secret")
+}
+
+func TestTokensSurviveRestart(t *testing.T) {
+	e := newEnv(t)
+	tok := e.password("agent2", "agent123")
+	_, body := e.get("/auth/v3/.well-known/jwks.json", "")
+	e.start() // a new server instance on the same database
+	if code, _ := e.get("/auth/v3/userinfo", tok.AccessToken); code != 200 {
+		t.Fatalf("token after restart: %d", code)
+	}
+	if _, again := e.get("/auth/v3/.well-known/jwks.json", ""); string(again) != string(body) {
+		t.Fatalf("signing key changed across restart:\n%s\n%s", body, again)
+	}
+	e.verify(tok.AccessToken, "cxlab-console")
+}

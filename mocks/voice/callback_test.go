@@ -1,0 +1,239 @@
+package voice
+
+import (
+	"context"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func (l *lab) ready(t *testing.T, user string) {
+	t.Helper()
+	if code, body := l.api2("PUT", "/voice/v1/agents/me/state", "tok-"+user, `{"state":"Ready"}`); code != 200 {
+		t.Fatalf("%s Ready: %d %v", user, code, body)
+	}
+}
+
+func (l *lab) waitStates(t *testing.T, id string, want ...string) {
+	t.Helper()
+	eventually(t, 10*time.Second, "states "+strings.Join(want, ","), func() bool {
+		return slices.Equal(l.ges.states(id), want)
+	})
+}
+
+func (l *lab) pending(t *testing.T) int64 {
+	t.Helper()
+	p, err := l.rdb.XPending(context.Background(), "NewCallbackStream", "ors").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Count
+}
+
+func TestCallbackCustomerFirstEndToEnd(t *testing.T) {
+	l := newLab(t, nil)
+	a1 := newTestUA(t, l, "7001", 1000)
+	if a1.registerBearer("tok-agent1", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	l.ready(t, "agent1")
+	const id = "11111111-1111-1111-1111-111111111111"
+	l.xadd(startEntry(id, simTone, 3, 1))
+	l.waitStates(t, id, stQueued, stRouting, stProcessing)
+	inv := <-a1.invites
+	for h, want := range map[string]string{"X-Genesys-CallbackId": id, "X-Genesys-CallType": "callback", "X-Genesys-VirtualQueue": "VQ_Sales"} {
+		if got := inv.GetHeader(h); got == nil || got.Value() != want {
+			t.Fatalf("agent INVITE header %s = %v, want %s", h, got, want)
+		}
+	}
+	if ud := inv.GetHeader("X-Genesys-UserData"); ud == nil || !strings.Contains(ud.Value(), "order=42") {
+		t.Fatalf("user data header %v", ud)
+	}
+	if r := l.ges.last(id); r.AgentDN != "7001" || r.DialAttempts != 1 || r.ORSSessionID == "" {
+		t.Fatalf("PROCESSING report %+v", r)
+	}
+	eventually(t, 5*time.Second, "agent hears the customer's 440 Hz", func() bool {
+		return math.Abs(a1.ep.Analysis().DominantHz-440) < 5
+	})
+	var callID CallID
+	eventually(t, 5*time.Second, "customer hears the agent's 1000 Hz", func() bool {
+		code, body := l.api2("GET", "/voice/v1/calls", "", "")
+		if code != 200 {
+			return false
+		}
+		calls := body["data"].(map[string]any)["calls"].([]any)
+		if len(calls) != 1 {
+			return false
+		}
+		c := calls[0].(map[string]any)
+		callID = CallID(c["id"].(string))
+		an, _ := c["customer_analysis"].(map[string]any)
+		return an != nil && an["audio_arrived"] == true && math.Abs(an["dominant_hz"].(float64)-1000) < 5
+	})
+	if l.agentState("7001") != Busy {
+		t.Fatalf("agent state during call %s", l.agentState("7001"))
+	}
+	// The agent hangs up through 3pcc.
+	if code, body := l.api2("POST", "/voice/v1/calls/"+string(callID)+"/hangup", "tok-agent1", ""); code != 200 {
+		t.Fatalf("3pcc hangup: %d %v", code, body)
+	}
+	<-a1.byes
+	l.waitStates(t, id, stQueued, stRouting, stProcessing, stCompleted+":"+reasonAgentConnected)
+	eventually(t, 3*time.Second, "entry acked and agent Ready", func() bool {
+		return l.pending(t) == 0 && l.agentState("7001") == Ready
+	})
+	// A repeated start for a finished callback is a no-op.
+	l.xadd(startEntry(id, simTone, 3, 1))
+	eventually(t, 3*time.Second, "duplicate acked", func() bool { return l.pending(t) == 0 })
+	if n := len(l.ges.states(id)); n != 4 {
+		t.Fatalf("duplicate start re-ran the callback: %v", l.ges.states(id))
+	}
+}
+
+func TestCallbackRetriesOnBusyThenFails(t *testing.T) {
+	l := newLab(t, nil)
+	a1 := newTestUA(t, l, "7001", 1000)
+	if a1.registerBearer("tok-agent1", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	l.ready(t, "agent1")
+	const id = "22222222-2222-2222-2222-222222222222"
+	l.xadd(startEntry(id, simBusy, 2, 0))
+	l.waitStates(t, id, stQueued, stRouting, stQueued, stRouting, stCompleted+":"+reasonFailCallToCustomer)
+	if r := l.ges.last(id); r.DialAttempts != 2 {
+		t.Fatalf("dial attempts %d, want 2", r.DialAttempts)
+	}
+	eventually(t, 3*time.Second, "agent released to Ready, entry acked", func() bool {
+		return l.agentState("7001") == Ready && l.pending(t) == 0
+	})
+	select {
+	case inv := <-a1.invites:
+		t.Fatalf("agent was called for an unreachable customer: %s", inv.StartLine())
+	default:
+	}
+}
+
+func TestCallbackCancelWhileQueued(t *testing.T) {
+	l := newLab(t, nil)
+	a1 := newTestUA(t, l, "7001", 1000)
+	if a1.registerBearer("tok-agent1", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	const id = "33333333-3333-3333-3333-333333333333"
+	l.xadd(startEntry(id, simTone, 1, 0))
+	l.waitStates(t, id, stQueued)
+	if st := l.v.QueueStats(context.Background(), testCCID, "VQ_Sales"); st.WaitingCalls != 1 || st.LoggedInAgents != 1 || st.ReadyAgents != 0 {
+		t.Fatalf("queue stats while waiting %+v", st)
+	}
+	l.xadd(map[string]any{"action": "cancel", "id": id})
+	eventually(t, 3*time.Second, "session gone and entries acked", func() bool {
+		return l.pending(t) == 0 && l.v.QueueStats(context.Background(), testCCID, "VQ_Sales").WaitingCalls == 0
+	})
+	// Becoming Ready afterwards must not route the cancelled callback.
+	l.ready(t, "agent1")
+	time.Sleep(300 * time.Millisecond) // give a wrongly surviving session the chance to misbehave
+	if got := l.ges.states(id); !slices.Equal(got, []string{stQueued}) {
+		t.Fatalf("reports after cancel %v", got)
+	}
+}
+
+func TestCallbackAgentNoAnswerRequeues(t *testing.T) {
+	l := newLab(t, nil)
+	lazy := newTestUA(t, l, "7001", 1000)
+	lazy.autoAnswer = false
+	good := newTestUA(t, l, "7002", 700)
+	if lazy.registerBearer("tok-agent1", 60) != 200 || good.registerBearer("tok-agent2", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	l.ready(t, "agent1") // longest idle: gets the callback first
+	eventually(t, time.Second, "agent1 ready first", func() bool { return l.agentState("7001") == Ready })
+	time.Sleep(10 * time.Millisecond) // distinct ready timestamps (clock resolution), not readiness
+	l.ready(t, "agent2")
+	const id = "44444444-4444-4444-4444-444444444444"
+	l.xadd(startEntry(id, simTone, 1, 0))
+	l.waitStates(t, id, stQueued, stRouting, stQueued, stRouting, stProcessing)
+	if l.agentState("7001") != NotReady {
+		t.Fatalf("agent that did not answer is %s, want NotReady", l.agentState("7001"))
+	}
+	if r := l.ges.last(id); r.AgentDN != "7002" || r.DialAttempts != 1 {
+		t.Fatalf("PROCESSING report %+v (customer should have been kept)", r)
+	}
+	eventually(t, 5*time.Second, "second agent hears the customer", func() bool {
+		return math.Abs(good.ep.Analysis().DominantHz-440) < 5
+	})
+}
+
+func TestCallbackThirdPartyAnswerAndRestartResume(t *testing.T) {
+	l := newLab(t, nil)
+	a1 := newTestUA(t, l, "7001", 1000)
+	a1.autoAnswer = false
+	if a1.registerBearer("tok-agent1", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	l.ready(t, "agent1")
+	const id = "55555555-5555-5555-5555-555555555555"
+	l.xadd(startEntry(id, simTone, 1, 0))
+	l.waitStates(t, id, stQueued, stRouting)
+	<-a1.invites
+	var callID string
+	eventually(t, 3*time.Second, "ringing call", func() bool {
+		cs := l.v.Calls()
+		if len(cs) == 1 && cs[0].State == "ringing" {
+			callID = string(cs[0].ID)
+			return true
+		}
+		return false
+	})
+	if code, _ := l.api2("POST", "/voice/v1/calls/"+callID+"/answer", "tok-agent2", ""); code != 403 {
+		t.Fatalf("another agent answering: %d, want 403", code)
+	}
+	if code, body := l.api2("POST", "/voice/v1/calls/"+callID+"/answer", "tok-agent1", ""); code != 200 {
+		t.Fatalf("3pcc answer: %d %v", code, body)
+	}
+	if ev := <-a1.events; ev != "talk" {
+		t.Fatalf("NOTIFY event %q, want talk", ev)
+	}
+	l.waitStates(t, id, stQueued, stRouting, stProcessing)
+
+	// Restart while PROCESSING: the pending entry is resumed and the
+	// callback queued again (GES decides whether that is still wanted).
+	l.stop()
+	if l.pending(t) != 1 {
+		t.Fatalf("entry should stay pending across a restart, pending=%d", l.pending(t))
+	}
+	l.start()
+	l.waitStates(t, id, stQueued, stRouting, stProcessing, stQueued)
+}
+
+func TestCallbackToRegisteredCustomerNumber(t *testing.T) {
+	l := newLab(t, nil)
+	agent := newTestUA(t, l, "7001", 1000)
+	cust := newTestUA(t, l, "+12025550999", 500)
+	if agent.registerBearer("tok-agent1", 60) != 200 || cust.registerDigest("customer", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	l.ready(t, "agent1")
+	const id = "66666666-6666-6666-6666-666666666666"
+	l.xadd(startEntry(id, "+12025550999", 1, 0))
+	l.waitStates(t, id, stQueued, stRouting, stProcessing)
+	// The customer was parked on the prompt, then re-INVITEd toward the agent.
+	if dir := <-cust.reinvite; dir != "sendrecv" {
+		t.Fatalf("customer re-INVITE direction %s", dir)
+	}
+	eventually(t, 5*time.Second, "agent and customer hear each other", func() bool {
+		return math.Abs(agent.ep.Analysis().DominantHz-500) < 5 && math.Abs(cust.ep.Analysis().DominantHz-1000) < 5
+	})
+	// Release through 3pcc: both SIP legs get BYE and the callback completes.
+	cs := l.v.Calls()
+	if len(cs) != 1 {
+		t.Fatalf("calls %+v", cs)
+	}
+	if code, body := l.api2("POST", "/voice/v1/calls/"+string(cs[0].ID)+"/hangup", "tok-agent1", ""); code != 200 {
+		t.Fatalf("hangup %d %v", code, body)
+	}
+	<-agent.byes
+	<-cust.byes
+	l.waitStates(t, id, stQueued, stRouting, stProcessing, stCompleted+":"+reasonAgentConnected)
+}

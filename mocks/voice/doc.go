@@ -1,0 +1,112 @@
+// Package voice emulates the Genesys Voice microservices and Orchestration
+// Server (ORS) as the WebRTC gateway and the Engagement service (GES) see
+// them: a SIP registrar and back-to-back user agent (sipgo, UDP and TCP on
+// one port), agent states and virtual queues, ORS callback sessions fed from
+// the Redis stream NewCallbackStream, and simulated customers (GVP's role)
+// that answer with real G.711 RTP and analyse what they hear.
+//
+// # Registration
+//
+// REGISTER sip:<DN>@<tenant SIP domain> with Expires (or ;expires=) and
+// refresh; a binding expires on a timer, and the DN goes LoggedOut. Only DNs
+// of the tenant model may register (unknown DN or domain: 404). A REGISTER
+// without credentials is challenged with 401 carrying both a Digest and a
+// Bearer WWW-Authenticate. Accepted credentials:
+//
+//   - Authorization: Bearer <GAuth access token> (RFC 8898 style, contract
+//     9). The token is checked with GAuth GET /auth/v3/userinfo; its tenant
+//     must be the DN's tenant and its user the DN's owner (else 403; a token
+//     GAuth rejects gets 401 with error="invalid_token"). The WebRTC gateway
+//     registers agents this way.
+//   - SIP Digest (MD5, stateless HMAC nonces valid 5 min) with the DN's
+//     password from the tenant model (demo: dnpass): external phones, sipp.
+//     A wrong password gets 403.
+//   - Customer numbers (E.164) register with digest user = the number and
+//     password "customer", with no DN check; the contact then receives calls
+//     and callbacks for that number.
+//
+// Requests toward a registered endpoint go to the address its REGISTER came
+// from (rport style), so a gateway behind TCP needs no listener of its own.
+// INVITEs are not challenged: the emulator trusts its loopback peers.
+//
+// # Routing
+//
+// An INVITE is routed by its Request-URI user: a DN (registered: bridged;
+// known but unregistered: 480), a virtual queue's dial-in number, a simulated
+// customer number, or a registered customer number; anything else is 404.
+// The B2BUA passes SDP across unchanged, so media flows endpoint to
+// endpoint. 180/183, CANCEL, BYE, re-INVITE (hold/resume) and INFO are
+// passed across; headers named X-Genesys-* and User-to-User are copied to
+// the next leg. Third-party control (HTTP API) sends NOTIFY Event: talk
+// (answer, resume) or Event: hold to endpoints that advertise Allow-Events:
+// talk/hold in REGISTER or in their 18x/200, like SIP Server's remote answer.
+//
+// A caller of a dial-in number waits in that virtual queue in early dialog
+// (180 Ringing, no music on hold), for at most Config.MaxQueueWait. The
+// longest-idle Ready agent with the queue's skill (a skill is named after
+// its queue) is offered the call; when it answers the caller gets a 200 OK
+// with the agent's SDP. An agent that does not answer within
+// AgentAnswerTimeout goes NotReady and the caller keeps the head of the queue.
+//
+// Agent INVITEs carry the routing context as headers: X-Genesys-CallType
+// (inbound|callback), X-Genesys-VirtualQueue, X-Genesys-CallUUID and, for
+// callbacks, X-Genesys-CallbackId, X-Genesys-ORSSessionId,
+// X-Genesys-Service, X-Genesys-CustomerNumber and X-Genesys-UserData (the
+// callback's user data, form-urlencoded as Genesys INFO-MAP attaches it).
+//
+// # Agents
+//
+// LoggedOut (not registered) -> NotReady on REGISTER; Ready/NotReady on the
+// agent's request (PUT /voice/v1/agents/me/state); Busy while reserved or on
+// a call; AfterCallWork for Config.WrapUpTime after a queue or callback call,
+// then Ready. A direct call to or from a DN makes it Busy and then restores
+// its earlier state (Ready through AfterCallWork).
+//
+// # ORS callback sessions
+//
+// The consumer reads NewCallbackStream in group "ors" (XREADGROUP BLOCK, so
+// an idle stream costs one command per ReadBlock). A start entry stays
+// pending until its session ends and is then XACKed: on start the consumer
+// first re-reads its own pending entries (a restart resumes them), claims
+// entries other consumers left idle for ClaimMinIdle (XAUTOCLAIM), and keeps
+// its running entries fresh (XCLAIM JUSTID) so no other process steals them.
+// A start for a callback already running or finished here is a no-op; one
+// GES already completed answers 409 to the first report and is not re-run.
+//
+// A session is customer-first: QUEUED (position, EWT) -> an agent is
+// reserved (ROUTING) -> the customer is dialled -> the agent's DN is called
+// with the customer's SDP -> the agent answers (PROCESSING) -> either side
+// hangs up -> COMPLETED AGENT_CONNECTED. A busy, failing or unanswered
+// customer releases the agent (Ready) and is retried after retryDelaySec up
+// to maxDialAttempts, then COMPLETED FAIL_CALL_TO_CUSTOMER. An agent that
+// does not answer goes NotReady; the callback returns to the head of the
+// queue with the customer kept on the line (not re-dialled); a customer who
+// hangs up meanwhile ends it as COMPLETED CUSTOMER_ABANDONED. A cancel entry
+// stops a session in QUEUED or ROUTING (legs are cancelled or released) and
+// is ignored once PROCESSING; a cancelled session sends no further report.
+// Every state change is POSTed at once to GES
+// /engagement/internal/v1/callbacks/{id}/state with an ors_client token
+// (client_credentials, cached); 409 or 404 ends the session.
+//
+// A registered customer number is called over SIP with an offer from a
+// parking media endpoint playing a prompt (GVP); once the agent answers, the
+// customer is re-INVITEd with the agent's SDP.
+//
+// # Simulated customers
+//
+// In-process RTP endpoints (PCMU preferred, PCMA accepted, telephone-event
+// 101), reachable from callbacks and by INVITE:
+//
+//	+12025550100  answers at once, plays 440 Hz
+//	+12025550101  answers, plays a speech-like prompt
+//	+12025550102  busy (486)
+//	+12025550103  rings, 480 after Config.NoAnswerTimeout
+//	+12025550104  answers after Config.SlowAnswerDelay (3 s), plays 440 Hz
+//	+12025550105  answers, sends RFC 4733 DTMF 1234#, then 440 Hz
+//	+12025550106  answers, hangs up after Config.HangupAfter (5 s)
+//	+12025550107  fails with 503
+//
+// What each one hears (level, dominant frequency, DTMF digits, whether audio
+// arrived, packets and loss) is attached to its call record as
+// customer_analysis in GET /voice/v1/calls and /voice/v1/calls/{id}.
+package voice

@@ -1,0 +1,725 @@
+package voice
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+// Callback states and reasons reported to GES (contract 8).
+const (
+	stQueued     = "QUEUED"
+	stRouting    = "ROUTING"
+	stProcessing = "PROCESSING"
+	stCompleted  = "COMPLETED"
+
+	reasonAgentConnected     = "AGENT_CONNECTED"
+	reasonFailCallToCustomer = "FAIL_CALL_TO_CUSTOMER"
+	reasonCustomerAbandoned  = "CUSTOMER_ABANDONED"
+)
+
+// streamEntry is one NewCallbackStream entry (contract 7).
+type streamEntry struct {
+	msgID       string
+	action      string
+	id          CallbackID
+	ccid        TenantID
+	service     string
+	vq          string
+	phone       string
+	priority    int
+	userData    map[string]any
+	desiredTime string
+	maxAttempts int
+	retryDelay  time.Duration
+}
+
+func parseEntry(m redis.XMessage) (streamEntry, error) {
+	str := func(k string) string {
+		v, _ := m.Values[k].(string)
+		return v
+	}
+	e := streamEntry{msgID: m.ID, action: str("action"), id: CallbackID(str("id")), ccid: TenantID(str("ccid")),
+		service: str("service"), vq: str("virtualQueue"), phone: str("phoneNumber"), desiredTime: str("desiredTime")}
+	if e.id == "" || (e.action != "start" && e.action != "cancel") {
+		return e, fmt.Errorf("stream entry %s: missing id or bad action %q", m.ID, e.action)
+	}
+	if e.action == "cancel" {
+		return e, nil
+	}
+	if e.vq == "" || e.phone == "" || e.ccid == "" {
+		return e, fmt.Errorf("stream entry %s: start needs ccid, virtualQueue and phoneNumber", m.ID)
+	}
+	e.priority, _ = strconv.Atoi(str("priority"))
+	e.maxAttempts, _ = strconv.Atoi(str("maxDialAttempts"))
+	if e.maxAttempts <= 0 {
+		e.maxAttempts = 1
+	}
+	sec, _ := strconv.Atoi(str("retryDelaySec"))
+	e.retryDelay = time.Duration(max(sec, 0)) * time.Second
+	if ud := str("userData"); ud != "" {
+		if err := json.Unmarshal([]byte(ud), &e.userData); err != nil {
+			return e, fmt.Errorf("stream entry %s: userData is not a JSON object: %w", m.ID, err)
+		}
+	}
+	return e, nil
+}
+
+// session is one ORS callback session.
+type session struct {
+	entry  streamEntry
+	orsID  string
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	state     string
+	cancelled bool
+	attempts  int
+	agentDN   DN
+	callID    CallID
+}
+
+func (ss *session) set(state string) {
+	ss.mu.Lock()
+	ss.state = state
+	ss.mu.Unlock()
+}
+
+func (s *Server) ensureGroup(ctx context.Context) error {
+	err := s.rdb.XGroupCreateMkStream(ctx, s.cfg.Stream, s.cfg.Group, "0").Err()
+	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("voice start: create consumer group %s on %s: %w", s.cfg.Group, s.cfg.Stream, err)
+	}
+	return nil
+}
+
+// consume reads the stream: first this consumer's own pending entries (a
+// restart resumes them), then entries other consumers left idle, then new
+// entries with a blocking read.
+func (s *Server) consume(ctx context.Context) {
+	backoff := func() bool {
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for ctx.Err() == nil {
+		res, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: s.cfg.Group, Consumer: s.cfg.Consumer,
+			Streams: []string{s.cfg.Stream, "0"}, Count: 100}).Result()
+		if err == nil {
+			for _, st := range res {
+				for _, m := range st.Messages {
+					s.handle(ctx, m)
+				}
+			}
+			break
+		}
+		if errors.Is(err, redis.Nil) {
+			break
+		}
+		s.log.Warn("ors: reading own pending entries failed", "err", err)
+		if !backoff() {
+			return
+		}
+	}
+	s.autoclaim(ctx)
+	lastClaim := time.Now()
+	// The blocking read runs on a connection of its own, closed when ctx ends:
+	// go-redis does not interrupt a BLOCK on cancel, and Stop must not wait
+	// out a whole ReadBlock.
+	var reader redis.Cmdable = s.rdb
+	if c, ok := s.rdb.(*redis.Client); ok {
+		r := interruptibleClient(c)
+		defer r.Close()
+		stop := context.AfterFunc(ctx, r.interrupt)
+		defer stop()
+		reader = r
+	}
+	for ctx.Err() == nil {
+		res, err := reader.XReadGroup(ctx, &redis.XReadGroupArgs{Group: s.cfg.Group, Consumer: s.cfg.Consumer,
+			Streams: []string{s.cfg.Stream, ">"}, Count: 16, Block: s.cfg.ReadBlock}).Result()
+		switch {
+		case err == nil:
+			for _, st := range res {
+				for _, m := range st.Messages {
+					s.handle(ctx, m)
+				}
+			}
+		case errors.Is(err, redis.Nil):
+		case ctx.Err() != nil:
+			return
+		default:
+			if strings.Contains(err.Error(), "NOGROUP") {
+				_ = s.ensureGroup(ctx)
+			}
+			s.log.Warn("ors: stream read failed", "err", err)
+			if !backoff() {
+				return
+			}
+		}
+		if time.Since(lastClaim) >= s.cfg.ClaimMinIdle/2 {
+			s.heartbeat(ctx)
+			s.autoclaim(ctx)
+			lastClaim = time.Now()
+		}
+	}
+}
+
+// autoclaim takes over entries another consumer left pending for ClaimMinIdle.
+func (s *Server) autoclaim(ctx context.Context) {
+	start := "0-0"
+	for range 100 {
+		msgs, next, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: s.cfg.Stream, Group: s.cfg.Group,
+			MinIdle: s.cfg.ClaimMinIdle, Start: start, Count: 100, Consumer: s.cfg.Consumer}).Result()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("ors: xautoclaim failed", "err", err)
+			}
+			return
+		}
+		for _, m := range msgs {
+			s.handle(ctx, m)
+		}
+		if next == "0-0" || next == "" {
+			return
+		}
+		start = next
+	}
+}
+
+// heartbeat resets the idle time of this consumer's running sessions so that
+// no other process claims a live session.
+func (s *Server) heartbeat(ctx context.Context) {
+	s.mu.Lock()
+	var ids []string
+	for _, ss := range s.sessions {
+		ids = append(ids, ss.entry.msgID)
+	}
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	if err := s.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: s.cfg.Stream, Group: s.cfg.Group,
+		Consumer: s.cfg.Consumer, MinIdle: 0, Messages: ids}).Err(); err != nil && ctx.Err() == nil {
+		s.log.Warn("ors: heartbeat xclaim failed", "err", err)
+	}
+}
+
+func (s *Server) ack(ids ...string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 5*time.Second)
+	defer cancel()
+	if err := s.rdb.XAck(ctx, s.cfg.Stream, s.cfg.Group, ids...).Err(); err != nil {
+		s.log.Warn("ors: xack failed", "ids", ids, "err", err)
+	}
+}
+
+// handle applies one stream entry. A start keeps its entry pending until the
+// session ends, so that a crash leaves it to be resumed.
+func (s *Server) handle(ctx context.Context, m redis.XMessage) {
+	if m.Values == nil {
+		s.ack(m.ID) // trimmed from the stream while pending
+		return
+	}
+	e, err := parseEntry(m)
+	if err != nil {
+		s.log.Warn("ors: dropping malformed stream entry", "err", err)
+		s.ack(m.ID)
+		return
+	}
+	s.mu.Lock()
+	running := s.sessions[e.id]
+	_, finished := s.done[e.id]
+	s.mu.Unlock()
+	switch e.action {
+	case "cancel":
+		if running != nil {
+			running.mu.Lock()
+			cancellable := running.state == stQueued || running.state == stRouting || running.state == ""
+			if cancellable {
+				running.cancelled = true
+			}
+			running.mu.Unlock()
+			if cancellable {
+				running.cancel()
+			} else {
+				s.log.Info("ors: cancel ignored, callback already connected", "callback", e.id)
+			}
+		}
+		s.ack(m.ID)
+	case "start":
+		if running != nil || finished {
+			if running == nil || running.entry.msgID != m.ID {
+				s.ack(m.ID)
+			}
+			return
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		ss := &session{entry: e, orsID: uuid.NewString(), ctx: sctx, cancel: cancel}
+		s.mu.Lock()
+		s.sessions[e.id] = ss
+		s.mu.Unlock()
+		s.met.sessionsActive.Inc()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer cancel()
+			result := s.runSession(ss)
+			s.met.sessionsActive.Dec()
+			s.mu.Lock()
+			delete(s.sessions, e.id)
+			if result != "" {
+				s.done[e.id] = struct{}{}
+				s.doneList = append(s.doneList, e.id)
+				if len(s.doneList) > 10000 {
+					delete(s.done, s.doneList[0])
+					s.doneList = s.doneList[1:]
+				}
+			}
+			s.mu.Unlock()
+			if result != "" {
+				s.met.sessionsTotal.WithLabelValues(result).Inc()
+				s.ack(e.msgID)
+			}
+		}()
+	}
+}
+
+// report is the contract 8 body.
+type report struct {
+	State             string  `json:"state"`
+	Reason            string  `json:"reason,omitempty"`
+	ORSSessionID      string  `json:"orsSessionId"`
+	PositionInQueue   int     `json:"positionInQueue,omitempty"`
+	EstimatedWaitTime float64 `json:"estimatedWaitTime,omitempty"`
+	DialAttempts      int     `json:"dialAttempts"`
+	AgentDN           string  `json:"agentDn,omitempty"`
+	At                string  `json:"at"`
+}
+
+// errSessionOver means GES answered 409 or 404: stop the session.
+var errSessionOver = errors.New("callback finished or unknown in GES")
+
+// report posts a state change to GES. Transient failures are retried a few
+// times, then logged: GES stays the source of truth and re-drives.
+func (s *Server) report(ss *session, r report) error {
+	if s.ctx.Err() != nil {
+		return s.ctx.Err()
+	}
+	ss.mu.Lock()
+	r.ORSSessionID, r.DialAttempts = ss.orsID, ss.attempts
+	if r.AgentDN == "" {
+		r.AgentDN = string(ss.agentDN)
+	}
+	ss.mu.Unlock()
+	r.At = s.clk.Now().UTC().Format(time.RFC3339)
+	if s.cfg.GESURL == "" {
+		return nil
+	}
+	body, _ := json.Marshal(r)
+	u := strings.TrimRight(s.cfg.GESURL, "/") + "/engagement/internal/v1/callbacks/" + url.PathEscape(string(ss.entry.id)) + "/state"
+	fresh := false
+	for attempt := 0; attempt < 4; attempt++ {
+		if attempt > 0 {
+			t := time.NewTimer(time.Duration(attempt) * 300 * time.Millisecond)
+			select {
+			case <-s.ctx.Done():
+				t.Stop()
+				return s.ctx.Err()
+			case <-t.C:
+			}
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		code, err := s.postReport(ctx, u, body, fresh)
+		cancel()
+		s.met.reports.WithLabelValues(r.State, strconv.Itoa(code)).Inc()
+		switch {
+		case err != nil:
+			s.log.Warn("ors: state report failed", "callback", ss.entry.id, "state", r.State, "err", err)
+		case code == http.StatusOK || code == http.StatusNoContent || code == http.StatusAccepted:
+			return nil
+		case code == http.StatusConflict || code == http.StatusNotFound:
+			return errSessionOver
+		case code == http.StatusUnauthorized:
+			fresh = true
+		case code >= 500:
+		default:
+			s.log.Warn("ors: GES refused state report", "callback", ss.entry.id, "state", r.State, "status", code)
+			return nil
+		}
+	}
+	return nil
+}
+
+func (s *Server) postReport(ctx context.Context, u string, body []byte, fresh bool) (int, error) {
+	tok, err := s.orsToken(ctx, fresh)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := s.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
+	_ = res.Body.Close()
+	return res.StatusCode, nil
+}
+
+// customerLeg is the customer side of a callback, simulated or a registered number.
+type customerLeg struct {
+	sim  *simCustomer
+	out  *outLeg
+	park *parking
+	sdp  []byte        // what the agent INVITE offers
+	gone chan struct{} // closed when the customer hangs up
+	c    *call
+}
+
+// runSession drives one callback from QUEUED to COMPLETED. It returns the
+// result label, or "" when the server is stopping (the entry stays pending).
+func (s *Server) runSession(ss *session) string {
+	e := ss.entry
+	qk := queueKey{tenant: e.ccid, vq: e.vq}
+	log := s.log.With("callback", e.id, "ors_session", ss.orsID)
+	var cust *customerLeg
+	var c *call
+	stopping := func() bool { return s.ctx.Err() != nil }
+	finish := func(reason string) string {
+		if c != nil {
+			s.endCall(c, nil, reason)
+		}
+		if stopping() {
+			return ""
+		}
+		ss.mu.Lock()
+		cancelled := ss.cancelled
+		ss.mu.Unlock()
+		if cancelled {
+			log.Info("callback cancelled")
+			return "cancelled"
+		}
+		return reason
+	}
+	front := false
+	for {
+		ss.set(stQueued)
+		w := s.enqueue(qk, e.priority, front)
+		s.met.queueWaiting.Inc()
+		st := s.QueueStats(ss.ctx, e.ccid, e.vq)
+		if err := s.report(ss, report{State: stQueued, PositionInQueue: s.position(w), EstimatedWaitTime: st.ExpectedWaitTime}); err != nil {
+			s.met.queueWaiting.Dec()
+			s.dequeue(w)
+			return finish(stateOver(err))
+		}
+		var ak agentKey
+		var gone <-chan struct{}
+		if cust != nil {
+			gone = cust.gone
+		}
+		select {
+		case ak = <-w.got:
+			s.met.queueWaiting.Dec()
+		case <-ss.ctx.Done():
+			s.met.queueWaiting.Dec()
+			s.dequeue(w)
+			return finish("cancelled")
+		case <-gone:
+			s.met.queueWaiting.Dec()
+			s.dequeue(w)
+			_ = s.report(ss, report{State: stCompleted, Reason: reasonCustomerAbandoned})
+			return finish(reasonCustomerAbandoned)
+		}
+		ss.mu.Lock()
+		ss.agentDN = ak.dn
+		ss.mu.Unlock()
+		ss.set(stRouting)
+		if err := s.report(ss, report{State: stRouting, AgentDN: string(ak.dn)}); err != nil {
+			s.releaseAgent(ak, Ready)
+			return finish(stateOver(err))
+		}
+		if cust == nil {
+			ss.mu.Lock()
+			ss.attempts++
+			attempt := ss.attempts
+			ss.mu.Unlock()
+			if c == nil {
+				c = s.newCall(kindCallback, e.ccid, e.phone, string(ak.dn))
+				c.vq, c.callback, c.orsSession = e.vq, e.id, ss.orsID
+				c.userData = flattenUserData(e.userData)
+			}
+			c.agent = ak
+			s.assignCall(ak, c.id)
+			var code int
+			cust, code = s.dialCustomer(ss.ctx, c, e.phone)
+			if cust == nil {
+				s.releaseAgent(ak, Ready)
+				if ss.ctx.Err() != nil {
+					return finish("cancelled")
+				}
+				log.Info("customer not reached", "attempt", attempt, "status", code)
+				if attempt >= e.maxAttempts {
+					_ = s.report(ss, report{State: stCompleted, Reason: reasonFailCallToCustomer})
+					return finish(reasonFailCallToCustomer)
+				}
+				if !s.sleep(ss.ctx, e.retryDelay) {
+					return finish("cancelled")
+				}
+				ss.mu.Lock()
+				ss.agentDN = ""
+				ss.mu.Unlock()
+				front = false
+				continue
+			}
+		}
+		b, ok := s.lookupBinding(bindKey{tenant: ak.tenant, user: string(ak.dn)})
+		if !ok {
+			s.releaseAgent(ak, NotReady)
+			front = true
+			continue
+		}
+		c.agent = ak
+		s.assignCall(ak, c.id)
+		c.setState("ringing")
+		headers := userDataHeaders(append([][2]string{
+			{"X-Genesys-CallType", "callback"}, {"X-Genesys-CallbackId", string(e.id)},
+			{"X-Genesys-ORSSessionId", ss.orsID}, {"X-Genesys-Service", e.service},
+			{"X-Genesys-VirtualQueue", e.vq}, {"X-Genesys-CallUUID", string(c.id)},
+			{"X-Genesys-CustomerNumber", e.phone},
+		}, [2]string{"X-Genesys-UserData", encodeUserData(c.userData)}))
+		actx, acancel := context.WithCancel(ss.ctx)
+		watchDone := make(chan struct{})
+		go func() {
+			select {
+			case <-cust.gone:
+				acancel()
+			case <-watchDone:
+			}
+		}()
+		out, err := s.dial(actx, c, 1, dialRequest{target: b, fromUser: e.phone, fromName: "Callback " + e.service,
+			sdp: cust.sdp, headers: headers, ringTimeout: s.cfg.AgentAnswerTimeout})
+		close(watchDone)
+		acancel()
+		if err != nil {
+			c.setLeg(1, nil)
+			select {
+			case <-cust.gone:
+				s.releaseAgent(ak, Ready)
+				_ = s.report(ss, report{State: stCompleted, Reason: reasonCustomerAbandoned})
+				return finish(reasonCustomerAbandoned)
+			default:
+			}
+			if ss.ctx.Err() != nil {
+				s.releaseAgent(ak, Ready)
+				return finish("cancelled")
+			}
+			// The agent did not answer: NotReady, and the callback goes back
+			// to the head of the queue with the customer kept on the line
+			// (hearing the parking prompt or silence).
+			log.Info("agent did not answer callback", "dn", ak.dn, "err", err)
+			s.releaseAgent(ak, NotReady)
+			ss.mu.Lock()
+			ss.agentDN = ""
+			ss.mu.Unlock()
+			front = true
+			continue
+		}
+		if err := cust.connect(ss.ctx, out.answer()); err != nil {
+			log.Warn("connecting customer media to agent failed", "err", err)
+		}
+		c.setState("connected")
+		answeredAt := time.Now()
+		c.addEndHook(func() {
+			s.recordHandle(qk, time.Since(answeredAt))
+			s.releaseAgent(ak, AfterCallWork)
+		})
+		ss.set(stProcessing)
+		if err := s.report(ss, report{State: stProcessing, AgentDN: string(ak.dn)}); errors.Is(err, errSessionOver) {
+			return finish(stateOver(err))
+		}
+		select {
+		case <-c.endedCh:
+		case <-s.ctx.Done():
+			return ""
+		}
+		_ = s.report(ss, report{State: stCompleted, Reason: reasonAgentConnected, AgentDN: string(ak.dn)})
+		return finish(reasonAgentConnected)
+	}
+}
+
+func stateOver(err error) string {
+	if errors.Is(err, errSessionOver) {
+		return "ges_finished"
+	}
+	return "stopped"
+}
+
+func (s *Server) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// dialCustomer places the customer leg of a callback: a simulated number
+// answers in process; a registered number is called over SIP and parked on
+// a prompt until an agent is connected.
+func (s *Server) dialCustomer(ctx context.Context, c *call, number string) (*customerLeg, int) {
+	gone := make(chan struct{})
+	var goneOnce sync.Once
+	markGone := func() { goneOnce.Do(func() { close(gone) }) }
+	c.setState("dialing")
+	if _, ok := s.simBehavior(number); ok {
+		sim, code, _ := s.dialSim(ctx, number, nil)
+		if sim == nil {
+			return nil, code
+		}
+		c.mu.Lock()
+		c.sim = sim
+		c.mu.Unlock()
+		l := simLeg{sim}
+		c.setLeg(0, l)
+		sim.hangupLater(func() {
+			markGone()
+			s.endCall(c, l, "customer hung up")
+		})
+		c.addEndHook(markGone)
+		return &customerLeg{sim: sim, sdp: sim.offer(), gone: gone, c: c}, 200
+	}
+	b, ok := s.lookupBinding(bindKey{user: number})
+	if !ok {
+		return nil, 404
+	}
+	park, err := s.newParking()
+	if err != nil {
+		return nil, 503
+	}
+	out, err := s.dial(ctx, c, 0, dialRequest{target: b, fromUser: "callback", fromName: "Callback",
+		sdp: park.offer(), ringTimeout: s.cfg.NoAnswerTimeout})
+	if err != nil {
+		park.close()
+		c.setLeg(0, nil)
+		var se *statusError
+		if errors.As(err, &se) {
+			return nil, se.code
+		}
+		return nil, 480
+	}
+	park.connect(out.answer())
+	c.addEndHook(func() {
+		markGone()
+		park.close()
+	})
+	return &customerLeg{out: out, park: park, sdp: out.answer(), gone: gone, c: c}, 200
+}
+
+// connect points the customer's media at the agent.
+func (l *customerLeg) connect(ctx context.Context, agentSDP []byte) error {
+	if l.sim != nil {
+		return l.sim.connect(agentSDP)
+	}
+	if _, err := l.out.reinvite(ctx, agentSDP); err != nil {
+		return err
+	}
+	l.park.close()
+	return nil
+}
+
+// flattenUserData turns the stream's JSON user data into strings.
+func flattenUserData(ud map[string]any) map[string]string {
+	out := make(map[string]string, len(ud))
+	for k, v := range ud {
+		switch t := v.(type) {
+		case string:
+			out[k] = t
+		default:
+			b, _ := json.Marshal(t)
+			out[k] = string(b)
+		}
+	}
+	return out
+}
+
+// encodeUserData renders user data as a form-urlencoded string, the shape
+// Genesys' INFO-MAP uses for attached data.
+func encodeUserData(ud map[string]string) string {
+	keys := make([]string, 0, len(ud))
+	for k := range ud {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	v := url.Values{}
+	for _, k := range keys {
+		v.Set(k, ud[k])
+	}
+	return v.Encode()
+}
+
+// blockingReader is a one-connection Redis client whose in-flight command can
+// be cut short by closing its socket.
+type blockingReader struct {
+	*redis.Client
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func interruptibleClient(c *redis.Client) *blockingReader {
+	opt := *c.Options()
+	r := &blockingReader{}
+	dial := opt.Dialer
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns = 1, 0, 1
+	opt.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err == nil {
+			r.mu.Lock()
+			r.conns = append(r.conns, conn)
+			r.mu.Unlock()
+		}
+		return conn, err
+	}
+	r.Client = redis.NewClient(&opt)
+	return r
+}
+
+// interrupt closes the sockets so a blocked XREADGROUP returns at once.
+func (r *blockingReader) interrupt() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		_ = c.Close()
+	}
+}

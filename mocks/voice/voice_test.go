@@ -1,0 +1,196 @@
+package voice
+
+import (
+	"context"
+	"math"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"go.uber.org/goleak"
+
+	"github.com/cxlab/cxlab/mocks/voice/internal/rtpsim"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestRegisterBearerDigestAndErrors(t *testing.T) {
+	l := newLab(t, nil)
+	a1 := newTestUA(t, l, "7001", 1000)
+	if got := a1.registerBearer("tok-agent1", 60); got != 200 {
+		t.Fatalf("bearer register: got %d, want 200", got)
+	}
+	if st := l.agentState("7001"); st != NotReady {
+		t.Fatalf("after register agent is %s, want NotReady", st)
+	}
+	a2 := newTestUA(t, l, "7002", 1000)
+	if got := a2.registerBearer("tok-agent1", 60); got != 403 {
+		t.Fatalf("register someone else's DN: got %d, want 403", got)
+	}
+	if got := a2.registerBearer("garbage", 60); got != 401 {
+		t.Fatalf("register with invalid token: got %d, want 401", got)
+	}
+	a3 := newTestUA(t, l, "7003", 1000)
+	if got := a3.registerDigest("wrong", 60); got != 403 {
+		t.Fatalf("digest with wrong password: got %d, want 403", got)
+	}
+	if got := a3.registerDigest("dnpass", 60); got != 200 {
+		t.Fatalf("digest register: got %d, want 200", got)
+	}
+	unknown := newTestUA(t, l, "7999", 1000)
+	if got := unknown.registerDigest("dnpass", 60); got != 404 {
+		t.Fatalf("unknown DN: got %d, want 404", got)
+	}
+	cust := newTestUA(t, l, "+12025550999", 1000)
+	if got := cust.registerDigest("customer", 60); got != 200 {
+		t.Fatalf("customer number register: got %d, want 200", got)
+	}
+	if _, ok := l.v.lookupBinding(bindKey{user: "+12025550999"}); !ok {
+		t.Fatal("customer binding missing")
+	}
+
+	// A REGISTER without To is malformed: 400, and the server keeps working.
+	raw, err := net.Dial("udp", l.sipAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	msg := "REGISTER sip:" + testDomain + " SIP/2.0\r\nVia: SIP/2.0/UDP " + raw.LocalAddr().String() + ";branch=z9hG4bK-bad1\r\n" +
+		"From: <sip:7001@" + testDomain + ">;tag=x\r\nCall-ID: bad-1\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	if _, err := raw.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 2048)
+	n, err := raw.Read(buf)
+	if err != nil {
+		t.Fatalf("no answer to malformed REGISTER: %v", err)
+	}
+	if !strings.HasPrefix(string(buf[:n]), "SIP/2.0 400") {
+		t.Fatalf("malformed REGISTER answered %q", strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
+	}
+
+	// Short registration: the DN is logged out when it expires.
+	if got := a1.registerBearer("tok-agent1", 1); got != 200 {
+		t.Fatalf("refresh: got %d", got)
+	}
+	eventually(t, 5*time.Second, "registration expiry", func() bool { return l.agentState("7001") == LoggedOut })
+}
+
+func TestCallBetweenDNsHoldResumeDTMF(t *testing.T) {
+	l := newLab(t, nil)
+	a1 := newTestUA(t, l, "7001", 1000)
+	a2 := newTestUA(t, l, "7002", 600)
+	if a1.registerBearer("tok-agent1", 60) != 200 || a2.registerDigest("dnpass", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	if code, body := l.api2("PUT", "/voice/v1/agents/me/state", "tok-agent2", `{"state":"Ready"}`); code != 200 {
+		t.Fatalf("set Ready: %d %v", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := a1.call(ctx, "7002", sip.NewHeader("X-Genesys-Order", "42"))
+	if err != nil {
+		t.Fatalf("call 7002: %v", err)
+	}
+	inv := <-a2.invites
+	if h := inv.GetHeader("X-Genesys-Order"); h == nil || h.Value() != "42" {
+		t.Fatalf("user data header not passed across: %v", h)
+	}
+	a1.ep.SendDigits("12")
+	a2.ep.SendDigits("#9")
+	eventually(t, 5*time.Second, "two-way audio and DTMF", func() bool {
+		h1, h2 := a1.ep.Analysis(), a2.ep.Analysis()
+		return math.Abs(h1.DominantHz-600) < 5 && math.Abs(h2.DominantHz-1000) < 5 && h1.Digits == "#9" && h2.Digits == "12"
+	})
+	calls := l.v.Calls()
+	if len(calls) != 1 || calls[0].State != "connected" || l.agentState("7002") != Busy {
+		t.Fatalf("call record %+v, agent2 %s", calls, l.agentState("7002"))
+	}
+
+	// Hold from the caller: the re-INVITE reaches the callee as sendonly.
+	reinvite := func(dir rtpsim.Direction, version uint64) {
+		t.Helper()
+		req := sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address)
+		req.SetBody(a1.ep.SDP(rtpsim.DefaultCodecs(), dir, version))
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		res, err := d.Do(ctx, req)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("re-INVITE %s: %v %v", dir, res, err)
+		}
+		if err := d.WriteRequest(sip.NewRequest(sip.ACK, d.InviteResponse.Contact().Address)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := rtpsim.Parse(res.Body())
+		if err != nil || m.Direction != dir.Reverse() {
+			t.Fatalf("re-INVITE answer direction %s, want %s (%v)", m.Direction, dir.Reverse(), err)
+		}
+		if got := <-a2.reinvite; got != dir {
+			t.Fatalf("callee saw %s, want %s", got, dir)
+		}
+	}
+	reinvite(rtpsim.SendOnly, 2)
+	if st := l.v.Calls()[0].State; st != "held" {
+		t.Fatalf("call state after hold %s", st)
+	}
+	reinvite(rtpsim.SendRecv, 3)
+	if st := l.v.Calls()[0].State; st != "connected" {
+		t.Fatalf("call state after resume %s", st)
+	}
+
+	if err := d.Bye(ctx); err != nil {
+		t.Fatalf("bye: %v", err)
+	}
+	select {
+	case <-a2.byes:
+	case <-ctx.Done():
+		t.Fatal("callee got no BYE")
+	}
+	eventually(t, 3*time.Second, "agent back to Ready after wrap-up", func() bool {
+		return l.v.Calls()[0].State == "ended" && l.agentState("7002") == Ready
+	})
+}
+
+func TestCallToUnregisteredAndUnknownTargets(t *testing.T) {
+	l := newLab(t, nil)
+	a1 := newTestUA(t, l, "7001", 1000)
+	if a1.registerBearer("tok-agent1", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for target, want := range map[string]string{"7003": "480", "7999": "404", "+12025550102": "486", "+12025550107": "503"} {
+		_, err := a1.call(ctx, target)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("call %s: got %v, want status %s", target, err, want)
+		}
+	}
+}
+
+func TestAgentDialsSimulatedCustomerWithDTMF(t *testing.T) {
+	l := newLab(t, nil)
+	a1 := newTestUA(t, l, "7001", 1000)
+	if a1.registerBearer("tok-agent1", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := a1.call(ctx, simDTMF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1.ep.SendDigits("*7")
+	eventually(t, 5*time.Second, "customer DTMF and tone", func() bool {
+		h := a1.ep.Analysis()
+		return h.Digits == "1234#" && math.Abs(h.DominantHz-440) < 5
+	})
+	eventually(t, 3*time.Second, "customer heard the agent", func() bool {
+		c := l.v.Calls()[0]
+		return c.CustomerAnalysis != nil && c.CustomerAnalysis.Digits == "*7" && math.Abs(c.CustomerAnalysis.DominantHz-1000) < 5
+	})
+	_ = d.Bye(ctx)
+}
