@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/cxlab/cxlab/appliance"
 	"github.com/cxlab/cxlab/appliance/config"
 	"github.com/cxlab/cxlab/appliance/store/postgres"
+	"github.com/cxlab/cxlab/appliance/store/redisstore"
 )
 
 // Main must be called from TestMain of every package using Start: the
@@ -25,6 +27,7 @@ func Main(m *testing.M) {
 	if ran, code := postgres.RunSupervisorIfRequested(); ran {
 		os.Exit(code)
 	}
+	redisstore.RouteLibraryLogs(slog.New(slog.DiscardHandler))
 	os.Exit(m.Run())
 }
 

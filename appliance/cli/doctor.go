@@ -9,11 +9,12 @@ import (
 	"path/filepath"
 
 	"github.com/cxlab/cxlab/appliance/httpd"
+	"github.com/cxlab/cxlab/appliance/store/postgres"
 )
 
 // doctor checks this machine for what `cxlab up` and the test suite need and
 // says how to fix each missing piece. It exits 1 when something required is missing.
-func doctor(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func doctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, code, ok := load(args, stderr)
 	if !ok {
 		return code
@@ -35,7 +36,15 @@ func doctor(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.Postgres.URL != "" {
 		check(true, "external PostgreSQL configured ("+redact(cfg.Postgres.URL)+")", nil, "")
 	} else {
-		check(true, "binaries", pgBinaries(cfg.Postgres.Binaries), "--postgres-binaries DIR, network access for the download, or apt-get install postgresql")
+		d, err := postgres.Diagnose(ctx, postgres.Config{BinariesDir: cfg.Postgres.Binaries, RunAsUser: cfg.Postgres.RunAsUser})
+		name := "binaries"
+		if err == nil {
+			name = fmt.Sprintf("binaries: PostgreSQL %s in %s (%s)", d.Version, d.Dir, d.Source)
+			if d.RunAs != "" {
+				name += fmt.Sprintf("; running as root, postgres will run as user %q", d.RunAs)
+			}
+		}
+		check(true, name, err, "--postgres-binaries DIR, network access for the download, or apt-get install postgresql")
 	}
 
 	_, _ = fmt.Fprintln(stdout, "\nPorts (127.0.0.1 unless configured):")

@@ -12,6 +12,3 @@ func listenUDP(host string, port int) (net.PacketConn, error) {
 }
 
 func redact(u string) string { return config.RedactURL(u) }
-
-// pgBinaries is a placeholder until the postgres package exports its finder.
-func pgBinaries(string) error { return nil }

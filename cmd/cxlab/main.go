@@ -4,18 +4,21 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/cxlab/cxlab/appliance/cli"
 	"github.com/cxlab/cxlab/appliance/store/postgres"
+	"github.com/cxlab/cxlab/appliance/store/redisstore"
 )
 
 func main() {
 	if ran, code := postgres.RunSupervisorIfRequested(); ran {
 		os.Exit(code)
 	}
+	redisstore.RouteLibraryLogs(slog.Default())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-ctx.Done()

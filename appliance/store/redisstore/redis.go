@@ -216,3 +216,16 @@ var (
 	_ Store = (*Embedded)(nil)
 	_ Store = (*External)(nil)
 )
+
+// RouteLibraryLogs sends go-redis's own log lines (dial retries, which
+// /readyz already reports) to slog at debug level instead of stderr. go-redis
+// keeps its logger process-wide, so main and test harnesses call this once.
+func RouteLibraryLogs(l *slog.Logger) {
+	redis.SetLogger(libLogger{l})
+}
+
+type libLogger struct{ l *slog.Logger }
+
+func (g libLogger) Printf(ctx context.Context, format string, v ...any) {
+	g.l.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "redis-client")
+}
