@@ -18,6 +18,7 @@ import (
 
 	"github.com/cxlab/cxlab/appliance/clock"
 	"github.com/cxlab/cxlab/appliance/config"
+	"github.com/cxlab/cxlab/appliance/ges"
 	"github.com/cxlab/cxlab/appliance/httpd"
 	"github.com/cxlab/cxlab/appliance/store/redisstore"
 	"github.com/cxlab/cxlab/appliance/telemetry"
@@ -46,6 +47,7 @@ type Appliance struct {
 	started time.Time
 
 	// services, kept for the console's query interfaces
+	ges   *ges.Service
 	gauth *gauth.Server
 	gws   *gws.Server
 	voice *voice.Server

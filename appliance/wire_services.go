@@ -5,11 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/cxlab/cxlab/appliance/ges"
 	"github.com/cxlab/cxlab/appliance/turn"
 	"github.com/cxlab/cxlab/mocks/gauth"
 	"github.com/cxlab/cxlab/mocks/gws"
@@ -91,6 +93,27 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		out = append(out, w)
 		a.gws = w
 		a.endpointHooks = append(a.endpointHooks, func(ep *Endpoints, b string) { ep.GWSURL = b })
+	}
+
+	if cfg.Runs("ges") {
+		// GES reaches GAuth and GWS over HTTP with its own client credentials,
+		// as the real service does; a platform call only happens at request
+		// time, after every component has started.
+		platform := ges.NewHTTPPlatform(base(), "ges_client", "ges-secret", &http.Client{Timeout: 10 * time.Second})
+		g, err := ges.New(ges.Config{}, a.pool, a.redis.Client(), platform, a.clock, logFor("ges").get(), a.reg, base())
+		if err != nil {
+			return nil, fmt.Errorf("ges: %w", err)
+		}
+		g.Mount(e)
+		a.clock.OnAdvance(func(time.Time) { g.Wake() })
+		out = append(out, g)
+		a.ges = g
+		a.endpointHooks = append(a.endpointHooks, func(ep *Endpoints, b string) {
+			ep.GESAPIURL = b + "/engagement/v3"
+			ep.GESUIURL = b + "/ges/"
+			ep.Services = []string{"CB_Sales", "CB_Support"}
+			ep.CallinGroups = []string{"technical_help"}
+		})
 	}
 
 	if vs != nil {

@@ -1,0 +1,299 @@
+package ges
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nyaruka/phonenumbers"
+)
+
+// CreateRequest is a callback to create (the v3 create body, or the UI dialog).
+type CreateRequest struct {
+	ServiceName string
+	PhoneNumber string
+	// DesiredTime nil means immediate (ASAP).
+	DesiredTime *time.Time
+	// OfferType is ASAP, SCHEDULED or COMBINED_SCHEDULED_AND_ASAP; empty derives it.
+	OfferType string
+	Priority  float64
+	Language  string
+	UserData  map[string]any
+	// AlwaysCheckCapacity rejects a full slot with 429 instead of moving the callback.
+	AlwaysCheckCapacity bool
+	// Extra holds the other create fields (channel, inboundVQ, offerThreshold, ...), stored as given.
+	Extra map[string]any
+}
+
+// e164 is the shape of an E.164 number: '+', country code, up to 15 digits.
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// checkPhone validates an E.164 number. Numbers must be possible for their
+// country (phonenumbers.IsPossibleNumber); fictional 555 numbers pass.
+func checkPhone(field, v string) error {
+	if v == "" {
+		return invalidf("%s is required", field)
+	}
+	if !e164.MatchString(v) {
+		return invalidf("%s must be an E.164 number such as +12025550100", field)
+	}
+	n, err := phonenumbers.Parse(v, "")
+	if err != nil || !phonenumbers.IsPossibleNumber(n) {
+		return invalidf("%s %s is not a possible phone number", field, v)
+	}
+	return nil
+}
+
+// jsIdent matches keys that are valid JavaScript identifiers (ASCII subset).
+var jsIdent = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]*$`)
+
+// filterUserData drops keys that are not valid JavaScript identifiers, as GES does.
+func filterUserData(ud map[string]any) map[string]any {
+	if len(ud) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(ud))
+	for k, v := range ud {
+		if jsIdent.MatchString(k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Create validates and books a callback for tenant and returns its id once it is
+// committed to PostgreSQL. Errors are *Error values (see statusOf).
+func (s *Service) Create(ctx context.Context, tenant TenantID, req CreateRequest) (CallbackID, error) {
+	if req.ServiceName == "" {
+		return "", invalidf("serviceName is required")
+	}
+	if err := checkPhone("phoneNumber", req.PhoneNumber); err != nil {
+		return "", err
+	}
+	switch req.OfferType {
+	case "", OfferASAP, OfferScheduled, OfferCombined:
+	default:
+		return "", invalidf("cbOfferType must be one of ASAP, SCHEDULED, COMBINED_SCHEDULED_AND_ASAP")
+	}
+	sch, err := s.service(ctx, tenant, req.ServiceName)
+	if err != nil {
+		return "", err
+	}
+	if !s.allow(tenant) {
+		return "", errorf(ErrThrottled, "the tenant is throttling callback creation (more than %g per second)", s.cfg.TenantCreatesPerSec)
+	}
+	now := s.clock.Now()
+	immediate := req.DesiredTime == nil || (!req.AlwaysCheckCapacity && !req.DesiredTime.After(now))
+	desired := now
+	if req.DesiredTime != nil && req.DesiredTime.After(now) {
+		desired = *req.DesiredTime
+	}
+	if desired.After(now.Add(s.cfg.ScheduleHorizon)) {
+		return "", invalidf("desiredTime is too far ahead (at most %s)", s.cfg.ScheduleHorizon)
+	}
+	c := &Callback{
+		ID: CallbackID(uuid.NewString()), Tenant: tenant, Service: sch.svc.Name, VirtualQueue: sch.svc.VirtualQueue,
+		PhoneNumber: req.PhoneNumber, Immediate: immediate, OfferType: req.OfferType, Priority: req.Priority,
+		Language: req.Language, Extra: req.Extra, UserData: filterUserData(req.UserData), State: StateScheduled,
+		MaxDialAttempts: sch.svc.MaxDialAttempts, RetryDelaySec: sch.svc.RetryDelaySec, CreatedAt: now, UpdatedAt: now,
+	}
+	if c.Language == "" {
+		c.Language = "en-US"
+	}
+	if c.OfferType == "" {
+		c.OfferType = OfferScheduled
+		if immediate {
+			c.OfferType = OfferASAP
+		}
+	}
+	var slotKeyBooked string
+	if immediate {
+		if !sch.svc.ImmediateEnabled {
+			return "", invalidf("service %s does not accept immediate callbacks", sch.svc.Name)
+		}
+		if !sch.isOpen(now) {
+			return "", invalidf("service %s is closed now (outside business hours); immediate callbacks are accepted only while it is open, book a desiredTime instead", sch.svc.Name)
+		}
+		c.DesiredTime = now
+	} else {
+		if !sch.svc.ScheduledEnabled {
+			return "", invalidf("service %s does not accept scheduled callbacks", sch.svc.Name)
+		}
+		start, key, err := s.book(ctx, tenant, sch, desired, req.AlwaysCheckCapacity)
+		if err != nil {
+			return "", err
+		}
+		if !start.Equal(sch.slotStart(desired)) {
+			desired = start // moved to the next open slot
+		}
+		c.DesiredTime, c.SlotStart, slotKeyBooked = desired, &start, key
+	}
+	c.History = []HistoryEntry{{State: StateScheduled, At: now.UTC()}}
+	if err := s.submit(ctx, c); err != nil {
+		if slotKeyBooked != "" {
+			if rerr := s.idx.release(context.WithoutCancel(ctx), slotKeyBooked); rerr != nil {
+				s.log.Warn("release slot after failed create", "err", rerr)
+			}
+		}
+		return "", err
+	}
+	s.m.created.WithLabelValues(string(tenant)).Inc()
+	return c.ID, nil
+}
+
+// book reserves a place in the slot containing desired. When that slot is closed
+// or full it either refuses with 429 and proposed slots (alwaysCheck) or takes
+// the next open slot with room, as GES does without alwaysCheckCapacity.
+func (s *Service) book(ctx context.Context, tenant TenantID, sch *schedule, desired time.Time, alwaysCheck bool) (time.Time, string, error) {
+	start := sch.slotStart(desired)
+	if sch.svc.CapacityPerSlot <= 0 {
+		// Capacity 0 means unlimited: only business hours apply.
+		if sch.slotOpen(start) {
+			return start, "", nil
+		}
+	} else if sch.slotOpen(start) {
+		key := slotKey(tenant, sch.svc.Name, start)
+		ok, err := s.idx.reserve(ctx, key, sch.svc.CapacityPerSlot, start.Add(slotKeyLife).Sub(s.clock.Now()))
+		if err != nil {
+			return time.Time{}, "", errorf(ErrUnavailable, "capacity cannot be checked now")
+		}
+		if ok {
+			return start, key, nil
+		}
+	}
+	horizon := s.clock.Now().Add(s.cfg.ScheduleHorizon)
+	if alwaysCheck {
+		return time.Time{}, "", s.slotFull(ctx, tenant, sch, start, horizon)
+	}
+	for from := start.Add(sch.slot); from.Before(horizon); from = from.Add(24 * time.Hour) {
+		cands := sch.openSlots(from, earliest(from.Add(24*time.Hour), horizon), 0)
+		counts, err := s.bookedCounts(ctx, tenant, sch, cands)
+		if err != nil {
+			return time.Time{}, "", err
+		}
+		for i, st := range cands {
+			if sch.svc.CapacityPerSlot <= 0 {
+				return st, "", nil
+			}
+			if counts[i] >= sch.svc.CapacityPerSlot {
+				continue
+			}
+			key := slotKey(tenant, sch.svc.Name, st)
+			ok, err := s.idx.reserve(ctx, key, sch.svc.CapacityPerSlot, st.Add(slotKeyLife).Sub(s.clock.Now()))
+			if err != nil {
+				return time.Time{}, "", errorf(ErrUnavailable, "capacity cannot be checked now")
+			}
+			if ok {
+				return st, key, nil
+			}
+		}
+	}
+	return time.Time{}, "", s.slotFull(ctx, tenant, sch, start, horizon)
+}
+
+// bookedCounts reads the booking counters of slot starts (zeros when capacity is unlimited).
+func (s *Service) bookedCounts(ctx context.Context, tenant TenantID, sch *schedule, starts []time.Time) ([]int, error) {
+	if sch.svc.CapacityPerSlot <= 0 {
+		return make([]int, len(starts)), nil
+	}
+	keys := make([]string, len(starts))
+	for i, st := range starts {
+		keys[i] = slotKey(tenant, sch.svc.Name, st)
+	}
+	n, err := s.idx.booked(ctx, keys)
+	if err != nil {
+		return nil, errorf(ErrUnavailable, "capacity cannot be checked now")
+	}
+	return n, nil
+}
+
+// slotFull builds the 429: data.slots maps the UTC start of the next open slots
+// with room (up to ProposedSlots) to their remaining capacity, as strings.
+func (s *Service) slotFull(ctx context.Context, tenant TenantID, sch *schedule, from, horizon time.Time) error {
+	proposed := map[string]string{}
+	for day := from; day.Before(horizon) && len(proposed) < s.cfg.ProposedSlots; day = day.Add(24 * time.Hour) {
+		cands := sch.openSlots(day, earliest(day.Add(24*time.Hour), horizon), 0)
+		counts, err := s.bookedCounts(ctx, tenant, sch, cands)
+		if err != nil {
+			return err
+		}
+		for i, st := range cands {
+			left := sch.svc.CapacityPerSlot - counts[i]
+			if left <= 0 && sch.svc.CapacityPerSlot > 0 {
+				continue
+			}
+			proposed[formatTime(st)] = strconv.Itoa(left)
+			if len(proposed) >= s.cfg.ProposedSlots {
+				break
+			}
+		}
+	}
+	return &Error{Kind: ErrSlotFull, Message: "no capacity in the desired time slot; data.slots proposes open slots",
+		Data: map[string]any{"slots": proposed}}
+}
+
+// Retrieve returns one callback of tenant.
+func (s *Service) Retrieve(ctx context.Context, tenant TenantID, id CallbackID) (*Callback, error) {
+	c, err := s.st.get(ctx, tenant, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, errorf(ErrNotFound, "callback %s not found", id)
+	}
+	return c, err
+}
+
+// Cancel ends a callback that is not PROCESSING or COMPLETED, with reason CANCELLED
+// (API) or CANCELLED_BY_ADMIN (UI). A queued callback also gets a cancel entry on
+// the ORS stream; a scheduled one leaves the due index and frees its slot.
+func (s *Service) Cancel(ctx context.Context, tenant TenantID, id CallbackID, reason string) error {
+	prev, err := s.st.complete(ctx, tenant, id, reason, s.clock.Now())
+	if errors.Is(err, ErrNotFound) {
+		return errorf(ErrNotFound, "callback %s not found", id)
+	}
+	if err != nil {
+		return err
+	}
+	if prev.State == StateScheduled {
+		if err := s.idx.removeDue(ctx, id); err != nil {
+			s.log.Warn("cancel: unindex", "err", err, "id", id)
+		}
+	} else if err := s.idx.publish(ctx, []map[string]any{cancelEntry(prev)}); err != nil {
+		s.log.Warn("cancel: notify ORS", "err", err, "id", id)
+	}
+	if prev.SlotStart != nil {
+		if err := s.idx.release(ctx, slotKey(prev.Tenant, prev.Service, *prev.SlotStart)); err != nil {
+			s.log.Warn("cancel: free slot", "err", err, "id", id)
+		}
+	}
+	return nil
+}
+
+// Report applies an ORS state report (contract 8) and returns the updated callback.
+func (s *Service) Report(ctx context.Context, id CallbackID, r StateReport) (*Callback, error) {
+	switch r.State {
+	case StateQueued, StateRouting, StateProcessing, StateCompleted:
+	default:
+		return nil, invalidf("state must be one of QUEUED, ROUTING, PROCESSING, COMPLETED")
+	}
+	if r.State == StateCompleted && r.Reason == "" {
+		return nil, invalidf("reason is required with state COMPLETED")
+	}
+	c, err := s.st.applyReport(ctx, id, r, s.clock.Now())
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, errorf(ErrNotFound, "callback %s not found", id)
+	case errors.Is(err, ErrCompleted):
+		return nil, errorf(ErrCompleted, "callback %s is already COMPLETED", id)
+	}
+	return c, err
+}
+
+// earliest returns the earlier of a and b.
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

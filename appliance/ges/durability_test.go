@@ -1,0 +1,188 @@
+package ges
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPurgeAfter14Days(t *testing.T) {
+	e := newEnv(t)
+	old := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550100"})
+	later := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550101",
+		"desiredTime": e.clk.Now().Add(48 * time.Hour).Format(time.RFC3339)})
+	e.clk.Advance(14*24*time.Hour - time.Minute)
+	e.svc.Wake()
+	e.svc.purgeOnce(context.Background()) // deterministic: the loop may not have run yet
+	e.retrieve(old)                       // still there one minute before 14 days
+	e.clk.Advance(2 * time.Minute)
+	e.svc.Wake()
+	waitFor(t, "purge", func() bool {
+		return e.api("POST", "/engagement/v3/callbacks/retrieve", map[string]any{"id": old}).code == 404
+	})
+	if got := e.retrieve(later)["callbackState"]; got != "QUEUED" { // came due while the clock moved
+		t.Fatalf("later callback = %v, want QUEUED", got)
+	}
+}
+
+func TestRestartLosesNothing(t *testing.T) {
+	e := newEnv(t)
+	due := e.clk.Now().Add(2 * time.Hour)
+	var ids []CallbackID
+	for i := range 3 {
+		ids = append(ids, e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": fmt.Sprintf("+1202555010%d", i),
+			"desiredTime": due.Format(time.RFC3339)}))
+	}
+	ctx := context.Background()
+	if err := e.svc.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.mr.FlushAll() // Redis restarts empty
+	svc2 := e.newService()
+	av, err := svc2.Availability(ctx, demoTenant, "CB_Support", AvailabilityQuery{Start: due, End: due.Add(time.Minute)})
+	if err != nil || len(av.Slots) != 1 || av.Slots[0].Capacity != 2 {
+		t.Fatalf("slot counter after rebuild = %+v %v, want 2 left", av, err)
+	}
+	e.clk.Advance(2*time.Hour + time.Second)
+	svc2.Wake()
+	for _, id := range ids {
+		waitFor(t, "queued after restart", func() bool {
+			c, err := svc2.Get(ctx, demoTenant, id)
+			return err == nil && c.State == StateQueued
+		})
+	}
+	if n := len(e.streamEntries()); n != 3 {
+		t.Fatalf("stream entries = %d, want 3", n)
+	}
+	// Redis emptied while running: the monitor notices and rebuilds.
+	later := e.create2(svc2, e.clk.Now().Add(time.Hour))
+	e.mr.FlushAll()
+	svc2.Wake()
+	waitFor(t, "index rebuilt", func() bool { return e.mr.Exists(builtKey) })
+	if s, _ := e.mr.ZScore(dueKey, string(later)); s == 0 {
+		t.Fatal("rebuilt index lacks the scheduled callback")
+	}
+}
+
+// create2 books a scheduled callback directly on svc.
+func (e *env) create2(svc *Service, at time.Time) CallbackID {
+	e.t.Helper()
+	id, err := svc.Create(context.Background(), demoTenant, CreateRequest{ServiceName: "CB_Support", PhoneNumber: "+12025550107", DesiredTime: &at})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+func TestTwoMonitorsNeverDoubleRun(t *testing.T) {
+	e := newEnv(t, withConfig(Config{MaxActivePerNumber: 1000, PollInterval: 5 * time.Millisecond}))
+	other := e.newService()
+	due := e.clk.Now().Add(time.Hour)
+	const n = 200
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			svc := e.svc
+			if i%2 == 1 {
+				svc = other
+			}
+			at := due.Add(time.Duration(i%7) * time.Second)
+			if _, err := svc.Create(context.Background(), demoTenant, CreateRequest{ServiceName: "CB_Support",
+				PhoneNumber: fmt.Sprintf("+1202555%04d", i), DesiredTime: &at}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	e.clk.Advance(time.Hour + 10*time.Second)
+	e.svc.Wake()
+	other.Wake()
+	waitFor(t, "all dispatched", func() bool { return len(e.streamEntries()) >= n })
+	// Let both monitors run a few more rounds; nothing may be sent twice.
+	for range 5 {
+		e.svc.Wake()
+		other.Wake()
+		e.svc.dispatchDue(context.Background())
+		other.dispatchDue(context.Background())
+	}
+	seen := map[string]int{}
+	for _, m := range e.streamEntries() {
+		seen[m.Values["id"].(string)]++
+	}
+	if len(seen) != n {
+		t.Fatalf("distinct callbacks started = %d, want %d", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Fatalf("callback %s started %d times", id, c)
+		}
+	}
+}
+
+// TestRedisBudgetPerCallback measures Redis commands from create to COMPLETED for
+// an immediate callback, and per-callback storage in Redis and PostgreSQL.
+func TestRedisBudgetPerCallback(t *testing.T) {
+	e := newEnv(t, withConfig(Config{PollInterval: time.Hour, MaxActivePerNumber: 1000}))
+	ctx := context.Background()
+	e.svc.dispatchDue(ctx) // settle start-up traffic
+	const n = 20
+	before := e.mr.CommandCount()
+	for i := range n {
+		id := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": fmt.Sprintf("+1202555%04d", i)})
+		waitFor(t, "queued", func() bool { c, _ := e.svc.Get(ctx, demoTenant, id); return c.State == StateQueued })
+		for _, st := range []string{"QUEUED", "ROUTING", "PROCESSING"} {
+			e.report(id, "ors_client", map[string]any{"state": st})
+		}
+		e.report(id, "ors_client", map[string]any{"state": "COMPLETED", "reason": "AGENT_CONNECTED"})
+	}
+	perCallback := float64(e.mr.CommandCount()-before) / n
+	t.Logf("redis commands per immediate callback: %.1f", perCallback)
+	if perCallback > 20 {
+		t.Fatalf("redis commands per callback = %.1f, budget 20", perCallback)
+	}
+	// Storage: scheduled callbacks without user data.
+	const m = 500
+	at := e.clk.Now().Add(24 * time.Hour)
+	var pgBefore int64
+	e.pool.QueryRow(ctx, `SELECT pg_total_relation_size('ges.callbacks')`).Scan(&pgBefore)
+	memBefore := redisBytes(e)
+	for i := range m {
+		svcAt := at.Add(time.Duration(i%40) * 30 * time.Minute)
+		if _, err := e.svc.Create(ctx, demoTenant, CreateRequest{ServiceName: "CB_Support",
+			PhoneNumber: fmt.Sprintf("+1303555%04d", i), DesiredTime: &svcAt}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pgAfter int64
+	e.pool.Exec(ctx, `VACUUM ges.callbacks`)
+	e.pool.QueryRow(ctx, `SELECT pg_total_relation_size('ges.callbacks')`).Scan(&pgAfter)
+	pgPer := float64(pgAfter-pgBefore) / m
+	redisPer := float64(redisBytes(e)-memBefore) / m
+	t.Logf("storage per scheduled callback: postgres %.0f B, redis %.0f B", pgPer, redisPer)
+	if pgPer > 2048 || redisPer > 1024 {
+		t.Fatalf("storage per callback: postgres %.0f B (budget 2048), redis %.0f B (budget 1024)", pgPer, redisPer)
+	}
+}
+
+// redisBytes approximates the data held in Redis: key names plus values/members.
+func redisBytes(e *env) int {
+	total := 0
+	for _, k := range e.mr.Keys() {
+		total += len(k)
+		switch e.mr.Type(k) {
+		case "string":
+			v, _ := e.mr.Get(k)
+			total += len(v) + 16
+		case "zset":
+			ms, _ := e.mr.ZMembers(k)
+			for _, m := range ms {
+				total += len(m) + 16
+			}
+		}
+	}
+	return total
+}

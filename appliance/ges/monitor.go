@@ -1,0 +1,306 @@
+package ges
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// createJob is one create waiting for the group-commit writer.
+type createJob struct {
+	cb   *Callback
+	done chan error // buffered; receives exactly one result
+}
+
+// writer commits creates in batches: whatever is queued when a transaction
+// starts shares it (group commit). A create is acknowledged only after its
+// transaction committed and its due entry is in Redis.
+func (s *Service) writer(ctx context.Context) {
+	defer close(s.writerDone)
+	batch := make([]*createJob, 0, s.cfg.WriterBatch)
+	for {
+		select {
+		case j := <-s.writeCh:
+			batch = s.fill(append(batch[:0], j))
+			s.commit(ctx, batch)
+		case <-s.quit:
+			// Drain: creates already queued were promised an answer.
+			for {
+				select {
+				case j := <-s.writeCh:
+					batch = s.fill(append(batch[:0], j))
+					s.commit(context.WithoutCancel(ctx), batch)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// fill adds queued jobs to batch without waiting, up to the batch size.
+func (s *Service) fill(batch []*createJob) []*createJob {
+	for len(batch) < s.cfg.WriterBatch {
+		select {
+		case j := <-s.writeCh:
+			batch = append(batch, j)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commit writes one batch in one transaction, enforcing the per-number limit
+// inside it, then indexes the accepted callbacks in Redis and answers every job.
+func (s *Service) commit(ctx context.Context, batch []*createJob) {
+	results := make([]error, len(batch))
+	err := func() error {
+		tx, err := s.st.pool.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+		keys := make([][2]string, len(batch))
+		for i, j := range batch {
+			keys[i] = [2]string{string(j.cb.Tenant), j.cb.PhoneNumber}
+		}
+		active, err := s.st.activeCounts(ctx, tx, keys)
+		if err != nil {
+			return err
+		}
+		var accepted []*Callback
+		for i, j := range batch {
+			k := keys[i]
+			if active[k] >= s.cfg.MaxActivePerNumber {
+				results[i] = errorf(ErrThrottled, "phoneNumber %s already has %d active callbacks (limit %d)",
+					j.cb.PhoneNumber, active[k], s.cfg.MaxActivePerNumber)
+				continue
+			}
+			active[k]++
+			accepted = append(accepted, j.cb)
+		}
+		if len(accepted) > 0 {
+			if err := s.st.insertBatch(ctx, tx, accepted); err != nil {
+				return err
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return err
+		}
+		ids := make([]string, 0, len(accepted))
+		due := make([]time.Time, 0, len(accepted))
+		for _, c := range accepted {
+			ids, due = append(ids, string(c.ID)), append(due, c.DesiredTime)
+		}
+		if err := s.idx.addDue(ctx, ids, due); err != nil {
+			// Committed is committed: the record is safe, and the next index
+			// rebuild (forced below) picks it up.
+			s.log.Warn("index new callbacks", "err", err, "count", len(ids))
+			_ = s.rdb.Del(ctx, builtKey).Err()
+		}
+		return nil
+	}()
+	for i, j := range batch {
+		if err != nil {
+			s.log.Error("commit callbacks", "err", err, "batch", len(batch))
+			j.done <- errorf(ErrUnavailable, "callback could not be stored")
+			continue
+		}
+		j.done <- results[i]
+	}
+	if err == nil {
+		s.kick()
+	}
+}
+
+// submit hands a callback to the writer and waits for its commit.
+func (s *Service) submit(ctx context.Context, c *Callback) error {
+	j := &createJob{cb: c, done: make(chan error, 1)}
+	select {
+	case s.writeCh <- j:
+	case <-s.quit:
+		return errStopping
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-j.done:
+		return err
+	case <-s.writerDone:
+		select {
+		case err := <-j.done:
+			return err
+		default:
+			return errStopping
+		}
+	}
+}
+
+// monitor hands due callbacks to ORS. It sleeps until the next known due time,
+// a local create, a clock move (Wake) or the poll interval, whichever is first,
+// so an idle GES costs Redis one script call per poll interval.
+func (s *Service) monitor(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wakeCh:
+		case <-timer.C:
+		}
+		next := s.dispatchDue(ctx)
+		wait := s.cfg.PollInterval
+		if !next.IsZero() {
+			if d := next.Sub(s.clock.Now()); d < wait {
+				wait = max(d, time.Millisecond)
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+	}
+}
+
+// dispatchDue claims every due callback and publishes it; it returns the next due time.
+func (s *Service) dispatchDue(ctx context.Context) time.Time {
+	const claimBatch = 500
+	for {
+		now := s.clock.Now()
+		ids, next, err := s.idx.claim(ctx, now, claimBatch)
+		if errors.Is(err, errIndexMissing) {
+			s.log.Info("redis index missing; rebuilding from postgres")
+			if err := s.idx.rebuild(ctx, s.st, now); err != nil {
+				s.log.Warn("rebuild redis index", "err", err)
+				return time.Time{}
+			}
+			continue
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("claim due callbacks", "err", err)
+			}
+			return time.Time{}
+		}
+		if len(ids) > 0 {
+			s.dispatch(ctx, ids, now)
+		}
+		if len(ids) < claimBatch {
+			return next
+		}
+	}
+}
+
+// dispatch moves claimed callbacks to QUEUED and XADDs a start entry for each.
+// Only callbacks still SCHEDULED in PostgreSQL are moved, so a callback cancelled
+// meanwhile, or claimed by another node after an index rebuild, is skipped.
+func (s *Service) dispatch(ctx context.Context, ids []string, now time.Time) {
+	cbs, err := s.st.markQueued(ctx, ids, now)
+	if err != nil {
+		s.log.Warn("mark callbacks queued", "err", err, "count", len(ids))
+		s.requeue(ctx, ids, now)
+		return
+	}
+	entries := make([]map[string]any, len(cbs))
+	for i, c := range cbs {
+		entries[i] = startEntry(c)
+	}
+	if err := s.idx.publish(ctx, entries); err != nil {
+		s.log.Warn("submit callbacks to ORS", "err", err, "count", len(cbs))
+		moved := make([]string, len(cbs))
+		for i, c := range cbs {
+			moved[i] = string(c.ID)
+		}
+		if err := s.st.unmarkQueued(ctx, moved, now); err != nil {
+			s.log.Warn("return callbacks to scheduled", "err", err)
+		}
+		s.requeue(ctx, moved, now)
+	}
+}
+
+// requeue puts ids back into the due index a little later.
+func (s *Service) requeue(ctx context.Context, ids []string, now time.Time) {
+	due := make([]time.Time, len(ids))
+	for i := range due {
+		due[i] = now.Add(5 * time.Second)
+	}
+	if err := s.idx.addDue(ctx, ids, due); err != nil {
+		s.log.Warn("requeue callbacks", "err", err)
+	}
+}
+
+// startEntry is the contract-7 stream entry that asks ORS to run a callback.
+func startEntry(c *Callback) map[string]any {
+	ud := []byte("{}")
+	if len(c.UserData) > 0 {
+		if b, err := json.Marshal(c.UserData); err == nil {
+			ud = b
+		}
+	}
+	return map[string]any{
+		"action":          "start",
+		"id":              string(c.ID),
+		"ccid":            string(c.Tenant),
+		"service":         c.Service,
+		"virtualQueue":    c.VirtualQueue,
+		"phoneNumber":     c.PhoneNumber,
+		"priority":        strconv.FormatFloat(c.Priority, 'f', -1, 64),
+		"userData":        string(ud),
+		"desiredTime":     c.DesiredTime.UTC().Format(time.RFC3339),
+		"maxDialAttempts": strconv.Itoa(c.MaxDialAttempts),
+		"retryDelaySec":   strconv.Itoa(c.RetryDelaySec),
+	}
+}
+
+// cancelEntry is the contract-7 stream entry that asks ORS to stop a callback.
+func cancelEntry(c *Callback) map[string]any {
+	e := startEntry(c)
+	e["action"] = "cancel"
+	return e
+}
+
+// purger deletes records past retention (seed 004: 14 days after the desired
+// time) and refreshes ges_monitor_size, every PurgeInterval and on Wake.
+func (s *Service) purger(ctx context.Context) {
+	t := time.NewTicker(s.cfg.PurgeInterval)
+	defer t.Stop()
+	s.purgeOnce(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.purgeCh:
+		}
+		s.purgeOnce(ctx)
+	}
+}
+
+// purgeOnce runs one purge and gauge refresh.
+func (s *Service) purgeOnce(ctx context.Context) {
+	n, err := s.st.purge(ctx, s.clock.Now().Add(-s.cfg.Retention))
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("purge callbacks", "err", err)
+		}
+		return
+	}
+	if n > 0 {
+		s.log.Info("purged expired callbacks", "count", n)
+	}
+	sizes, err := s.st.liveSizes(ctx)
+	if err != nil {
+		return
+	}
+	s.m.monitorSize.Reset()
+	for k, v := range sizes {
+		s.m.monitorSize.WithLabelValues(k[1], k[0]).Set(float64(v))
+	}
+}
