@@ -1,19 +1,15 @@
 package appliance_test
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cxlab/cxlab/appliance/apptest"
-	"github.com/cxlab/cxlab/appliance/config"
 )
 
 func TestMain(m *testing.M) { apptest.Main(m) }
@@ -87,25 +83,27 @@ func TestEmbeddedRedisServesRealClientsAndExpiresByClock(t *testing.T) {
 	}
 }
 
-func TestEndpointsFileIsWrittenOnceReady(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "endpoints.json")
-	s := apptest.Start(t, apptest.WithConfig(func(c *config.Config) {}))
-	_ = s
-	// The endpoints file is written by Run; the same document is Endpoints().
-	b, err := json.Marshal(s.Endpoints)
-	if err != nil {
-		t.Fatal(err)
+func TestEndpointsListDemoTenantServicesCustomersAndQueues(t *testing.T) {
+	s := apptest.Start(t)
+	e := s.Endpoints
+	if len(e.Agents) != 4 || e.Agents[0].Username != "agent1" || e.Agents[0].DN != "7001" || e.APIKey == "" {
+		t.Errorf("agents/api key: %+v %q", e.Agents, e.APIKey)
 	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
+	if strings.Join(e.Services, ",") != "CB_Sales,CB_Support" && strings.Join(e.Services, ",") != "CB_Support,CB_Sales" {
+		t.Errorf("services = %v", e.Services)
 	}
-	var doc map[string]any
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
+	if len(e.CallinGroups) != 1 || e.CallinGroups[0] != "technical_help" {
+		t.Errorf("callin_groups = %v", e.CallinGroups)
 	}
-	for _, k := range []string{"redis_url", "postgres_url", "metrics_url"} {
-		if v, _ := doc[k].(string); v == "" {
-			t.Errorf("endpoints lack %s: %s", k, b)
+	if e.QueueNumbers["VQ_Sales"] != "+18005550100" || len(e.Customers) < 8 {
+		t.Errorf("queue_numbers %v customers %v", e.QueueNumbers, e.Customers)
+	}
+	for k, v := range map[string]string{"gauth_url": e.GAuthURL, "ges_api_url": e.GESAPIURL, "sip_uri": e.SIPURI, "turn_secret": e.TURNSecret} {
+		if v == "" {
+			t.Errorf("%s is empty", k)
 		}
+	}
+	if len(e.TURNURLs) != 2 {
+		t.Errorf("turn_urls = %v", e.TURNURLs)
 	}
 }

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -41,6 +42,22 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		}
 		ep.Supervisor = &Agent{Username: "supervisor", Password: "super123"}
 		ep.APIKey = demoAPIKey
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ep.Services, ep.CallinGroups, ep.QueueNumbers = nil, nil, map[string]string{}
+		if svcs, err := tenants.CallbackServices(ctx, tenant.DemoCCID); err == nil {
+			for _, sv := range svcs {
+				ep.Services = append(ep.Services, sv.Name)
+				if sv.DialInNumber != "" {
+					ep.QueueNumbers[sv.VirtualQueue] = sv.DialInNumber
+				}
+			}
+		}
+		if groups, err := tenants.CallinGroups(ctx, tenant.DemoCCID); err == nil {
+			for _, g := range groups {
+				ep.CallinGroups = append(ep.CallinGroups, g.Name)
+			}
+		}
 		ep.OAuthClients = map[string]string{
 			"webrtc-clientid": "webrtc-secret", "ges_client": "ges-secret", "ors_client": "ors-secret",
 			"cxlab-console": "console-secret", "external_api_client": "external-secret",
@@ -76,7 +93,6 @@ func (a *Appliance) wireServices() ([]Component, error) {
 				ep.SIPURI = fmt.Sprintf("sip:%s;transport=udp", addr.String())
 			}
 			ep.Customers = simulatedCustomers
-			ep.QueueNumbers = map[string]string{"VQ_Sales": "+18005550100", "VQ_Support": "+18005550101"}
 		})
 	}
 
@@ -111,8 +127,6 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		a.endpointHooks = append(a.endpointHooks, func(ep *Endpoints, b string) {
 			ep.GESAPIURL = b + "/engagement/v3"
 			ep.GESUIURL = b + "/ges/"
-			ep.Services = []string{"CB_Sales", "CB_Support"}
-			ep.CallinGroups = []string{"technical_help"}
 		})
 	}
 
