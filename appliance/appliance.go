@@ -18,6 +18,7 @@ import (
 
 	"github.com/cxlab/cxlab/appliance/clock"
 	"github.com/cxlab/cxlab/appliance/config"
+	"github.com/cxlab/cxlab/appliance/gateway"
 	"github.com/cxlab/cxlab/appliance/ges"
 	"github.com/cxlab/cxlab/appliance/httpd"
 	"github.com/cxlab/cxlab/appliance/store/redisstore"
@@ -47,11 +48,12 @@ type Appliance struct {
 	started time.Time
 
 	// services, kept for the console's query interfaces
-	ges   *ges.Service
-	gauth *gauth.Server
-	gws   *gws.Server
-	voice *voice.Server
-	turn  *turn.Server
+	ges     *ges.Service
+	gateway *gateway.Server
+	gauth   *gauth.Server
+	gws     *gws.Server
+	voice   *voice.Server
+	turn    *turn.Server
 
 	endpointHooks []func(*Endpoints, string)
 

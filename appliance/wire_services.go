@@ -6,12 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cxlab/cxlab/appliance/gateway"
 	"github.com/cxlab/cxlab/appliance/ges"
 	"github.com/cxlab/cxlab/appliance/turn"
 	"github.com/cxlab/cxlab/mocks/gauth"
@@ -77,10 +80,20 @@ func (a *Appliance) wireServices() ([]Component, error) {
 
 	var vs *voice.Server
 	dir := &voiceDirectory{store: tenants, ttl: 2 * time.Second}
+	sipPort := cfg.SIP.Port
+	if sipPort == 0 && cfg.Runs("voice") {
+		// The gateway needs Voice's address when it is built, so port 0 is
+		// resolved here to a number free for both UDP and TCP right now.
+		p, err := freeUDPTCPPort(cfg.SIP.Host)
+		if err != nil {
+			return nil, err
+		}
+		sipPort = p
+	}
 	if cfg.Runs("voice") {
 		var err error
 		vs, err = voice.New(voice.Config{
-			SIPHost: cfg.SIP.Host, SIPPort: cfg.SIP.Port, SIPPortSet: true,
+			SIPHost: cfg.SIP.Host, SIPPort: sipPort, SIPPortSet: true,
 			GAuthURL: base(), GESURL: base(),
 		}, voice.Deps{Logger: logFor("voice").get(), Registerer: a.reg, Clock: a.clock, Directory: dir, Redis: a.redis.Client()})
 		if err != nil {
@@ -155,7 +168,48 @@ func (a *Appliance) wireServices() ([]Component, error) {
 			ep.TURNNote = "TURN REST shared secret (coturn use-auth-secret); a lab value, not for production"
 		})
 	}
+	if cfg.Runs("gateway") {
+		gc := gateway.Default()
+		gc.MediaHost, gc.MediaPort = cfg.HTTP.Host, cfg.Gateway.MediaPort
+		if ip := net.ParseIP(gc.MediaHost); ip == nil || ip.IsUnspecified() {
+			gc.MediaHost = "127.0.0.1"
+		}
+		gc.SIPHost = cfg.SIP.Host
+		gc.VoiceSIPAddr = net.JoinHostPort(cfg.SIP.Host, strconv.Itoa(sipPort))
+		gc.AuthURL = base()
+		gc.EnableTranscoding = &cfg.Gateway.EnableTranscoding
+		var ice gateway.TURN
+		if a.turn != nil {
+			ice = a.turn
+		}
+		gw, err := gateway.New(gc, logFor("gateway").get(), a.reg, a.clock, ice)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		gw.Mount(e)
+		out = append(out, gw)
+		a.gateway = gw
+		a.endpointHooks = append(a.endpointHooks, func(ep *Endpoints, b string) { ep.WebRTCURL = b + gc.BasePath })
+	}
 	return out, nil
+}
+
+// freeUDPTCPPort finds a port number free for both UDP and TCP on host.
+func freeUDPTCPPort(host string) (int, error) {
+	for range 20 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return 0, fmt.Errorf("pick a free SIP port: %w", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+		_ = ln.Close()
+		if err == nil {
+			_ = pc.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("pick a free SIP port: no port free for both UDP and TCP")
 }
 
 const demoAPIKey = "cxlab-demo-api-key-0000000000000000"

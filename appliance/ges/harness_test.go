@@ -20,6 +20,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,7 +75,7 @@ func demoServices() []ServiceConfig {
 
 // env is one GES on real PostgreSQL and a TCP miniredis, served over loopback HTTP.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	svc      *Service
 	pool     *pgxpool.Pool
 	mr       *miniredis.Miniredis
@@ -110,7 +111,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func newEnv(t *testing.T, opts ...envOpt) *env {
+func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
 	t.Cleanup(func() {
 		goleak.VerifyNone(t, goleak.IgnoreCurrent(),
@@ -124,7 +125,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	e.plat.AddTenant(demoKey, demoTenant, e.services, []CallInGroup{{Name: "technical_help",
 		AccessNumber: "+18005550199", AccessCodeEnabled: true, ExpirySec: 600}})
 	e.plat.AddTenant(otherKey, otherTen, demoServices(), nil)
-	e.pool = storetest.Pool(t)
+	e.pool = testPool(t)
 	e.mr = miniredis.RunT(t)
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.mr.Addr()})
 	t.Cleanup(func() { e.rdb.Close() })
@@ -298,4 +299,22 @@ func (e *env) streamEntries() []redis.XMessage {
 		e.t.Fatal(err)
 	}
 	return msgs
+}
+
+// testPool is storetest.Pool with a no-op BeforeConnect hook: postgres.Migrate
+// currently passes the pool's BeforeConnect to stdlib unchecked and panics on nil.
+func testPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(storetest.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 8
+	cfg.BeforeConnect = func(context.Context, *pgx.ConnConfig) error { return nil }
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }

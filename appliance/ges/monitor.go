@@ -190,7 +190,11 @@ func (s *Service) dispatchDue(ctx context.Context) time.Time {
 			return time.Time{}
 		}
 		if len(ids) > 0 {
-			s.dispatch(ctx, ids, now)
+			// Claimed ids are out of the index: finish handing them over even
+			// if Stop cancels ctx meanwhile, or they would wait for a rebuild.
+			opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			s.dispatch(opCtx, ids, now)
+			cancel()
 		}
 		if len(ids) < claimBatch {
 			return next

@@ -23,7 +23,13 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 	// keep their settings.
 	cc := pool.Config().ConnConfig.Copy()
 	cc.RuntimeParams["search_path"] = schema
-	db := stdlib.OpenDB(*cc, stdlib.OptionBeforeConnect(pool.Config().BeforeConnect))
+	var opts []stdlib.OptionOpenDB
+	if bc := pool.Config().BeforeConnect; bc != nil {
+		// A pool built before its server runs (the appliance's) learns where
+		// to connect in BeforeConnect; the migration connection must too.
+		opts = append(opts, stdlib.OptionBeforeConnect(bc))
+	}
+	db := stdlib.OpenDB(*cc, opts...)
 	defer db.Close()
 
 	// One session holds the lock for the whole run. pg_advisory_lock blocks

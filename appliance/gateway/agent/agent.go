@@ -1,0 +1,777 @@
+// Package agent is a headless softphone: a Go client that speaks the
+// gateway's Grtc signalling (sign_in / wait / message / sign_out) with a pion
+// PeerConnection, answers calls, plays a tone, analyses what it hears, holds,
+// sends DTMF and hangs up. Tests and load runs use it; `cxlab agent` wraps Run.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/cxlab/cxlab/appliance/gateway/internal/rtc"
+	"github.com/cxlab/cxlab/appliance/media"
+	"github.com/cxlab/cxlab/appliance/turn"
+)
+
+// TokenSource returns a GAuth access token for sign-in.
+type TokenSource func(ctx context.Context) (string, error)
+
+// Config describes one headless agent.
+type Config struct {
+	// URL is the appliance base URL, e.g. http://127.0.0.1:8080. Required.
+	URL string
+	// BasePath is the gateway path. Default "/webrtc".
+	BasePath string
+	// Token signs in with a Bearer token (modern flow); nil uses DN/Password.
+	Token TokenSource
+	// DN and Password are the legacy DN sign-in (POST "<dn>:<password>").
+	DN string
+	// Password is the DN's SIP password.
+	Password string
+	// AutoAnswer answers incoming offers at once. Default false.
+	AutoAnswer bool
+	// PlayHz is the tone the agent sends while talking; 0 sends silence. Default 0.
+	PlayHz float64
+	// PlayLevelDBFS is the tone level. Default -20.
+	PlayLevelDBFS float64
+	// PCMU makes the agent answer with G.711 mu-law instead of Opus. Default false.
+	PCMU bool
+	// RelayOnly sets iceTransportPolicy "relay"; ICE servers come from ICEServers
+	// or the gateway's /ice-servers. Default false.
+	RelayOnly bool
+	// ICEServers overrides the ICE servers. Default none (or the gateway's when RelayOnly).
+	ICEServers []webrtc.ICEServer
+	// BindIP restricts host candidates to one local IP (tests use 127.0.0.1). Default "" (all).
+	BindIP string
+	// PollTimeout is the client-side /wait timeout. Default 35s.
+	PollTimeout time.Duration
+	// HTTPClient is used for signalling; a cookie jar is added. Default a new client.
+	HTTPClient *http.Client
+	// Logger receives the agent's logs. Default discard.
+	Logger *slog.Logger
+}
+
+// Event is something the agent saw on /wait (or did).
+type Event struct {
+	// Type is OFFER, ANSWER, OK, BYE, EVENT-TALK, EVENT-HOLD, INFO-PEER, PUT-STATS,
+	// ERROR, CONNECTED (media up) or SIGNED-OUT.
+	Type string
+	// Peer is the Pragma peer name.
+	Peer string
+	// Body is the raw message.
+	Body string
+}
+
+// Agent is one signed-in headless softphone.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	hc     *http.Client
+	events chan Event
+
+	mu      sync.Mutex
+	ssid    string
+	dn      string
+	call    *agentCall
+	offer   *pendingOffer
+	heard   *media.Analyzer
+	digits  strings.Builder
+	answers chan rtc.Message
+	wg      sync.WaitGroup
+}
+
+type pendingOffer struct {
+	peer string
+	msg  rtc.Message
+}
+
+// New returns an agent that has not signed in yet.
+func New(cfg Config) *Agent {
+	if cfg.BasePath == "" {
+		cfg.BasePath = "/webrtc"
+	}
+	if cfg.PlayLevelDBFS == 0 {
+		cfg.PlayLevelDBFS = -20
+	}
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = 35 * time.Second
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	cp := *hc
+	if cp.Jar == nil {
+		jar, _ := cookiejar.New(nil) // never fails without options
+		cp.Jar = jar
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Agent{cfg: cfg, log: log, hc: &cp, events: make(chan Event, 64), heard: media.NewAnalyzer(media.AnalyzerConfig{}),
+		answers: make(chan rtc.Message, 1)}
+}
+
+// Events delivers what the agent sees; events are dropped when nobody reads.
+func (a *Agent) Events() <-chan Event { return a.events }
+
+func (a *Agent) emit(e Event) {
+	select {
+	case a.events <- e:
+	default:
+	}
+}
+
+// DN returns the DN the gateway registered.
+func (a *Agent) DN() string { a.mu.Lock(); defer a.mu.Unlock(); return a.dn }
+
+// SSID returns the gateway session id.
+func (a *Agent) SSID() string { a.mu.Lock(); defer a.mu.Unlock(); return a.ssid }
+
+// Heard reports what the agent heard on its calls.
+func (a *Agent) Heard() media.Snapshot { return a.heard.Snapshot() }
+
+// Digits returns the RFC 4733 keys received.
+func (a *Agent) Digits() string { a.mu.Lock(); defer a.mu.Unlock(); return a.digits.String() }
+
+// ResetHeard forgets what was heard (e.g. before checking a resume).
+func (a *Agent) ResetHeard() { a.heard.Reset() }
+
+func (a *Agent) url(p string, q url.Values) string {
+	u := strings.TrimRight(a.cfg.URL, "/") + a.cfg.BasePath + p
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
+}
+
+// StatusError is a non-200 signalling answer.
+type StatusError struct {
+	// Status is the HTTP status.
+	Status int
+	// Body is the gateway's text.
+	Body string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("gateway answered %d: %s", e.Status, e.Body) }
+
+func (a *Agent) do(ctx context.Context, method, u, body string, hdr http.Header) (*http.Response, string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, strings.NewReader(body))
+	if err != nil {
+		return nil, "", err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	res, err := a.hc.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	return res, string(b), err
+}
+
+// SignIn signs in with the token source or the DN password.
+func (a *Agent) SignIn(ctx context.Context) error {
+	hdr := http.Header{}
+	var res *http.Response
+	var body string
+	var err error
+	switch {
+	case a.cfg.Token != nil:
+		tok, terr := a.cfg.Token(ctx)
+		if terr != nil {
+			return fmt.Errorf("sign in: token: %w", terr)
+		}
+		hdr.Set("Authorization", "Bearer "+tok)
+		res, body, err = a.do(ctx, http.MethodPost, a.url("/sign_in", nil), "", hdr)
+	case a.cfg.Password != "":
+		res, body, err = a.do(ctx, http.MethodPost, a.url("/sign_in", nil), a.cfg.DN+":"+a.cfg.Password, hdr)
+	default:
+		res, body, err = a.do(ctx, http.MethodGet, strings.TrimRight(a.cfg.URL, "/")+a.cfg.BasePath+"/sign_in?"+a.cfg.DN, "", hdr)
+	}
+	if err != nil {
+		return fmt.Errorf("sign in: %w", err)
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("sign in: %w", &StatusError{Status: res.StatusCode, Body: body})
+	}
+	first, _, _ := strings.Cut(body, "\n")
+	dn, ssid, ok := strings.Cut(strings.TrimSpace(first), "=")
+	if !ok || ssid == "" {
+		return fmt.Errorf("sign in: unexpected answer %q", first)
+	}
+	a.mu.Lock()
+	a.dn, a.ssid = dn, ssid
+	a.mu.Unlock()
+	return nil
+}
+
+// Run polls /wait until ctx ends or the gateway signs the agent out, then
+// hangs up any call. It returns nil on ctx cancellation.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.wg.Wait()
+	defer a.dropCall()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		pctx, cancel := context.WithTimeout(ctx, a.cfg.PollTimeout)
+		res, body, err := a.do(pctx, http.MethodGet, a.url("/wait", url.Values{"id": {a.SSID()}}), "", nil)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			select { // the JS library retries after 3 s on network errors
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			continue
+		case res.StatusCode == http.StatusNoContent:
+			continue
+		case res.StatusCode != http.StatusOK:
+			a.emit(Event{Type: "SIGNED-OUT", Body: body})
+			return &StatusError{Status: res.StatusCode, Body: body}
+		}
+		a.handle(ctx, res.Header.Get("Pragma"), body)
+	}
+}
+
+// handle processes one message from the gateway.
+func (a *Agent) handle(ctx context.Context, peer, body string) {
+	verb := body
+	if i := strings.IndexAny(body, " \r\n{"); i >= 0 {
+		verb = body[:i]
+	}
+	switch {
+	case verb == "SDP" || verb == "RSMP":
+		m, err := rtc.ParseMessage(body)
+		if err != nil {
+			a.emit(Event{Type: "ERROR", Peer: peer, Body: body})
+			return
+		}
+		a.emit(Event{Type: m.Type, Peer: peer, Body: body})
+		switch m.Type {
+		case "OFFER":
+			a.mu.Lock()
+			a.offer = &pendingOffer{peer: peer, msg: m}
+			a.mu.Unlock()
+			if a.cfg.AutoAnswer {
+				a.wg.Add(1)
+				go func() {
+					defer a.wg.Done()
+					if err := a.Answer(ctx); err != nil {
+						a.log.Warn("answer failed", "err", err)
+					}
+				}()
+			}
+		case "ANSWER":
+			select {
+			case a.answers <- m:
+			default:
+			}
+		}
+	case verb == "BYE":
+		a.emit(Event{Type: "BYE", Peer: peer, Body: body})
+		a.dropCall()
+	case verb == "EVENT-TALK":
+		a.emit(Event{Type: verb, Peer: peer, Body: body})
+		a.mu.Lock()
+		pending := a.offer != nil
+		a.mu.Unlock()
+		if pending {
+			a.wg.Add(1)
+			go func() { defer a.wg.Done(); _ = a.Answer(ctx) }()
+		}
+	case strings.Contains(body, "ERROR"):
+		a.emit(Event{Type: "ERROR", Peer: peer, Body: body})
+	default:
+		a.emit(Event{Type: verb, Peer: peer, Body: body})
+	}
+}
+
+// send posts one message to the gateway.
+func (a *Agent) send(ctx context.Context, peer, body string) error {
+	res, rb, err := a.do(ctx, http.MethodPost, a.url("/message", url.Values{"from": {a.SSID()}, "to": {peer}}), body, nil)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusOK {
+		return &StatusError{Status: res.StatusCode, Body: rb}
+	}
+	return nil
+}
+
+// Send posts a raw message (BYE, INFO-MAP ..., GET-STATS) to the current peer.
+func (a *Agent) Send(ctx context.Context, body string) error {
+	a.mu.Lock()
+	peer := "self"
+	if a.call != nil {
+		peer = a.call.peer
+	}
+	a.mu.Unlock()
+	return a.send(ctx, peer, body)
+}
+
+// iceConfig builds the RTCConfiguration.
+func (a *Agent) iceConfig(ctx context.Context) (webrtc.Configuration, error) {
+	cfg := webrtc.Configuration{ICEServers: a.cfg.ICEServers}
+	if a.cfg.RelayOnly {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+		if len(cfg.ICEServers) == 0 {
+			res, body, err := a.do(ctx, http.MethodGet, a.url("/ice-servers", url.Values{"id": {a.SSID()}}), "", nil)
+			if err != nil {
+				return cfg, fmt.Errorf("ice servers: %w", err)
+			}
+			if res.StatusCode != http.StatusOK {
+				return cfg, &StatusError{Status: res.StatusCode, Body: body}
+			}
+			var list []turn.ICEServer
+			if err := json.Unmarshal([]byte(body), &list); err != nil {
+				return cfg, fmt.Errorf("ice servers: %w", err)
+			}
+			for _, s := range list {
+				cfg.ICEServers = append(cfg.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+			}
+		}
+	}
+	return cfg, nil
+}
+
+// newPC builds a PeerConnection for one call.
+func (a *Agent) newPC(ctx context.Context) (*webrtc.PeerConnection, error) {
+	se := webrtc.SettingEngine{}
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if ip := net.ParseIP(a.cfg.BindIP); ip != nil {
+		se.SetIPFilter(func(c net.IP) bool { return c.Equal(ip) })
+	}
+	api, err := rtc.NewAPI(se, rtc.Codecs{Opus: !a.cfg.PCMU, PCMU: true})
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := a.iceConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return api.NewPeerConnection(cfg)
+}
+
+// Answer answers the pending offer.
+func (a *Agent) Answer(ctx context.Context) error {
+	a.mu.Lock()
+	off := a.offer
+	a.offer = nil
+	a.mu.Unlock()
+	if off == nil {
+		return errors.New("no offer to answer")
+	}
+	pc, err := a.newPC(ctx)
+	if err != nil {
+		return err
+	}
+	c := newAgentCall(a, pc, off.peer)
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: off.msg.FullSDP()}); err != nil {
+		_ = pc.Close()
+		return fmt.Errorf("answer: %w", err)
+	}
+	names, _, _ := rtc.CodecsInSDP(off.msg.FullSDP())
+	mime := webrtc.MimeTypePCMU
+	for _, n := range names {
+		if n == "OPUS" && !a.cfg.PCMU {
+			mime = webrtc.MimeTypeOpus
+			break
+		}
+		if n == "PCMU" {
+			break
+		}
+	}
+	if err := c.setTrack(mime); err != nil {
+		_ = pc.Close()
+		return err
+	}
+	ans, err := pc.CreateAnswer(nil)
+	if err != nil {
+		_ = pc.Close()
+		return fmt.Errorf("answer: %w", err)
+	}
+	full, err := rtc.Gather(pc, ans, ctx.Done())
+	if err != nil {
+		_ = pc.Close()
+		return err
+	}
+	a.mu.Lock()
+	a.call = c
+	a.mu.Unlock()
+	c.offerID = off.msg.OffererSessionID
+	c.answerID = 102 + rand.IntN(1000)
+	if err := a.send(ctx, off.peer, rtc.Message{Type: "ANSWER", SDP: full, OffererSessionID: off.msg.OffererSessionID,
+		AnswererSessionID: c.answerID, Seq: off.msg.Seq}.Encode("RSMP ")); err != nil {
+		a.dropCall()
+		return fmt.Errorf("send answer: %w", err)
+	}
+	c.start()
+	return nil
+}
+
+// Call dials number from the browser (1pcc) and waits for the answer.
+func (a *Agent) Call(ctx context.Context, number string) error {
+	pc, err := a.newPC(ctx)
+	if err != nil {
+		return err
+	}
+	c := newAgentCall(a, pc, number)
+	mime := webrtc.MimeTypeOpus
+	if a.cfg.PCMU {
+		mime = webrtc.MimeTypePCMU
+	}
+	if err := c.setTrack(mime); err != nil {
+		_ = pc.Close()
+		return err
+	}
+	a.mu.Lock()
+	a.call = c
+	a.mu.Unlock()
+	if _, err := c.offer(ctx, "sendrecv"); err != nil {
+		a.dropCall()
+		return err
+	}
+	c.start()
+	return nil
+}
+
+// Hold re-offers with a=inactive, as the JS library's holdCall does.
+func (a *Agent) Hold(ctx context.Context) error { return a.reoffer(ctx, "inactive") }
+
+// Resume re-offers with a=sendrecv.
+func (a *Agent) Resume(ctx context.Context) error { return a.reoffer(ctx, "sendrecv") }
+
+func (a *Agent) reoffer(ctx context.Context, dir string) error {
+	a.mu.Lock()
+	c := a.call
+	a.mu.Unlock()
+	if c == nil {
+		return errors.New("no call")
+	}
+	c.setHold(dir != "sendrecv")
+	_, err := c.offer(ctx, dir)
+	return err
+}
+
+// SendDTMF sends keys as RFC 4733 events on the audio track.
+func (a *Agent) SendDTMF(digits string) error {
+	a.mu.Lock()
+	c := a.call
+	a.mu.Unlock()
+	if c == nil {
+		return errors.New("no call")
+	}
+	for i := 0; i < len(digits); i++ {
+		if _, err := media.DigitEvent(digits[i]); err != nil {
+			return err
+		}
+	}
+	c.queueDTMF(digits)
+	return nil
+}
+
+// Hangup sends BYE and closes the call.
+func (a *Agent) Hangup(ctx context.Context) error {
+	a.mu.Lock()
+	c := a.call
+	a.mu.Unlock()
+	if c == nil {
+		return errors.New("no call")
+	}
+	err := a.send(ctx, c.peer, "BYE")
+	a.dropCall()
+	return err
+}
+
+// InCall reports whether a call is up.
+func (a *Agent) InCall() bool { a.mu.Lock(); defer a.mu.Unlock(); return a.call != nil }
+
+func (a *Agent) dropCall() {
+	a.mu.Lock()
+	c := a.call
+	a.call = nil
+	a.offer = nil
+	a.mu.Unlock()
+	if c != nil {
+		c.close()
+	}
+}
+
+// SignOut ends the gateway session.
+func (a *Agent) SignOut(ctx context.Context) error {
+	a.dropCall()
+	res, body, err := a.do(ctx, http.MethodGet, a.url("/sign_out", url.Values{"id": {a.SSID()}}), "", nil)
+	if err != nil {
+		return fmt.Errorf("sign out: %w", err)
+	}
+	if res.StatusCode != http.StatusOK {
+		return &StatusError{Status: res.StatusCode, Body: body}
+	}
+	return nil
+}
+
+// SetState sets Ready/NotReady through the Voice API with the agent's token.
+func (a *Agent) SetState(ctx context.Context, state string) error {
+	if a.cfg.Token == nil {
+		return errors.New("set state needs a token sign-in")
+	}
+	tok, err := a.cfg.Token(ctx)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(map[string]string{"state": state}) // strings always marshal
+	hdr := http.Header{"Authorization": {"Bearer " + tok}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimRight(a.cfg.URL, "/")+"/voice/v1/agents/me/state",
+		strings.NewReader(string(b)))
+	if err != nil {
+		return err
+	}
+	req.Header = hdr
+	req.Header.Set("Content-Type", "application/json")
+	res, err := a.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("set state: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		rb, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+		return &StatusError{Status: res.StatusCode, Body: string(rb)}
+	}
+	return nil
+}
+
+// agentCall is the agent's side of one call.
+type agentCall struct {
+	a        *Agent
+	pc       *webrtc.PeerConnection
+	peer     string
+	track    *rtc.Track
+	tr       *webrtc.RTPSender
+	offerID  int
+	answerID int
+	seq      int
+
+	mu     sync.Mutex
+	held   bool
+	dtmf   []byte
+	stopCh chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+}
+
+func newAgentCall(a *Agent, pc *webrtc.PeerConnection, peer string) *agentCall {
+	c := &agentCall{a: a, pc: pc, peer: peer, stopCh: make(chan struct{})}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		c.wg.Add(1)
+		go c.receive(tr)
+	})
+	return c
+}
+
+func (c *agentCall) setTrack(mime string) error {
+	c.track = rtc.NewTrack(mime, "agent-audio", "agent")
+	s, err := c.pc.AddTrack(c.track)
+	if err != nil {
+		return fmt.Errorf("add track: %w", err)
+	}
+	c.tr = s
+	return nil
+}
+
+// offer sends an OFFER (with the direction rewritten, as Grtc does) and applies the ANSWER.
+func (c *agentCall) offer(ctx context.Context, dir string) (rtc.Message, error) {
+	o, err := c.pc.CreateOffer(nil)
+	if err != nil {
+		return rtc.Message{}, fmt.Errorf("create offer: %w", err)
+	}
+	full, err := rtc.Gather(c.pc, o, ctx.Done())
+	if err != nil {
+		return rtc.Message{}, err
+	}
+	if dir != "sendrecv" {
+		full = strings.ReplaceAll(full, "a=sendrecv", "a="+dir)
+	}
+	c.seq++
+	if c.offerID == 0 {
+		c.offerID = 102
+	}
+	select { // drop a stale answer
+	case <-c.a.answers:
+	default:
+	}
+	if err := c.a.send(ctx, c.peer, rtc.Message{Type: "OFFER", SDP: full, OffererSessionID: c.offerID, Seq: c.seq,
+		Tiebreaker: rand.IntN(1 << 30)}.Encode("RSMP ")); err != nil {
+		return rtc.Message{}, fmt.Errorf("send offer: %w", err)
+	}
+	select {
+	case m := <-c.a.answers:
+		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.FullSDP()}); err != nil {
+			return m, fmt.Errorf("set answer: %w", err)
+		}
+		return m, nil
+	case <-ctx.Done():
+		return rtc.Message{}, ctx.Err()
+	case <-c.stopCh:
+		return rtc.Message{}, errors.New("call ended")
+	}
+}
+
+func (c *agentCall) setHold(h bool) { c.mu.Lock(); c.held = h; c.mu.Unlock() }
+
+func (c *agentCall) queueDTMF(d string) { c.mu.Lock(); c.dtmf = append(c.dtmf, d...); c.mu.Unlock() }
+
+func (c *agentCall) start() {
+	c.wg.Add(1)
+	go c.send()
+	c.a.emit(Event{Type: "CONNECTED", Peer: c.peer})
+}
+
+func (c *agentCall) close() {
+	c.once.Do(func() {
+		close(c.stopCh)
+		_ = c.pc.Close()
+		c.wg.Wait()
+	})
+}
+
+// send plays the tone every 20 ms, interleaving RFC 4733 events.
+func (c *agentCall) send() {
+	defer c.wg.Done()
+	var src media.Source = media.NewSilence(0)
+	if c.a.cfg.PlayHz > 0 {
+		src = media.NewSine(c.a.cfg.PlayHz, c.a.cfg.PlayLevelDBFS, 0)
+	}
+	opus := strings.EqualFold(c.track.Mime(), webrtc.MimeTypeOpus)
+	var enc *media.OpusEncoder
+	step := uint32(media.G711TimestampStep)
+	clock := uint32(media.G711ClockRate)
+	if opus {
+		var err error
+		if enc, err = media.NewOpusEncoder(media.OpusConfig{}); err != nil {
+			return
+		}
+		step, clock = media.OpusTimestampStep, media.OpusClockRate
+	}
+	ds, _ := media.NewDTMFSender(media.DTMFSenderConfig{ClockRate: clock}) // valid config
+	pcm := make([]int16, media.FrameSamples)
+	out := make([]byte, media.MaxOpusPacket)
+	seq, ts := uint16(rand.Uint32()), rand.Uint32()
+	var events []media.DTMFPacket
+	var evStart time.Time
+	t := time.NewTicker(media.FrameDuration)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopCh:
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		held := c.held
+		if len(events) == 0 && len(c.dtmf) > 0 && !held {
+			d := c.dtmf[0]
+			c.dtmf = c.dtmf[1:]
+			events, _ = ds.Packets(nil, d, ts)
+			evStart = time.Now()
+		}
+		c.mu.Unlock()
+		if held {
+			continue
+		}
+		if len(events) > 0 {
+			el := time.Since(evStart)
+			for len(events) > 0 && events[0].SendAt <= el {
+				seq++
+				p := events[0].RTP(0, 0, seq)
+				_ = c.track.WriteEvent(&p.Header, p.Payload)
+				events = events[1:]
+			}
+			if len(events) == 0 {
+				ts += ds.Span()
+			}
+			continue
+		}
+		media.ReadFrame(src, pcm)
+		var payload []byte
+		if opus {
+			var err error
+			if payload, err = enc.Encode(pcm, out); err != nil {
+				continue
+			}
+		} else {
+			payload = media.EncodeG711(media.PCMU, pcm, out)
+		}
+		seq++
+		ts += step
+		h := rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts}
+		_ = c.track.WriteAudio(&h, payload)
+	}
+}
+
+// receive decodes what the gateway sends and feeds the analyzer.
+func (c *agentCall) receive(tr *webrtc.TrackRemote) {
+	defer c.wg.Done()
+	var dec *media.OpusDecoder
+	pcm := make([]int16, media.MaxOpusFrameSamples)
+	var recv media.DTMFReceiver
+	buf := make([]byte, 1500)
+	var p rtp.Packet
+	for {
+		n, _, err := tr.Read(buf)
+		if err != nil {
+			return
+		}
+		if p.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		mime := tr.Codec().MimeType
+		switch {
+		case strings.EqualFold(mime, rtc.MimeEvent):
+			if d, ok, _ := recv.PushRTP(&p); ok {
+				c.a.mu.Lock()
+				c.a.digits.WriteByte(d)
+				c.a.mu.Unlock()
+			}
+		case strings.EqualFold(mime, webrtc.MimeTypeOpus):
+			if dec == nil {
+				if dec, err = media.NewOpusDecoder(); err != nil {
+					return
+				}
+			}
+			if s, err := dec.Decode(p.Payload, pcm); err == nil {
+				c.a.heard.Write(s)
+			}
+		case strings.EqualFold(mime, webrtc.MimeTypePCMU):
+			c.a.heard.Write(media.DecodeG711(media.PCMU, p.Payload, pcm))
+		case strings.EqualFold(mime, webrtc.MimeTypePCMA):
+			c.a.heard.Write(media.DecodeG711(media.PCMA, p.Payload, pcm))
+		}
+	}
+}

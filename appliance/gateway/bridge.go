@@ -1,0 +1,381 @@
+package gateway
+
+import (
+	"math"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cxlab/cxlab/appliance/gateway/internal/rtc"
+	"github.com/cxlab/cxlab/appliance/media"
+)
+
+// bridge moves one call's audio between the browser track and the SIP RTP
+// socket. Each side has a jitter buffer; one 20 ms ticker plays both out, so
+// the transcoder's two directions each stay on one goroutine.
+type bridge struct {
+	c            *call
+	xcode        *media.Transcoder // nil: G.711 pass-through (law-to-law at most)
+	browserLaw   media.Law
+	browserClock uint32
+	sipLaw       media.Law
+	sipEventPT   uint8
+	conn         *net.UDPConn
+	track        *rtc.Track
+	jbB, jbS     *media.JitterBuffer
+	anaB, anaS   *media.Analyzer // what the browser said / what SIP said
+
+	stopCh   chan struct{}
+	stopOnce sync.Once
+	readMu   sync.Mutex
+	reading  *webrtc.TrackRemote
+	wg       sync.WaitGroup
+
+	mu        sync.Mutex // SIP-side sender state, shared by the ticker and the event relay
+	remote    *net.UDPAddr
+	sipSeq    uint16
+	sipTS     uint32
+	sipSSRC   uint32
+	evBrowser uint32 // browser event start timestamp being relayed
+	evSIPTS   uint32
+
+	bmu       sync.Mutex // browser-side sender state
+	brSeq     uint16
+	brTS      uint32
+	evSIP     uint32
+	evBrTS    uint32
+	evSIPSeen bool
+	evBrSeen  bool
+
+	// counters read by snapshots
+	pktFromBrowser, pktToBrowser, pktFromSIP, pktToSIP atomic.Uint64
+	digitsToSIP, digitsToBrowser                       atomic.Value // string
+	jitB, jitS                                         jitterEstimate
+	errors                                             atomic.Uint64
+}
+
+// newBridge prepares the media of c; the caller holds c.mu.
+func newBridge(c *call, browserMime string, sm sipMedia) *bridge {
+	b := &bridge{c: c, sipLaw: sm.law, sipEventPT: sm.eventPT, conn: c.rtpConn, track: c.track, remote: sm.addr,
+		stopCh: make(chan struct{}), sipSSRC: rand.Uint32(), sipSeq: uint16(rand.Uint32()), sipTS: rand.Uint32(),
+		brSeq: uint16(rand.Uint32()), brTS: rand.Uint32()}
+	b.digitsToSIP.Store("")
+	b.digitsToBrowser.Store("")
+	b.browserClock = media.G711ClockRate
+	switch {
+	case strings.EqualFold(browserMime, webrtc.MimeTypeOpus):
+		b.browserClock = media.OpusClockRate
+		t, err := media.NewTranscoder(sm.law, c.s.cfg.Opus)
+		if err == nil {
+			b.xcode = t
+		} else {
+			c.s.log.Error("transcoder unavailable", "err", err)
+		}
+	case strings.EqualFold(browserMime, webrtc.MimeTypePCMA):
+		b.browserLaw = media.PCMA
+	default:
+		b.browserLaw = media.PCMU
+	}
+	jc := media.JitterConfig{Depth: c.s.cfg.JitterDepth}
+	b.jbB, _ = media.NewJitterBuffer(jc) // the config is valid by construction
+	b.jbS, _ = media.NewJitterBuffer(jc)
+	if *c.s.cfg.AnalyzeAudio {
+		b.anaB = media.NewAnalyzer(media.AnalyzerConfig{})
+		b.anaS = media.NewAnalyzer(media.AnalyzerConfig{})
+	}
+	return b
+}
+
+func (b *bridge) start() {
+	b.wg.Add(2)
+	go b.readSIP()
+	go b.tick()
+}
+
+func (b *bridge) stop() { b.stopOnce.Do(func() { close(b.stopCh) }) }
+
+// wait returns when every media goroutine has exited (after the PC and the
+// socket were closed).
+func (b *bridge) wait() { b.wg.Wait() }
+
+// finish adds the call's losses to the gateway counters.
+func (b *bridge) finish() {
+	b.c.s.met.rtpLost.Add(float64(b.jbB.Lost() + b.jbS.Lost()))
+	b.c.s.met.rtpErrors.Add(float64(b.errors.Load()))
+}
+
+func (b *bridge) setRemote(a *net.UDPAddr) {
+	b.mu.Lock()
+	b.remote = a
+	b.mu.Unlock()
+}
+
+// readBrowserOnce starts reading a browser track unless it is already read;
+// renegotiation (hold/resume) may hand a new track for the same transceiver.
+func (b *bridge) readBrowserOnce(tr *webrtc.TrackRemote) {
+	b.readMu.Lock()
+	defer b.readMu.Unlock()
+	if b.reading == tr {
+		return
+	}
+	b.reading = tr
+	b.wg.Add(1)
+	go b.readBrowser(tr)
+}
+
+func (b *bridge) readBrowser(tr *webrtc.TrackRemote) {
+	defer b.wg.Done()
+	buf := make([]byte, 1500)
+	var p rtp.Packet
+	var recv media.DTMFReceiver
+	for {
+		n, _, err := tr.Read(buf)
+		if err != nil {
+			return
+		}
+		if p.Unmarshal(buf[:n]) != nil {
+			b.errors.Add(1)
+			continue
+		}
+		b.pktFromBrowser.Add(1)
+		if strings.EqualFold(tr.Codec().MimeType, rtc.MimeEvent) {
+			if d, ok, _ := recv.PushRTP(&p); ok {
+				b.digitsToSIP.Store(b.digitsToSIP.Load().(string) + string(d))
+			}
+			b.relayEventToSIP(&p, tr.Codec().ClockRate)
+			continue
+		}
+		b.jitB.update(p.Timestamp, b.browserClock, b.c.s.met.clientJitter)
+		if b.jbB.PushRTP(&p) != nil {
+			b.errors.Add(1)
+		}
+	}
+}
+
+// relayEventToSIP re-times a browser telephone-event onto the SIP stream.
+func (b *bridge) relayEventToSIP(p *rtp.Packet, clock uint32) {
+	if b.sipEventPT == 0 {
+		return
+	}
+	var ev media.TelephoneEvent
+	if ev.Unmarshal(p.Payload) != nil {
+		b.errors.Add(1)
+		return
+	}
+	ev = ev.Rescale(clock, media.G711ClockRate)
+	b.mu.Lock()
+	if p.Timestamp != b.evBrowser || b.evSIPTS == 0 {
+		b.evBrowser, b.evSIPTS = p.Timestamp, b.sipTS
+	}
+	b.sipSeq++
+	h := rtp.Header{Version: 2, Marker: p.Marker, PayloadType: b.sipEventPT, SequenceNumber: b.sipSeq,
+		Timestamp: b.evSIPTS, SSRC: b.sipSSRC}
+	remote := b.remote
+	b.mu.Unlock()
+	b.writeSIP(remote, &h, ev.Marshal())
+}
+
+func (b *bridge) readSIP() {
+	defer b.wg.Done()
+	buf := make([]byte, 1500)
+	var p rtp.Packet
+	var recv media.DTMFReceiver
+	for {
+		n, from, err := b.conn.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		if p.Unmarshal(buf[:n]) != nil {
+			b.errors.Add(1)
+			continue
+		}
+		b.pktFromSIP.Add(1)
+		b.mu.Lock()
+		if b.remote == nil || !b.remote.IP.Equal(from.IP) || b.remote.Port != from.Port {
+			b.remote = from // symmetric RTP: answer where the peer really sends from
+		}
+		b.mu.Unlock()
+		switch {
+		case b.sipEventPT != 0 && p.PayloadType == b.sipEventPT:
+			if d, ok, _ := recv.PushRTP(&p); ok {
+				b.digitsToBrowser.Store(b.digitsToBrowser.Load().(string) + string(d))
+			}
+			b.relayEventToBrowser(&p)
+		case p.PayloadType == 0 || p.PayloadType == 8:
+			if law, _ := media.LawFromPayloadType(p.PayloadType); law != b.sipLaw {
+				p.Payload = media.TranscodeG711(law, b.sipLaw, p.Payload, nil)
+			}
+			b.jitS.update(p.Timestamp, media.G711ClockRate, b.c.s.met.gatewayJitter)
+			if b.jbS.PushRTP(&p) != nil {
+				b.errors.Add(1)
+			}
+		default:
+			b.errors.Add(1)
+		}
+	}
+}
+
+// relayEventToBrowser re-times a SIP telephone-event onto the browser track.
+func (b *bridge) relayEventToBrowser(p *rtp.Packet) {
+	_, clock, ok := b.track.Events()
+	if !ok {
+		return
+	}
+	var ev media.TelephoneEvent
+	if ev.Unmarshal(p.Payload) != nil {
+		b.errors.Add(1)
+		return
+	}
+	ev = ev.Rescale(media.G711ClockRate, clock)
+	b.bmu.Lock()
+	if !b.evSIPSeen || p.Timestamp != b.evSIP {
+		b.evSIP, b.evBrTS, b.evSIPSeen = p.Timestamp, b.brTS, true
+	}
+	b.brSeq++
+	h := rtp.Header{Version: 2, Marker: p.Marker, SequenceNumber: b.brSeq, Timestamp: b.evBrTS}
+	b.bmu.Unlock()
+	if b.track.WriteEvent(&h, ev.Marshal()) != nil {
+		b.errors.Add(1)
+	}
+}
+
+func (b *bridge) writeSIP(remote *net.UDPAddr, h *rtp.Header, payload []byte) {
+	if remote == nil {
+		return
+	}
+	pkt := rtp.Packet{Header: *h, Payload: payload}
+	raw, err := pkt.Marshal()
+	if err != nil {
+		b.errors.Add(1)
+		return
+	}
+	if _, err := b.conn.WriteToUDP(raw, remote); err != nil {
+		b.errors.Add(1)
+		return
+	}
+	b.pktToSIP.Add(1)
+}
+
+// tick plays both jitter buffers out every 20 ms.
+func (b *bridge) tick() {
+	defer b.wg.Done()
+	t := time.NewTicker(media.FrameDuration)
+	defer t.Stop()
+	in := make([]byte, 1500)
+	out := make([]byte, media.MaxOpusPacket)
+	g711 := make([]byte, media.MaxOpusFrameSamples)
+	pcm := make([]int16, media.MaxOpusFrameSamples)
+	step := uint32(media.G711TimestampStep)
+	if b.xcode != nil {
+		step = media.OpusTimestampStep
+	}
+	for {
+		select {
+		case <-b.stopCh:
+			return
+		case <-t.C:
+		}
+		// SIP -> browser.
+		if f, err := b.jbS.Pop(in); err == nil && f.Status != media.FrameBuffering {
+			var frame []byte
+			if f.Status == media.FrameOK && len(f.Payload) == media.FrameSamples {
+				frame = f.Payload
+			} else {
+				frame = media.SilenceG711(b.sipLaw, media.FrameSamples, g711[:0])
+			}
+			if b.anaS != nil {
+				b.anaS.Write(media.DecodeG711(b.sipLaw, frame, pcm))
+			}
+			var payload []byte
+			if b.xcode != nil {
+				payload, err = b.xcode.G711ToOpus(frame, out)
+			} else {
+				payload = media.TranscodeG711(b.sipLaw, b.browserLaw, frame, out)
+			}
+			if err == nil {
+				b.bmu.Lock()
+				b.brSeq++
+				b.brTS += step
+				h := rtp.Header{Version: 2, SequenceNumber: b.brSeq, Timestamp: b.brTS}
+				b.bmu.Unlock()
+				if b.track.WriteAudio(&h, payload) == nil {
+					b.pktToBrowser.Add(1)
+				}
+			} else {
+				b.errors.Add(1)
+			}
+		}
+		// Browser -> SIP.
+		if f, err := b.jbB.Pop(in); err == nil && f.Status != media.FrameBuffering {
+			var frame []byte
+			switch {
+			case b.xcode != nil && f.Status == media.FrameOK:
+				frame, err = b.xcode.OpusToG711(f.Payload, g711)
+			case b.xcode != nil:
+				frame, err = b.xcode.ConcealToG711(g711)
+			case f.Status == media.FrameOK:
+				frame = media.TranscodeG711(b.browserLaw, b.sipLaw, f.Payload, g711)
+			default:
+				frame = media.SilenceG711(b.sipLaw, media.FrameSamples, g711[:0])
+			}
+			if err != nil {
+				b.errors.Add(1)
+				continue
+			}
+			if b.anaB != nil {
+				b.anaB.Write(media.DecodeG711(b.sipLaw, frame, pcm))
+			}
+			b.mu.Lock()
+			b.sipSeq++
+			b.sipTS += uint32(len(frame))
+			h := rtp.Header{Version: 2, PayloadType: b.sipLaw.PayloadType(), SequenceNumber: b.sipSeq,
+				Timestamp: b.sipTS, SSRC: b.sipSSRC}
+			remote := b.remote
+			b.mu.Unlock()
+			b.writeSIP(remote, &h, frame)
+		}
+	}
+}
+
+// jitterEstimate is the RFC 3550 interarrival jitter of one receive side.
+type jitterEstimate struct {
+	mu       sync.Mutex
+	started  bool
+	lastTS   uint32
+	lastAt   time.Time
+	j        float64 // seconds
+	max      float64
+	crossed  int // thresholds already counted for this call
+}
+
+func (e *jitterEstimate) update(ts, clock uint32, over *prometheus.CounterVec) {
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		d := now.Sub(e.lastAt).Seconds() - float64(int32(ts-e.lastTS))/float64(clock)
+		e.j += (math.Abs(d) - e.j) / 16
+		if e.j > e.max {
+			e.max = e.j
+		}
+		for e.crossed < len(jitterThresholds) && e.j*1000 > jitterThresholds[e.crossed].ms {
+			over.WithLabelValues(jitterThresholds[e.crossed].label).Inc()
+			e.crossed++
+		}
+	}
+	e.started, e.lastTS, e.lastAt = true, ts, now
+}
+
+// ms returns the current and the largest jitter in milliseconds.
+func (e *jitterEstimate) ms() (cur, max float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return math.Round(e.j*1e4) / 10, math.Round(e.max*1e4) / 10
+}

@@ -1,0 +1,245 @@
+package gateway_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/cxlab/cxlab/appliance/gateway"
+	"github.com/cxlab/cxlab/appliance/gateway/agent"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"), // httptest keep-alive conns closing
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+	)
+}
+
+func tokenSource(tok string) agent.TokenSource {
+	return func(context.Context) (string, error) { return tok, nil }
+}
+
+// TestCallPath is the main path: token sign-in, incoming call with user data,
+// auto-answer, tones both ways through Opus<->PCMU, hold/resume, DTMF both
+// ways, agent hang-up, sign-out unregistering the DN.
+func TestCallPath(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l := startLab(t, nil, nil)
+	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken), AutoAnswer: true, PlayHz: 1000, BindIP: "127.0.0.1"})
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.DN() != "7001" {
+		t.Fatalf("signed in as %q, want 7001", a.DN())
+	}
+	reg := l.voice.waitReg(t)
+	if reg.dn != "7001" || reg.bearer != goodToken || reg.expires == 0 {
+		t.Fatalf("unexpected REGISTER %+v", reg)
+	}
+	if got := l.metric(t, "wrtc_current_signins"); got != 1 {
+		t.Fatalf("wrtc_current_signins = %v", got)
+	}
+	if got := l.metric(t, "wrtc_registrations_by_domain", "domain", domain); got != 1 {
+		t.Fatalf("wrtc_registrations_by_domain = %v", got)
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(runCtx) }()
+	defer func() { stopRun(); <-runDone }()
+
+	dlg, ep := l.voice.call(ctx, t, "7001", 440)
+	offer := waitEvent(t, a, "OFFER")
+	if offer.Peer != "+15550001111" || !strings.Contains(offer.Body, `"key":"order","value":"42"`) ||
+		!strings.Contains(offer.Body, `"value":"Ann Lee"`) || !strings.Contains(offer.Body, `"key":"CallType"`) {
+		t.Fatalf("offer lacks peer or attached data: peer=%q body=%.300s", offer.Peer, offer.Body)
+	}
+	eventually(t, 15*time.Second, "agent hears 440 Hz", func() bool { s := a.Heard(); return s.AudioMS > 400 && near(s.DominantHz, 440) })
+	eventually(t, 15*time.Second, "SIP side hears 1000 Hz", func() bool {
+		s := ep.heard.Snapshot()
+		return s.AudioMS > 400 && near(s.DominantHz, 1000)
+	})
+	if got := l.metric(t, "wrtc_current_xcoding_calls"); got != 1 {
+		t.Fatalf("wrtc_current_xcoding_calls = %v", got)
+	}
+	snap := l.gw.Snapshot()
+	if len(snap.Sessions) != 1 || snap.Sessions[0].Call == nil || !snap.Sessions[0].Call.Transcoding ||
+		snap.Sessions[0].Call.SIPCodec != "PCMU" {
+		t.Fatalf("snapshot: %+v", snap)
+	}
+
+	// Hold and resume: browser re-offers -> SIP re-INVITE sendonly, then sendrecv.
+	if err := a.Hold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if dir := <-l.voice.reinvite; dir != "sendonly" {
+		t.Fatalf("hold re-INVITE direction %q", dir)
+	}
+	if err := a.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if dir := <-l.voice.reinvite; dir != "sendrecv" {
+		t.Fatalf("resume re-INVITE direction %q", dir)
+	}
+	ep.heard.Reset()
+	eventually(t, 10*time.Second, "audio after resume", func() bool { s := ep.heard.Snapshot(); return s.AudioMS > 200 && near(s.DominantHz, 1000) })
+
+	// DTMF both ways.
+	if err := a.SendDTMF("12#"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "SIP side gets 12#", func() bool { return ep.Digits() == "12#" })
+	ep.sendDTMF("9*")
+	eventually(t, 10*time.Second, "agent gets 9*", func() bool { return a.Digits() == "9*" })
+
+	// INFO-MAP and GET-STATS.
+	if err := a.Send(ctx, "INFO-MAP a=1&b=2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Send(ctx, "GET-STATS"); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitEvent(t, a, "PUT-STATS"); !strings.Contains(st.Body, `"transcoding":true`) {
+		t.Fatalf("PUT-STATS: %.200s", st.Body)
+	}
+
+	// Agent hangs up -> SIP BYE.
+	if err := a.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-l.voice.byes:
+		if id != dlg.InviteRequest.CallID().Value() {
+			t.Fatalf("BYE for %s", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no SIP BYE after agent hang-up")
+	}
+	eventually(t, 5*time.Second, "call counters settle", func() bool { return l.metric(t, "wrtc_current_audio_calls") == 0 })
+	if l.metric(t, "wrtc_total_audio_calls") != 1 || l.metric(t, "wrtc_total_xcoding_calls") != 1 {
+		t.Fatal("total call counters wrong")
+	}
+	if r := l.gw.Snapshot().Recent; len(r) != 1 || r[0].Browser.Digits != "12#" || r[0].SIP.Digits != "9*" {
+		t.Fatalf("recent calls: %+v", r)
+	}
+
+	if err := a.SignOut(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if reg := l.voice.waitReg(t); reg.expires != 0 {
+		t.Fatalf("sign-out sent REGISTER expires=%d", reg.expires)
+	}
+	if got := l.metric(t, "wrtc_current_signins"); got != 0 {
+		t.Fatalf("wrtc_current_signins after sign-out = %v", got)
+	}
+}
+
+// TestRemoteByeAndPCMU: the browser answers with PCMU (pass-through, no
+// transcoding) and the SIP side hangs up.
+func TestRemoteByeAndPCMU(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	l := startLab(t, nil, nil)
+	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken), AutoAnswer: true, PlayHz: 1000, PCMU: true, BindIP: "127.0.0.1"})
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.voice.waitReg(t)
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(runCtx) }()
+	defer func() { stopRun(); <-runDone }()
+	dlg, ep := l.voice.call(ctx, t, "7001", 440)
+	eventually(t, 15*time.Second, "agent hears 440 Hz", func() bool { s := a.Heard(); return s.AudioMS > 300 && near(s.DominantHz, 440) })
+	eventually(t, 15*time.Second, "SIP hears 1000 Hz", func() bool { s := ep.heard.Snapshot(); return s.AudioMS > 300 && near(s.DominantHz, 1000) })
+	if got := l.metric(t, "wrtc_current_xcoding_calls"); got != 0 {
+		t.Fatalf("PCMU call counted as transcoded: %v", got)
+	}
+	if err := dlg.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, a, "BYE")
+	eventually(t, 5*time.Second, "call ended", func() bool { return !a.InCall() && l.metric(t, "wrtc_current_audio_calls") == 0 })
+}
+
+// TestTURNRelay runs the call with the agent restricted to relay candidates
+// through a real appliance/turn server.
+func TestTURNRelay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	ts := startTURN(t)
+	l := startLab(t, nil, ts)
+	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken), AutoAnswer: true, PlayHz: 1000, RelayOnly: true, BindIP: "127.0.0.1"})
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.voice.waitReg(t)
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(runCtx) }()
+	defer func() { stopRun(); <-runDone }()
+	_, ep := l.voice.call(ctx, t, "7001", 440)
+	ans := waitEvent(t, a, "CONNECTED")
+	_ = ans
+	eventually(t, 15*time.Second, "agent hears 440 Hz via TURN", func() bool { s := a.Heard(); return s.AudioMS > 300 && near(s.DominantHz, 440) })
+	eventually(t, 15*time.Second, "SIP hears 1000 Hz via TURN", func() bool { s := ep.heard.Snapshot(); return s.AudioMS > 300 && near(s.DominantHz, 1000) })
+	if len(ts.Allocations()) == 0 {
+		t.Fatal("no TURN allocation: media did not go through the relay")
+	}
+}
+
+// TestBadToken: GAuth refuses the token -> 401, nothing registered.
+func TestBadToken(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l := startLab(t, nil, nil)
+	a := agent.New(agent.Config{URL: l.base, Token: tokenSource("expired")})
+	err := a.SignIn(ctx)
+	var se *agent.StatusError
+	if !asStatus(err, &se) || se.Status != http.StatusUnauthorized || !strings.Contains(se.Body, "ERROR") {
+		t.Fatalf("sign-in with bad token: %v", err)
+	}
+	if l.metric(t, "wrtc_current_signins") != 0 || len(l.voice.regs) != 0 {
+		t.Fatal("bad token registered something")
+	}
+}
+
+// TestPollTimeout: a client that stops polling is signed out, its DN
+// unregistered and its call dropped.
+func TestPollTimeout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	l := startLab(t, func(c *gateway.Config) { c.ClientTimeout = 2 * time.Second; c.WaitTimeout = 300 * time.Millisecond }, nil)
+	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken), AutoAnswer: true, BindIP: "127.0.0.1"})
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.voice.waitReg(t)
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(runCtx) }()
+	_, _ = l.voice.call(ctx, t, "7001", 440)
+	waitEvent(t, a, "CONNECTED")
+	stopRun() // the "browser" goes away without BYE or sign_out
+	<-runDone
+	if reg := l.voice.waitReg(t); reg.expires != 0 || reg.dn != "7001" {
+		t.Fatalf("expected unregister, got %+v", reg)
+	}
+	select {
+	case <-l.voice.byes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("dropped call sent no BYE")
+	}
+	if l.metric(t, "wrtc_client_errors", "type", "timeout") != 1 || l.metric(t, "wrtc_client_errors", "type", "dropped_on_signout") != 1 {
+		t.Fatal("client error counters not incremented")
+	}
+	if l.metric(t, "wrtc_current_signins") != 0 {
+		t.Fatal("session still counted")
+	}
+}

@@ -1,0 +1,498 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/labstack/echo/v4"
+	"github.com/pion/rtp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cxlab/cxlab/appliance/gateway"
+	"github.com/cxlab/cxlab/appliance/gateway/agent"
+	"github.com/cxlab/cxlab/appliance/media"
+)
+
+const (
+	goodToken = "token-agent1"
+	domain    = "demo.cxlab.local"
+)
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("GATEWAY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// platform is a fake GAuth (userinfo, contract 2) + GWS (persons, contract 5).
+func platform(t testing.TB) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /auth/v3/userinfo", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+goodToken {
+			http.Error(w, `{"error":"invalid_token"}`, http.StatusUnauthorized)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"authorities": []string{"ROLE_AGENT"}, "cmeUserName": "agent1",
+			"contactCenterId": "ccid-demo", "dbid": 101, "loginName": "agent1", "username": "agent1"})
+	})
+	mux.HandleFunc("GET /configuration/v3/objects/persons", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+goodToken {
+			http.Error(w, "", http.StatusUnauthorized)
+			return
+		}
+		objs := []map[string]any{}
+		if r.URL.Query().Get("user_name") == "agent1" {
+			objs = append(objs, map[string]any{"dbid": 101, "userName": "agent1", "contactCenterId": "ccid-demo",
+				"dn": "7001", "sipDomain": domain})
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": map[string]any{"code": 0}, "data": map[string]any{"objects": objs}})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// regEvent is one REGISTER the fake Voice accepted.
+type regEvent struct {
+	dn      string
+	expires int
+	bearer  string
+}
+
+// voice is a fake Voice SIP side: registrar accepting Bearer REGISTERs (and
+// digest-free DN ones) and a UAC placing calls with a real RTP endpoint.
+type voice struct {
+	t        testing.TB
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	cli      *sipgo.Client
+	conn     net.PacketConn
+	addr     *net.UDPAddr
+	clients  *sipgo.DialogClientCache
+	contact  sip.ContactHeader
+	regs     chan regEvent
+	byes     chan string
+	reinvite chan string
+	wg       sync.WaitGroup
+
+	mu       sync.Mutex
+	bindings map[string]sip.Uri
+	ep       *rtpPeer
+}
+
+func newVoice(t testing.TB) *voice {
+	ua, _ := sipgo.NewUA(sipgo.WithUserAgent("fake-voice"), sipgo.WithUserAgentHostname("127.0.0.1"))
+	srv, _ := sipgo.NewServer(ua, sipgo.WithServerLogger(slog.New(slog.DiscardHandler)))
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := conn.LocalAddr().(*net.UDPAddr)
+	cli, _ := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientConnectionAddr(addr.String()),
+		sipgo.WithClientLogger(slog.New(slog.DiscardHandler)))
+	v := &voice{t: t, ua: ua, srv: srv, cli: cli, conn: conn, addr: addr, regs: make(chan regEvent, 20),
+		byes: make(chan string, 10), reinvite: make(chan string, 10), bindings: map[string]sip.Uri{}}
+	v.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "voice", Host: "127.0.0.1", Port: addr.Port}}
+	v.clients = sipgo.NewDialogClientCache(cli, v.contact)
+	srv.OnRegister(v.onRegister)
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		if err := v.clients.ReadBye(req, tx); err != nil {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "No Dialog", nil))
+			return
+		}
+		v.byes <- req.CallID().Value()
+	})
+	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		// re-INVITE from the gateway: answer with our media, report the direction.
+		dir := "sendrecv"
+		for _, d := range []string{"sendonly", "recvonly", "inactive"} {
+			if strings.Contains(string(req.Body()), "a="+d) {
+				dir = d
+			}
+		}
+		v.mu.Lock()
+		ep := v.ep
+		v.mu.Unlock()
+		body := []byte{}
+		if ep != nil {
+			rev := map[string]string{"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive", "sendrecv": "sendrecv"}[dir]
+			body = ep.sdp(rev)
+		}
+		res := sip.NewSDPResponseFromRequest(req, body)
+		res.AppendHeader(&v.contact)
+		_ = tx.Respond(res)
+		v.reinvite <- dir
+	})
+	srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	v.wg.Add(1)
+	go func() { defer v.wg.Done(); _ = srv.ServeUDP(conn) }()
+	t.Cleanup(v.close)
+	return v
+}
+
+func (v *voice) close() {
+	_ = v.conn.Close()
+	v.wg.Wait()
+	_ = v.srv.Close()
+	_ = v.ua.Close()
+}
+
+func (v *voice) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+	to := req.To()
+	dn := to.Address.User
+	authz := ""
+	if h := req.GetHeader("Authorization"); h != nil {
+		authz = h.Value()
+	}
+	bearer := strings.TrimPrefix(authz, "Bearer ")
+	if strings.HasPrefix(authz, "Bearer ") && bearer != goodToken {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 401, "Unauthorized", nil))
+		return
+	}
+	exp := 3600
+	if h := req.GetHeader("Expires"); h != nil {
+		exp, _ = strconv.Atoi(h.Value())
+	}
+	v.mu.Lock()
+	if exp == 0 {
+		delete(v.bindings, dn)
+	} else {
+		v.bindings[dn] = req.Contact().Address
+	}
+	v.mu.Unlock()
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	v.regs <- regEvent{dn: dn, expires: exp, bearer: bearer}
+}
+
+func (v *voice) binding(dn string) (sip.Uri, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	u, ok := v.bindings[dn]
+	return u, ok
+}
+
+// waitReg returns the next REGISTER or fails.
+func (v *voice) waitReg(t testing.TB) regEvent {
+	t.Helper()
+	select {
+	case r := <-v.regs:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no REGISTER reached Voice")
+		return regEvent{}
+	}
+}
+
+// call places an INVITE to dn with an RTP endpoint playing hz; it returns
+// once the gateway answered (or fails the test).
+func (v *voice) call(ctx context.Context, t testing.TB, dn string, hz float64) (*sipgo.DialogClientSession, *rtpPeer) {
+	t.Helper()
+	target, ok := v.binding(dn)
+	if !ok {
+		t.Fatalf("dn %s not registered", dn)
+	}
+	ep := newRTPPeer(t, hz)
+	v.mu.Lock()
+	v.ep = ep
+	v.mu.Unlock()
+	req := sip.NewRequest(sip.INVITE, target)
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "+15550001111", Host: domain}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: dn, Host: domain}})
+	req.AppendHeader(sip.NewHeader("X-Genesys-CallType", "callback"))
+	req.AppendHeader(sip.NewHeader("X-Genesys-UserData", "order=42&name=Ann+Lee"))
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(ep.sdp("sendrecv"))
+	req.SetDestination(net.JoinHostPort(target.Host, strconv.Itoa(target.Port)))
+	d, err := v.clients.WriteInvite(ctx, req)
+	if err != nil {
+		t.Fatalf("invite: %v", err)
+	}
+	if err := d.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("wait answer: %v", err)
+	}
+	if err := d.Ack(ctx); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	if err := ep.setRemoteFromSDP(d.InviteResponse.Body()); err != nil {
+		t.Fatal(err)
+	}
+	ep.start()
+	return d, ep
+}
+
+// rtpPeer is a plain-RTP G.711 endpoint: sends a PCMU tone, analyses what it
+// receives and collects RFC 4733 digits.
+type rtpPeer struct {
+	t      testing.TB
+	conn   *net.UDPConn
+	tone   float64
+	heard  *media.Analyzer
+	stop   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	remote *net.UDPAddr
+	digits strings.Builder
+	dtmf   []byte
+	pkts   int
+}
+
+func newRTPPeer(t testing.TB, hz float64) *rtpPeer {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &rtpPeer{t: t, conn: conn, tone: hz, heard: media.NewAnalyzer(media.AnalyzerConfig{}), stop: make(chan struct{})}
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *rtpPeer) sdp(dir string) []byte {
+	port := p.conn.LocalAddr().(*net.UDPAddr).Port
+	return []byte(fmt.Sprintf("v=0\r\no=voice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=%s\r\n", port, dir))
+}
+
+func (p *rtpPeer) setRemoteFromSDP(b []byte) error {
+	var ip string
+	var port int
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "c=IN IP4 ") {
+			ip = strings.TrimPrefix(l, "c=IN IP4 ")
+		}
+		if strings.HasPrefix(l, "m=audio ") {
+			port, _ = strconv.Atoi(strings.Fields(l)[1])
+		}
+	}
+	if ip == "" || port == 0 {
+		return fmt.Errorf("answer sdp without address: %q", b)
+	}
+	p.mu.Lock()
+	p.remote = &net.UDPAddr{IP: net.ParseIP(ip), Port: port}
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *rtpPeer) start() {
+	p.wg.Add(2)
+	go p.send()
+	go p.recv()
+}
+
+func (p *rtpPeer) close() {
+	p.once.Do(func() { close(p.stop); _ = p.conn.Close(); p.wg.Wait() })
+}
+
+func (p *rtpPeer) sendDTMF(d string) { p.mu.Lock(); p.dtmf = append(p.dtmf, d...); p.mu.Unlock() }
+
+func (p *rtpPeer) Digits() string { p.mu.Lock(); defer p.mu.Unlock(); return p.digits.String() }
+
+func (p *rtpPeer) send() {
+	defer p.wg.Done()
+	src := media.NewSine(p.tone, -20, 0)
+	ds, _ := media.NewDTMFSender(media.DTMFSenderConfig{})
+	pcm := make([]int16, media.FrameSamples)
+	buf := make([]byte, media.FrameSamples)
+	seq, ts, ssrc := uint16(rand.Uint32()), rand.Uint32(), rand.Uint32()
+	var events []media.DTMFPacket
+	var evStart time.Time
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		remote := p.remote
+		if len(events) == 0 && len(p.dtmf) > 0 {
+			events, _ = ds.Packets(nil, p.dtmf[0], ts)
+			p.dtmf = p.dtmf[1:]
+			evStart = time.Now()
+		}
+		p.mu.Unlock()
+		var pkts []*rtp.Packet
+		if len(events) > 0 {
+			for len(events) > 0 && events[0].SendAt <= time.Since(evStart) {
+				seq++
+				pkts = append(pkts, events[0].RTP(101, ssrc, seq))
+				events = events[1:]
+			}
+			if len(events) == 0 {
+				ts += ds.Span()
+			}
+		} else {
+			media.ReadFrame(src, pcm)
+			seq++
+			ts += media.G711TimestampStep
+			pkts = append(pkts, &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq, Timestamp: ts, SSRC: ssrc},
+				Payload: media.EncodeG711(media.PCMU, pcm, buf)})
+		}
+		for _, pk := range pkts {
+			raw, _ := pk.Marshal()
+			_, _ = p.conn.WriteToUDP(raw, remote)
+		}
+	}
+}
+
+func (p *rtpPeer) recv() {
+	defer p.wg.Done()
+	buf := make([]byte, 1500)
+	pcm := make([]int16, 1500)
+	var pk rtp.Packet
+	var r media.DTMFReceiver
+	for {
+		n, _, err := p.conn.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		if pk.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		p.mu.Lock()
+		p.pkts++
+		p.mu.Unlock()
+		switch pk.PayloadType {
+		case 101:
+			if d, ok, _ := r.PushRTP(&pk); ok {
+				p.mu.Lock()
+				p.digits.WriteByte(d)
+				p.mu.Unlock()
+			}
+		case 0:
+			p.heard.Write(media.DecodeG711(media.PCMU, pk.Payload, pcm))
+		}
+	}
+}
+
+// lab is a running gateway with its fakes.
+type lab struct {
+	gw    *gateway.Server
+	reg   *prometheus.Registry
+	voice *voice
+	base  string
+	http  *httptest.Server
+}
+
+func startLab(t testing.TB, mutate func(*gateway.Config), turnSrv gateway.TURN) *lab {
+	t.Helper()
+	plat := platform(t)
+	v := newVoice(t)
+	cfg := gateway.Default()
+	cfg.VoiceSIPAddr = v.addr.String()
+	cfg.AuthURL = plat.URL
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	reg := prometheus.NewRegistry()
+	gw, err := gateway.New(cfg, testLogger(t), reg, nil, turnSrv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	e.HideBanner = true
+	gw.Mount(e)
+	hs := httptest.NewServer(e)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = gw.Stop(ctx)
+		hs.CloseClientConnections()
+		hs.Close()
+	})
+	return &lab{gw: gw, reg: reg, voice: v, base: hs.URL, http: hs}
+}
+
+func (l *lab) metric(t testing.TB, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := l.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			if m.Gauge != nil {
+				return m.Gauge.GetValue()
+			}
+			return m.Counter.GetValue()
+		}
+	}
+	return 0
+}
+
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitEvent reads agent events until one of type typ arrives.
+func waitEvent(t testing.TB, a *agent.Agent, typ string) agent.Event {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-a.Events():
+			if e.Type == typ {
+				return e
+			}
+		case <-timeout:
+			t.Fatalf("no %s event", typ)
+			return agent.Event{}
+		}
+	}
+}
+
+func near(f, want float64) bool { return f > want-40 && f < want+40 }
+
+func readAll(r io.Reader) string { b, _ := io.ReadAll(r); return string(b) }

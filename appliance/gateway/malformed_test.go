@@ -1,0 +1,123 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cxlab/cxlab/appliance/gateway"
+	"github.com/cxlab/cxlab/appliance/gateway/agent"
+	"github.com/cxlab/cxlab/appliance/turn"
+)
+
+func asStatus(err error, se **agent.StatusError) bool { return errors.As(err, se) }
+
+func startTURN(t *testing.T) *turn.Server {
+	cfg := turn.Default()
+	cfg.Port = 0
+	cfg.MinPort, cfg.MaxPort = 0, 0
+	cfg.DisableTCP = true
+	ts, err := turn.New(cfg, testLogger(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ts.Stop(ctx)
+	})
+	return ts
+}
+
+func post(t *testing.T, u, body string) (int, string) {
+	t.Helper()
+	res, err := http.Post(u, "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	return res.StatusCode, readAll(res.Body)
+}
+
+// TestMalformedInput: bad messages get clear errors and the session survives.
+func TestMalformedInput(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := startLab(t, func(c *gateway.Config) { c.EnableTranscoding = new(bool) }, nil)
+	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken)})
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.voice.waitReg(t)
+	msg := l.base + "/webrtc/message?" + url.Values{"from": {a.SSID()}, "to": {"5551234"}}.Encode()
+	cases := []struct {
+		name, body string
+		status     int
+		errType    string
+	}{
+		{"bad json", "RSMP {not json", 400, "BAD_MESSAGE"},
+		{"unknown type", `RSMP {"messageType":"PRANSWER","sdp":"v=0"}`, 400, "BAD_MESSAGE"},
+		{"no audio", `RSMP {"messageType":"OFFER","sdp":"v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n"}`, 400, "NO_AUDIO"},
+		{"opus only without transcoding", `RSMP {"messageType":"OFFER","sdp":"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n"}`, 406, "CODEC"},
+		{"answer without offer", `RSMP {"messageType":"ANSWER","sdp":"v=0\r\nm=audio 9 RTP/AVP 0\r\n"}`, 409, "NO_OFFER"},
+		{"unknown verb", "HELLO there", 400, "UNKNOWN_MESSAGE"},
+		{"oversized", "RSMP " + strings.Repeat("x", 70<<10), 413, "TOO_LARGE"},
+		{"info without call", "INFO-MAP a=b", 409, "NO_CALL"},
+	}
+	for _, tc := range cases {
+		status, body := post(t, msg, tc.body)
+		if status != tc.status || !strings.Contains(body, "ERROR") || !strings.Contains(body, tc.errType) {
+			t.Errorf("%s: got %d %q, want %d %s", tc.name, status, body, tc.status, tc.errType)
+		}
+	}
+	if status, _ := post(t, l.base+"/webrtc/message?from=nope&to=x", "BYE"); status != 404 {
+		t.Errorf("unknown session: %d", status)
+	}
+	if status, _ := post(t, l.base+"/webrtc/sign_in", "bad dn:x"); status != 400 {
+		t.Errorf("bad legacy sign-in: %d", status)
+	}
+	// The session survived all of it: a GET-STATS without call is refused but
+	// the client can still sign out cleanly.
+	if err := a.SignOut(ctx); err != nil {
+		t.Fatalf("session did not survive malformed input: %v", err)
+	}
+	// With transcoding off an incoming call is offered with G.711 only.
+}
+
+// TestLegacySignInAndReplace: DN:password sign-in, then a second sign-in for
+// the same DN replaces the first.
+func TestLegacySignInAndReplace(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l := startLab(t, nil, nil)
+	a1 := agent.New(agent.Config{URL: l.base, DN: "7002", Password: "dnpass"})
+	if err := a1.SignIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := l.voice.waitReg(t); r.dn != "7002" {
+		t.Fatalf("registered %q", r.dn)
+	}
+	a2 := agent.New(agent.Config{URL: l.base, DN: "7002", Password: "dnpass"})
+	if err := a2.SignIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.voice.waitReg(t)
+	if got := l.metric(t, "wrtc_current_signins"); got != 1 {
+		t.Fatalf("signins after replace = %v", got)
+	}
+	if err := a1.SignOut(ctx); err == nil {
+		t.Fatal("replaced session still valid")
+	}
+	if err := a2.SignOut(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,173 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// DN is a directory number, the agent's SIP identity on the Voice side.
+type DN string
+
+// SSID is the server-side id of a signed-in client, returned by sign_in and
+// presented on every /wait, /message and /sign_out.
+type SSID string
+
+// maxQueued bounds a client's undelivered messages: a client that stops
+// polling must not grow the gateway's memory.
+const maxQueued = 32
+
+// outMsg is one message waiting for the client's next /wait.
+type outMsg struct {
+	peer string
+	body string
+}
+
+// session is one signed-in client: one registered DN.
+type session struct {
+	id       SSID
+	user     string
+	ccid     string
+	dn       DN
+	domain   string
+	token    string // Bearer for REGISTER refresh and unregister (token sign-in)
+	password string // SIP digest password (legacy DN sign-in)
+	signedIn time.Time
+
+	notify chan struct{} // capacity 1: "queue changed or session closed"
+	done   chan struct{}
+
+	mu         sync.Mutex
+	queue      []outMsg
+	lastPoll   time.Time // wall time of the last /wait start or end
+	polling    int
+	closed     bool
+	call       *call
+	registered time.Time
+	offerSeq   int
+}
+
+func newSession(id SSID, now time.Time) *session {
+	return &session{id: id, signedIn: now, lastPoll: time.Now(), notify: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// key is the registration key "dn@domain".
+func (s *session) key() string { return string(s.dn) + "@" + s.domain }
+
+// push queues a message for the client; the oldest is dropped when full.
+func (s *session) push(peer, body string) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.queue) >= maxQueued {
+		s.queue = s.queue[1:]
+	}
+	s.queue = append(s.queue, outMsg{peer: peer, body: body})
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns the next message, or false when timeout passes first, the
+// request goes away or the session closes.
+func (s *session) wait(ctx context.Context, timeout time.Duration) (outMsg, bool) {
+	s.touch(1)
+	defer s.touch(-1)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			m := s.queue[0]
+			s.queue[0] = outMsg{}
+			s.queue = s.queue[1:]
+			more := len(s.queue) > 0
+			s.mu.Unlock()
+			if more {
+				select {
+				case s.notify <- struct{}{}:
+				default:
+				}
+			}
+			return m, true
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.notify:
+		case <-s.done:
+			return outMsg{}, false
+		case <-t.C:
+			return outMsg{}, false
+		case <-ctx.Done():
+			return outMsg{}, false
+		}
+	}
+}
+
+// touch records polling activity: a client with a /wait open is alive.
+func (s *session) touch(delta int) {
+	s.mu.Lock()
+	s.polling += delta
+	s.lastPoll = time.Now()
+	s.mu.Unlock()
+}
+
+// idleSince reports whether the client has neither an open /wait nor polled
+// since d ago.
+func (s *session) idleFor(d time.Duration, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.polling == 0 && now.Sub(s.lastPoll) > d
+}
+
+// currentCall returns the session's call, if any.
+func (s *session) currentCall() *call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.call
+}
+
+// claimCall makes c the session's call unless it already has one.
+func (s *session) claimCall(c *call) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.call != nil {
+		return false
+	}
+	s.call = c
+	return true
+}
+
+// releaseCall forgets c if it is still the current call.
+func (s *session) releaseCall(c *call) {
+	s.mu.Lock()
+	if s.call == c {
+		s.call = nil
+	}
+	s.mu.Unlock()
+}
+
+// close marks the session closed and returns its call; false if already closed.
+func (s *session) close() (*call, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false
+	}
+	s.closed = true
+	close(s.done)
+	return s.call, true
+}
+
+// nextOfferID returns the next gateway-side ROAP session id (102, 103, ...),
+// the numbering the JS library uses.
+func (s *session) nextOfferID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offerSeq++
+	return 101 + s.offerSeq
+}

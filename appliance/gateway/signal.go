@@ -1,0 +1,290 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/cxlab/cxlab/appliance/gateway/internal/rtc"
+)
+
+// Mount registers the Grtc endpoints under BasePath on the appliance's echo server.
+func (s *Server) Mount(e *echo.Echo) {
+	b := s.cfg.BasePath
+	e.GET(b+"/sign_in", s.handleSignIn)
+	e.POST(b+"/sign_in", s.handleSignIn)
+	e.GET(b+"/wait", s.handleWait)
+	e.POST(b+"/message", s.handleMessage)
+	e.GET(b+"/sign_out", s.handleSignOut)
+	e.POST(b+"/sign_out", s.handleSignOut)
+	e.GET(b+"/ice-servers", s.handleICEServers)
+	e.GET(b+"/config", s.handleConfig)
+}
+
+// stickyCookie is what the real deployment's ingress-nginx sets (seed 000).
+const stickyCookie = "INGRESSCOOKIE"
+
+// errorBody renders a Grtc error text ("ERROR" + {"errorType": ...}).
+func errorBody(errType, msg string) string {
+	b, _ := json.Marshal(map[string]string{"errorType": errType, "message": msg}) // strings always marshal
+	return "ERROR " + string(b)
+}
+
+// textError answers a signalling request with status and a Grtc error body.
+func textError(c echo.Context, status int, errType, msg string) error {
+	return c.String(status, errorBody(errType, msg))
+}
+
+// readBody reads at most MaxBodyBytes; ok is false (and 413 sent) beyond it.
+func (s *Server) readBody(c echo.Context) (string, bool, error) {
+	b, err := io.ReadAll(io.LimitReader(c.Request().Body, s.cfg.MaxBodyBytes+1))
+	if err != nil {
+		return "", false, textError(c, http.StatusBadRequest, "BAD_REQUEST", "cannot read body")
+	}
+	if int64(len(b)) > s.cfg.MaxBodyBytes {
+		return "", false, textError(c, http.StatusRequestEntityTooLarge, "TOO_LARGE",
+			fmt.Sprintf("body exceeds %d bytes", s.cfg.MaxBodyBytes))
+	}
+	return string(b), true, nil
+}
+
+// handleSignIn implements the three sign-in forms: Bearer token (modern),
+// POST "<dn>:<password>" (SIP digest) and GET ?<dn> (unauthenticated REGISTER).
+func (s *Server) handleSignIn(c echo.Context) error {
+	ctx := c.Request().Context()
+	ss := newSession(SSID(newID(12)), s.clk.Now())
+	authz := c.Request().Header.Get("Authorization")
+	switch {
+	case len(authz) > 7 && strings.EqualFold(authz[:7], "bearer "):
+		token := strings.TrimSpace(authz[7:])
+		id, err := s.resolveAgent(ctx, token)
+		switch {
+		case errors.Is(err, ErrUnauthorized):
+			return textError(c, http.StatusUnauthorized, "AUTH", "token refused by the authentication service")
+		case errors.Is(err, ErrNoDN):
+			return textError(c, http.StatusForbidden, "NO_DN", "the user has no DN")
+		case err != nil:
+			s.log.Warn("sign-in: platform lookup failed", "err", err)
+			return textError(c, http.StatusServiceUnavailable, "UNAVAILABLE", "authentication or configuration service unavailable")
+		}
+		ss.user, ss.ccid, ss.dn, ss.domain, ss.token = id.user, id.ccid, id.dn, id.domain, token
+	default:
+		var raw string
+		if c.Request().Method == http.MethodPost {
+			body, ok, err := s.readBody(c)
+			if !ok {
+				return err
+			}
+			raw = strings.TrimSpace(body)
+		} else {
+			raw = c.QueryString()
+		}
+		dn, pw, _ := strings.Cut(raw, ":")
+		if dn == "" || strings.ContainsAny(dn, "@&=; /") {
+			return textError(c, http.StatusBadRequest, "BAD_REQUEST", "sign_in needs a DN, a DN:password body or a Bearer token")
+		}
+		ss.user, ss.dn, ss.domain, ss.password = dn, DN(dn), s.cfg.LegacyDomain, pw
+	}
+	if err := s.sip.register(ctx, ss, s.cfg.RegisterExpiry); err != nil {
+		s.log.Info("sign-in: REGISTER refused", "dn", ss.dn, "err", err)
+		if errors.Is(err, ErrUnauthorized) {
+			return textError(c, http.StatusUnauthorized, "AUTH", "Voice refused the registration")
+		}
+		return textError(c, http.StatusServiceUnavailable, "REGISTER", err.Error())
+	}
+	ss.registered = time.Now()
+	if _, err := s.addSession(ctx, ss); err != nil {
+		ctx2, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		_ = s.sip.register(ctx2, ss, 0)
+		cancel()
+		return textError(c, http.StatusServiceUnavailable, "CAPACITY", err.Error())
+	}
+	if ck, err := c.Cookie(stickyCookie); err != nil || ck.Value == "" {
+		c.SetCookie(&http.Cookie{Name: stickyCookie, Value: newID(16), Path: "/", Secure: true,
+			HttpOnly: true, SameSite: http.SameSiteNoneMode})
+	}
+	s.log.Info("signed in", "dn", ss.dn, "user", ss.user, "domain", ss.domain)
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.String(http.StatusOK, fmt.Sprintf("%s=%s\n", ss.dn, ss.id))
+}
+
+// handleWait is the hanging GET; the Pragma header names the peer.
+func (s *Server) handleWait(c echo.Context) error {
+	ss := s.session(SSID(c.QueryParam("id")))
+	if ss == nil {
+		return textError(c, http.StatusNotFound, "UNKNOWN_SESSION", "not signed in")
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	m, ok := ss.wait(c.Request().Context(), s.cfg.WaitTimeout)
+	if !ok {
+		if s.session(ss.id) == nil {
+			return textError(c, http.StatusNotFound, "UNKNOWN_SESSION", "signed out")
+		}
+		return c.NoContent(http.StatusNoContent)
+	}
+	c.Response().Header().Set("Pragma", m.peer)
+	return c.String(http.StatusOK, m.body)
+}
+
+// handleSignOut ends the client's session.
+func (s *Server) handleSignOut(c echo.Context) error {
+	ss := s.session(SSID(c.QueryParam("id")))
+	if ss == nil {
+		return textError(c, http.StatusNotFound, "UNKNOWN_SESSION", "not signed in")
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), 5*time.Second)
+	defer cancel()
+	s.signOut(ctx, ss, "sign_out")
+	return c.String(http.StatusOK, "")
+}
+
+// handleMessage takes one client message (RSMP, BYE, INFO-*, GET-STATS).
+func (s *Server) handleMessage(c echo.Context) error {
+	ss := s.session(SSID(c.QueryParam("from")))
+	if ss == nil {
+		return textError(c, http.StatusNotFound, "UNKNOWN_SESSION", "not signed in")
+	}
+	body, ok, err := s.readBody(c)
+	if !ok {
+		return err
+	}
+	to := c.QueryParam("to")
+	if to == "self" {
+		to = string(ss.id)
+	}
+	status, errType, msg := s.dispatch(ss, to, body)
+	if status != http.StatusOK {
+		s.log.Debug("message refused", "dn", ss.dn, "type", errType, "msg", msg)
+		return textError(c, status, errType, msg)
+	}
+	return c.String(http.StatusOK, "")
+}
+
+// dispatch routes a client message; it returns 200 or an error status.
+func (s *Server) dispatch(ss *session, to, body string) (int, string, string) {
+	verb := body
+	if i := strings.IndexAny(body, " \r\n{"); i >= 0 {
+		verb = body[:i]
+	}
+	cur := ss.currentCall()
+	switch strings.ToUpper(verb) {
+	case "RSMP", "SDP":
+		m, err := rtc.ParseMessage(body)
+		if err != nil {
+			return http.StatusBadRequest, "BAD_MESSAGE", err.Error()
+		}
+		switch m.Type {
+		case "OK":
+			return http.StatusOK, "", ""
+		case "ANSWER":
+			if cur == nil || !cur.deliverAnswer(m) {
+				return http.StatusConflict, "NO_OFFER", "no offer is waiting for an answer"
+			}
+			return http.StatusOK, "", ""
+		default: // OFFER
+			names, _, hasAudio := rtc.CodecsInSDP(m.FullSDP())
+			if !hasAudio {
+				return http.StatusBadRequest, "NO_AUDIO", "offer has no audio section"
+			}
+			if _, err := s.pickBrowserCodec(names); err != nil {
+				return http.StatusNotAcceptable, "CODEC", err.Error()
+			}
+			if cur != nil {
+				go cur.reoffer(m)
+				return http.StatusOK, "", ""
+			}
+			if to == "" || to == string(ss.id) || !isDialable(to) {
+				return http.StatusBadRequest, "BAD_PEER", "an outgoing call needs a number to dial"
+			}
+			c := newCall(s, ss, "outbound", to)
+			if !ss.claimCall(c) {
+				return http.StatusConflict, "BUSY", "a call is already in progress"
+			}
+			go c.runOutgoing(m)
+			return http.StatusOK, "", ""
+		}
+	case "BYE":
+		if cur != nil {
+			go cur.end(context.Background(), "browser bye", sideBrowser)
+		}
+		return http.StatusOK, "", ""
+	case "INFO-MAP", "INFO-PEER":
+		if cur == nil {
+			return http.StatusConflict, "NO_CALL", "no call in progress"
+		}
+		ct := "application/x-www-form-urlencoded"
+		if strings.EqualFold(verb, "INFO-PEER") {
+			ct = "application/octet-stream"
+		}
+		go cur.sendInfo(ct, strings.TrimSpace(body[len(verb):]))
+		return http.StatusOK, "", ""
+	case "GET-STATS":
+		if cur == nil {
+			return http.StatusConflict, "NO_CALL", "no call in progress"
+		}
+		b, _ := json.Marshal(cur.info()) // plain struct
+		ss.push(cur.peer, "PUT-STATS "+string(b))
+		return http.StatusOK, "", ""
+	}
+	return http.StatusBadRequest, "UNKNOWN_MESSAGE", "unknown message " + truncate(verb, 32)
+}
+
+// isDialable accepts E.164 numbers, DNs and SIP user parts.
+func isDialable(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i, r := range s {
+		if !(r >= '0' && r <= '9' || r == '+' && i == 0 || r == '*' || r == '#') {
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// handleICEServers returns RTCIceServer JSON with fresh TURN credentials (lab addition).
+func (s *Server) handleICEServers(c echo.Context) error {
+	ss := s.session(SSID(c.QueryParam("id")))
+	if ss == nil {
+		return textError(c, http.StatusNotFound, "UNKNOWN_SESSION", "not signed in")
+	}
+	return c.JSON(http.StatusOK, s.iceServers(ss.user))
+}
+
+// iceServers converts the TURN server's list (empty without TURN).
+func (s *Server) iceServers(user string) []map[string]any {
+	out := []map[string]any{}
+	if s.turn == nil {
+		return out
+	}
+	for _, is := range s.turn.ICEServers(user) {
+		out = append(out, map[string]any{"urls": is.URLs, "username": is.Username, "credential": is.Credential})
+	}
+	return out
+}
+
+// handleConfig tells a page where to sign in and what the gateway supports (lab addition).
+func (s *Server) handleConfig(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{
+		"webrtc_gateway":     s.cfg.BasePath,
+		"polling_timeout":    s.cfg.WaitTimeout.Milliseconds() + 5000,
+		"noanswer_timeout":   s.cfg.AnswerTimeout.Milliseconds(),
+		"enableTranscoding":  *s.cfg.EnableTranscoding,
+		"iceServersEndpoint": s.cfg.BasePath + "/ice-servers",
+		"turn":               s.turn != nil,
+	})
+}

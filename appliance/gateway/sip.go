@@ -1,0 +1,281 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// sipStack is the gateway's SIP user agent toward Voice (UDP).
+type sipStack struct {
+	s       *Server
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	cli     *sipgo.Client
+	conn    net.PacketConn
+	addr    *net.UDPAddr
+	voice   string
+	servers *sipgo.DialogServerCache
+	clients *sipgo.DialogClientCache
+	contact sip.ContactHeader
+	wg      sync.WaitGroup
+}
+
+func newSIPStack(s *Server) (*sipStack, error) {
+	conn, err := net.ListenPacket("udp4", net.JoinHostPort(s.cfg.SIPHost, strconv.Itoa(s.cfg.SIPPort)))
+	if err != nil {
+		return nil, listenErr(s.cfg.SIPPortSetting, s.cfg.SIPPort, err)
+	}
+	addr := conn.LocalAddr().(*net.UDPAddr)
+	// sipgo logs every transaction at debug; keep it at warn to honour the
+	// per-call log budget.
+	quiet := slog.New(levelFilter{h: s.log.Handler(), min: slog.LevelWarn}).With("sub", "sip")
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("cxlab-webrtc-gateway"), sipgo.WithUserAgentHostname(s.cfg.SIPHost))
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("sip ua: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
+	if err != nil {
+		_ = ua.Close()
+		_ = conn.Close()
+		return nil, fmt.Errorf("sip server: %w", err)
+	}
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname(s.cfg.SIPHost), sipgo.WithClientConnectionAddr(addr.String()),
+		sipgo.WithClientLogger(quiet))
+	if err != nil {
+		_ = ua.Close()
+		_ = conn.Close()
+		return nil, fmt.Errorf("sip client: %w", err)
+	}
+	st := &sipStack{s: s, ua: ua, srv: srv, cli: cli, conn: conn, addr: addr, voice: s.cfg.VoiceSIPAddr}
+	st.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: addr.IP.String(), Port: addr.Port}}
+	st.servers = sipgo.NewDialogServerCache(cli, st.contact)
+	st.clients = sipgo.NewDialogClientCache(cli, st.contact)
+	srv.OnInvite(st.onInvite)
+	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { _ = st.servers.ReadAck(req, tx) })
+	srv.OnBye(st.onBye)
+	srv.OnNotify(st.onNotify)
+	srv.OnInfo(st.onInfo)
+	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		_ = srv.ServeUDP(conn) // returns when conn is closed
+	}()
+	return st, nil
+}
+
+func (st *sipStack) close() {
+	_ = st.conn.Close()
+	st.wg.Wait()
+	_ = st.srv.Close()
+	_ = st.ua.Close()
+}
+
+// levelFilter drops records below min (sipgo is chatty at debug/info).
+type levelFilter struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.h.Enabled(ctx, l)
+}
+func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
+func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{h: f.h.WithAttrs(a), min: f.min}
+}
+func (f levelFilter) WithGroup(n string) slog.Handler { return levelFilter{h: f.h.WithGroup(n), min: f.min} }
+
+// register sends REGISTER for the session's DN (expiry 0 unregisters): with
+// the Bearer token (contract 9) or SIP digest for DN:password sign-ins.
+func (st *sipStack) register(ctx context.Context, ss *session, expiry time.Duration) error {
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: ss.domain})
+	aor := sip.Uri{Scheme: "sip", User: string(ss.dn), Host: ss.domain}
+	from := &sip.FromHeader{Address: aor, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: aor})
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: string(ss.dn), Host: st.addr.IP.String(), Port: st.addr.Port}}
+	req.AppendHeader(&contact)
+	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expiry/time.Second))))
+	req.AppendHeader(sip.NewHeader("Allow-Events", "talk, hold"))
+	if ss.token != "" {
+		req.AppendHeader(sip.NewHeader("Authorization", "Bearer "+ss.token))
+	}
+	req.SetDestination(st.voice)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	res, err := st.cli.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("register %s: %w", ss.dn, err)
+	}
+	if res.StatusCode == 401 && ss.token == "" && ss.password != "" {
+		res, err = st.cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: string(ss.dn), Password: ss.password})
+		if err != nil {
+			return fmt.Errorf("register %s digest: %w", ss.dn, err)
+		}
+	}
+	switch {
+	case res.StatusCode >= 200 && res.StatusCode < 300:
+		return nil
+	case res.StatusCode == 401 || res.StatusCode == 403:
+		return fmt.Errorf("register %s: %d %s: %w", ss.dn, res.StatusCode, res.Reason, ErrUnauthorized)
+	default:
+		return fmt.Errorf("register %s: %d %s", ss.dn, res.StatusCode, res.Reason)
+	}
+}
+
+// respond sends a stateless response on tx.
+func respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	_ = tx.Respond(res)
+}
+
+func (st *sipStack) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	s := st.s
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		c := s.callBySIP(req.CallID().Value())
+		if c == nil {
+			respond(req, tx, 481, "Call/Transaction Does Not Exist")
+			return
+		}
+		c.onSIPReinvite(req, tx)
+		return
+	}
+	dn := req.Recipient.User
+	domain := ""
+	if to := req.To(); to != nil {
+		domain = to.Address.Host
+		if dn == "" {
+			dn = to.Address.User
+		}
+	}
+	ss := s.sessionFor(dn, domain)
+	if ss == nil {
+		respond(req, tx, 480, "Temporarily Unavailable")
+		return
+	}
+	offer, err := parseSIPSDP(req.Body())
+	if err != nil {
+		s.log.Info("incoming call refused", "dn", dn, "err", err)
+		respond(req, tx, 488, "Not Acceptable Here")
+		return
+	}
+	peer := "anonymous"
+	if f := req.From(); f != nil && f.Address.User != "" {
+		peer = f.Address.User
+	}
+	c := newCall(s, ss, "inbound", peer)
+	if !ss.claimCall(c) {
+		respond(req, tx, 486, "Busy Here")
+		return
+	}
+	dss, err := st.servers.ReadInvite(req, tx)
+	if err != nil {
+		ss.releaseCall(c)
+		respond(req, tx, 400, "Bad Request")
+		return
+	}
+	c.attached = attachedData(req)
+	// sipgo terminates the transaction when the handler returns, so the
+	// handler stays until the final response.
+	c.runIncoming(dss, offer)
+}
+
+func (st *sipStack) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	if err := st.servers.ReadBye(req, tx); err != nil {
+		if err := st.clients.ReadBye(req, tx); err != nil {
+			respond(req, tx, 481, "Call/Transaction Does Not Exist")
+			return
+		}
+	}
+	if c := st.s.callBySIP(req.CallID().Value()); c != nil {
+		go c.end(context.Background(), "sip bye", sideSIP)
+	}
+}
+
+func (st *sipStack) onNotify(req *sip.Request, tx sip.ServerTransaction) {
+	c := st.s.callBySIP(req.CallID().Value())
+	if c == nil {
+		respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	ev := ""
+	if h := req.GetHeader("Event"); h != nil {
+		ev = strings.ToLower(strings.TrimSpace(strings.SplitN(h.Value(), ";", 2)[0]))
+	}
+	switch ev {
+	case "talk":
+		c.sess.push(c.peer, "EVENT-TALK")
+	case "hold":
+		c.sess.push(c.peer, "EVENT-HOLD")
+	default:
+		respond(req, tx, 489, "Bad Event")
+		return
+	}
+	respond(req, tx, 200, "OK")
+}
+
+func (st *sipStack) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	c := st.s.callBySIP(req.CallID().Value())
+	if c == nil {
+		respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	respond(req, tx, 200, "OK")
+	if len(req.Body()) > 0 {
+		c.sess.push(c.peer, "INFO-PEER "+string(req.Body()))
+	}
+}
+
+// attachedData turns the INVITE's X-Genesys-* headers (and the urlencoded
+// X-Genesys-UserData) into the OFFER's attacheddata.
+func attachedData(req *sip.Request) []kv {
+	var out []kv
+	for _, h := range req.Headers() {
+		name := h.Name()
+		if !strings.HasPrefix(strings.ToLower(name), "x-genesys-") {
+			continue
+		}
+		key := name[len("x-genesys-"):]
+		if strings.EqualFold(key, "UserData") {
+			for _, pair := range strings.Split(h.Value(), "&") {
+				k, v, _ := strings.Cut(pair, "=")
+				k, v = unescape(k), unescape(v)
+				if k != "" {
+					out = append(out, kv{Key: k, Value: v})
+				}
+			}
+			continue
+		}
+		out = append(out, kv{Key: key, Value: h.Value()})
+	}
+	return out
+}
+
+// sideOf names who ended a call.
+type side int
+
+const (
+	sideGateway side = iota
+	sideBrowser
+	sideSIP
+)
+
+var errCallEnded = errors.New("call ended")
