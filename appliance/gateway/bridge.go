@@ -172,7 +172,18 @@ func (b *bridge) relayEventToSIP(p *rtp.Packet, clock uint32) {
 	ev = ev.Rescale(clock, media.G711ClockRate)
 	b.mu.Lock()
 	if p.Timestamp != b.evBrowser || b.evSIPTS == 0 {
-		b.evBrowser, b.evSIPTS = p.Timestamp, b.sipTS
+		// A new event starts at the current audio time, or later when the
+		// audio stalled (browsers mute audio during events).
+		start := b.sipTS
+		if b.evSIPTS != 0 {
+			if alt := b.evSIPTS + uint32(uint64(p.Timestamp-b.evBrowser)*media.G711ClockRate/uint64(clock)); int32(alt-start) > 0 {
+				start = alt
+			}
+		}
+		b.evBrowser, b.evSIPTS = p.Timestamp, start
+	}
+	if end := b.evSIPTS + uint32(ev.Duration); int32(end-b.sipTS) > 0 {
+		b.sipTS = end // audio resumes after the event
 	}
 	b.sipSeq++
 	h := rtp.Header{Version: 2, Marker: p.Marker, PayloadType: b.sipEventPT, SequenceNumber: b.sipSeq,
@@ -236,7 +247,16 @@ func (b *bridge) relayEventToBrowser(p *rtp.Packet) {
 	ev = ev.Rescale(media.G711ClockRate, clock)
 	b.bmu.Lock()
 	if !b.evSIPSeen || p.Timestamp != b.evSIP {
-		b.evSIP, b.evBrTS, b.evSIPSeen = p.Timestamp, b.brTS, true
+		start := b.brTS
+		if b.evSIPSeen {
+			if alt := b.evBrTS + uint32(uint64(p.Timestamp-b.evSIP)*uint64(clock)/media.G711ClockRate); int32(alt-start) > 0 {
+				start = alt
+			}
+		}
+		b.evSIP, b.evBrTS, b.evSIPSeen = p.Timestamp, start, true
+	}
+	if end := b.evBrTS + uint32(ev.Duration); int32(end-b.brTS) > 0 {
+		b.brTS = end
 	}
 	b.brSeq++
 	h := rtp.Header{Version: 2, Marker: p.Marker, SequenceNumber: b.brSeq, Timestamp: b.evBrTS}
@@ -346,13 +366,13 @@ func (b *bridge) tick() {
 
 // jitterEstimate is the RFC 3550 interarrival jitter of one receive side.
 type jitterEstimate struct {
-	mu       sync.Mutex
-	started  bool
-	lastTS   uint32
-	lastAt   time.Time
-	j        float64 // seconds
-	max      float64
-	crossed  int // thresholds already counted for this call
+	mu      sync.Mutex
+	started bool
+	lastTS  uint32
+	lastAt  time.Time
+	j       float64 // seconds
+	max     float64
+	crossed int // thresholds already counted for this call
 }
 
 func (e *jitterEstimate) update(ts, clock uint32, over *prometheus.CounterVec) {

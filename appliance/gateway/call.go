@@ -426,21 +426,22 @@ func (c *call) reoffer(m rtc.Message) {
 		c.sess.push(c.peer, errorBody("STATE", "re-offer while the call is "+state))
 		return
 	}
-	_, dir, _ := rtc.CodecsInSDP(m.FullSDP())
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.FullSDP()}); err != nil {
+	// Hold/resume re-offers only change the direction (Grtc rewrites a=
+	// lines); the transport is unchanged, so the answer is the current local
+	// description with the mirrored direction. Running pion's renegotiation
+	// here would stop and restart the RTP streams for nothing. An ICE restart
+	// inside a re-offer is not supported.
+	_, dir, hasAudio := rtc.CodecsInSDP(m.FullSDP())
+	ld := pc.CurrentLocalDescription()
+	if !hasAudio || ld == nil {
 		c.sess.push(c.peer, errorBody("BAD_SDP", "re-offer rejected"))
 		return
 	}
-	ans, err := pc.CreateAnswer(nil)
-	if err != nil {
-		c.sess.push(c.peer, errorBody("BAD_SDP", "cannot answer re-offer"))
-		return
+	mirror := map[string]string{"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}[dir]
+	if mirror == "" {
+		mirror = "sendrecv"
 	}
-	full, err := rtc.Gather(pc, ans, c.ended)
-	if err != nil {
-		return
-	}
-	c.sess.push(c.peer, rtc.Message{Type: "ANSWER", SDP: full, OffererSessionID: m.OffererSessionID,
+	c.sess.push(c.peer, rtc.Message{Type: "ANSWER", SDP: rtc.SetDirection(ld.SDP, mirror), OffererSessionID: m.OffererSessionID,
 		AnswererSessionID: c.offerID, Seq: m.Seq}.Encode("SDP "))
 	sipDir, newState := "sendrecv", "connected"
 	if dir == "inactive" || dir == "sendonly" {

@@ -24,9 +24,9 @@ type metrics struct {
 	gatewayJitter *prometheus.CounterVec
 	clientJitter  *prometheus.CounterVec
 
-	mu              sync.Mutex
-	curAudio, curX  int
-	peakA, peakX    int
+	mu             sync.Mutex
+	curAudio, curX int
+	peakA, peakX   int
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

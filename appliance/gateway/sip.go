@@ -15,13 +15,18 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// sipStack is the gateway's SIP user agent toward Voice (UDP).
+// sipStack is the gateway's SIP user agent toward Voice. REGISTER goes over
+// TCP, as the real gateway's voiceSipProxy (";transport=tcp"): a REGISTER
+// carrying a Bearer JWT is larger than RFC 3261 allows over UDP (1300 bytes).
+// Voice sends calls back over that same connection; other requests use UDP.
 type sipStack struct {
 	s       *Server
 	ua      *sipgo.UserAgent
 	srv     *sipgo.Server
 	cli     *sipgo.Client
+	cliTCP  *sipgo.Client
 	conn    net.PacketConn
+	ln      net.Listener
 	addr    *net.UDPAddr
 	voice   string
 	servers *sipgo.DialogServerCache
@@ -36,28 +41,40 @@ func newSIPStack(s *Server) (*sipStack, error) {
 		return nil, listenErr(s.cfg.SIPPortSetting, s.cfg.SIPPort, err)
 	}
 	addr := conn.LocalAddr().(*net.UDPAddr)
+	ln, err := net.Listen("tcp4", addr.String())
+	if err != nil {
+		_ = conn.Close()
+		return nil, listenErr(s.cfg.SIPPortSetting, addr.Port, err)
+	}
 	// sipgo logs every transaction at debug; keep it at warn to honour the
 	// per-call log budget.
 	quiet := slog.New(levelFilter{h: s.log.Handler(), min: slog.LevelWarn}).With("sub", "sip")
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("cxlab-webrtc-gateway"), sipgo.WithUserAgentHostname(s.cfg.SIPHost))
 	if err != nil {
 		_ = conn.Close()
+		_ = ln.Close()
 		return nil, fmt.Errorf("sip ua: %w", err)
 	}
 	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
 	if err != nil {
 		_ = ua.Close()
 		_ = conn.Close()
+		_ = ln.Close()
 		return nil, fmt.Errorf("sip server: %w", err)
 	}
 	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname(s.cfg.SIPHost), sipgo.WithClientConnectionAddr(addr.String()),
 		sipgo.WithClientLogger(quiet))
+	var cliTCP *sipgo.Client
+	if err == nil {
+		cliTCP, err = sipgo.NewClient(ua, sipgo.WithClientHostname(s.cfg.SIPHost), sipgo.WithClientLogger(quiet))
+	}
 	if err != nil {
 		_ = ua.Close()
 		_ = conn.Close()
+		_ = ln.Close()
 		return nil, fmt.Errorf("sip client: %w", err)
 	}
-	st := &sipStack{s: s, ua: ua, srv: srv, cli: cli, conn: conn, addr: addr, voice: s.cfg.VoiceSIPAddr}
+	st := &sipStack{s: s, ua: ua, srv: srv, cli: cli, cliTCP: cliTCP, conn: conn, ln: ln, addr: addr, voice: s.cfg.VoiceSIPAddr}
 	st.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: addr.IP.String(), Port: addr.Port}}
 	st.servers = sipgo.NewDialogServerCache(cli, st.contact)
 	st.clients = sipgo.NewDialogClientCache(cli, st.contact)
@@ -69,16 +86,21 @@ func newSIPStack(s *Server) (*sipStack, error) {
 	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
-	st.wg.Add(1)
+	st.wg.Add(2)
 	go func() {
 		defer st.wg.Done()
 		_ = srv.ServeUDP(conn) // returns when conn is closed
+	}()
+	go func() {
+		defer st.wg.Done()
+		_ = srv.ServeTCP(ln) // returns when ln is closed
 	}()
 	return st, nil
 }
 
 func (st *sipStack) close() {
 	_ = st.conn.Close()
+	_ = st.ln.Close()
 	st.wg.Wait()
 	_ = st.srv.Close()
 	_ = st.ua.Close()
@@ -97,7 +119,9 @@ func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f
 func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
 	return levelFilter{h: f.h.WithAttrs(a), min: f.min}
 }
-func (f levelFilter) WithGroup(n string) slog.Handler { return levelFilter{h: f.h.WithGroup(n), min: f.min} }
+func (f levelFilter) WithGroup(n string) slog.Handler {
+	return levelFilter{h: f.h.WithGroup(n), min: f.min}
+}
 
 // register sends REGISTER for the session's DN (expiry 0 unregisters): with
 // the Bearer token (contract 9) or SIP digest for DN:password sign-ins.
@@ -108,7 +132,8 @@ func (st *sipStack) register(ctx context.Context, ss *session, expiry time.Durat
 	from.Params.Add("tag", sip.GenerateTagN(8))
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: aor})
-	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: string(ss.dn), Host: st.addr.IP.String(), Port: st.addr.Port}}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: string(ss.dn), Host: st.addr.IP.String(), Port: st.addr.Port,
+		UriParams: sip.HeaderParams{{K: "transport", V: "tcp"}}}}
 	req.AppendHeader(&contact)
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expiry/time.Second))))
 	req.AppendHeader(sip.NewHeader("Allow-Events", "talk, hold"))
@@ -116,14 +141,15 @@ func (st *sipStack) register(ctx context.Context, ss *session, expiry time.Durat
 		req.AppendHeader(sip.NewHeader("Authorization", "Bearer "+ss.token))
 	}
 	req.SetDestination(st.voice)
+	req.SetTransport("TCP")
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	res, err := st.cli.Do(ctx, req)
+	res, err := st.cliTCP.Do(ctx, req)
 	if err != nil {
 		return fmt.Errorf("register %s: %w", ss.dn, err)
 	}
 	if res.StatusCode == 401 && ss.token == "" && ss.password != "" {
-		res, err = st.cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: string(ss.dn), Password: ss.password})
+		res, err = st.cliTCP.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: string(ss.dn), Password: ss.password})
 		if err != nil {
 			return fmt.Errorf("register %s digest: %w", ss.dn, err)
 		}

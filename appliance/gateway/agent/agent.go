@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -476,8 +477,7 @@ func (a *Agent) reoffer(ctx context.Context, dir string) error {
 		return errors.New("no call")
 	}
 	c.setHold(dir != "sendrecv")
-	_, err := c.offer(ctx, dir)
-	return err
+	return c.redirect(ctx, dir)
 }
 
 // SendDTMF sends keys as RFC 4733 events on the audio track.
@@ -643,6 +643,35 @@ func (c *agentCall) offer(ctx context.Context, dir string) (rtc.Message, error) 
 	}
 }
 
+// redirect re-offers the current session with only the direction changed,
+// as Grtc's holdCall/resumeCall do; the transport stays as it is.
+func (c *agentCall) redirect(ctx context.Context, dir string) error {
+	ld := c.pc.CurrentLocalDescription()
+	if ld == nil {
+		return errors.New("call not established")
+	}
+	c.seq++
+	select { // drop a stale answer
+	case <-c.a.answers:
+	default:
+	}
+	if err := c.a.send(ctx, c.peer, rtc.Message{Type: "OFFER", SDP: rtc.SetDirection(ld.SDP, dir), OffererSessionID: c.answerID,
+		Seq: c.seq, Tiebreaker: rand.IntN(1 << 30)}.Encode("RSMP ")); err != nil {
+		return fmt.Errorf("send re-offer: %w", err)
+	}
+	select {
+	case m := <-c.a.answers:
+		if _, got, _ := rtc.CodecsInSDP(m.SDP); dir == "sendrecv" && got != "sendrecv" || dir == "inactive" && got != "inactive" {
+			return fmt.Errorf("re-offer %s answered with %q", dir, got)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.stopCh:
+		return errors.New("call ended")
+	}
+}
+
 func (c *agentCall) setHold(h bool) { c.mu.Lock(); c.held = h; c.mu.Unlock() }
 
 func (c *agentCall) queueDTMF(d string) { c.mu.Lock(); c.dtmf = append(c.dtmf, d...); c.mu.Unlock() }
@@ -773,5 +802,112 @@ func (c *agentCall) receive(tr *webrtc.TrackRemote) {
 		case strings.EqualFold(mime, webrtc.MimeTypePCMA):
 			c.a.heard.Write(media.DecodeG711(media.PCMA, p.Payload, pcm))
 		}
+	}
+}
+
+// RunCLI is `cxlab agent`: sign in, poll, optionally auto-answer with a tone,
+// print events, until ctx ends; then sign out. Flags:
+//
+//	--url <base> --user U --password P [--auto-answer] [--play 1000] [--pcmu] [--relay] [--ready]
+//
+// With --user/--password the token comes from GAuth's password grant of the
+// cxlab-console client; --dn signs in with the DN password instead.
+func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	base := fs.String("url", "http://127.0.0.1:8080", "appliance base URL")
+	user := fs.String("user", "", "agent login (GAuth password grant)")
+	password := fs.String("password", "", "agent password, or the DN password with --dn")
+	dn := fs.String("dn", "", "sign in as this DN with SIP digest instead of a token")
+	client := fs.String("client", "cxlab-console:console-secret", "OAuth client id:secret for the password grant")
+	auto := fs.Bool("auto-answer", false, "answer incoming calls")
+	play := fs.Float64("play", 1000, "tone to send in Hz (0 = silence)")
+	pcmu := fs.Bool("pcmu", false, "answer with PCMU instead of Opus")
+	relay := fs.Bool("relay", false, "iceTransportPolicy relay (TURN only)")
+	ready := fs.Bool("ready", false, "set the agent Ready in Voice after sign-in")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg := Config{URL: *base, AutoAnswer: *auto, PlayHz: *play, PCMU: *pcmu, RelayOnly: *relay}
+	switch {
+	case *dn != "":
+		cfg.DN, cfg.Password = *dn, *password
+	case *user != "":
+		id, secret, _ := strings.Cut(*client, ":")
+		cfg.Token = PasswordGrant(nil, *base, id, secret, *user, *password)
+	default:
+		return errors.New("agent: --user or --dn is required")
+	}
+	a := New(cfg)
+	if err := a.SignIn(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "signed in as DN %s (session %s)\n", a.DN(), a.SSID())
+	if *ready {
+		if err := a.SetState(ctx, "Ready"); err != nil {
+			fmt.Fprintf(stdout, "set Ready: %v\n", err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	for {
+		select {
+		case e := <-a.Events():
+			fmt.Fprintf(stdout, "%s %s\n", e.Type, e.Peer)
+			if e.Type == "BYE" {
+				h := a.Heard()
+				fmt.Fprintf(stdout, "heard %d ms of audio, dominant %.0f Hz, level %.1f dBFS, digits %q\n",
+					h.AudioMS, h.DominantHz, h.LevelDBFS, a.Digits())
+			}
+		case err := <-done:
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = a.SignOut(sctx)
+			cancel()
+			return err
+		}
+	}
+}
+
+// PasswordGrant returns a TokenSource using GAuth's password grant
+// (POST {base}/auth/v3/oauth/token), caching the token until shortly before it expires.
+func PasswordGrant(hc *http.Client, base, clientID, secret, user, password string) TokenSource {
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	var mu sync.Mutex
+	var tok string
+	var exp time.Time
+	return func(ctx context.Context) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if tok != "" && time.Now().Before(exp) {
+			return tok, nil
+		}
+		form := url.Values{"grant_type": {"password"}, "username": {user}, "password": {password}, "scope": {"*"}}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/auth/v3/oauth/token",
+			strings.NewReader(form.Encode()))
+		if err != nil {
+			return "", err
+		}
+		req.SetBasicAuth(clientID, secret)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		res, err := hc.Do(req)
+		if err != nil {
+			return "", fmt.Errorf("token: %w", err)
+		}
+		defer res.Body.Close()
+		var body struct {
+			AccessToken string `json:"access_token"`
+			ExpiresIn   int    `json:"expires_in"`
+		}
+		if res.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+			return "", fmt.Errorf("token: %w", &StatusError{Status: res.StatusCode, Body: string(b)})
+		}
+		if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+			return "", fmt.Errorf("token: %w", err)
+		}
+		tok, exp = body.AccessToken, time.Now().Add(time.Duration(body.ExpiresIn)*time.Second*9/10)
+		return tok, nil
 	}
 }

@@ -354,3 +354,33 @@ func Gather(pc *webrtc.PeerConnection, desc webrtc.SessionDescription, done <-ch
 	}
 	return ld.SDP, nil
 }
+
+// SetDirection rewrites every direction attribute of sdp to dir (the way the
+// Grtc library puts a call on hold), adding one to sections that lack it.
+func SetDirection(sdp, dir string) string {
+	lines := strings.Split(strings.ReplaceAll(sdp, "\r\n", "\n"), "\n")
+	var b strings.Builder
+	inMedia, hasDir := false, false
+	flush := func() {
+		if inMedia && !hasDir {
+			b.WriteString("a=" + dir + "\r\n")
+		}
+	}
+	for _, l := range lines {
+		if l == "" {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(l, "m="):
+			flush()
+			inMedia, hasDir = true, false
+		case l == "a=sendrecv" || l == "a=sendonly" || l == "a=recvonly" || l == "a=inactive":
+			if inMedia {
+				l, hasDir = "a="+dir, true
+			}
+		}
+		b.WriteString(l + "\r\n")
+	}
+	flush()
+	return b.String()
+}

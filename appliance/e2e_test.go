@@ -1,0 +1,189 @@
+package appliance_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/cxlab/cxlab/appliance/apptest"
+	"github.com/cxlab/cxlab/appliance/gateway/agent"
+)
+
+// agentToken gets agent's GAuth access token with the password grant.
+func agentToken(t *testing.T, s *apptest.Stack, user, pass string) string {
+	t.Helper()
+	oc := oauth2.Config{ClientID: "cxlab-console", ClientSecret: "console-secret",
+		Endpoint: oauth2.Endpoint{TokenURL: s.URL + "/auth/v3/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	tok, err := oc.PasswordCredentialsToken(t.Context(), user, pass)
+	if err != nil {
+		t.Fatalf("password grant for %s: %v", user, err)
+	}
+	return tok.AccessToken
+}
+
+// ges calls the Engagement API with the demo key and decodes data into out.
+func gesCall(t *testing.T, s *apptest.Stack, method, path string, body any, out any) int {
+	t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), method, s.Endpoints.GESAPIURL+path, rd)
+	req.Header.Set("x-api-key", s.Endpoints.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Data json.RawMessage `json:"data"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&env)
+	if out != nil && len(env.Data) > 0 {
+		_ = json.Unmarshal(env.Data, out)
+	}
+	return resp.StatusCode
+}
+
+type callback struct {
+	ID     string `json:"id"`
+	State  string `json:"callbackState"`
+	Reason string `json:"callbackReason"`
+}
+
+func retrieve(t *testing.T, s *apptest.Stack, id string) callback {
+	var cb callback
+	if code := gesCall(t, s, http.MethodPost, "/callbacks/retrieve", map[string]string{"id": id}, &cb); code != 200 {
+		t.Fatalf("retrieve %s: %d", id, code)
+	}
+	return cb
+}
+
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond) // polling observable state, bounded by the deadline
+	}
+}
+
+// TestCallbackRingsAgentWithAudioBothWays is the product's main flow with real
+// protocols end to end: a callback booked through the Engagement API goes to
+// ORS over the Redis stream, Voice reserves the Ready agent and dials the
+// simulated customer, then INVITEs the agent's DN at the WebRTC gateway, which
+// offers the call to a pion agent signed in with a GAuth token. Audio is
+// checked in both directions (Opus <-> G.711), then the agent hangs up and the
+// callback completes with AGENT_CONNECTED.
+func TestCallbackRingsAgentWithAudioBothWays(t *testing.T) {
+	s := apptest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+
+	tok := agentToken(t, s, "agent1", "agent123")
+	a := agent.New(agent.Config{URL: s.URL, Token: func(context.Context) (string, error) { return tok, nil },
+		AutoAnswer: true, PlayHz: 1000})
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	if a.DN() != "7001" {
+		t.Fatalf("signed in as DN %q, want 7001", a.DN())
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(runCtx) }()
+	defer func() { stopRun(); <-runDone }()
+	if err := a.SetState(ctx, "Ready"); err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+
+	var created struct {
+		ID string `json:"id"`
+	}
+	if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{
+		"serviceName": "CB_Support", "phoneNumber": "+12025550100", "userData": map[string]string{"account": "42"},
+	}, &created); code != 200 || created.ID == "" {
+		t.Fatalf("create: %d %+v", code, created)
+	}
+
+	eventually(t, 30*time.Second, "the callback to reach PROCESSING", func() bool { return retrieve(t, s, created.ID).State == "PROCESSING" })
+	eventually(t, 15*time.Second, "the agent to hear the customer's 440 Hz", func() bool {
+		h := a.Heard()
+		return h.AudioMS > 500 && math.Abs(h.DominantHz-440) < 25
+	})
+	var customerHeard float64
+	eventually(t, 15*time.Second, "the simulated customer to hear the agent's 1000 Hz", func() bool {
+		customerHeard = customerDominantHz(t, s, created.ID)
+		return math.Abs(customerHeard-1000) < 30
+	})
+
+	if err := a.Hangup(ctx); err != nil {
+		t.Fatalf("hang up: %v", err)
+	}
+	eventually(t, 15*time.Second, "COMPLETED AGENT_CONNECTED", func() bool {
+		cb := retrieve(t, s, created.ID)
+		return cb.State == "COMPLETED" && cb.Reason == "AGENT_CONNECTED"
+	})
+}
+
+// customerDominantHz reads what the simulated customer of a callback heard.
+func customerDominantHz(t *testing.T, s *apptest.Stack, callbackID string) float64 {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/voice/v1/calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body json.RawMessage
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return findHz(body, callbackID)
+}
+
+// findHz looks for the call record of the callback and returns its
+// customer_analysis.dominant_hz, without depending on the exact list shape.
+func findHz(raw json.RawMessage, callbackID string) float64 {
+	var v any
+	_ = json.Unmarshal(raw, &v)
+	var best float64
+	var walk func(x any, inCall bool)
+	walk = func(x any, inCall bool) {
+		switch x := x.(type) {
+		case map[string]any:
+			mine := inCall
+			for _, val := range x {
+				if sv, ok := val.(string); ok && sv == callbackID {
+					mine = true
+				}
+			}
+			if ca, ok := x["customer_analysis"].(map[string]any); ok && mine {
+				if hz, ok := ca["dominant_hz"].(float64); ok {
+					best = hz
+				}
+			}
+			for _, val := range x {
+				walk(val, mine)
+			}
+		case []any:
+			for _, val := range x {
+				walk(val, inCall)
+			}
+		}
+	}
+	walk(v, false)
+	return best
+}
+
+var _ = fmt.Sprintf

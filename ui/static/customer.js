@@ -1,0 +1,142 @@
+// CX Lab customer page: books a callback through the Engagement API v3 with
+// the demo API key, shows EWT and queue status, follows the callback's state
+// (retrieve every second) and cancels it.
+(() => {
+  'use strict';
+  const $ = (id) => document.getElementById(id);
+  const key = document.body.dataset.apiKey;
+  const api = '/engagement/v3';
+  let cbId = null;
+  let pollTimer = null;
+
+  function showError(msg) { const e = $('error'); e.textContent = msg || ''; e.hidden = !msg; }
+
+  async function call(method, path, bodyObj) {
+    const opts = { method, headers: { 'x-api-key': key, Accept: 'application/json' } };
+    if (bodyObj !== undefined) {
+      opts.headers['Content-Type'] = 'application/json';
+      opts.body = JSON.stringify(bodyObj);
+    }
+    let r;
+    try { r = await fetch(api + path, opts); } catch (e) { throw new Error('the Engagement API is unreachable (' + e.message + ')'); }
+    const j = await r.json().catch(() => ({}));
+    if (!r.ok) {
+      const err = new Error((j.status && j.status.message) || ('HTTP ' + r.status));
+      err.status = r.status;
+      err.data = j.data;
+      throw err;
+    }
+    return j.data;
+  }
+
+  const service = () => $('service').value;
+
+  function fmtWait(s) {
+    if (s === undefined || s === null || s < 0) return 'unknown';
+    if (s < 60) return s + ' s';
+    return Math.round(s / 60) + ' min';
+  }
+
+  async function refreshQueue() {
+    try {
+      const q = await call('GET', '/callbacks/queue-status/' + encodeURIComponent(service()));
+      $('ewt').textContent = fmtWait(q.ewt);
+      $('ewt').dataset.seconds = String(q.ewt);
+      const parts = [];
+      parts.push(q.offerImmediateCallback ? 'immediate callbacks offered' : 'no immediate callback now');
+      parts.push(q.offerScheduledCallback ? 'scheduled callbacks offered' : 'no scheduled callback');
+      $('queue-status').textContent = parts.join(' · ');
+      $('btn-now').disabled = !q.offerImmediateCallback;
+      $('btn-schedule').disabled = !q.offerScheduledCallback;
+    } catch (e) {
+      $('queue-status').textContent = 'queue status unavailable: ' + e.message;
+    }
+  }
+
+  async function loadSlots() {
+    const sel = $('slot');
+    try {
+      const a = await call('GET', '/callbacks/availability/' + encodeURIComponent(service()) + '?numberOfDays=2&maxTimeSlots=96');
+      sel.textContent = '';
+      (a.slots || []).forEach((s) => {
+        const o = document.createElement('option');
+        o.value = s.utcTime;
+        o.textContent = new Date(s.utcTime).toLocaleString() + ' (' + s.capacity + ' of ' + s.total + ' free)';
+        sel.appendChild(o);
+      });
+      if (!sel.options.length) sel.innerHTML = '<option value="">no open slot in the next two days</option>';
+    } catch (e) {
+      sel.innerHTML = '';
+      const o = document.createElement('option');
+      o.value = '';
+      o.textContent = 'slots unavailable: ' + e.message;
+      sel.appendChild(o);
+    }
+  }
+
+  async function book(desiredTime) {
+    showError('');
+    const req = { serviceName: service(), phoneNumber: $('phone').value.trim() };
+    if (desiredTime) req.desiredTime = desiredTime;
+    try {
+      const d = await call('POST', '/callbacks/create', req);
+      follow(d.id);
+    } catch (e) {
+      let msg = 'The callback could not be booked: ' + e.message;
+      if (e.status === 429 && e.data && e.data.slots) msg += ' Free slots: ' + Object.keys(e.data.slots).slice(0, 5).join(', ');
+      showError(msg);
+    }
+  }
+
+  function follow(id) {
+    cbId = id;
+    $('cb-panel').hidden = false;
+    $('cb-id').textContent = id;
+    $('btn-cancel').disabled = false;
+    clearInterval(pollTimer);
+    pollTimer = setInterval(poll, 1000);
+    poll();
+  }
+
+  async function poll() {
+    if (!cbId) return;
+    try {
+      const cb = await call('POST', '/callbacks/retrieve', { id: cbId });
+      const st = cb.callbackState || '';
+      $('cb-state').textContent = st;
+      $('cb-state').dataset.state = st;
+      $('cb-reason').textContent = cb.callbackReason ? '(' + cb.callbackReason + ')' : '';
+      $('cb-time').textContent = cb.desiredTime ? new Date(cb.desiredTime).toLocaleString() : '';
+      $('cb-position').textContent = cb.positionInQueue !== undefined ? String(cb.positionInQueue) : '–';
+      $('cb-ewt').textContent = cb.estimatedWaitTime !== undefined ? fmtWait(cb.estimatedWaitTime) : '–';
+      if (st === 'COMPLETED' || st === 'PROCESSING') $('btn-cancel').disabled = true;
+      if (st === 'COMPLETED') { clearInterval(pollTimer); pollTimer = null; }
+    } catch (e) {
+      if (e.status === 404) { $('cb-state').textContent = 'no longer known'; clearInterval(pollTimer); return; }
+      showError('Could not read the callback: ' + e.message);
+    }
+  }
+
+  async function cancel() {
+    if (!cbId) return;
+    showError('');
+    try {
+      await call('POST', '/callbacks/cancel', { id: cbId });
+      poll();
+    } catch (e) {
+      showError('The callback could not be cancelled: ' + e.message);
+    }
+  }
+
+  $('btn-now').addEventListener('click', () => book());
+  $('btn-schedule').addEventListener('click', () => {
+    const v = $('slot').value;
+    if (!v) { showError('Pick a time slot first.'); return; }
+    book(v);
+  });
+  $('btn-cancel').addEventListener('click', cancel);
+  $('service').addEventListener('change', () => { refreshQueue(); loadSlots(); });
+  refreshQueue();
+  loadSlots();
+  setInterval(refreshQueue, 5000);
+})();

@@ -1,0 +1,42 @@
+// CX Lab /ges/ callback UI helpers: the browser's time zone for the filters,
+// select-all, confirmations, the scheduled-create slot picker.
+(() => {
+  'use strict';
+  const $ = (id) => document.getElementById(id);
+  const tzo = String(new Date().getTimezoneOffset());
+  const tzField = $('tzo');
+  if (tzField && tzField.value !== tzo) {
+    tzField.value = tzo;
+    // The first render used UTC for "Today": reload once in the browser's zone.
+    const u = new URL(location.href);
+    if (u.searchParams.get('tzo') !== tzo && tzo !== '0') { u.searchParams.set('tzo', tzo); location.replace(u.toString()); }
+  }
+  document.addEventListener('change', (e) => {
+    if (e.target.id === 'select-all') {
+      document.querySelectorAll('#cb-table tbody input[type=checkbox]').forEach((c) => { c.checked = e.target.checked; });
+    }
+  });
+  document.addEventListener('click', (e) => {
+    const b = e.target.closest('[data-confirm]');
+    if (b && !window.confirm(b.dataset.confirm)) e.preventDefault();
+  });
+  const type = $('create-type');
+  const svc = $('create-service');
+  const date = $('create-date');
+  const slot = $('create-slot');
+  async function loadSlots() {
+    if (!slot || type.value !== 'scheduled') return;
+    const q = new URLSearchParams({ service: svc.value, date: date.value, tzo });
+    const r = await fetch('/ges/slots?' + q.toString(), { credentials: 'same-origin' });
+    slot.innerHTML = r.ok ? await r.text() : '<option value="">slots unavailable</option>';
+  }
+  function toggle() {
+    if (!type) return;
+    $('schedule-fields').hidden = type.value !== 'scheduled';
+    loadSlots();
+  }
+  if (type) {
+    [type, svc, date].forEach((el) => el.addEventListener('change', toggle));
+    toggle();
+  }
+})();
