@@ -21,6 +21,8 @@ import (
 	"github.com/cxlab/cxlab/mocks/gws"
 	"github.com/cxlab/cxlab/mocks/tenant"
 	"github.com/cxlab/cxlab/mocks/voice"
+	"github.com/cxlab/cxlab/ui"
+	"github.com/cxlab/cxlab/ui/gesadapter"
 )
 
 // wireServices constructs the services (emulators, Engagement, Voice, TURN,
@@ -190,6 +192,20 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		out = append(out, gw)
 		a.gateway = gw
 		a.endpointHooks = append(a.endpointHooks, func(ep *Endpoints, b string) { ep.WebRTCURL = b + gc.BasePath })
+	}
+	if cfg.Runs("console") {
+		var callbacks ui.Callbacks
+		if a.ges != nil {
+			callbacks = gesadapter.New(a.ges)
+		}
+		u, err := ui.New(ui.Config{Version: Version}, ui.Deps{Callbacks: callbacks, Console: a.consoleSources(tenants, dir)},
+			logFor("console").get(), a.clock)
+		if err != nil {
+			return nil, fmt.Errorf("console: %w", err)
+		}
+		u.Mount(e)
+		out = append(out, u)
+		a.endpointHooks = append(a.endpointHooks, func(ep *Endpoints, b string) { ep.ConsoleURL = b + "/" })
 	}
 	return out, nil
 }

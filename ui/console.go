@@ -312,7 +312,7 @@ func snippetsFor(ov Overview) []snippet {
 	var out []snippet
 	if ov.GESAPIURL != "" {
 		out = append(out, snippet{"snip-curl", "Book a callback (Engagement API)", fmt.Sprintf(
-			"curl -s -X POST %s/engagement/v3/callbacks/create -H 'x-api-key: %s' -H 'Content-Type: application/json' -d '{\"serviceName\":\"CB_Support\",\"phoneNumber\":\"+12025550100\"}'",
+			"curl -s -X POST %s/callbacks/create -H 'x-api-key: %s' -H 'Content-Type: application/json' -d '{\"serviceName\":\"CB_Support\",\"phoneNumber\":\"+12025550100\"}'",
 			strings.TrimRight(ov.GESAPIURL, "/"), ov.APIKey)})
 	}
 	if ov.RedisURL != "" {

@@ -26,7 +26,7 @@ func fakeConsoleWith(st *fakeConsoleState) ConsoleSources {
 	st.faults = map[string]bool{"gauth.token-500": false, "gws.unavailable": true}
 	return ConsoleSources{
 		Overview: func() Overview {
-			return Overview{ConsoleURL: "http://127.0.0.1:8080/", GESAPIURL: "http://127.0.0.1:8080", APIKey: "cxlab-demo-api-key-0000000000000000",
+			return Overview{ConsoleURL: "http://127.0.0.1:8080/", GESAPIURL: "http://127.0.0.1:8080/engagement/v3", APIKey: "cxlab-demo-api-key-0000000000000000",
 				CCID: testCCID, RedisURL: "redis://127.0.0.1:6380/0", PostgresURL: "postgres://cxlab:cxlab@127.0.0.1:5433/cxlab",
 				TURNURIs: []string{"turn:127.0.0.1:3478?transport=udp"}, SIPURI: "sip:127.0.0.1:5060",
 				Logins: []Login{{Role: "Agent", Username: "agent1", Password: "agent123", DN: "7001"}, {Role: "Supervisor", Username: "supervisor", Password: "super123"}}}

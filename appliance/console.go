@@ -1,0 +1,347 @@
+package appliance
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cxlab/cxlab/appliance/ges"
+	"github.com/cxlab/cxlab/mocks/gauth"
+	"github.com/cxlab/cxlab/mocks/gws"
+	"github.com/cxlab/cxlab/mocks/tenant"
+	"github.com/cxlab/cxlab/ui"
+)
+
+// consoleSources hands the console read access to live state and the lab's
+// controls. This is the one place where the root reaches into the services'
+// Go values, for a view of the whole lab that no single service has.
+func (a *Appliance) consoleSources(tenants *tenant.Store, dir *voiceDirectory) ui.ConsoleSources {
+	cpu := &cpuSampler{}
+	src := ui.ConsoleSources{
+		Overview: func() ui.Overview {
+			e := a.Endpoints()
+			o := ui.Overview{ConsoleURL: e.ConsoleURL, GESAPIURL: e.GESAPIURL, GESUIURL: e.GESUIURL, GAuthURL: e.GAuthURL,
+				WebRTCURL: e.WebRTCURL, TURNURIs: e.TURNURLs, TURNSecret: e.TURNSecret, SIPURI: e.SIPURI, RedisURL: e.RedisURL,
+				PostgresURL: e.PostgresURL, MetricsURL: e.MetricsURL, APIKey: e.APIKey, CCID: e.CCID, Version: Version}
+			for _, ag := range e.Agents {
+				o.Logins = append(o.Logins, ui.Login{Role: "agent", Username: ag.Username, Password: ag.Password, DN: ag.DN})
+			}
+			if e.Supervisor != nil {
+				o.Logins = append(o.Logins, ui.Login{Role: "supervisor", Username: e.Supervisor.Username, Password: e.Supervisor.Password})
+			}
+			return o
+		},
+		Components: func(ctx context.Context) []ui.ComponentStatus {
+			_, st := a.lc.status(ctx)
+			ep := a.componentEndpoints()
+			out := make([]ui.ComponentStatus, 0, len(st))
+			for _, c := range st {
+				out = append(out, ui.ComponentStatus{Name: c.Name, Ready: c.Ready, Detail: c.Error, Endpoint: ep[c.Name],
+					Version: Version, Since: c.Started})
+			}
+			return out
+		},
+		ClockOffset:  a.clock.Offset,
+		AdvanceClock: a.clock.Advance,
+		Logs: func(_ context.Context, component string, n int) ([]ui.LogLine, error) {
+			return tailLogs(a.logs.Files(), component, n)
+		},
+		ResetDemo: func(ctx context.Context) error {
+			if err := tenants.ResetDemo(ctx); err != nil {
+				return err
+			}
+			dir.invalidate()
+			if a.ges != nil {
+				a.ges.RefetchConfig(ges.TenantID(tenant.DemoCCID))
+			}
+			return nil
+		},
+	}
+	if a.voice != nil {
+		src.Agents = func(ctx context.Context) ([]ui.AgentRow, error) {
+			signed := map[string]bool{}
+			if a.gateway != nil {
+				for _, s := range a.gateway.Snapshot().Sessions {
+					signed[string(s.DN)] = true
+				}
+			}
+			var out []ui.AgentRow
+			for _, ag := range a.voice.Snapshot(ctx).Agents {
+				out = append(out, ui.AgentRow{UserName: ag.UserName, DN: string(ag.DN), State: string(ag.State), Skills: ag.Skills,
+					Since: ag.Since, Signed: ag.Registered || signed[string(ag.DN)]})
+			}
+			return out, nil
+		}
+		src.Calls = func(ctx context.Context) ([]ui.CallRow, error) {
+			media := map[string]string{} // by agent DN: the gateway leg's codecs
+			if a.gateway != nil {
+				snap := a.gateway.Snapshot()
+				for _, s := range snap.Sessions {
+					if s.Call != nil {
+						media[string(s.DN)] = codecLine(s.Call.BrowserCodec, s.Call.SIPCodec, s.Call.Transcoding)
+					}
+				}
+			}
+			var out []ui.CallRow
+			now := a.clock.Now()
+			for _, c := range a.voice.Snapshot(ctx).Calls {
+				row := ui.CallRow{ID: string(c.ID), From: c.From, To: c.To, State: c.State, Queue: c.VirtualQueue,
+					AgentDN: string(c.AgentDN), Started: c.Created}
+				end := now
+				if c.Ended != nil {
+					end = *c.Ended
+				}
+				row.Duration = end.Sub(c.Created).Round(time.Second)
+				var detail []string
+				if m := media[string(c.AgentDN)]; m != "" && c.Ended == nil {
+					detail = append(detail, m)
+				}
+				if ca := c.CustomerAnalysis; ca != nil {
+					detail = append(detail, fmt.Sprintf("customer heard: audio=%v %.0f Hz %.1f dBFS, %d packets, %d lost, digits %q",
+						ca.AudioArrived, ca.DominantHz, ca.LevelDBFS, ca.Packets, ca.Lost, ca.Digits))
+				}
+				row.Detail = strings.Join(detail, "; ")
+				out = append(out, row)
+			}
+			return out, nil
+		}
+		src.Queues = func(ctx context.Context) ([]ui.QueueRow, error) {
+			var out []ui.QueueRow
+			for _, q := range a.voice.Snapshot(ctx).Queues {
+				ewt := int(q.ExpectedWaitTime)
+				if q.LoggedInAgents == 0 {
+					ewt = -1
+				}
+				out = append(out, ui.QueueRow{Name: q.Name, Waiting: q.WaitingCalls, ReadyAgents: q.ReadyAgents,
+					LoggedIn: q.LoggedInAgents, EWTSeconds: ewt})
+			}
+			return out, nil
+		}
+	}
+	if a.ges != nil {
+		src.Slots = func(ctx context.Context) ([]ui.SlotUsage, error) {
+			svcs, err := a.ges.Services(ctx, ges.TenantID(tenant.DemoCCID))
+			if err != nil {
+				return nil, err
+			}
+			var out []ui.SlotUsage
+			for _, sv := range svcs {
+				av, err := a.ges.Availability(ctx, ges.TenantID(tenant.DemoCCID), sv.Name,
+					ges.AvailabilityQuery{Start: a.clock.Now(), End: a.clock.Now().Add(72 * time.Hour), ReportBusy: true})
+				if err != nil {
+					return nil, err
+				}
+				for _, sl := range av.Slots {
+					start, err := time.Parse(time.RFC3339, sl.UTCTime)
+					if err != nil {
+						continue
+					}
+					out = append(out, ui.SlotUsage{Service: sv.Name, Start: start, Booked: sl.Total - sl.Capacity, Capacity: sl.Total})
+				}
+			}
+			return out, nil
+		}
+	}
+	if a.turn != nil {
+		src.TURN = func(context.Context) ([]ui.TURNAllocation, error) {
+			var out []ui.TURNAllocation
+			for _, al := range a.turn.Allocations() {
+				out = append(out, ui.TURNAllocation{Username: al.User, Client: al.ClientAddr + " (" + al.Transport + ")",
+					Relay: al.RelayAddr, Created: al.Created})
+			}
+			return out, nil
+		}
+	}
+	src.Scaling = func(context.Context) (ui.ScalingLive, error) {
+		live := ui.ScalingLive{GatewayReplicas: 1, CoturnReplicas: 1}
+		if a.gateway != nil {
+			live.SignIns = len(a.gateway.Snapshot().Sessions)
+		}
+		// One cxlab process plays one gateway pod and one coturn pod; its CPU
+		// is measured against one core (the chart's per-worker request scaled
+		// to this box), its memory against a nominal 512 MiB request.
+		pct := cpu.percent()
+		live.CPUPercent, live.CoturnCPU = pct, pct
+		mem := float64(rssBytes()) / (512 << 20) * 100
+		live.MemoryPercent, live.CoturnMemory = mem, mem
+		return live, nil
+	}
+	if a.gauth != nil && a.gws != nil {
+		src.Faults = func() []ui.Fault {
+			g, w := a.gauth.CurrentFailures(), a.gws.CurrentFailures()
+			return []ui.Fault{
+				{Name: "gauth.down", Description: "GAuth answers 503 to every request", On: g.Mode == gauth.FailDown},
+				{Name: "gauth.slow", Description: "GAuth answers after 3 s", On: g.Mode == gauth.FailSlow},
+				{Name: "gws.down", Description: "GWS answers 503 to every request", On: w.Mode == gws.FailDown},
+				{Name: "gws.slow", Description: "GWS answers after 3 s", On: w.Mode == gws.FailSlow},
+			}
+		}
+		src.SetFault = func(_ context.Context, name string, on bool) error {
+			svc, mode, ok := strings.Cut(name, ".")
+			if !ok || (mode != "down" && mode != "slow") {
+				return fmt.Errorf("unknown fault %q", name)
+			}
+			m, delay := mode, 0
+			if mode == "slow" {
+				delay = 3000
+			}
+			if !on {
+				m, delay = "none", 0
+			}
+			switch svc {
+			case "gauth":
+				return a.gauth.SetFailures(gauth.Failures{Mode: m, DelayMs: delay})
+			case "gws":
+				return a.gws.SetFailures(gws.Failures{Mode: m, DelayMs: delay})
+			}
+			return fmt.Errorf("unknown fault %q", name)
+		}
+	}
+	return src
+}
+
+func codecLine(browser, sip string, xcoding bool) string {
+	s := "browser " + browser + " / SIP " + sip
+	if xcoding {
+		s += " (transcoding)"
+	}
+	return s
+}
+
+// componentEndpoints says where each component listens, for the overview.
+func (a *Appliance) componentEndpoints() map[string]string {
+	e := a.Endpoints()
+	return map[string]string{
+		"redis": e.RedisURL, "postgres": e.PostgresURL, "http": a.http.URL(), "gauth": e.GAuthURL, "gws": e.GWSURL,
+		"ges": e.GESAPIURL, "voice": e.SIPURI, "turn": strings.Join(e.TURNURLs, " "), "gateway": e.WebRTCURL,
+		"ui": e.ConsoleURL,
+	}
+}
+
+// tailLogs reads the last n JSON log lines of one component (or of all).
+func tailLogs(files map[string]string, component string, n int) ([]ui.LogLine, error) {
+	if n <= 0 {
+		n = 200
+	}
+	var out []ui.LogLine
+	for name, path := range files {
+		if component != "" && name != component {
+			continue
+		}
+		lines, err := lastLines(path, n)
+		if err != nil {
+			continue // a rotated-away file is not an error for a tail
+		}
+		for _, l := range lines {
+			var rec struct {
+				Time  time.Time `json:"time"`
+				Level string    `json:"level"`
+				Msg   string    `json:"msg"`
+			}
+			if json.Unmarshal([]byte(l), &rec) == nil {
+				out = append(out, ui.LogLine{Time: rec.Time, Level: rec.Level, Component: name, Message: rec.Msg})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out, nil
+}
+
+// lastLines returns up to n last lines of a file, reading at most 256 kB.
+func lastLines(path string, n int) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	const window = 256 << 10
+	if st.Size() > window {
+		if _, err := f.Seek(st.Size()-window, 0); err != nil {
+			return nil, err
+		}
+	}
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > 2*n {
+			lines = lines[n:]
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines, sc.Err()
+}
+
+// cpuSampler turns the process's CPU time into a percentage of one core over
+// the time since the previous sample.
+type cpuSampler struct {
+	mu    sync.Mutex
+	at    time.Time
+	ticks int64
+}
+
+func (c *cpuSampler) percent() float64 {
+	ticks := processTicks()
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prevAt, prevTicks := c.at, c.ticks
+	c.at, c.ticks = now, ticks
+	if prevAt.IsZero() || now.Sub(prevAt) <= 0 {
+		return 0
+	}
+	const hz = 100 // USER_HZ on Linux
+	used := float64(ticks-prevTicks) / hz
+	return used / now.Sub(prevAt).Seconds() * 100
+}
+
+// processTicks is utime+stime of this process in clock ticks (/proc/self/stat).
+func processTicks() int64 {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + st
+}
+
+// rssBytes is this process's resident memory.
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
