@@ -2,6 +2,7 @@ package ui
 
 import (
 	"encoding/json"
+	"github.com/cxlab/cxlab/appliance/apptest/browsertest"
 	"net/http"
 	"strings"
 	"sync"
@@ -99,17 +100,17 @@ func TestBrowserCustomerCallback(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	eng := &fakeEngagement{state: map[string]string{}, reason: map[string]string{}, desired: map[string]string{}}
 	ts := newTestServer(t, Config{}, Deps{}, eng.mount)
-	ctx := newBrowser(t)
-	run(t, ctx, 20*time.Second, chromedp.Navigate(ts.URL+"/customer/"), chromedp.WaitVisible(chromedp.ID("btn-now")))
-	waitJS(t, ctx, "EWT", `document.getElementById('ewt').dataset.seconds === '95'`)
-	if got := evalJS[string](t, ctx, `document.getElementById('queue-status').textContent`); !strings.Contains(got, "immediate callbacks offered") {
+	ctx := browsertest.New(t)
+	browsertest.Run(t, ctx, 20*time.Second, chromedp.Navigate(ts.URL+"/customer/"), chromedp.WaitVisible(chromedp.ID("btn-now")))
+	browsertest.WaitJS(t, ctx, 20*time.Second, "EWT", `document.getElementById('ewt').dataset.seconds === '95'`)
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById('queue-status').textContent`); !strings.Contains(got, "immediate callbacks offered") {
 		t.Errorf("queue status %q", got)
 	}
-	waitJS(t, ctx, "slots", `document.getElementById('slot').options.length === 2 && document.getElementById('slot').value === '2026-05-29T10:00:00.000Z'`)
+	browsertest.WaitJS(t, ctx, 20*time.Second, "slots", `document.getElementById('slot').options.length === 2 && document.getElementById('slot').value === '2026-05-29T10:00:00.000Z'`)
 
-	run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-now")))
-	waitJS(t, ctx, "queued", `document.getElementById('cb-state').dataset.state === 'QUEUED'`)
-	id := evalJS[string](t, ctx, `document.getElementById('cb-id').textContent`)
+	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-now")))
+	browsertest.WaitJS(t, ctx, 20*time.Second, "queued", `document.getElementById('cb-state').dataset.state === 'QUEUED'`)
+	id := browsertest.Eval[string](t, ctx, `document.getElementById('cb-id').textContent`)
 	if id == "" || eng.created[0]["phoneNumber"] != "+12025550100" || eng.created[0]["serviceName"] != "CB_Support" {
 		t.Fatalf("created %v as %q", eng.created, id)
 	}
@@ -118,23 +119,23 @@ func TestBrowserCustomerCallback(t *testing.T) {
 	}
 	// The page follows the state as ORS moves it.
 	eng.set(id, "ROUTING")
-	waitJS(t, ctx, "routing", `document.getElementById('cb-state').dataset.state === 'ROUTING'`)
-	run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-cancel")))
-	waitJS(t, ctx, "cancelled", `document.getElementById('cb-state').dataset.state === 'COMPLETED' && document.getElementById('cb-reason').textContent === '(CANCELLED)'`)
-	screenshot(t, ctx, "cancelled")
+	browsertest.WaitJS(t, ctx, 20*time.Second, "routing", `document.getElementById('cb-state').dataset.state === 'ROUTING'`)
+	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-cancel")))
+	browsertest.WaitJS(t, ctx, 20*time.Second, "cancelled", `document.getElementById('cb-state').dataset.state === 'COMPLETED' && document.getElementById('cb-reason').textContent === '(CANCELLED)'`)
+	browsertest.Screenshot(t, ctx, "cancelled")
 
 	// A scheduled one in the picked slot; PROCESSING can't be cancelled.
-	run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-schedule")))
-	waitJS(t, ctx, "scheduled", `document.getElementById('cb-state').dataset.state === 'SCHEDULED'`)
+	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-schedule")))
+	browsertest.WaitJS(t, ctx, 20*time.Second, "scheduled", `document.getElementById('cb-state').dataset.state === 'SCHEDULED'`)
 	if eng.created[1]["desiredTime"] != "2026-05-29T10:00:00.000Z" {
 		t.Errorf("scheduled at %v", eng.created[1]["desiredTime"])
 	}
-	id = evalJS[string](t, ctx, `document.getElementById('cb-id').textContent`)
+	id = browsertest.Eval[string](t, ctx, `document.getElementById('cb-id').textContent`)
 	eng.set(id, "PROCESSING")
-	waitJS(t, ctx, "processing disables cancel", `document.getElementById('btn-cancel').disabled`)
+	browsertest.WaitJS(t, ctx, 20*time.Second, "processing disables cancel", `document.getElementById('btn-cancel').disabled`)
 
 	// A number GES refuses shows its message.
-	evalJS[any](t, ctx, `document.getElementById('phone').value = '12345'`)
-	run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-now")))
-	waitJS(t, ctx, "refusal", `document.getElementById('error').textContent.includes('must be an E.164 number')`)
+	browsertest.Eval[any](t, ctx, `document.getElementById('phone').value = '12345'`)
+	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-now")))
+	browsertest.WaitJS(t, ctx, 20*time.Second, "refusal", `document.getElementById('error').textContent.includes('must be an E.164 number')`)
 }

@@ -1,15 +1,12 @@
 package ui
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/cxlab/cxlab/appliance/apptest/browsertest"
 	"io"
 	"math"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,87 +19,6 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 	"go.uber.org/goleak"
 )
-
-// chromiumPath finds Debian's chromium, or skips (fails under CI=true).
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is missing; install with: apt-get install chromium")
-	}
-	t.Skip("chromium is missing; install with: apt-get install chromium")
-	return ""
-}
-
-// newBrowser starts a headless chromium with a fake microphone and camera
-// that are granted without a prompt, in a new empty profile.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	path := chromiumPath(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("use-fake-device-for-media-stream", true), chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelC(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil { // start the browser outside any timeout
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-// run runs browser steps with a deadline.
-func run(t *testing.T, ctx context.Context, d time.Duration, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	if err := chromedp.Do(c, steps...); err != nil {
-		screenshot(t, ctx, "failure")
-		t.Fatalf("browser: %v", err)
-	}
-}
-
-func waitJS(t *testing.T, ctx context.Context, what, expr string) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
-		screenshot(t, ctx, "failure")
-		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('error') ? document.getElementById('error').textContent : ''`))
-		t.Fatalf("waiting for %s: %v (page error: %q)", what, err, state)
-	}
-}
-
-func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
-// screenshot saves the page under .artifacts/screenshots/ (not committed).
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	c, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	buf, err := chromedp.Run(c, chromedp.FullScreenshot(80))
-	if err != nil {
-		return
-	}
-	dir := filepath.Join("..", ".artifacts", "screenshots")
-	if os.MkdirAll(dir, 0o755) == nil {
-		_ = os.WriteFile(filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"-"+name+".jpg"), buf, 0o644)
-	}
-}
 
 // fakeGateway speaks the gateway's long-poll protocol with a pion peer on the
 // far side: what a test puts on toBrowser is the body of the next /wait, and
@@ -363,9 +279,9 @@ func TestBrowserSoftphoneCall(t *testing.T) {
 	})
 	gw.gauth, voice.gauth = ts.gauth, ts.gauth
 	t.Cleanup(func() { close(gw.done) })
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 
-	run(t, ctx, 20*time.Second,
+	browsertest.Run(t, ctx, 20*time.Second,
 		chromedp.Navigate(ts.URL+"/softphone/"),
 		chromedp.WaitVisible(chromedp.ID("login-user")),
 		chromedp.SetValue(chromedp.ID("login-user"), "agent1"),
@@ -373,15 +289,15 @@ func TestBrowserSoftphoneCall(t *testing.T) {
 		chromedp.Click(chromedp.ID("btn-login")),
 		chromedp.WaitVisible(chromedp.ID("phone-panel")),
 	)
-	waitJS(t, ctx, "gateway sign-in", `document.getElementById('gw-state').dataset.state === 'signed-in'`)
-	if got := evalJS[string](t, ctx, `document.getElementById('user-name').textContent`); got != "agent1" {
+	browsertest.WaitJS(t, ctx, 20*time.Second, "gateway sign-in", `document.getElementById('gw-state').dataset.state === 'signed-in'`)
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById('user-name').textContent`); got != "agent1" {
 		t.Errorf("user shown as %q", got)
 	}
-	if !strings.HasSuffix(evalJS[string](t, ctx, `location.href`), "/softphone/") {
+	if !strings.HasSuffix(browsertest.Eval[string](t, ctx, `location.href`), "/softphone/") {
 		t.Error("the code and state stayed in the address bar")
 	}
-	run(t, ctx, 10*time.Second, chromedp.Click(chromedp.ID("btn-ready")))
-	waitJS(t, ctx, "Ready", `document.getElementById('agent-state').dataset.state === 'Ready'`)
+	browsertest.Run(t, ctx, 10*time.Second, chromedp.Click(chromedp.ID("btn-ready")))
+	browsertest.WaitJS(t, ctx, 20*time.Second, "Ready", `document.getElementById('agent-state').dataset.state === 'Ready'`)
 
 	// A callback call arrives.
 	gp := newGatewayPeer(t)
@@ -395,16 +311,16 @@ func TestBrowserSoftphoneCall(t *testing.T) {
 	}
 	gw.toBrowser <- gp.describe(t, "OFFER", map[string]any{"tiebreaker": 12345,
 		"attacheddata": []map[string]string{{"key": "phoneNumber", "value": "+12025550100"}, {"key": "callbackId", "value": "8c78d4e1"}}})
-	waitJS(t, ctx, "ringing", `document.getElementById('call-state').dataset.state === 'ringing'`)
-	if got := evalJS[string](t, ctx, `document.getElementById('caller').textContent`); !strings.Contains(got, "+12025550100") {
+	browsertest.WaitJS(t, ctx, 20*time.Second, "ringing", `document.getElementById('call-state').dataset.state === 'ringing'`)
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById('caller').textContent`); !strings.Contains(got, "+12025550100") {
 		t.Errorf("caller shown as %q", got)
 	}
-	if got := evalJS[string](t, ctx, `document.querySelector('#call-data td[data-key=callbackId]').textContent`); got != "8c78d4e1" {
+	if got := browsertest.Eval[string](t, ctx, `document.querySelector('#call-data td[data-key=callbackId]').textContent`); got != "8c78d4e1" {
 		t.Errorf("callback id shown as %q", got)
 	}
-	screenshot(t, ctx, "ringing")
+	browsertest.Screenshot(t, ctx, "ringing")
 
-	run(t, ctx, 10*time.Second, chromedp.Click(chromedp.ID("btn-answer")))
+	browsertest.Run(t, ctx, 10*time.Second, chromedp.Click(chromedp.ID("btn-answer")))
 	_, ans := nextMessage(t, gw, "RSMP ")
 	if ans.MessageType != "ANSWER" || !strings.Contains(ans.SDP, "PCMU") || len(ans.Candidates) == 0 {
 		t.Fatalf("answer %+v", ans)
@@ -412,10 +328,10 @@ func TestBrowserSoftphoneCall(t *testing.T) {
 	if err := gp.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.SDP}); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "connected", `document.getElementById('call-state').dataset.state === 'connected'`)
+	browsertest.WaitJS(t, ctx, 20*time.Second, "connected", `document.getElementById('call-state').dataset.state === 'connected'`)
 	// The speaker meter hears the gateway's tone; the gateway hears the fake microphone.
-	waitJS(t, ctx, "speaker level", `parseFloat(document.getElementById('speaker-level').dataset.dbfs) > -30`)
-	waitJS(t, ctx, "microphone meter running", `parseFloat(document.getElementById('mic-level').dataset.dbfs) > -100`)
+	browsertest.WaitJS(t, ctx, 20*time.Second, "speaker level", `parseFloat(document.getElementById('speaker-level').dataset.dbfs) > -30`)
+	browsertest.WaitJS(t, ctx, 20*time.Second, "microphone meter running", `parseFloat(document.getElementById('mic-level').dataset.dbfs) > -100`)
 	deadline := time.Now().Add(10 * time.Second)
 	for gp.packets.Load() < 25 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond) // polling a counter fed by the media path, bounded
@@ -423,10 +339,10 @@ func TestBrowserSoftphoneCall(t *testing.T) {
 	if gp.packets.Load() < 25 {
 		t.Fatalf("the gateway got %d RTP packets from the browser", gp.packets.Load())
 	}
-	waitJS(t, ctx, "call timer", `parseInt(document.getElementById('call-timer').dataset.seconds, 10) >= 1`)
-	screenshot(t, ctx, "connected")
+	browsertest.WaitJS(t, ctx, 20*time.Second, "call timer", `parseInt(document.getElementById('call-timer').dataset.seconds, 10) >= 1`)
+	browsertest.Screenshot(t, ctx, "connected")
 
-	run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("dtmf-5")), chromedp.Click(chromedp.ID("dtmf-hash")))
+	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("dtmf-5")), chromedp.Click(chromedp.ID("dtmf-hash")))
 	deadline = time.Now().Add(10 * time.Second)
 	for gp.dtmf.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -434,13 +350,13 @@ func TestBrowserSoftphoneCall(t *testing.T) {
 	if gp.dtmf.Load() == 0 {
 		t.Error("no RFC 4733 telephone-event packet reached the gateway")
 	}
-	if got := evalJS[string](t, ctx, `document.getElementById('dtmf-sent').textContent`); got != "5#" {
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById('dtmf-sent').textContent`); got != "5#" {
 		t.Errorf("sent tones shown as %q", got)
 	}
 
 	// Hold is a re-offer with a=inactive; resume goes back to sendrecv.
 	for _, step := range []struct{ dir, state string }{{"a=inactive", "held"}, {"a=sendrecv", "connected"}} {
-		run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-hold")))
+		browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-hold")))
 		_, re := nextMessage(t, gw, "RSMP ")
 		if re.MessageType != "OFFER" || !strings.Contains(re.SDP, step.dir) {
 			t.Fatalf("re-offer for %s: %s %.300s", step.state, re.MessageType, re.SDP)
@@ -460,26 +376,26 @@ func TestBrowserSoftphoneCall(t *testing.T) {
 		if ok.MessageType != "OK" {
 			t.Fatalf("after the answer the browser sent %s, want OK", ok.MessageType)
 		}
-		waitJS(t, ctx, step.state, fmt.Sprintf(`document.getElementById('call-state').dataset.state === %q`, step.state))
+		browsertest.WaitJS(t, ctx, 20*time.Second, step.state, fmt.Sprintf(`document.getElementById('call-state').dataset.state === %q`, step.state))
 	}
 
-	run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-mute")))
-	waitJS(t, ctx, "muted", `document.getElementById('btn-mute').getAttribute('aria-pressed') === 'true'`)
+	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-mute")))
+	browsertest.WaitJS(t, ctx, 20*time.Second, "muted", `document.getElementById('btn-mute').getAttribute('aria-pressed') === 'true'`)
 
-	run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-hangup")))
+	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-hangup")))
 	if m, _ := nextMessage(t, gw, "BYE"); m != "BYE" {
 		t.Errorf("hang-up sent %q", m)
 	}
-	waitJS(t, ctx, "ended", `document.getElementById('call-state').dataset.state === 'ended'`)
-	waitJS(t, ctx, "meters reset", `document.getElementById('speaker-level').dataset.dbfs === '-100.0'`)
+	browsertest.WaitJS(t, ctx, 20*time.Second, "ended", `document.getElementById('call-state').dataset.state === 'ended'`)
+	browsertest.WaitJS(t, ctx, 20*time.Second, "meters reset", `document.getElementById('speaker-level').dataset.dbfs === '-100.0'`)
 
 	// A second call that the far end ends.
 	gw.toBrowser <- `RSMP {"messageType":"OFFER","sdp":"v=0\r\n","offererSessionId":9,"seq":1,"attacheddata":[{"key":"ani","value":"+12025550199"}]}`
-	waitJS(t, ctx, "second ringing", `document.getElementById('call-state').dataset.state === 'ringing'`)
+	browsertest.WaitJS(t, ctx, 20*time.Second, "second ringing", `document.getElementById('call-state').dataset.state === 'ringing'`)
 	gw.toBrowser <- "BYE"
-	waitJS(t, ctx, "ended by the far end", `document.getElementById('call-state').textContent === 'Ended by the far end'`)
+	browsertest.WaitJS(t, ctx, 20*time.Second, "ended by the far end", `document.getElementById('call-state').textContent === 'Ended by the far end'`)
 
-	run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-signout")), chromedp.WaitVisible(chromedp.ID("login-panel")))
+	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-signout")), chromedp.WaitVisible(chromedp.ID("login-panel")))
 	if gw.signouts.Load() != 1 {
 		t.Errorf("sign_out calls = %d", gw.signouts.Load())
 	}
@@ -510,32 +426,32 @@ func TestBrowserSoftphoneGatewayUnreachable(t *testing.T) {
 	})
 	gw.gauth, voice.gauth = ts.gauth, ts.gauth
 	t.Cleanup(func() { close(gw.done) })
-	ctx := newBrowser(t)
-	run(t, ctx, 20*time.Second,
+	ctx := browsertest.New(t)
+	browsertest.Run(t, ctx, 20*time.Second,
 		chromedp.Navigate(ts.URL+"/softphone/"),
 		chromedp.SetValue(chromedp.ID("login-user"), "agent1"),
 		chromedp.SetValue(chromedp.ID("login-pass"), "agent123"),
 		chromedp.Click(chromedp.ID("btn-login")),
 		chromedp.WaitVisible(chromedp.ID("phone-panel")),
 	)
-	waitJS(t, ctx, "unreachable message", `document.getElementById('error').textContent.includes('WebRTC gateway') && !document.getElementById('error').hidden`)
-	if st := evalJS[string](t, ctx, `document.getElementById('gw-state').dataset.state`); st != "unreachable" {
+	browsertest.WaitJS(t, ctx, 20*time.Second, "unreachable message", `document.getElementById('error').textContent.includes('WebRTC gateway') && !document.getElementById('error').hidden`)
+	if st := browsertest.Eval[string](t, ctx, `document.getElementById('gw-state').dataset.state`); st != "unreachable" {
 		t.Errorf("gateway state %q", st)
 	}
-	screenshot(t, ctx, "unreachable")
+	browsertest.Screenshot(t, ctx, "unreachable")
 	down.Store(false)
-	waitJS(t, ctx, "recovered", `document.getElementById('gw-state').dataset.state === 'signed-in' && document.getElementById('error').hidden`)
+	browsertest.WaitJS(t, ctx, 20*time.Second, "recovered", `document.getElementById('gw-state').dataset.state === 'signed-in' && document.getElementById('error').hidden`)
 }
 
 // Wrong credentials are reported on the page.
 func TestBrowserSoftphoneBadPassword(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	ts := newTestServer(t, Config{}, Deps{})
-	ctx := newBrowser(t)
-	run(t, ctx, 20*time.Second,
+	ctx := browsertest.New(t)
+	browsertest.Run(t, ctx, 20*time.Second,
 		chromedp.Navigate(ts.URL+"/softphone/"),
 		chromedp.SetValue(chromedp.ID("login-pass"), "wrong"),
 		chromedp.Click(chromedp.ID("btn-login")),
 	)
-	waitJS(t, ctx, "error", `document.getElementById('error').textContent === 'Wrong username or password.'`)
+	browsertest.WaitJS(t, ctx, 20*time.Second, "error", `document.getElementById('error').textContent === 'Wrong username or password.'`)
 }

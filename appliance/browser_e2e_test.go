@@ -1,0 +1,132 @@
+package appliance_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/cxlab/cxlab/appliance/apptest"
+	"github.com/cxlab/cxlab/appliance/apptest/browsertest"
+)
+
+// TestBrowserCallbackEndToEnd is the demo a person gives, driven in real
+// Chromium against the whole appliance: an agent logs in on the softphone page
+// (GAuth authorization code + PKCE) and goes Ready; the customer page books an
+// immediate callback for a simulated customer; the softphone rings; Answer;
+// the simulated customer hears the browser's fake microphone and the
+// softphone's speaker meter shows the customer's tone; Hang up; the callback
+// shows COMPLETED (AGENT_CONNECTED) in /ges/ and in the API.
+func TestBrowserCallbackEndToEnd(t *testing.T) {
+	s := apptest.Start(t)
+	browser := browsertest.New(t)
+	const wait = 30 * time.Second
+
+	phone := browser
+	browsertest.Run(t, phone, wait,
+		chromedp.Navigate(s.URL+"/softphone/"),
+		chromedp.WaitVisible(chromedp.ID("login-user")),
+		chromedp.SetValue(chromedp.ID("login-user"), "agent1"),
+		chromedp.SetValue(chromedp.ID("login-pass"), "agent123"),
+		chromedp.Click(chromedp.ID("btn-login")),
+		chromedp.WaitVisible(chromedp.ID("phone-panel")),
+	)
+	browsertest.WaitJS(t, phone, wait, "gateway sign-in", `document.getElementById('gw-state').dataset.state === 'signed-in'`)
+	browsertest.Run(t, phone, wait, chromedp.Click(chromedp.ID("btn-ready")))
+	browsertest.WaitJS(t, phone, wait, "Ready", `document.getElementById('agent-state').dataset.state === 'Ready'`)
+
+	customer := browsertest.Tab(t, browser)
+	browsertest.Run(t, customer, wait,
+		chromedp.Navigate(s.URL+"/customer/"),
+		chromedp.WaitVisible(chromedp.ID("btn-now")),
+		chromedp.SetValue(chromedp.ID("phone"), "+12025550100"),
+		chromedp.Click(chromedp.ID("btn-now")),
+	)
+	browsertest.WaitJS(t, customer, wait, "a callback id", `document.getElementById('cb-id').textContent.trim().length > 30`)
+	id := strings.TrimSpace(browsertest.Eval[string](t, customer, `document.getElementById('cb-id').textContent`))
+
+	browsertest.WaitJS(t, phone, wait, "the softphone to ring", `document.getElementById('call-state').dataset.state === 'ringing'`)
+	browsertest.Screenshot(t, phone, "softphone-ringing")
+	browsertest.Run(t, phone, wait, chromedp.Click(chromedp.ID("btn-answer")))
+	browsertest.WaitJS(t, phone, wait, "connected", `document.getElementById('call-state').dataset.state === 'connected'`)
+
+	// The speaker meter shows the simulated customer's 440 Hz tone.
+	browsertest.WaitJS(t, phone, wait, "the speaker meter to show the customer", `parseFloat(document.getElementById('speaker-level').dataset.dbfs) > -35`)
+	// The simulated customer hears the browser's fake microphone (its beeps).
+	eventually(t, wait, "the simulated customer to hear the browser", func() bool {
+		return customerHeardAudio(t, s, id)
+	})
+	browsertest.WaitJS(t, customer, wait, "the customer page to show PROCESSING", `document.getElementById('cb-state').textContent.includes('PROCESSING')`)
+	browsertest.Screenshot(t, phone, "softphone-in-call")
+
+	browsertest.Run(t, phone, wait, chromedp.Click(chromedp.ID("btn-hangup")))
+	browsertest.WaitJS(t, phone, wait, "ended", `document.getElementById('call-state').dataset.state === 'ended'`)
+	eventually(t, wait, "COMPLETED AGENT_CONNECTED in the API", func() bool {
+		cb := retrieve(t, s, id)
+		return cb.State == "COMPLETED" && cb.Reason == "AGENT_CONNECTED"
+	})
+	browsertest.WaitJS(t, customer, wait, "the customer page to show COMPLETED", `document.getElementById('cb-state').textContent.includes('COMPLETED')`)
+
+	// /ges/: the agent's GAuth session (single sign-on from the softphone)
+	// opens the callback UI, view-only for an agent, showing it completed.
+	ges := browsertest.Tab(t, browser)
+	browsertest.Run(t, ges, wait, chromedp.Navigate(s.URL+"/ges/"), chromedp.WaitVisible(chromedp.ID("cb-table")))
+	row := fmt.Sprintf(`document.querySelector('#cb-table tr[data-id="%s"]')`, id)
+	browsertest.WaitJS(t, ges, wait, "the callback row in /ges/", row+` !== null`)
+	if st := browsertest.Eval[string](t, ges, row+`.dataset.state`); st != "COMPLETED" {
+		t.Errorf("/ges/ shows state %q", st)
+	}
+	if txt := browsertest.Eval[string](t, ges, row+`.textContent`); !strings.Contains(txt, "AGENT_CONNECTED") {
+		t.Errorf("/ges/ row lacks the reason: %q", txt)
+	}
+	browsertest.Screenshot(t, ges, "ges")
+
+	console := browsertest.Tab(t, browser)
+	browsertest.Run(t, console, wait, chromedp.Navigate(s.URL+"/"), chromedp.WaitVisible(chromedp.ID("components")))
+	browsertest.WaitJS(t, console, wait, "the finished call in the console", `document.getElementById('calls-table').textContent.includes('+12025550100')`)
+	browsertest.Screenshot(t, console, "console")
+}
+
+// customerHeardAudio reports whether the simulated customer of a callback
+// received audio above the analysis threshold.
+func customerHeardAudio(t *testing.T, s *apptest.Stack, callbackID string) bool {
+	t.Helper()
+	var calls []struct {
+		CallbackID string `json:"callbackId"`
+		Analysis   *struct {
+			AudioArrived bool    `json:"audio_arrived"`
+			LevelDBFS    float64 `json:"level_dbfs"`
+		} `json:"customer_analysis"`
+	}
+	resp, err := http.Get(s.URL + "/voice/v1/calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := decodeCalls(resp, &calls); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range calls {
+		if c.CallbackID == callbackID && c.Analysis != nil && c.Analysis.AudioArrived {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeCalls reads Voice's {"status":..,"data":{"calls":[...]}} answer.
+func decodeCalls[T any](resp *http.Response, calls *T) error {
+	var env struct {
+		Data struct {
+			Calls json.RawMessage `json:"calls"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		return err
+	}
+	return json.Unmarshal(env.Data.Calls, calls)
+}
