@@ -31,6 +31,7 @@ Usage:
   cxlab up [flags]            start the appliance and stay up until a signal
   cxlab config print [flags]  print the effective configuration
   cxlab doctor [flags]        explain what is missing on this machine and how to fix it
+  cxlab agent [flags]         a headless agent: sign in, go Ready, answer, play and analyse audio
   cxlab version               print the version
 
 Run "cxlab up -h" for the flags; every flag is also an environment variable
@@ -60,17 +61,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		_, _ = fmt.Fprint(stdout, usage)
 		return exitOK
+	case "agent":
+		return runAgent(ctx, args[1:], stdout, stderr)
 	default:
-		if fn, ok := extraCommands[args[0]]; ok {
-			return fn(ctx, args[1:], stdout, stderr)
-		}
 		_, _ = fmt.Fprintf(stderr, "cxlab: unknown command %q\n\n%s", args[0], usage)
 		return exitUsage
 	}
 }
-
-// extraCommands are commands registered by other files of this package.
-var extraCommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{}
 
 func up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, code, ok := load(args, stderr)

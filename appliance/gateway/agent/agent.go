@@ -815,7 +815,7 @@ func (c *agentCall) receive(tr *webrtc.TrackRemote) {
 func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	base := fs.String("url", "http://127.0.0.1:8080", "appliance base URL")
+	base := fs.String("url", "http://127.0.0.1:8470", "appliance base URL")
 	user := fs.String("user", "", "agent login (GAuth password grant)")
 	password := fs.String("password", "", "agent password, or the DN password with --dn")
 	dn := fs.String("dn", "", "sign in as this DN with SIP digest instead of a token")
