@@ -97,6 +97,7 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		vs, err = voice.New(voice.Config{
 			SIPHost: cfg.SIP.Host, SIPPort: sipPort, SIPPortSet: true,
 			GAuthURL: base(), GESURL: base(),
+			ReadBlock: 30 * time.Second, // an idle stream costs one XREADGROUP per 30 s
 		}, voice.Deps{Logger: logFor("voice").get(), Registerer: a.reg, Clock: a.clock, Directory: dir, Redis: a.redis.Client()})
 		if err != nil {
 			return nil, fmt.Errorf("voice: %w", err)
@@ -131,7 +132,10 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		// as the real service does; a platform call only happens at request
 		// time, after every component has started.
 		platform := ges.NewHTTPPlatform(base(), "ges_client", "ges-secret", &http.Client{Timeout: 10 * time.Second})
-		g, err := ges.New(ges.Config{}, a.pool, a.redis.Client(), platform, a.clock, logFor("ges").get(), a.reg, base())
+		// The monitor sleeps until the next known due time and wakes on local
+		// creates; the poll only catches work left by another node, so it can
+		// be slow and keep idle Redis traffic near zero.
+		g, err := ges.New(ges.Config{PollInterval: 15 * time.Second}, a.pool, a.redis.Client(), platform, a.clock, logFor("ges").get(), a.reg, base())
 		if err != nil {
 			return nil, fmt.Errorf("ges: %w", err)
 		}
