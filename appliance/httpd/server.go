@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -79,6 +80,10 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, ready ReadyFunc
 		return c.JSON(code, body)
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	// Go profiles of the running appliance (a lab: loopback by default).
+	e.GET("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+	e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+	e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
 	s := &Server{
 		log: log, e: e, ln: ln,
 		url: scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port)),
