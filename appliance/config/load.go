@@ -59,7 +59,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, err
 		}
-		return Config{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if fs1.NArg() > 0 {
 		return Config{}, fmt.Errorf("%w: unexpected argument %q", ErrInvalid, fs1.Arg(0))
@@ -84,7 +84,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	fs2.VisitAll(func(f *flag.Flag) {
 		if v := getenv(EnvName(f.Name)); v != "" && f.Name != "config" && err == nil {
 			if e := fs2.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%w: %s: %v", ErrInvalid, EnvName(f.Name), e)
+				err = fmt.Errorf("%w: %s: %w", ErrInvalid, EnvName(f.Name), e)
 			}
 		}
 	})
@@ -94,7 +94,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	for name, v := range given {
 		if name != "config" {
 			if e := fs2.Set(name, v); e != nil {
-				return Config{}, fmt.Errorf("%w: --%s: %v", ErrInvalid, name, e)
+				return Config{}, fmt.Errorf("%w: --%s: %w", ErrInvalid, name, e)
 			}
 		}
 	}
@@ -104,7 +104,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 func loadYAML(path string, cfg *Config) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("%w: config (--config): can't read %q: %v", ErrInvalid, path, errors.Unwrap(err))
+		return fmt.Errorf("%w: config (--config): can't read %q: %w", ErrInvalid, path, errors.Unwrap(err))
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)

@@ -52,7 +52,6 @@ type bridge struct {
 	evSIP     uint32
 	evBrTS    uint32
 	evSIPSeen bool
-	evBrSeen  bool
 
 	// counters read by snapshots
 	pktFromBrowser, pktToBrowser, pktFromSIP, pktToSIP atomic.Uint64

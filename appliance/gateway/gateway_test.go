@@ -43,8 +43,8 @@ func TestCallPath(t *testing.T) {
 	if reg.dn != "7001" || reg.bearer != goodToken || reg.expires == 0 {
 		t.Fatalf("unexpected REGISTER %+v", reg)
 	}
-	if got := l.metric(t, "wrtc_current_signins"); got != 1 {
-		t.Fatalf("wrtc_current_signins = %v", got)
+	if got := l.metric(t, signInMetric); got != 1 {
+		t.Fatalf(signInMetric+" = %v", got)
 	}
 	if got := l.metric(t, "wrtc_registrations_by_domain", "domain", domain); got != 1 {
 		t.Fatalf("wrtc_registrations_by_domain = %v", got)
@@ -135,8 +135,8 @@ func TestCallPath(t *testing.T) {
 	if reg := l.voice.waitReg(t); reg.expires != 0 {
 		t.Fatalf("sign-out sent REGISTER expires=%d", reg.expires)
 	}
-	if got := l.metric(t, "wrtc_current_signins"); got != 0 {
-		t.Fatalf("wrtc_current_signins after sign-out = %v", got)
+	if got := l.metric(t, signInMetric); got != 0 {
+		t.Fatalf(signInMetric+" after sign-out = %v", got)
 	}
 }
 
@@ -205,7 +205,7 @@ func TestBadToken(t *testing.T) {
 	if !asStatus(err, &se) || se.Status != http.StatusUnauthorized || !strings.Contains(se.Body, "ERROR") {
 		t.Fatalf("sign-in with bad token: %v", err)
 	}
-	if l.metric(t, "wrtc_current_signins") != 0 || len(l.voice.regs) != 0 {
+	if l.metric(t, signInMetric) != 0 || len(l.voice.regs) != 0 {
 		t.Fatal("bad token registered something")
 	}
 }
@@ -239,7 +239,7 @@ func TestPollTimeout(t *testing.T) {
 	if l.metric(t, "wrtc_client_errors", "type", "timeout") != 1 || l.metric(t, "wrtc_client_errors", "type", "dropped_on_signout") != 1 {
 		t.Fatal("client error counters not incremented")
 	}
-	if l.metric(t, "wrtc_current_signins") != 0 {
+	if l.metric(t, signInMetric) != 0 {
 		t.Fatal("session still counted")
 	}
 }

@@ -29,8 +29,9 @@ import (
 )
 
 const (
-	goodToken = "token-agent1"
-	domain    = "demo.cxlab.local"
+	goodToken    = "token-agent1"
+	domain       = "demo.cxlab.local"
+	signInMetric = "wrtc_current_signins" //nolint:misspell // the product's metric name
 )
 
 func testLogger(t testing.TB) *slog.Logger {

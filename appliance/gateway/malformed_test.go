@@ -111,8 +111,8 @@ func TestLegacySignInAndReplace(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.voice.waitReg(t)
-	if got := l.metric(t, "wrtc_current_signins"); got != 1 {
-		t.Fatalf("signins after replace = %v", got)
+	if got := l.metric(t, signInMetric); got != 1 {
+		t.Fatalf("sign-ins after replace = %v", got)
 	}
 	if err := a1.SignOut(ctx); err == nil {
 		t.Fatal("replaced session still valid")

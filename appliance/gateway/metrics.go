@@ -8,7 +8,7 @@ import (
 
 // metrics carries the wrtc_* series of the real gateway (reference A.8).
 type metrics struct {
-	signins       prometheus.Gauge
+	signIns       prometheus.Gauge
 	maxClients    prometheus.Gauge
 	byDomain      *prometheus.GaugeVec
 	audioCalls    prometheus.Gauge
@@ -31,7 +31,7 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		signins:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "wrtc_current_signins", Help: "Current sign-ins (registered DNs)."}),
+		signIns:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "wrtc_current_signins", Help: "Current sign-ins (registered DNs)."}), //nolint:misspell // the product's metric name
 		maxClients:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "wrtc_max_clients_per_instance", Help: "Sign-in capacity of this instance."}),
 		byDomain:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wrtc_registrations_by_domain", Help: "Registered DNs per SIP domain."}, []string{"domain"}),
 		audioCalls:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "wrtc_current_audio_calls", Help: "Active audio calls."}),
@@ -62,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	for _, c := range []prometheus.Collector{m.signins, m.maxClients, m.byDomain, m.audioCalls, m.peakAudio, m.totalAudio,
+	for _, c := range []prometheus.Collector{m.signIns, m.maxClients, m.byDomain, m.audioCalls, m.peakAudio, m.totalAudio,
 		m.xcodingCalls, m.peakXcoding, m.totalXcoding, m.systemErrors, m.clientErrors, m.rtpLost, m.rtpErrors,
 		m.gatewayJitter, m.clientJitter} {
 		if err := reg.Register(c); err != nil {

@@ -110,7 +110,13 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.mediaConn = conn
 	s.udpMux = webrtc.NewICEUDPMux(nil, conn)
-	s.se = s.settingEngine()
+	se, err := s.settingEngine()
+	if err != nil {
+		_ = s.udpMux.Close()
+		_ = conn.Close()
+		return fmt.Errorf("gateway: ICE settings: %w", err)
+	}
+	s.se = se
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	sp, err := newSIPStack(s)
 	if err != nil {
@@ -136,7 +142,7 @@ func listenErr(setting string, port int, err error) error {
 
 // settingEngine shares the one ICE socket among all PeerConnections and
 // advertises only the bind address.
-func (s *Server) settingEngine() webrtc.SettingEngine {
+func (s *Server) settingEngine() (webrtc.SettingEngine, error) {
 	se := webrtc.SettingEngine{}
 	se.SetICEUDPMux(s.udpMux)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -146,9 +152,17 @@ func (s *Server) settingEngine() webrtc.SettingEngine {
 	ip := net.ParseIP(s.cfg.MediaHost)
 	if !ip.IsUnspecified() {
 		se.SetIPFilter(func(cand net.IP) bool { return cand.Equal(ip) })
-		se.SetNAT1To1IPs([]string{s.cfg.MediaHost}, webrtc.ICECandidateTypeHost)
+		// The rule SetNAT1To1IPs(ips, host) used to build: host candidates
+		// are published with MediaHost (the default mode for host rules is
+		// replace).
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        []string{s.cfg.MediaHost},
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+		}); err != nil {
+			return se, err
+		}
 	}
-	return se
+	return se, nil
 }
 
 // Ready reports nil once the sockets are open.
@@ -273,7 +287,7 @@ func (s *Server) addSession(ctx context.Context, ss *session) (*session, error) 
 	}
 	s.sessions[ss.id] = ss
 	s.byKey[ss.key()] = ss
-	s.met.signins.Set(float64(len(s.sessions)))
+	s.met.signIns.Set(float64(len(s.sessions)))
 	if old == nil {
 		s.met.byDomain.WithLabelValues(ss.domain).Inc()
 	}
@@ -327,7 +341,7 @@ func (s *Server) dropSession(ctx context.Context, ss *session, reason string, un
 		delete(s.byKey, ss.key())
 		s.met.byDomain.WithLabelValues(ss.domain).Dec()
 	}
-	s.met.signins.Set(float64(len(s.sessions)))
+	s.met.signIns.Set(float64(len(s.sessions)))
 	s.mu.Unlock()
 	if c != nil {
 		s.met.clientErrors.WithLabelValues("dropped_on_signout").Inc()

@@ -242,7 +242,7 @@ func isDialable(s string) bool {
 		return false
 	}
 	for i, r := range s {
-		if !(r >= '0' && r <= '9' || r == '+' && i == 0 || r == '*' || r == '#') {
+		if (r < '0' || r > '9') && (r != '+' || i != 0) && r != '*' && r != '#' {
 			return false
 		}
 	}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -303,5 +302,3 @@ const (
 	sideBrowser
 	sideSIP
 )
-
-var errCallEnded = errors.New("call ended")

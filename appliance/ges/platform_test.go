@@ -17,7 +17,7 @@ import (
 func fakePlatformServer(t *testing.T) (*httptest.Server, *atomic.Int32) {
 	var issued atomic.Int32
 	valid := func(r *http.Request) bool {
-		return r.Header.Get("Authorization") == "Bearer tok-"+string(rune('0'+issued.Load()))
+		return r.Header.Get("Authorization") == "Bearer tok-"+string('0'+issued.Load())
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /auth/v3/oauth/token", func(w http.ResponseWriter, r *http.Request) {
@@ -27,7 +27,7 @@ func fakePlatformServer(t *testing.T) (*httptest.Server, *atomic.Int32) {
 			return
 		}
 		n := issued.Add(1)
-		json.NewEncoder(w).Encode(map[string]any{"access_token": "tok-" + string(rune('0'+n)), "token_type": "bearer", "expires_in": 3600})
+		json.NewEncoder(w).Encode(map[string]any{"access_token": "tok-" + string('0'+n), "token_type": "bearer", "expires_in": 3600})
 	})
 	envelope := func(w http.ResponseWriter, data any) {
 		json.NewEncoder(w).Encode(map[string]any{"status": map[string]any{"code": 0}, "data": data})

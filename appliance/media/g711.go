@@ -116,10 +116,10 @@ func TranscodeG711(from, to Law, payload []byte, dst []byte) []byte {
 		dst = make([]byte, len(payload))
 	}
 	dst = dst[:len(payload)]
-	switch {
-	case from == to:
+	switch from {
+	case to:
 		copy(dst, payload)
-	case from == PCMU:
+	case PCMU:
 		for i, b := range payload {
 			dst[i] = g711.Ulaw2AlawFrame(b)
 		}

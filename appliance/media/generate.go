@@ -145,14 +145,17 @@ var (
 	dtmfCols = [4]float64{1209, 1336, 1477, 1633}
 	// dtmfPos holds row<<2|col of each event code 0..15.
 	dtmfPos = [16]uint8{
-		3<<2 | 1,                     // 0
-		0<<2 | 0, 0<<2 | 1, 0<<2 | 2, // 1 2 3
-		1<<2 | 0, 1<<2 | 1, 1<<2 | 2, // 4 5 6
-		2<<2 | 0, 2<<2 | 1, 2<<2 | 2, // 7 8 9
-		3<<2 | 0, 3<<2 | 2, // * #
-		0<<2 | 3, 1<<2 | 3, 2<<2 | 3, 3<<2 | 3, // A B C D
+		keyPos(3, 1),                             // 0
+		keyPos(0, 0), keyPos(0, 1), keyPos(0, 2), // 1 2 3
+		keyPos(1, 0), keyPos(1, 1), keyPos(1, 2), // 4 5 6
+		keyPos(2, 0), keyPos(2, 1), keyPos(2, 2), // 7 8 9
+		keyPos(3, 0), keyPos(3, 2), // * #
+		keyPos(0, 3), keyPos(1, 3), keyPos(2, 3), keyPos(3, 3), // A B C D
 	}
 )
+
+// keyPos packs a keypad row and column as row<<2|col.
+func keyPos(row, col uint8) uint8 { return row<<2 | col }
 
 // DTMFFrequencies returns the row and column frequency of a key.
 func DTMFFrequencies(digit byte) (low, high float64, err error) {

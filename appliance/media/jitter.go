@@ -187,7 +187,6 @@ func (j *JitterBuffer) Push(seq uint16, ts uint32, marker bool, payload []byte) 
 		}
 		j.lost += uint64(d)
 		j.next, j.filling = seq, true
-		d = 0
 	}
 	i := int(seq) % capacity
 	s := &j.slots[i]

@@ -476,7 +476,7 @@ func (l *trackedListener) closeConns() {
 	}
 	l.mu.Unlock()
 	for _, c := range conns {
-		_ = c.Conn.Close()
+		_ = c.Close()
 	}
 }
 

@@ -92,11 +92,11 @@ func (v *verifier) verify(ctx context.Context, raw string) (Principal, error) {
 		if strings.Contains(err.Error(), "fetching keys") {
 			return Principal{}, fmt.Errorf("verify token against %s: %w", iss, err)
 		}
-		return Principal{}, fmt.Errorf("%w: %v", errUnauthorized, err)
+		return Principal{}, fmt.Errorf("%w: %w", errUnauthorized, err)
 	}
 	var c tokenClaims
 	if err := tok.Claims(&c); err != nil {
-		return Principal{}, fmt.Errorf("%w: %v", errUnauthorized, err)
+		return Principal{}, fmt.Errorf("%w: %w", errUnauthorized, err)
 	}
 	if c.TokenUse != "access" || c.ID == "" {
 		return Principal{}, fmt.Errorf("%w: not an access token", errUnauthorized)

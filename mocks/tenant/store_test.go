@@ -224,7 +224,7 @@ func TestTenantIsolationAndConflicts(t *testing.T) {
 func TestSeedValidation(t *testing.T) {
 	s, _ := startStore(t)
 	ctx := context.Background()
-	if _, err := tenant.ParseSeed(strings.NewReader("contactCenters:\n  - id: x\n    nmae: typo\n")); err == nil {
+	if _, err := tenant.ParseSeed(strings.NewReader("contactCenters:\n  - id: x\n    nmae: typo\n")); err == nil { //nolint:misspell // the misspelt key is the point of the test
 		t.Fatal("unknown key accepted")
 	}
 	if _, err := tenant.ParseSeed(strings.NewReader("contactCenters:\n  - businessHours: 24x5\n")); err == nil {

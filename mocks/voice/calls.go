@@ -427,7 +427,7 @@ func (s *Server) dial(ctx context.Context, c *call, side int, d dialRequest) (*o
 		switch {
 		case errors.As(err, &dr):
 			return nil, &statusError{code: dr.Res.StatusCode, reason: dr.Res.Reason}
-		case context.Cause(ringCtx) == errRingTimeout && ctx.Err() == nil:
+		case errors.Is(context.Cause(ringCtx), errRingTimeout) && ctx.Err() == nil:
 			return nil, errRingTimeout
 		case ctx.Err() != nil:
 			return nil, ctx.Err()

@@ -129,15 +129,6 @@ func (t *Tenant) dnsOf(user string) []DN {
 	return out
 }
 
-func (t *Tenant) queue(name string) (VirtualQueue, bool) {
-	for _, q := range t.Queues {
-		if q.Name == name {
-			return q, true
-		}
-	}
-	return VirtualQueue{}, false
-}
-
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
 // isE164 reports whether s is a customer number rather than a DN.

@@ -128,7 +128,7 @@ func (s *Server) orsToken(ctx context.Context, fresh bool) (string, error) {
 		ExpiresIn   int64  `json:"expires_in"`
 	}
 	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&tr); err != nil || tr.AccessToken == "" {
-		return "", fmt.Errorf("ors token: bad token response: %v", err)
+		return "", fmt.Errorf("ors token: bad token response: %v", err) //nolint:errorlint // err is nil when only the token is missing and must print as <nil>
 	}
 	life := time.Duration(tr.ExpiresIn) * time.Second
 	if life <= 0 {

@@ -91,7 +91,6 @@ type session struct {
 	cancelled bool
 	attempts  int
 	agentDN   DN
-	callID    CallID
 }
 
 func (ss *session) set(state string) {
@@ -149,7 +148,7 @@ func (s *Server) consume(ctx context.Context) {
 	var reader redis.Cmdable = s.rdb
 	if c, ok := s.rdb.(*redis.Client); ok {
 		r := interruptibleClient(c)
-		defer r.Close()
+		defer func() { _ = r.Close() }()
 		stop := context.AfterFunc(ctx, r.interrupt)
 		defer stop()
 		reader = r

@@ -173,10 +173,19 @@ type StatusError struct {
 
 func (e *StatusError) Error() string { return fmt.Sprintf("gateway answered %d: %s", e.Status, e.Body) }
 
-func (a *Agent) do(ctx context.Context, method, u, body string, hdr http.Header) (*http.Response, string, error) {
+// reply is the status line and headers of a signalling answer whose body
+// do has already read and closed.
+type reply struct {
+	StatusCode int
+	Header     http.Header
+}
+
+// do sends one signalling request and returns the answer's status, headers
+// and body (at most 1 MiB); the response body is always closed here.
+func (a *Agent) do(ctx context.Context, method, u, body string, hdr http.Header) (reply, string, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u, strings.NewReader(body))
 	if err != nil {
-		return nil, "", err
+		return reply{}, "", err
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
@@ -184,17 +193,17 @@ func (a *Agent) do(ctx context.Context, method, u, body string, hdr http.Header)
 	req.Header.Set("Content-Type", "text/plain")
 	res, err := a.hc.Do(req)
 	if err != nil {
-		return nil, "", err
+		return reply{}, "", err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	return res, string(b), err
+	return reply{StatusCode: res.StatusCode, Header: res.Header}, string(b), err
 }
 
 // SignIn signs in with the token source or the DN password.
 func (a *Agent) SignIn(ctx context.Context) error {
 	hdr := http.Header{}
-	var res *http.Response
+	var res reply
 	var body string
 	var err error
 	switch {
@@ -842,10 +851,10 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := a.SignIn(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "signed in as DN %s (session %s)\n", a.DN(), a.SSID())
+	_, _ = fmt.Fprintf(stdout, "signed in as DN %s (session %s)\n", a.DN(), a.SSID())
 	if *ready {
 		if err := a.SetState(ctx, "Ready"); err != nil {
-			fmt.Fprintf(stdout, "set Ready: %v\n", err)
+			_, _ = fmt.Fprintf(stdout, "set Ready: %v\n", err)
 		}
 	}
 	done := make(chan error, 1)
@@ -853,10 +862,10 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 	for {
 		select {
 		case e := <-a.Events():
-			fmt.Fprintf(stdout, "%s %s\n", e.Type, e.Peer)
+			_, _ = fmt.Fprintf(stdout, "%s %s\n", e.Type, e.Peer)
 			if e.Type == "BYE" {
 				h := a.Heard()
-				fmt.Fprintf(stdout, "heard %d ms of audio, dominant %.0f Hz, level %.1f dBFS, digits %q\n",
+				_, _ = fmt.Fprintf(stdout, "heard %d ms of audio, dominant %.0f Hz, level %.1f dBFS, digits %q\n",
 					h.AudioMS, h.DominantHz, h.LevelDBFS, a.Digits())
 			}
 		case err := <-done:

@@ -261,7 +261,7 @@ func writeFileAtomic(path string, r io.Reader, mode os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }() // best effort; gone after the rename
 	if _, err := io.Copy(tmp, r); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", path, err)
@@ -297,7 +297,7 @@ func extractTxz(archive, dir string) error {
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", archive, err)
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }() // best effort; gone after the rename
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("extract %s: %w", archive, err)
 	}

@@ -165,7 +165,7 @@ func (e *Embedded) Start(ctx context.Context) error {
 	case r, ok := <-reports:
 		if !ok {
 			<-sv.exited
-			return fmt.Errorf("postgres: supervisor exited without reporting (%v); is postgres.RunSupervisorIfRequested called first in main/TestMain?", sv.waitErr)
+			return fmt.Errorf("postgres: supervisor exited without reporting (%v); is postgres.RunSupervisorIfRequested called first in main/TestMain?", sv.waitErr) //nolint:errorlint // waitErr is nil on a clean exit and must print as <nil>
 		}
 		rep = r
 	case <-timer.C:
@@ -260,7 +260,7 @@ func (e *Embedded) Ready(ctx context.Context) error {
 	}
 	select {
 	case <-sv.exited:
-		return fmt.Errorf("postgres: supervisor exited: %v", sv.waitErr)
+		return fmt.Errorf("postgres: supervisor exited: %v", sv.waitErr) //nolint:errorlint // waitErr is nil on a clean exit and must print as <nil>
 	default:
 	}
 	if err := ping(ctx, dsn); err != nil {
@@ -364,6 +364,6 @@ func ping(ctx context.Context, dsn string) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	return conn.Ping(ctx)
 }

@@ -30,7 +30,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 		opts = append(opts, stdlib.OptionBeforeConnect(bc))
 	}
 	db := stdlib.OpenDB(*cc, opts...)
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 
 	// One session holds the lock for the whole run. pg_advisory_lock blocks
 	// until the holder finishes, so a waiting process starts at once then
@@ -39,7 +39,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", schema, err)
 	}
-	defer lockConn.Close()
+	defer func() { _ = lockConn.Close() }()
 	const lockSQL = "SELECT pg_advisory_lock(hashtextextended('cxlab.migrate.' || $1, 0))"
 	if _, err := lockConn.ExecContext(ctx, lockSQL, schema); err != nil {
 		return fmt.Errorf("migrate %s: take lock: %w", schema, err)

@@ -329,7 +329,7 @@ func (s *supervisor) initdb() error {
 	if err := os.WriteFile(pwfile, []byte(s.cfg.Password), 0o600); err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}
-	defer os.Remove(pwfile)
+	defer func() { _ = os.Remove(pwfile) }() // best effort
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StartTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(s.cfg.BinariesDir, "bin", "initdb"),
@@ -377,7 +377,7 @@ func (s *supervisor) ensureDatabase() error {
 	if err != nil {
 		return fmt.Errorf("create database: %w", err)
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", s.cfg.Database).Scan(&exists); err != nil {
 		return fmt.Errorf("create database: %w", err)

@@ -77,7 +77,7 @@ func Postgres(t testing.TB) (dsn string) {
 	if err != nil {
 		t.Fatalf("storetest: connect: %v", err)
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("storetest: create database %s: %v", name, err)
 	}
@@ -89,7 +89,7 @@ func Postgres(t testing.TB) (dsn string) {
 			t.Errorf("storetest: drop database %s: %v", name, err)
 			return
 		}
-		defer conn.Close(context.Background())
+		defer func() { _ = conn.Close(context.Background()) }()
 		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			t.Errorf("storetest: drop database %s: %v", name, err)
 		}

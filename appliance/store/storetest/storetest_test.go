@@ -53,7 +53,7 @@ func TestDBNameIsValidIdentifier(t *testing.T) {
 		t.Fatalf("%q is longer than 63 bytes", name)
 	}
 	for _, r := range name {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+		if r != '_' && (r < 'a' || r > 'z') && (r < '0' || r > '9') {
 			t.Fatalf("%q contains %q", name, r)
 		}
 	}

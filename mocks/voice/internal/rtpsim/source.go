@@ -61,7 +61,8 @@ func (p *Prompt) Fill(frame []int16) {
 		var v float64
 		for h := 1; h <= 20; h++ {
 			f := f0 * float64(h)
-			w := 1/(1+math.Pow((f-700)/150, 2)) + 0.6/(1+math.Pow((f-1200)/200, 2))
+			a, b := (f-700)/150, (f-1200)/200
+			w := 1/(1+a*a) + 0.6/(1+b*b)
 			v += w * math.Sin(2*math.Pi*f*t)
 		}
 		frame[i] = int16(6000 * env * v)
