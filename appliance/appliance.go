@@ -86,7 +86,7 @@ func New(cfg config.Config, stderr io.Writer) (_ *Appliance, err error) {
 		MaxFiles:     cfg.Log.MaxFiles,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: data_dir (--data-dir): %v", config.ErrInvalid, err)
+		return nil, fmt.Errorf("%w: data_dir (--data-dir): %w", config.ErrInvalid, err)
 	}
 	a := &Appliance{cfg: cfg, log: logs.Logger(), logs: logs, reg: telemetry.NewRegistry(), clock: clock.NewLab(), dir: dir}
 	if err := a.wire(); err != nil {
@@ -118,7 +118,7 @@ func (a *Appliance) wire() error {
 	if cfg.Redis.URL != "" {
 		r, err := redisstore.NewExternal(cfg.Redis.URL)
 		if err != nil {
-			return fmt.Errorf("%w: %v", config.ErrInvalid, err)
+			return fmt.Errorf("%w: %w", config.ErrInvalid, err)
 		}
 		a.redis = r
 	} else {

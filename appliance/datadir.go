@@ -23,17 +23,17 @@ func openDataDir(cfg config.Config) (*dataDir, error) {
 	if cfg.Ephemeral {
 		p, err := os.MkdirTemp("", "cxlab-")
 		if err != nil {
-			return nil, fmt.Errorf("%w: ephemeral data dir: %v", config.ErrInvalid, err)
+			return nil, fmt.Errorf("%w: ephemeral data dir: %w", config.ErrInvalid, err)
 		}
 		path = p
 	} else {
 		abs, err := filepath.Abs(cfg.DataDir)
 		if err != nil {
-			return nil, fmt.Errorf("%w: data_dir (--data-dir) %q: %v", config.ErrInvalid, cfg.DataDir, err)
+			return nil, fmt.Errorf("%w: data_dir (--data-dir) %q: %w", config.ErrInvalid, cfg.DataDir, err)
 		}
 		path = abs
 		if err := os.MkdirAll(path, 0o711); err != nil {
-			return nil, fmt.Errorf("%w: data_dir (--data-dir) %s: %v", config.ErrInvalid, path, unwrapPath(err))
+			return nil, fmt.Errorf("%w: data_dir (--data-dir) %s: %w", config.ErrInvalid, path, unwrapPath(err))
 		}
 	}
 	// The PostgreSQL processes may run as another user, who must be able to
@@ -43,7 +43,7 @@ func openDataDir(cfg config.Config) (*dataDir, error) {
 	}
 	lock, err := os.OpenFile(filepath.Join(path, "cxlab.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("%w: data_dir (--data-dir) %s is not writable: %v", config.ErrInvalid, path, unwrapPath(err))
+		return nil, fmt.Errorf("%w: data_dir (--data-dir) %s is not writable: %w", config.ErrInvalid, path, unwrapPath(err))
 	}
 	// flock is released by the kernel when the process dies, even by kill -9,
 	// so a stale lock never blocks the next start.

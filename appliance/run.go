@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -23,8 +24,7 @@ func Run(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error
 	e := a.Endpoints()
 	if cfg.EndpointsFile != "" {
 		if err := writeEndpointsFile(cfg.EndpointsFile, e); err != nil {
-			a.stopBounded()
-			return err
+			return errors.Join(err, a.stopBounded())
 		}
 	}
 	printBanner(stdout, e, time.Since(t0).Round(time.Millisecond).String())

@@ -19,7 +19,7 @@ func agents(ctx context.Context, bin string, _ int) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(root)
+	defer func() { _ = os.RemoveAll(root) }()
 	_ = os.Chmod(root, 0o711)
 	const total = 2000
 	seed := filepath.Join(root, "agents.yaml")

@@ -25,7 +25,7 @@ func calls(ctx context.Context, bin string, _ int) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(root)
+	defer func() { _ = os.RemoveAll(root) }()
 	_ = os.Chmod(root, 0o711)
 	seed := filepath.Join(root, "agents.yaml")
 	if err := writeAgentSeed(seed, 64); err != nil {

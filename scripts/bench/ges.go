@@ -29,7 +29,7 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(root)
+	defer func() { _ = os.RemoveAll(root) }()
 	_ = os.Chmod(root, 0o711)
 	in, err := startInstance(ctx, bin, filepath.Join(root, "data"))
 	if err != nil {
@@ -51,7 +51,7 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 		}
 		code, err := post(ctx, hc, api+"/callbacks/create", body, &out)
 		if err != nil || code != 200 {
-			return "", fmt.Errorf("create: %d %v", code, err)
+			return "", fmt.Errorf("create: %d %w", code, err)
 		}
 		return out.Data.ID, nil
 	}
@@ -79,14 +79,14 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 		id := idList[int(k.Add(1))%len(idList)]
 		code, err := post(ctx, hc, api+"/callbacks/retrieve", `{"id":"`+id+`"}`, nil)
 		if err != nil || code != 200 {
-			return fmt.Errorf("retrieve: %d %v", code, err)
+			return fmt.Errorf("retrieve: %d %w", code, err)
 		}
 		return nil
 	})
 	availRes := load(ctx, func() error {
 		code, err := get(ctx, hc, api+"/callbacks/availability/CB_Support?numberOfDays=1&maxTimeSlots=10")
 		if err != nil || code != 200 {
-			return fmt.Errorf("availability: %d %v", code, err)
+			return fmt.Errorf("availability: %d %w", code, err)
 		}
 		return nil
 	})

@@ -94,9 +94,9 @@ var areas = []area{{"startup", startup}, {"ges", gesThroughput}, {"storage", sto
 func print(rep Report) {
 	fmt.Printf("CX Lab bench  %s  %s  %d CPUs  %s\n\n", rep.Version, rep.Host, rep.CPUs, rep.When.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AREA\tFIGURE\tVALUE\tTARGET\tREFERENCE\tRATIO\tCONDITIONS")
+	_, _ = fmt.Fprintln(tw, "AREA\tFIGURE\tVALUE\tTARGET\tREFERENCE\tRATIO\tCONDITIONS")
 	for _, r := range rep.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%s\t%s\t%s\t%s\n", r.Area, r.Figure, fmtNum(r.Value), r.Unit, r.Target, r.Reference, r.Ratio, r.Conditions)
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s %s\t%s\t%s\t%s\t%s\n", r.Area, r.Figure, fmtNum(r.Value), r.Unit, r.Target, r.Reference, r.Ratio, r.Conditions)
 	}
 	_ = tw.Flush()
 }

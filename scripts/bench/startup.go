@@ -16,7 +16,7 @@ func startup(ctx context.Context, bin string, runs int) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(root)
+	defer func() { _ = os.RemoveAll(root) }()
 	_ = os.Chmod(root, 0o711) // the postgres user must traverse it when we run as root
 	var cold, warm []time.Duration
 	var rss []int

@@ -33,7 +33,7 @@ func storage(ctx context.Context, bin string, _ int) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(root)
+	defer func() { _ = os.RemoveAll(root) }()
 	_ = os.Chmod(root, 0o711)
 	port, err := freePort()
 	if err != nil {
@@ -45,7 +45,7 @@ func storage(ctx context.Context, bin string, _ int) ([]Row, error) {
 	}
 	defer func() { _ = rs.Process.Kill(); _ = rs.Wait() }()
 	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-	defer rdb.Close()
+	defer func() { _ = rdb.Close() }()
 	if err := waitRedis(ctx, rdb); err != nil {
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func storage(ctx context.Context, bin string, _ int) ([]Row, error) {
 	}
 	// +12025550106 answers, then hangs up after 5 s: the lifecycle ends by itself.
 	if code, err := post(ctx, hc, api+"/callbacks/create", `{"serviceName":"CB_Support","phoneNumber":"+12025550106"}`, &created); err != nil || code != 200 {
-		return nil, fmt.Errorf("create: %d %v", code, err)
+		return nil, fmt.Errorf("create: %d %w", code, err)
 	}
 	state := ""
 	polls := 0
@@ -124,7 +124,7 @@ func storage(ctx context.Context, bin string, _ int) ([]Row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect postgres: %w", err)
 	}
-	defer pg.Close(ctx)
+	defer func() { _ = pg.Close(ctx) }()
 	for _, kb := range []int{0, 1, 10} {
 		const n = 800 // 3 rounds stay within CB_Support's 14-day capacity (5 per 30-min slot)
 		dbBefore, redisBefore := dbSize(ctx, pg), usedMemory(ctx, rdb)
@@ -138,7 +138,7 @@ func storage(ctx context.Context, bin string, _ int) ([]Row, error) {
 			desired := time.Now().UTC().Add(2*time.Hour + time.Duration(kb*7+i*23)*time.Minute).Format("2006-01-02T15:04:05.000Z")
 			body := fmt.Sprintf(`{"serviceName":"CB_Support","phoneNumber":"+1303555%04d","desiredTime":"%s"%s}`, (kb*1000+i)%10000, desired, payload)
 			if code, err := post(ctx, hc, api+"/callbacks/create", body, nil); err != nil || code != 200 {
-				return nil, fmt.Errorf("create with %d kB: %d %v", kb, code, err)
+				return nil, fmt.Errorf("create with %d kB: %d %w", kb, code, err)
 			}
 		}
 		pgPer := float64(dbSize(ctx, pg)-dbBefore) / n / 1024
