@@ -203,6 +203,7 @@ func (s *Server) Mount(e *echo.Echo) {
 	lim := s.limitBody
 	e.GET("/configuration/v3/ops/emulator/failures", s.getFailures, lim, s.opsAuth)
 	e.PUT("/configuration/v3/ops/emulator/failures", s.putFailures, lim, s.opsAuth)
+	s.mountTenantOps(e, s.opsAuth)
 
 	cfg := []echo.MiddlewareFunc{s.count("configuration"), s.injectFailures, lim, s.authenticate(v3Error)}
 	e.GET("/configuration/v3/objects/persons", s.persons, cfg...)
