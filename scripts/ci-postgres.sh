@@ -5,9 +5,9 @@
 set -euo pipefail
 ver=$(ls /usr/lib/postgresql | sort -V | tail -1)
 if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -q "^$ver main$"; then
-  pg_createcluster "$ver" main >/dev/null
+  pg_createcluster "$ver" main >/dev/null 2>&1
 fi
-pg_ctlcluster "$ver" main start 2>/dev/null || true
+pg_ctlcluster "$ver" main start >/dev/null 2>&1 || true
 port=$(pg_lsclusters -h | awk -v v="$ver" '$1==v && $2=="main" {print $3}')
 su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='cxlab_ext'\" -p $port" | grep -q 1 ||
   su postgres -c "psql -q -p $port -c \"CREATE ROLE cxlab_ext LOGIN CREATEDB PASSWORD 'cxlab_ext'\""
