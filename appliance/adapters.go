@@ -63,6 +63,14 @@ func (d *voiceDirectory) Tenants(ctx context.Context) ([]voice.Tenant, error) {
 				t.Queues = append(t.Queues, voice.VirtualQueue{Name: s.VirtualQueue, DialInNumber: s.DialInNumber})
 			}
 		}
+		groups, err := d.store.CallinGroups(ctx, cc.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range groups {
+			t.CallInGroups = append(t.CallInGroups, voice.CallInGroup{Name: g.Name, AccessNumber: g.AccessNumber,
+				AccessCodeEnabled: g.AccessCodeEnabled, VirtualQueue: g.VirtualQueue})
+		}
 		out = append(out, t)
 	}
 	d.tenants, d.at = out, time.Now()

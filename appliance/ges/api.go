@@ -29,6 +29,7 @@ const (
 	pathStatistics   = "/engagement/v3/statistics/operations/get-statistic-ex"
 	pathOpenAPI      = "/engagement/v3/openapi.json"
 	pathORSState     = "/engagement/internal/v1/callbacks/:id/state"
+	pathCallInMatch  = "/engagement/internal/v1/call-in/match"
 )
 
 // handlerFunc is an API handler: it gets the caller's tenant and returns the
@@ -36,7 +37,7 @@ const (
 type handlerFunc func(c echo.Context, tenant TenantID) (any, error)
 
 // Mount registers the Engagement API, the OpenAPI document and the internal ORS
-// state endpoint on e.
+// endpoints (state reports, call-in matching) on e.
 func (s *Service) Mount(e *echo.Echo) {
 	e.POST(pathCreate, s.public(pathCreate, s.handleCreate))
 	e.POST(pathCancel, s.public(pathCancel, s.handleCancel))
@@ -50,6 +51,7 @@ func (s *Service) Mount(e *echo.Echo) {
 	e.POST(pathStatistics, s.public(pathStatistics, s.handleStatistics))
 	e.GET(pathOpenAPI, func(c echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPIDoc) })
 	e.POST(pathORSState, s.internal(pathORSState, s.handleORSState))
+	e.POST(pathCallInMatch, s.internal(pathCallInMatch, s.handleCallInMatch))
 }
 
 // public wraps a v3 handler: correlation id, the empty-ccid rule, API key ->

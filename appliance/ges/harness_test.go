@@ -123,7 +123,8 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 		o(e)
 	}
 	e.plat.AddTenant(demoKey, demoTenant, e.services, []CallInGroup{{Name: "technical_help",
-		AccessNumber: "+18005550199", AccessCodeEnabled: true, ExpirySec: 600}})
+		AccessNumber: "+18005550199", AccessCodeEnabled: true, ExpirySec: 600, VirtualQueue: "VQ_Support"},
+		{Name: "billing_help", AccessNumber: "+18005550198", ExpirySec: 300}})
 	e.plat.AddTenant(otherKey, otherTen, demoServices(), nil)
 	e.pool = testPool(t)
 	e.mr = miniredis.RunT(t)

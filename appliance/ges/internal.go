@@ -52,7 +52,7 @@ func (s *Service) authorizeORS(ctx context.Context, header string) error {
 		ClientID string `json:"client_id"`
 	}
 	if err := idt.Claims(&claims); err != nil || claims.ClientID != s.cfg.ORSClientID {
-		return errorf(ErrForbidden, "only client %s may report callback state", s.cfg.ORSClientID)
+		return errorf(ErrForbidden, "only client %s may call the internal ORS endpoints", s.cfg.ORSClientID)
 	}
 	return nil
 }
@@ -76,4 +76,22 @@ func (s *Service) handleORSState(c echo.Context, _ TenantID) (any, error) {
 		return nil, invalidf("malformed state report: %v", err)
 	}
 	return s.Report(c.Request().Context(), CallbackID(c.Param("id")), r)
+}
+
+// handleCallInMatch matches a caller of a Click-to-Call-In access number to
+// its request for Voice (an ors_client token, like the state reports).
+func (s *Service) handleCallInMatch(c echo.Context, _ TenantID) (any, error) {
+	if err := s.authorizeORS(c.Request().Context(), c.Request().Header.Get("Authorization")); err != nil {
+		return nil, err
+	}
+	m, err := s.readObject(c)
+	if err != nil {
+		return nil, err
+	}
+	f := &fields{m: m}
+	q := CallInMatch{AccessNumber: f.str("accessNumber"), AccessCode: f.str("accessCode"), ANI: f.str("ani")}
+	if f.err != nil {
+		return nil, f.err
+	}
+	return s.MatchCallIn(c.Request().Context(), q)
 }

@@ -8,12 +8,13 @@ import (
 
 // metrics are the ges_* series the real product exposes (reference §6).
 type metrics struct {
-	created     *prometheus.CounterVec
-	callin      *prometheus.CounterVec
-	requests    *prometheus.CounterVec
-	failed      *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
-	monitorSize *prometheus.GaugeVec
+	created       *prometheus.CounterVec
+	callin        *prometheus.CounterVec
+	callinMatched *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	failed        *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	monitorSize   *prometheus.GaugeVec
 }
 
 // newMetrics builds and registers the collectors; a nil registerer keeps them
@@ -24,6 +25,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Callbacks created."}, []string{"tenant"}),
 		callin: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ges_callin_created",
 			Help: "Click-to-Call-In requests created."}, []string{"tenant"}),
+		callinMatched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ges_callin_matched",
+			Help: "Click-to-Call-In requests matched to a caller of the access number."}, []string{"tenant"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ges_http_requests_total",
 			Help: "Engagement API requests."}, []string{"path", "tenant"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ges_http_failed_requests_total",
@@ -40,6 +43,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var err error
 	m.created = register(reg, m.created, &err)
 	m.callin = register(reg, m.callin, &err)
+	m.callinMatched = register(reg, m.callinMatched, &err)
 	m.requests = register(reg, m.requests, &err)
 	m.failed = register(reg, m.failed, &err)
 	m.duration = register(reg, m.duration, &err)

@@ -100,6 +100,8 @@ type CallInGroup struct {
 	AccessNumber      string `json:"accessNumber"`
 	AccessCodeEnabled bool   `json:"accessCodeEnabled"`
 	ExpirySec         int    `json:"expirySec"`
+	// VirtualQueue is the queue matched callers wait in ("" = none).
+	VirtualQueue string `json:"virtualQueue,omitempty"`
 }
 
 // StatisticRequest names one statistic (contract 6).

@@ -206,7 +206,7 @@ func TestConfigurationForAgentToken(t *testing.T) {
 
 	code, m = e.call("GET", "/configuration/v3/callin-groups", tok, "")
 	if g := objects(m, "groups"); code != 200 || len(g) != 1 || g[0]["name"] != "technical_help" || g[0]["accessNumber"] != "+18005550199" ||
-		g[0]["accessCodeEnabled"] != true || g[0]["expirySec"] != float64(600) {
+		g[0]["accessCodeEnabled"] != true || g[0]["expirySec"] != float64(600) || g[0]["virtualQueue"] != "VQ_Support" {
 		t.Fatalf("callin groups: %d %v", code, m)
 	}
 

@@ -35,7 +35,7 @@
 //	        maxDialAttempts: 3
 //	        retryDelaySec: 30
 //	        dialInNumber: "+18005550100"
-//	    callinGroups: [{name: technical_help, accessNumber: "+18005550199", accessCodeEnabled: true, expirySec: 600}]
+//	    callinGroups: [{name: technical_help, accessNumber: "+18005550199", accessCodeEnabled: true, expirySec: 600, virtualQueue: VQ_Support}]
 //	    agentGroups: [{name: Sales, members: [agent1], userProperties: {routing: {virtualQueue: VQ_Sales}}}]
 //	    apiKeys: [{key: cxlab-demo-api-key-0000000000000000, description: demo}]
 //	clients:

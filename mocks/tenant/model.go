@@ -96,6 +96,8 @@ type CallinGroup struct {
 	AccessNumber      string `json:"accessNumber"`
 	AccessCodeEnabled bool   `json:"accessCodeEnabled"`
 	ExpirySec         int    `json:"expirySec"`
+	// VirtualQueue is the queue matched callers wait in for an agent ("" = none).
+	VirtualQueue string `json:"virtualQueue,omitempty"`
 }
 
 // AgentGroup is a named set of persons (by user name) with free-form

@@ -123,6 +123,8 @@ type SeedCallinGroup struct {
 	AccessNumber      string `yaml:"accessNumber"`
 	AccessCodeEnabled bool   `yaml:"accessCodeEnabled"`
 	ExpirySec         int    `yaml:"expirySec"`
+	// VirtualQueue is the queue matched callers wait in ("" = none).
+	VirtualQueue string `yaml:"virtualQueue"`
 }
 
 // SeedAgentGroup is an agent group with member user names.
@@ -245,7 +247,7 @@ func applySeed(ctx context.Context, q querier, seed Seed) error {
 		}
 		for _, g := range sc.CallinGroups {
 			if err := putCallinGroup(ctx, q, CallinGroup{CCID: sc.ID, Name: g.Name, AccessNumber: g.AccessNumber,
-				AccessCodeEnabled: g.AccessCodeEnabled, ExpirySec: g.ExpirySec}); err != nil {
+				AccessCodeEnabled: g.AccessCodeEnabled, ExpirySec: g.ExpirySec, VirtualQueue: g.VirtualQueue}); err != nil {
 				return err
 			}
 		}

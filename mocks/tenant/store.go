@@ -341,7 +341,7 @@ ON CONFLICT (ccid, name) DO UPDATE SET virtual_queue = EXCLUDED.virtual_queue, t
 func scanCallin(row pgx.Row) (CallinGroup, error) {
 	var g CallinGroup
 	var id string
-	err := row.Scan(&id, &g.Name, &g.AccessNumber, &g.AccessCodeEnabled, &g.ExpirySec)
+	err := row.Scan(&id, &g.Name, &g.AccessNumber, &g.AccessCodeEnabled, &g.ExpirySec, &g.VirtualQueue)
 	g.CCID = CCID(id)
 	return g, err
 }
@@ -349,7 +349,8 @@ func scanCallin(row pgx.Row) (CallinGroup, error) {
 // CallinGroups lists a tenant's Click-to-Call-In groups.
 func (s *Store) CallinGroups(ctx context.Context, ccid CCID) ([]CallinGroup, error) {
 	return queryAll(ctx, s.pool, "list callin groups", scanCallin, `
-SELECT ccid::text, name, access_number, access_code_enabled, expiry_sec FROM tenant.callin_groups WHERE ccid = $1 ORDER BY name`, string(ccid))
+SELECT ccid::text, name, access_number, access_code_enabled, expiry_sec, virtual_queue FROM tenant.callin_groups
+WHERE ccid = $1 ORDER BY name`, string(ccid))
 }
 
 // PutCallinGroup creates or updates a Click-to-Call-In group by name.
@@ -362,10 +363,12 @@ func putCallinGroup(ctx context.Context, q querier, g CallinGroup) error {
 		return fmt.Errorf("put callin group %q: name, access number and positive expiry required: %w", g.Name, ErrInvalid)
 	}
 	_, err := q.Exec(ctx, `
-INSERT INTO tenant.callin_groups (ccid, name, access_number, access_code_enabled, expiry_sec) VALUES ($1, $2, $3, $4, $5)
+INSERT INTO tenant.callin_groups (ccid, name, access_number, access_code_enabled, expiry_sec, virtual_queue)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (ccid, name) DO UPDATE SET access_number = EXCLUDED.access_number,
-  access_code_enabled = EXCLUDED.access_code_enabled, expiry_sec = EXCLUDED.expiry_sec`,
-		string(g.CCID), g.Name, g.AccessNumber, g.AccessCodeEnabled, g.ExpirySec)
+  access_code_enabled = EXCLUDED.access_code_enabled, expiry_sec = EXCLUDED.expiry_sec,
+  virtual_queue = EXCLUDED.virtual_queue`,
+		string(g.CCID), g.Name, g.AccessNumber, g.AccessCodeEnabled, g.ExpirySec, g.VirtualQueue)
 	if err != nil {
 		return fmt.Errorf("put callin group %s: %w", g.Name, mapPgError(err))
 	}

@@ -118,7 +118,7 @@ func TestDemoSeedMatchesContract(t *testing.T) {
 		t.Fatalf("dns = %+v, %v", dns, err)
 	}
 	groups, err := s.CallinGroups(ctx, tenant.DemoCCID)
-	if err != nil || len(groups) != 1 || groups[0].ExpirySec != 600 || !groups[0].AccessCodeEnabled {
+	if err != nil || len(groups) != 1 || groups[0].ExpirySec != 600 || !groups[0].AccessCodeEnabled || groups[0].VirtualQueue != "VQ_Support" {
 		t.Fatalf("callin groups = %+v, %v", groups, err)
 	}
 }

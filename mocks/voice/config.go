@@ -52,9 +52,18 @@ type Config struct {
 	// before 480 Temporarily Unavailable. Default: 10m.
 	MaxQueueWait time.Duration
 
+	// CallInDigitTimeout bounds how long the Click-to-Call-In IVR waits for an
+	// access code (ended by '#' or the 8th digit). Default: 10s.
+	CallInDigitTimeout time.Duration
+	// CallInPromptLength is how long the IVR's prompt plays before it falls
+	// silent to listen, and how long the failure tone plays before the IVR
+	// hangs up. Default: 2s.
+	CallInPromptLength time.Duration
+
 	// GAuthURL is the base URL of GAuth (token validation, ors_client tokens). Required.
 	GAuthURL string
-	// GESURL is the base URL of the Engagement service receiving state reports. Required for callbacks.
+	// GESURL is the base URL of the Engagement service receiving state reports
+	// and matching call-in requests. Required for callbacks and Click-to-Call-In.
 	GESURL string
 	// ORSClientID is the OAuth client ORS authenticates with toward GES. Default: ors_client.
 	ORSClientID string
@@ -106,6 +115,8 @@ func (c Config) Defaults() Config {
 	setDur(&c.MaxRegisterExpiry, time.Hour)
 	setDur(&c.DefaultRegisterExpiry, time.Hour)
 	setDur(&c.MaxQueueWait, 10*time.Minute)
+	setDur(&c.CallInDigitTimeout, 10*time.Second)
+	setDur(&c.CallInPromptLength, 2*time.Second)
 	setDur(&c.TokenCacheTTL, 5*time.Second)
 	setDur(&c.ReadBlock, 5*time.Second)
 	setDur(&c.ClaimMinIdle, time.Minute)

@@ -31,6 +31,8 @@ type Tenant struct {
 	Users []User
 	// Queues are the virtual queues, reachable by their dial-in numbers.
 	Queues []VirtualQueue
+	// CallInGroups are the Click-to-Call-In groups, reachable by their access numbers.
+	CallInGroups []CallInGroup
 }
 
 // DNEntry is one extension.
@@ -59,6 +61,20 @@ type VirtualQueue struct {
 	DialInNumber string
 }
 
+// CallInGroup is a Click-to-Call-In group: a caller of its access number is
+// matched by GES to a request made beforehand, then queued for an agent.
+type CallInGroup struct {
+	// Name is the group name, e.g. technical_help.
+	Name string
+	// AccessNumber is the E.164 number customers dial.
+	AccessNumber string
+	// AccessCodeEnabled makes the IVR collect the request's access code (DTMF);
+	// without it the caller's number identifies the request.
+	AccessCodeEnabled bool
+	// VirtualQueue is the queue matched callers wait in ("" = the one GES names).
+	VirtualQueue string
+}
+
 // Directory is the tenant model as Voice sees it. The composition root adapts
 // the tenant store to it; it is read often, so it should be cheap.
 type Directory interface {
@@ -79,6 +95,7 @@ type dirSnapshot struct {
 	byDomain map[string]*Tenant
 	byID     map[TenantID]*Tenant
 	dialIn   map[string]queueRef
+	callIn   map[string]callInRef
 }
 
 type queueRef struct {
@@ -86,8 +103,14 @@ type queueRef struct {
 	queue  VirtualQueue
 }
 
+type callInRef struct {
+	tenant *Tenant
+	group  CallInGroup
+}
+
 func newSnapshot(ts []Tenant) *dirSnapshot {
-	s := &dirSnapshot{byDomain: map[string]*Tenant{}, byID: map[TenantID]*Tenant{}, dialIn: map[string]queueRef{}}
+	s := &dirSnapshot{byDomain: map[string]*Tenant{}, byID: map[TenantID]*Tenant{}, dialIn: map[string]queueRef{},
+		callIn: map[string]callInRef{}}
 	for i := range ts {
 		t := &ts[i]
 		s.byDomain[strings.ToLower(t.SIPDomain)] = t
@@ -95,6 +118,11 @@ func newSnapshot(ts []Tenant) *dirSnapshot {
 		for _, q := range t.Queues {
 			if q.DialInNumber != "" {
 				s.dialIn[q.DialInNumber] = queueRef{tenant: t, queue: q}
+			}
+		}
+		for _, g := range t.CallInGroups {
+			if g.AccessNumber != "" {
+				s.callIn[g.AccessNumber] = callInRef{tenant: t, group: g}
 			}
 		}
 	}

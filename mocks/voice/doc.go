@@ -32,8 +32,9 @@
 // # Routing
 //
 // An INVITE is routed by its Request-URI user: a DN (registered: bridged;
-// known but unregistered: 480), a virtual queue's dial-in number, a simulated
-// customer number, or a registered customer number; anything else is 404.
+// known but unregistered: 480), a virtual queue's dial-in number, a
+// Click-to-Call-In access number, a simulated customer number, or a
+// registered customer number; anything else is 404.
 // The B2BUA passes SDP across unchanged, so media flows endpoint to
 // endpoint. 180/183, CANCEL, BYE, re-INVITE (hold/resume) and INFO are
 // passed across; headers named X-Genesys-* and User-to-User are copied to
@@ -53,6 +54,27 @@
 // callbacks, X-Genesys-CallbackId, X-Genesys-ORSSessionId,
 // X-Genesys-Service, X-Genesys-CustomerNumber and X-Genesys-UserData (the
 // callback's user data, form-urlencoded as Genesys INFO-MAP attaches it).
+//
+// # Click-to-Call-In
+//
+// A call to a call-in group's access number (Tenant.CallInGroups) is
+// answered at once by an IVR (GVP's role: 200 OK with SDP, G.711 RTP). It
+// plays a short prompt (Config.CallInPromptLength), then listens for RFC 4733
+// digits until '#', the 8th digit, or Config.CallInDigitTimeout. Voice then
+// asks GES, with an ors_client token, POST
+// /engagement/internal/v1/call-in/match {"accessNumber", "accessCode", "ani"}
+// (accessCode empty when the group has no access code: the caller's number
+// identifies the request). GES answers 200 with the request, which it marks
+// MATCHED (a request matches once), or 404. On a match the caller waits in
+// the group's virtual queue (the group's own, else the one GES names),
+// hearing the prompt on a loop, and is routed exactly as an inbound queue
+// call; the agent's INVITE carries X-Genesys-CallType inbound,
+// X-Genesys-CallInRequestId, X-Genesys-CallInGroup, X-Genesys-CustomerNumber,
+// X-Genesys-Service (the request's callbackServiceId) and X-Genesys-UserData
+// (the request's user data). The agent's answer reaches the caller by
+// re-INVITE. Without a match the IVR prompts once more; a second miss plays
+// a 480 Hz tone for CallInPromptLength and hangs up (BYE). The call record
+// (kind "callin") keeps what the IVR heard as customer_analysis.
 //
 // # Agents
 //

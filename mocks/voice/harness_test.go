@@ -37,6 +37,8 @@ func demoDirectory() StaticDirectory {
 		Users: []User{{"agent1", []string{"VQ_Sales", "VQ_Support"}}, {"agent2", []string{"VQ_Sales", "VQ_Support"}},
 			{"agent3", []string{"VQ_Support"}}, {"agent4", []string{"VQ_Support"}}, {"supervisor", nil}},
 		Queues: []VirtualQueue{{"VQ_Sales", "+18005550100"}, {"VQ_Support", "+18005550101"}},
+		CallInGroups: []CallInGroup{{Name: "technical_help", AccessNumber: "+18005550199", AccessCodeEnabled: true, VirtualQueue: "VQ_Support"},
+			{Name: "billing_help", AccessNumber: "+18005550198", VirtualQueue: "VQ_Sales"}},
 	}}
 }
 
@@ -70,13 +72,36 @@ func fakeGAuth(t testing.TB) *httptest.Server {
 	return s
 }
 
-// fakeGES records state reports; finished callbacks answer 409.
+// fakeGES records state reports (finished callbacks answer 409) and matches
+// call-in requests the way GES does: a live request matches once.
 type fakeGES struct {
 	*httptest.Server
 	mu      sync.Mutex
 	reports map[string][]report
 	gone    map[string]bool
 	changed chan struct{}
+	callIns []*fakeCallIn
+	matches []callInMatch
+}
+
+// fakeCallIn is a call-in request GES holds.
+type fakeCallIn struct {
+	id, accessNumber, code, from, group string
+	used                                bool
+}
+
+// addCallIn stores a request the next caller may match.
+func (g *fakeGES) addCallIn(r fakeCallIn) {
+	g.mu.Lock()
+	g.callIns = append(g.callIns, &r)
+	g.mu.Unlock()
+}
+
+// matchRequests returns the match requests Voice made so far.
+func (g *fakeGES) matchRequests() []callInMatch {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]callInMatch(nil), g.matches...)
 }
 
 func newFakeGES(t testing.TB) *fakeGES {
@@ -108,6 +133,34 @@ func newFakeGES(t testing.TB) *fakeGES {
 		default:
 		}
 		_, _ = io.WriteString(w, `{"status":{"code":0}}`)
+	})
+	mux.HandleFunc("POST /engagement/internal/v1/call-in/match", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer ors-token" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var q callInMatch
+		if err := json.NewDecoder(r.Body).Decode(&q); err != nil || q.AccessNumber == "" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.matches = append(g.matches, q)
+		for _, c := range g.callIns {
+			if c.used || c.accessNumber != q.AccessNumber {
+				continue
+			}
+			if (c.code != "" && c.code == q.AccessCode) || (c.code == "" && q.AccessCode == "" && c.from == q.ANI) {
+				c.used = true
+				_ = json.NewEncoder(w).Encode(map[string]any{"status": map[string]any{"code": 0}, "data": map[string]any{
+					"id": c.id, "groupName": c.group, "contactCenterId": testCCID, "fromPhoneNumber": c.from,
+					"userData": map[string]any{"topic": "wifi"}}})
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"status":{"code":404,"message":"no live call-in request matches"}}`)
 	})
 	g.Server = httptest.NewServer(mux)
 	t.Cleanup(g.Close)
@@ -486,12 +539,17 @@ func (u *testUA) call(ctx context.Context, target string, headers ...sip.Header)
 	if err := d.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 		return nil, err
 	}
-	if err := d.Ack(ctx); err != nil {
-		return nil, err
-	}
+	// Media is pointed at the answer before the ACK: once ACKed, a re-INVITE
+	// (a call-in reaching its agent) may retarget it at any moment.
 	m, err := rtpsim.Parse(d.InviteResponse.Body())
 	if err != nil {
 		return nil, fmt.Errorf("answer sdp: %w", err)
 	}
-	return d, u.ep.SetRemote(m)
+	if err := u.ep.SetRemote(m); err != nil {
+		return nil, err
+	}
+	if err := d.Ack(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
 }

@@ -47,7 +47,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		registrations: prometheus.NewGauge(prometheus.GaugeOpts{Name: "voice_registrations",
 			Help: "Registered SIP contacts (agent DNs and customer numbers)."}),
 		callsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "voice_calls_total",
-			Help: "Calls handled, by kind (internal, inbound, callback, outbound)."}, []string{"kind"}),
+			Help: "Calls handled, by kind (internal, inbound, callin, callback, outbound)."}, []string{"kind"}),
 		queueWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "voice_queue_waiting",
 			Help: "Interactions waiting in virtual queues."}),
 		sessionsActive: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ors_sessions_active",

@@ -11,7 +11,8 @@ import (
 )
 
 // onInvite routes a new call: to a DN, a virtual queue's dial-in number, a
-// simulated customer, or a registered customer number.
+// Click-to-Call-In access number, a simulated customer, or a registered
+// customer number.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if to := req.To(); to != nil && to.Params.Has("tag") {
 		s.onReinvite(req, tx)
@@ -44,6 +45,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	case isE164(target):
 		if ref, ok := snap.dialIn[target]; ok {
 			s.inboundQueueCall(in, ref)
+			return
+		}
+		if ref, ok := snap.callIn[target]; ok {
+			s.callInCall(in, ref)
 			return
 		}
 		if _, ok := s.simBehavior(target); ok {
@@ -188,17 +193,43 @@ func (s *Server) inboundQueueCall(in *inLeg, ref queueRef) {
 	s.trackLeg(req.CallID().Value(), c, in)
 	c.setLeg(0, in)
 	_ = in.dss.Respond(sip.StatusRinging, "Ringing", nil)
-	qk := queueKey{tenant: ref.tenant.ID, vq: ref.queue.Name}
 	prio := 0
 	if h := req.GetHeader("X-Genesys-Priority"); h != nil {
 		prio, _ = strconv.Atoi(strings.TrimSpace(h.Value()))
 	}
+	s.routeQueued(queuedCall{in: in, c: c, qk: queueKey{tenant: ref.tenant.ID, vq: ref.queue.Name}, prio: prio,
+		headers: append(passHeaders(req), userDataHeaders([][2]string{
+			{"X-Genesys-CallType", "inbound"}, {"X-Genesys-VirtualQueue", ref.queue.Name},
+			{"X-Genesys-CallUUID", string(c.id)}})...),
+		connect: in.dss.RespondSDP,
+	})
+}
+
+// queuedCall is a caller waiting in a virtual queue for an agent.
+type queuedCall struct {
+	in   *inLeg
+	c    *call
+	qk   queueKey
+	prio int
+	// headers carry the routing context to the agent's INVITE.
+	headers []sip.Header
+	// connect hands the caller the agent's SDP: the 200 OK of an early dialog
+	// (inbound) or a re-INVITE of an answered one (call-in).
+	connect func(agentSDP []byte) error
+}
+
+// routeQueued waits in the queue for a Ready agent with the skill and offers
+// it the caller's SDP; an agent that does not answer goes NotReady and the
+// caller keeps the head of the queue. It returns once the caller is
+// connected, has left, or waited MaxQueueWait.
+func (s *Server) routeQueued(q queuedCall) {
+	in, c, req := q.in, q.c, q.in.req
 	deadline := time.NewTimer(s.cfg.MaxQueueWait)
 	defer deadline.Stop()
 	front := false
 	for {
 		c.setState("queued")
-		w := s.enqueue(qk, prio, front)
+		w := s.enqueue(q.qk, q.prio, front)
 		s.met.queueWaiting.Inc()
 		var ak agentKey
 		select {
@@ -231,10 +262,7 @@ func (s *Server) inboundQueueCall(in *inLeg, ref queueRef) {
 		c.setState("ringing")
 		out, err := s.dial(in.dss.Context(), c, 1, dialRequest{
 			target: b, fromUser: req.From().Address.User, fromName: req.From().DisplayName, sdp: req.Body(),
-			headers: append(passHeaders(req), userDataHeaders([][2]string{
-				{"X-Genesys-CallType", "inbound"}, {"X-Genesys-VirtualQueue", ref.queue.Name},
-				{"X-Genesys-CallUUID", string(c.id)}})...),
-			ringTimeout: s.cfg.AgentAnswerTimeout,
+			headers: q.headers, ringTimeout: s.cfg.AgentAnswerTimeout,
 		})
 		if err != nil {
 			if in.dss.Context().Err() != nil {
@@ -253,11 +281,11 @@ func (s *Server) inboundQueueCall(in *inLeg, ref queueRef) {
 		c.setState("connected")
 		answeredAt := time.Now()
 		c.addEndHook(func() {
-			s.recordHandle(qk, time.Since(answeredAt))
+			s.recordHandle(q.qk, time.Since(answeredAt))
 			s.releaseAgent(ak, AfterCallWork)
 		})
-		if err := in.dss.RespondSDP(out.answer()); err != nil {
-			s.endCall(c, in, "caller lost")
+		if err := q.connect(out.answer()); err != nil {
+			s.endCall(c, nil, "caller lost")
 		}
 		return
 	}
