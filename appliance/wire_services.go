@@ -162,6 +162,7 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		tc.Host, tc.Port, tc.PortSetting = cfg.TURN.Host, cfg.TURN.Port, "--turn-port"
 		tc.MinPort, tc.MaxPort = cfg.TURN.MinRelayPort, cfg.TURN.MaxRelayPort
 		tc.AuthSecret = secret
+		tc.UserQuota = cfg.TURN.UserQuota
 		ts, err := turn.New(tc, logFor("turn").get(), a.reg, a.clock)
 		if err != nil {
 			return nil, fmt.Errorf("turn: %w", err)

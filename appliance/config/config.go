@@ -104,6 +104,8 @@ type TURN struct {
 	// MinRelayPort and MaxRelayPort bound relay ports; 0/0 uses any free port. Default: 49160-49200.
 	MinRelayPort int `yaml:"min_relay_port"`
 	MaxRelayPort int `yaml:"max_relay_port"`
+	// UserQuota caps concurrent allocations per user (the part after ':' of a REST username). Default: 10.
+	UserQuota int `yaml:"user_quota"`
 }
 
 // Gateway configures the WebRTC gateway.
@@ -125,7 +127,7 @@ func Default() Config {
 		Redis:           Redis{Host: "127.0.0.1", Port: 8471},
 		Postgres:        Postgres{Port: 8472},
 		SIP:             SIP{Host: "127.0.0.1", Port: 5070},
-		TURN:            TURN{Host: "127.0.0.1", Port: 3478, MinRelayPort: 49160, MaxRelayPort: 49200},
+		TURN:            TURN{Host: "127.0.0.1", Port: 3478, MinRelayPort: 49160, MaxRelayPort: 49200, UserQuota: 10},
 		Gateway:         Gateway{MediaPort: 8473, EnableTranscoding: true},
 	}
 }
@@ -197,6 +199,9 @@ func (c Config) Validate() error {
 		if p.v < 0 || p.v > 65535 {
 			return invalid(p.name, "must be 0..65535, got %d", p.v)
 		}
+	}
+	if c.TURN.UserQuota <= 0 {
+		return invalid("turn.user_quota (--turn-user-quota)", "must be positive, got %d", c.TURN.UserQuota)
 	}
 	if (c.TURN.MinRelayPort == 0) != (c.TURN.MaxRelayPort == 0) || c.TURN.MinRelayPort > c.TURN.MaxRelayPort {
 		return invalid("turn.min_relay_port/turn.max_relay_port", "need both or neither, min <= max, got %d-%d", c.TURN.MinRelayPort, c.TURN.MaxRelayPort)

@@ -38,6 +38,7 @@ func Bind(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.SIP.Port, "sip-port", c.SIP.Port, "SIP port, UDP and TCP (0 = free port)")
 	fs.StringVar(&c.TURN.Host, "turn-host", c.TURN.Host, "TURN bind address")
 	fs.IntVar(&c.TURN.Port, "turn-port", c.TURN.Port, "TURN port, UDP and TCP (0 = free port)")
+	fs.IntVar(&c.TURN.UserQuota, "turn-user-quota", c.TURN.UserQuota, "concurrent TURN allocations per user")
 	fs.StringVar(&c.TURN.Secret, "turn-secret", c.TURN.Secret, "TURN REST shared secret (empty = generated and kept)")
 	fs.IntVar(&c.Gateway.MediaPort, "media-port", c.Gateway.MediaPort, "WebRTC media UDP port shared by all sessions (0 = free port)")
 	fs.BoolVar(&c.Gateway.EnableTranscoding, "enable-transcoding", c.Gateway.EnableTranscoding, "allow Opus on the browser leg")
