@@ -444,13 +444,23 @@ func ewtText(s int) string {
 }
 
 // liveSection tells which sections refresh themselves every few seconds
-// (forms the user is typing in do not).
+// (the sizing form and the controls do not; see liveTrigger for scaling).
 func liveSection(key string) bool {
 	switch key {
-	case "overview", "agents", "calls", "queues", "turn":
+	case "overview", "agents", "calls", "queues", "turn", "scaling":
 		return true
 	}
 	return false
+}
+
+// liveTrigger is a live section's htmx trigger. The scaling view follows the
+// lab's sign-ins, except while its what-if form is in use or shows a what-if
+// answer, which a refresh would wipe out.
+func liveTrigger(key string) string {
+	if key == "scaling" {
+		return "every 5s [!this.querySelector('#scaling-whatif') && !this.contains(document.activeElement)]"
+	}
+	return "every 5s"
 }
 
 func boolAttr(b bool) string { return strconv.FormatBool(b) }

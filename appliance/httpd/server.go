@@ -80,10 +80,10 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, ready ReadyFunc
 		return c.JSON(code, body)
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
-	// Go profiles of the running appliance (a lab: loopback by default).
-	e.GET("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
-	e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
-	e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
+	// Go profiles of the running appliance, for clients on this machine only.
+	e.GET("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprof.Index)), loopbackOnly)
+	e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)), loopbackOnly)
+	e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)), loopbackOnly)
 	s := &Server{
 		log: log, e: e, ln: ln,
 		url: scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port)),
@@ -129,6 +129,17 @@ func (s *Server) Stop(ctx context.Context) error {
 		return fmt.Errorf("shutdown http: %w", err)
 	}
 	return serveErr
+}
+
+// loopbackOnly refuses requests whose peer is not on this machine.
+func loopbackOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		host, _, err := net.SplitHostPort(c.Request().RemoteAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return c.JSON(http.StatusForbidden, map[string]string{"error": "profiles are served to loopback clients only"})
+		}
+		return next(c)
+	}
 }
 
 type slogWriter struct{ log *slog.Logger }

@@ -16,6 +16,20 @@
       document.querySelectorAll('#cb-table tbody input[type=checkbox]').forEach((c) => { c.checked = e.target.checked; });
     }
   });
+  // The list refreshes itself every few seconds: keep the rows the user ticked.
+  const boxes = () => [...document.querySelectorAll('#cb-table tbody input[name=id]')];
+  let ticked = null;
+  document.addEventListener('htmx:beforeSwap', (e) => {
+    if (e.detail.target.id === 'list') ticked = new Set(boxes().filter((c) => c.checked).map((c) => c.value));
+  });
+  document.addEventListener('htmx:afterSwap', (e) => {
+    if (e.detail.target.id !== 'list' || !ticked) return;
+    const all = boxes();
+    all.forEach((c) => { c.checked = ticked.has(c.value); });
+    const sa = $('select-all');
+    if (sa) sa.checked = all.length > 0 && all.every((c) => c.checked);
+    ticked = null;
+  });
   document.addEventListener('click', (e) => {
     const b = e.target.closest('[data-confirm]');
     if (b && !window.confirm(b.dataset.confirm)) e.preventDefault();

@@ -86,19 +86,19 @@ func (e *Embedded) Start(ctx context.Context) error {
 	e.m, e.stop = m, make(chan struct{})
 	e.mu.Unlock()
 	e.wg.Add(1)
-	go e.driveClock()
+	go e.driveClock(e.stop)
 	return e.client.Ping(ctx).Err()
 }
 
 // driveClock keeps miniredis' notion of now at the appliance clock, so TTLs
 // expire by wall time and jump when an operator moves the lab clock.
-func (e *Embedded) driveClock() {
+func (e *Embedded) driveClock(stop <-chan struct{}) {
 	defer e.wg.Done()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
-		case <-e.stop:
+		case <-stop:
 			return
 		case <-t.C:
 			e.Sync()

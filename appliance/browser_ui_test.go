@@ -1,0 +1,452 @@
+package appliance_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"go.uber.org/goleak"
+
+	"github.com/cxlab/cxlab/appliance/apptest"
+	"github.com/cxlab/cxlab/appliance/apptest/browsertest"
+	"github.com/cxlab/cxlab/appliance/config"
+	"github.com/cxlab/cxlab/appliance/gateway/agent"
+)
+
+// browserWait bounds each browser step; the console's live sections refresh
+// every 5 s, so a live update takes up to that long.
+const browserWait = 20 * time.Second
+
+// leakGuard fails the test if it leaves goroutines behind. Registered before
+// the appliance and the browser, its cleanup runs after theirs. lumberjack
+// v2 starts one mill goroutine per rotated log file that nothing can stop.
+func leakGuard(t *testing.T, clients ...*http.Transport) {
+	t.Helper()
+	ignore := []goleak.Option{goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun")}
+	t.Cleanup(func() {
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+		for _, c := range clients {
+			c.CloseIdleConnections()
+		}
+		if err := goleak.Find(ignore...); err != nil {
+			t.Errorf("goroutines left behind: %v", err)
+		}
+	})
+}
+
+// startAgent signs agent user in with a GAuth token, runs its /wait loop and
+// sets it Ready. It is signed out and stopped at cleanup.
+func startAgent(t *testing.T, s *apptest.Stack, tr *http.Transport, user string, autoAnswer bool) *agent.Agent {
+	t.Helper()
+	tok := agentToken(t, s, user, "agent123")
+	a := agent.New(agent.Config{URL: s.URL, Token: func(context.Context) (string, error) { return tok, nil },
+		AutoAnswer: autoAnswer, PlayHz: 1000, BindIP: "127.0.0.1", HTTPClient: &http.Client{Transport: tr}})
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatalf("sign in %s: %v", user, err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(runCtx) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.SignOut(ctx) // the appliance may already be stopping
+		stop()
+		<-done
+	})
+	if err := a.SetState(ctx, "Ready"); err != nil {
+		t.Fatalf("%s Ready: %v", user, err)
+	}
+	return a
+}
+
+// TestBrowserConsoleShowsLiveLab opens the console in Chromium: the overview
+// lists every component of /readyz as ready; an agent who signs in and goes
+// Ready afterwards appears in the Agents section by the page's own refresh,
+// and VQ_Support counts a ready agent; the Logs section shows log lines.
+func TestBrowserConsoleShowsLiveLab(t *testing.T) {
+	tr := &http.Transport{}
+	leakGuard(t, tr)
+	s := apptest.Start(t)
+	b := browsertest.New(t)
+
+	browsertest.Run(t, b, browserWait, chromedp.Navigate(s.URL+"/"), chromedp.WaitVisible(chromedp.ID("components")))
+
+	var ready struct {
+		Components []struct {
+			Name  string `json:"name"`
+			Ready bool   `json:"ready"`
+		} `json:"components"`
+	}
+	if code := apptest.GetJSON(t, s.URL+"/readyz", &ready); code != http.StatusOK || len(ready.Components) < 8 {
+		t.Fatalf("/readyz: %d %+v", code, ready)
+	}
+	for _, c := range ready.Components {
+		row := fmt.Sprintf(`document.querySelector('#components tr[data-component="%s"]')`, c.Name)
+		if got := browsertest.Eval[string](t, b, row+`?.dataset.ready ?? 'missing'`); got != "true" {
+			t.Errorf("overview: component %s is %q, want ready", c.Name, got)
+		}
+	}
+	if n := browsertest.Eval[int](t, b, `document.querySelectorAll('#components tr[data-ready="false"]').length`); n != 0 {
+		t.Errorf("overview lists %d components not ready", n)
+	}
+
+	// Nobody is Ready yet, so what follows can only come from a live refresh.
+	agentRow := `document.querySelector('#agents-table tr[data-dn="7001"]')`
+	if st := browsertest.Eval[string](t, b, agentRow+`?.dataset.state ?? ''`); st == "Ready" {
+		t.Fatalf("DN 7001 shows Ready before anyone signed in")
+	}
+	startAgent(t, s, tr, "agent1", false)
+
+	browsertest.WaitJS(t, b, browserWait, "the Agents section to show DN 7001 Ready and signed in",
+		agentRow+` !== null && `+agentRow+`.dataset.state === 'Ready' && `+agentRow+`.cells[5].textContent.trim() === 'yes'`)
+	if name := browsertest.Eval[string](t, b, agentRow+`.cells[0].textContent.trim()`); name != "agent1" {
+		t.Errorf("DN 7001 row names %q, want agent1", name)
+	}
+	queueRow := `document.querySelector('#queues-table tr[data-queue="VQ_Support"]')`
+	browsertest.WaitJS(t, b, browserWait, "VQ_Support to count a ready agent",
+		queueRow+` !== null && parseInt(`+queueRow+`.cells[2].textContent, 10) >= 1`)
+	if n := browsertest.Eval[int](t, b, `document.querySelectorAll('#log-lines span').length`); n == 0 {
+		t.Error("the Logs section shows no lines")
+	}
+	logs := browsertest.Eval[string](t, b, `document.getElementById('log-lines').textContent`)
+	if !strings.Contains(logs, "[") || !strings.Contains(strings.ToLower(logs), "info") {
+		t.Errorf("log lines lack level and component: %.300q", logs)
+	}
+	browsertest.Screenshot(t, b, "console")
+}
+
+// writeDNSeed writes a tenant seed adding n DNs (20000...) with SIP password
+// dnpass to the demo tenant, as scripts/bench does.
+func writeDNSeed(t *testing.T, n int) string {
+	t.Helper()
+	var sb strings.Builder
+	sb.WriteString("contactCenters:\n  - id: 9350e2fc-a1dd-4c65-8d40-1f75a2e080dd\n    name: demo\n    sipDomain: demo.cxlab.local\n    dns:\n")
+	for i := range n {
+		fmt.Fprintf(&sb, "      - {number: \"%d\", type: Extension, sipPassword: dnpass}\n", 20000+i)
+	}
+	path := filepath.Join(t.TempDir(), "dns.yaml")
+	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// dnSession signs DN in at the gateway with "DN:password" and returns its session id.
+func dnSession(t *testing.T, s *apptest.Stack, hc *http.Client, dn int) string {
+	t.Helper()
+	resp, err := hc.Post(s.URL+"/webrtc/sign_in", "text/plain", strings.NewReader(strconv.Itoa(dn)+":dnpass"))
+	if err != nil {
+		t.Fatalf("sign in DN %d: %v", dn, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	_, id, ok := strings.Cut(strings.TrimSpace(string(body)), "=")
+	if resp.StatusCode != http.StatusOK || !ok {
+		t.Fatalf("sign in DN %d: %d %s", dn, resp.StatusCode, body)
+	}
+	return id
+}
+
+func dnSignOut(t *testing.T, s *apptest.Stack, hc *http.Client, id string) {
+	t.Helper()
+	resp, err := hc.Get(s.URL + "/webrtc/sign_out?id=" + id)
+	if err != nil {
+		t.Fatalf("sign out: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign out: %d", resp.StatusCode)
+	}
+}
+
+// signInGauge is the gateway's sign-in metric that KEDA's trigger reads (seed 000).
+const signInGauge = "wrtc_current_signins" //nolint:misspell // the product's metric name
+
+// TestBrowserScalingFollowsSignIns watches the console's scaling view while
+// DNs sign in: with thresholdSignins 25 (seed 000) one gateway serves up to
+// 25 sign-ins; 30 ask KEDA for 2 replicas, and signing 10 out brings it back to 1.
+func TestBrowserScalingFollowsSignIns(t *testing.T) {
+	tr := &http.Transport{}
+	leakGuard(t, tr)
+	const dns = 30
+	seed := writeDNSeed(t, dns)
+	s := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Seed = seed }))
+	b := browsertest.New(t)
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+
+	browsertest.Run(t, b, browserWait, chromedp.Navigate(s.URL+"/#scaling"), chromedp.WaitVisible(chromedp.ID("scaling-table")))
+	if th := browsertest.Eval[string](t, b, `document.getElementById('threshold-signin').textContent`); th != "25" {
+		t.Fatalf("thresholdSignins shows %q, want 25", th)
+	}
+	gw := `document.getElementById('scale-gateway')`
+	if d := browsertest.Eval[string](t, b, gw+`.dataset.desired`); d != "1" {
+		t.Fatalf("desired gateway replicas with nobody signed in: %s, want 1", d)
+	}
+
+	ids := make([]string, 0, dns)
+	for i := range dns {
+		ids = append(ids, dnSession(t, s, hc, 20000+i))
+	}
+	// The view is live: it follows without a reload.
+	browsertest.WaitJS(t, b, browserWait, "the scaling view to show 30 sign-ins and 2 gateways",
+		gw+`.cells[2].textContent.includes('`+signInGauge+` 30') && `+gw+`.dataset.desired === '2'`)
+	if why := browsertest.Eval[string](t, b, gw+`.cells[4].textContent`); !strings.Contains(why, "scale out 1 -> 2") ||
+		!strings.Contains(why, signInGauge+" asks for 2") {
+		t.Errorf("reason %q does not explain the sign-in trigger", why)
+	}
+	browsertest.Screenshot(t, b, "scaling-30")
+
+	for _, id := range ids[:10] {
+		dnSignOut(t, s, hc, id)
+	}
+	browsertest.WaitJS(t, b, browserWait, "the scaling view to show 20 sign-ins and 1 gateway",
+		gw+`.cells[2].textContent.includes('`+signInGauge+` 20') && `+gw+`.dataset.desired === '1'`)
+	browsertest.Screenshot(t, b, "scaling-20")
+
+	// A what-if answer stays until the user goes back to live figures. Start
+	// right after a refresh, so the user's typing has the next 5 s to itself.
+	browsertest.Run(t, b, browserWait, chromedp.Evaluate[chromedp.Void](`window.cxScaling = 0;
+		document.addEventListener('htmx:afterSettle', (e) => { if (e.detail.target.id === 'sec-scaling') window.cxScaling++; });`))
+	browsertest.WaitJS(t, b, browserWait, "a refresh of the scaling view", `window.cxScaling >= 1`)
+	browsertest.Run(t, b, browserWait,
+		chromedp.Focus(chromedp.CSS(`#sec-scaling input[name=agents]`)),
+		chromedp.SetValue(chromedp.CSS(`#sec-scaling input[name=agents]`), "60"),
+		chromedp.Click(chromedp.CSS(`#sec-scaling form button[type=submit]`)))
+	browsertest.WaitJS(t, b, browserWait, "the what-if answer for 60 sign-ins", gw+`.dataset.desired === '3'`)
+	// Two refreshes of the Agents section take at least one 5 s period, in
+	// which the scaling view's own timer fired too.
+	browsertest.Run(t, b, browserWait, chromedp.Evaluate[chromedp.Void](`window.cxAgentSwaps = 0;
+		document.addEventListener('htmx:afterSwap', (e) => { if (e.detail.target.id === 'sec-agents') window.cxAgentSwaps++; });`))
+	browsertest.WaitJS(t, b, browserWait, "two live refreshes of the console", `window.cxAgentSwaps >= 2`)
+	if d := browsertest.Eval[string](t, b, gw+`.dataset.desired`); d != "3" {
+		t.Errorf("a live refresh replaced the what-if answer: desired %s, want 3", d)
+	}
+	browsertest.Screenshot(t, b, "scaling-whatif")
+	browsertest.Run(t, b, browserWait, chromedp.Click(chromedp.CSS(`#scaling-whatif button`)))
+	browsertest.WaitJS(t, b, browserWait, "live figures again", gw+`.cells[2].textContent.includes('`+signInGauge+` 20') && `+gw+`.dataset.desired === '1'`)
+	for _, id := range ids[10:] {
+		dnSignOut(t, s, hc, id)
+	}
+}
+
+// TestBrowserSizingCalculator types seed 004's worked examples into the
+// console's calculator, which recomputes on each change: 100,000 callbacks a
+// day with 1 kB of user data need about 14 GB of PostgreSQL and 9.5 GB of
+// Redis; 15-minute slots of capacity 100, 24x7, booked 14 days ahead, with
+// 1,000 active immediate callbacks and an EWT of 90 minutes make 138,756
+// Redis operations a minute. Each form keeps the other's figures, and the
+// field the user moved to keeps the focus.
+func TestBrowserSizingCalculator(t *testing.T) {
+	leakGuard(t)
+	s := apptest.Start(t)
+	b := browsertest.New(t)
+	browsertest.Run(t, b, browserWait, chromedp.Navigate(s.URL+"/#sizing"), chromedp.WaitVisible(chromedp.ID("sizing-form")))
+	browsertest.WaitJS(t, b, browserWait, "htmx", `document.readyState === 'complete' && window.htmx !== undefined`)
+	browsertest.Run(t, b, browserWait, chromedp.Evaluate[chromedp.Void](`window.cxSizing = 0;
+		document.addEventListener('htmx:afterSettle', (e) => { if (e.detail.target.id === 'sec-sizing') window.cxSizing++; });`))
+
+	// set changes one field as a user does (the change event recomputes the
+	// section) and waits for the new figures.
+	set := func(field, value string) {
+		t.Helper()
+		n := browsertest.Eval[int](t, b, `window.cxSizing`)
+		browsertest.Run(t, b, browserWait, chromedp.SetValue(chromedp.ID("sz-"+field), value))
+		browsertest.WaitJS(t, b, browserWait, "the calculator to recompute after "+field, fmt.Sprintf(`window.cxSizing > %d`, n))
+		if got := browsertest.Eval[string](t, b, `document.getElementById('sz-`+field+`').value`); got != value {
+			t.Fatalf("after recomputing, %s reads %q, want %q", field, got, value)
+		}
+	}
+	text := func(id string) string {
+		t.Helper()
+		return strings.TrimSpace(browsertest.Eval[string](t, b, `document.getElementById('`+id+`').textContent`))
+	}
+
+	// Something else first, so the worked examples are computed, not defaults.
+	set("cpd", "50000")
+	set("ud", "2")
+	if got := text("size-db"); got != "9.1 GB" { // 50,000 x 13 kB x 14 days
+		t.Errorf("database for 50,000/day with 2 kB: %q, want 9.1 GB", got)
+	}
+	set("slot", "30")
+	set("cap", "5")
+	other := text("redis-ops")
+	if other == "138,756" {
+		t.Fatalf("30-minute slots of 5 give the default estimate")
+	}
+	if got := text("size-db"); got != "9.1 GB" {
+		t.Errorf("the Redis operations form reset the storage figures: database %q, want 9.1 GB", got)
+	}
+
+	// The user tabs from callbacks/day to user data: the focus stays there.
+	browsertest.Run(t, b, browserWait, chromedp.Focus(chromedp.ID("sz-ud")))
+	set("cpd", "100000")
+	if id := browsertest.Eval[string](t, b, `document.activeElement.id`); id != "sz-ud" {
+		t.Errorf("after the recompute the focus is on %q, want sz-ud", id)
+	}
+	set("ud", "1")
+	if got := text("size-db"); got != "14 GB" {
+		t.Errorf("database %q, want 14 GB", got)
+	}
+	if got := text("size-redis"); got != "9.5 GB" {
+		t.Errorf("Redis %q, want 9.5 GB", got)
+	}
+	if got := text("redis-ops"); got != other {
+		t.Errorf("the storage form reset the Redis operations estimate: %q, was %q", got, other)
+	}
+
+	for _, f := range [][2]string{{"slot", "15"}, {"cap", "100"}, {"hours", "24"}, {"days", "14"}, {"immediate", "1000"}, {"ewt", "90"}} {
+		set(f[0], f[1])
+	}
+	if got := text("redis-ops"); got != "138,756" {
+		t.Errorf("Redis operations per minute %q, want 138,756", got)
+	}
+	if got := text("ops-total-scheduled"); got != "134,400" {
+		t.Errorf("total scheduled %q, want 134,400", got)
+	}
+	if got := text("size-db"); got != "14 GB" {
+		t.Errorf("the Redis operations form reset the storage figures: %q", got)
+	}
+	browsertest.Screenshot(t, b, "sizing")
+}
+
+// TestBrowserGESCancelAndRecreate is a supervisor's work in /ges/: sign in at
+// GAuth, tick two scheduled callbacks (select-all skips one in PROCESSING,
+// which can't be cancelled), keep the ticks across the list's live refresh,
+// cancel: both become COMPLETED (CANCELLED_BY_ADMIN) in the page and the
+// API, the PROCESSING one is untouched; recreate one: a new callback for the
+// same number appears.
+func TestBrowserGESCancelAndRecreate(t *testing.T) {
+	tr := &http.Transport{}
+	leakGuard(t, tr)
+	s := apptest.Start(t)
+
+	// A callback in PROCESSING: an auto-answering agent talks to a simulated customer.
+	a := startAgent(t, s, tr, "agent1", true)
+	var busy struct {
+		ID string `json:"id"`
+	}
+	if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{
+		"serviceName": "CB_Support", "phoneNumber": "+12025550100"}, &busy); code != 200 || busy.ID == "" {
+		t.Fatalf("create immediate: %d", code)
+	}
+	eventually(t, browserWait, "the immediate callback to reach PROCESSING", func() bool { return retrieve(t, s, busy.ID).State == "PROCESSING" })
+	t.Cleanup(func() { _ = a.Hangup(context.Background()) })
+
+	tomorrow := time.Now().UTC().Add(24 * time.Hour).Truncate(time.Hour)
+	phones := []string{"+12025550101", "+12025550105"}
+	var ids []string
+	for i, p := range phones {
+		var cb struct {
+			ID string `json:"id"`
+		}
+		if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{"serviceName": "CB_Support", "phoneNumber": p,
+			"desiredTime": tomorrow.Add(time.Duration(i) * 30 * time.Minute).Format(time.RFC3339)}, &cb); code != 200 || cb.ID == "" {
+			t.Fatalf("create scheduled for %s: %d", p, code)
+		}
+		ids = append(ids, cb.ID)
+	}
+
+	b := browsertest.New(t)
+	browsertest.Run(t, b, browserWait,
+		chromedp.Navigate(s.URL+"/ges/?window=all"),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SetValue(chromedp.ID("username"), "supervisor"),
+		chromedp.SetValue(chromedp.ID("password"), "super123"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("cb-table")),
+	)
+	if who := browsertest.Eval[string](t, b, `document.querySelector('.tabs .account').textContent`); !strings.Contains(who, "Supervisor") {
+		t.Fatalf("signed in as %q, want a supervisor", who)
+	}
+	row := func(id string) string { return fmt.Sprintf(`document.querySelector('#cb-table tr[data-id="%s"]')`, id) }
+	for _, id := range ids {
+		browsertest.WaitJS(t, b, browserWait, "the scheduled row "+id, row(id)+`?.dataset.state === 'SCHEDULED'`)
+	}
+	browsertest.WaitJS(t, b, browserWait, "the PROCESSING row", row(busy.ID)+`?.dataset.state === 'PROCESSING'`)
+	if browsertest.Eval[bool](t, b, row(busy.ID)+`.querySelector('input[type=checkbox]') !== null`) {
+		t.Error("a PROCESSING callback offers a checkbox to cancel it")
+	}
+
+	// The list refreshes itself every 5 s; a supervisor's ticks must survive that.
+	browsertest.Run(t, b, browserWait, chromedp.Evaluate[chromedp.Void](`window.confirm = () => true;
+		window.cxSwaps = 0;
+		document.body.addEventListener('htmx:afterSwap', (e) => { if (e.detail.target.id === 'list') window.cxSwaps++; });`),
+		chromedp.Click(chromedp.ID("select-all")))
+	ticked := `[...document.querySelectorAll('#cb-table tbody input[name=id]:checked')].map((c) => c.value).sort().join(',')`
+	want := strings.Join(slices.Sorted(slices.Values(ids)), ",")
+	if got := browsertest.Eval[string](t, b, ticked); got != want {
+		t.Fatalf("select-all ticked %q, want %q", got, want)
+	}
+	browsertest.WaitJS(t, b, browserWait, "a live refresh of the list", `window.cxSwaps >= 1`)
+	if got := browsertest.Eval[string](t, b, ticked); got != want {
+		t.Fatalf("after the list refreshed the ticks are %q, want %q", got, want)
+	}
+	browsertest.Screenshot(t, b, "ges-selected")
+
+	submitAndLoad(t, b, chromedp.Click(chromedp.ID("btn-cancel-selected")))
+	if msg := browsertest.Eval[string](t, b, `document.getElementById('toast')?.textContent ?? ''`); !strings.Contains(msg, "2 callback(s) cancelled") {
+		t.Errorf("toast %q", msg)
+	}
+	for _, id := range ids {
+		if st := browsertest.Eval[string](t, b, row(id)+`?.dataset.state ?? 'missing'`); st != "COMPLETED" {
+			t.Errorf("row %s is %s after cancel", id, st)
+		}
+		if txt := browsertest.Eval[string](t, b, row(id)+`.querySelector('.state').textContent`); txt != "COMPLETED (CANCELLED_BY_ADMIN)" {
+			t.Errorf("row %s state reads %q", id, txt)
+		}
+		if cb := retrieve(t, s, id); cb.State != "COMPLETED" || cb.Reason != "CANCELLED_BY_ADMIN" {
+			t.Errorf("API: %s is %s/%s", id, cb.State, cb.Reason)
+		}
+	}
+	if cb := retrieve(t, s, busy.ID); cb.State != "PROCESSING" {
+		t.Errorf("the PROCESSING callback became %s/%s", cb.State, cb.Reason)
+	}
+	browsertest.Screenshot(t, b, "ges-cancelled")
+
+	submitAndLoad(t, b, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#cb-table tr[data-id="%s"] button.recreate`, ids[0]))))
+	if msg := browsertest.Eval[string](t, b, `document.getElementById('toast')?.textContent ?? ''`); !strings.Contains(msg, "created from") {
+		t.Errorf("toast after recreate: %q", msg)
+	}
+	newRow := fmt.Sprintf(`[...document.querySelectorAll('#cb-table tr[data-id]')].find((r) => !%q.includes(r.dataset.id) && r.textContent.includes(%q))`,
+		strings.Join(append([]string{busy.ID}, ids...), ","), phones[0])
+	browsertest.WaitJS(t, b, browserWait, "a new callback row for "+phones[0], newRow+` !== undefined`)
+	st := browsertest.Eval[string](t, b, newRow+`.dataset.state`)
+	if st != "QUEUED" && st != "SCHEDULED" {
+		t.Errorf("the recreated callback is %s, want QUEUED or SCHEDULED", st)
+	}
+	nid := browsertest.Eval[string](t, b, newRow+`.dataset.id`)
+	// An immediate callback moves from SCHEDULED to QUEUED as ORS takes it.
+	if cb := retrieve(t, s, nid); cb.State != "QUEUED" && cb.State != "SCHEDULED" {
+		t.Errorf("API: recreated %s is %s/%s, want QUEUED or SCHEDULED", nid, cb.State, cb.Reason)
+	}
+	browsertest.Screenshot(t, b, "ges-recreated")
+}
+
+// submitAndLoad runs a step that submits a form and waits for the page it
+// leads to, which must answer 200.
+func submitAndLoad(t *testing.T, b context.Context, step chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b, browserWait)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, step)
+	if err != nil {
+		browsertest.Screenshot(t, b, "failure")
+		t.Fatalf("submit: %v", err)
+	}
+	if resp.Status != http.StatusOK {
+		browsertest.Screenshot(t, b, "failure")
+		t.Fatalf("submit: the next page answered %d", resp.Status)
+	}
+}
