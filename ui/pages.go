@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -97,7 +98,19 @@ func (u *UI) softphoneToken(c echo.Context) error {
 // Origin (curl, tests) pass: they carry no ambient browser credentials.
 func sameOrigin(c echo.Context) bool {
 	o := c.Request().Header.Get("Origin")
-	return o == "" || o == origin(c)
+	return trustedHost(c.Request().Host) && (o == "" || o == origin(c))
+}
+
+// trustedHost refuses DNS rebinding: a page from a hostile name that resolves
+// to this machine sends that name as Host. Controls answer only to an IP
+// address or localhost (use the address, not a host name, for a lab on a LAN).
+func trustedHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	host = strings.Trim(host, "[]")
+	return host == "localhost" || net.ParseIP(host) != nil
 }
 
 func (u *UI) mountCustomer(e *echo.Echo) {

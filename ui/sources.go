@@ -146,6 +146,8 @@ type CallIn struct {
 	AccessCode      string
 	CreatedAt       time.Time
 	ExpiresAt       time.Time
+	State           string    // PENDING, MATCHED (the caller dialled in with the code) or EXPIRED; "" if unknown
+	MatchedAt       time.Time // when it was matched
 }
 
 // ConsoleSources feed the console. Any field may be nil; its section then

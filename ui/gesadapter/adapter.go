@@ -148,7 +148,8 @@ func (a *Adapter) CallIns(ctx context.Context, tenant, search string, limit int)
 	out := make([]ui.CallIn, 0, len(rs))
 	for _, r := range rs {
 		out = append(out, ui.CallIn{ID: string(r.ID), GroupName: r.GroupName, ToPhoneNumber: r.ToPhoneNumber,
-			FromPhoneNumber: r.FromPhoneNumber, AccessCode: r.AccessCode, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt})
+			FromPhoneNumber: r.FromPhoneNumber, AccessCode: r.AccessCode, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
+			State: string(r.State), MatchedAt: r.MatchedAt})
 	}
 	return out, nil
 }
