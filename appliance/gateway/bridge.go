@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,8 +39,8 @@ type bridge struct {
 	reading  *webrtc.TrackRemote
 	wg       sync.WaitGroup
 
-	mu        sync.Mutex // SIP-side sender state, shared by the ticker and the event relay
-	remote    *net.UDPAddr
+	mu        sync.Mutex     // SIP-side sender state, shared by the ticker and the event relay
+	remote    netip.AddrPort // invalid until known
 	sipSeq    uint16
 	sipTS     uint32
 	sipSSRC   uint32
@@ -62,7 +63,7 @@ type bridge struct {
 
 // newBridge prepares the media of c; the caller holds c.mu.
 func newBridge(c *call, browserMime string, sm sipMedia) *bridge {
-	b := &bridge{c: c, sipLaw: sm.law, sipEventPT: sm.eventPT, conn: c.rtpConn, track: c.track, remote: sm.addr,
+	b := &bridge{c: c, sipLaw: sm.law, sipEventPT: sm.eventPT, conn: c.rtpConn, track: c.track, remote: addrPort(sm.addr),
 		stopCh: make(chan struct{}), sipSSRC: rand.Uint32(), sipSeq: uint16(rand.Uint32()), sipTS: rand.Uint32(),
 		brSeq: uint16(rand.Uint32()), brTS: rand.Uint32()}
 	b.digitsToSIP.Store("")
@@ -93,12 +94,16 @@ func newBridge(c *call, browserMime string, sm sipMedia) *bridge {
 }
 
 func (b *bridge) start() {
-	b.wg.Add(2)
+	b.wg.Add(1)
 	go b.readSIP()
-	go b.tick()
+	b.c.s.pacer.add(b)
 }
 
-func (b *bridge) stop() { b.stopOnce.Do(func() { close(b.stopCh) }) }
+// stop ends playout; once it returns, no frame of this bridge is being played.
+func (b *bridge) stop() {
+	b.stopOnce.Do(func() { close(b.stopCh) })
+	b.c.s.pacer.remove(b)
+}
 
 // wait returns when every media goroutine has exited (after the PC and the
 // socket were closed).
@@ -112,8 +117,18 @@ func (b *bridge) finish() {
 
 func (b *bridge) setRemote(a *net.UDPAddr) {
 	b.mu.Lock()
-	b.remote = a
+	b.remote = addrPort(a)
 	b.mu.Unlock()
+}
+
+// addrPort converts an SDP address for the udp4 socket (IPv4 in its 4-byte
+// form, so it compares equal to what ReadFromUDPAddrPort reports).
+func addrPort(a *net.UDPAddr) netip.AddrPort {
+	if a == nil {
+		return netip.AddrPort{}
+	}
+	ap := a.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // readBrowserOnce starts reading a browser track unless it is already read;
@@ -189,7 +204,8 @@ func (b *bridge) relayEventToSIP(p *rtp.Packet, clock uint32) {
 		Timestamp: b.evSIPTS, SSRC: b.sipSSRC}
 	remote := b.remote
 	b.mu.Unlock()
-	b.writeSIP(remote, &h, ev.Marshal())
+	var raw [rtpHeaderSize + 4]byte // events are rare; the pacer owns the audio buffer
+	b.writeSIP(remote, &h, ev.Marshal(), raw[:])
 }
 
 func (b *bridge) readSIP() {
@@ -198,7 +214,8 @@ func (b *bridge) readSIP() {
 	var p rtp.Packet
 	var recv media.DTMFReceiver
 	for {
-		n, from, err := b.conn.ReadFromUDP(buf)
+		// ReadFromUDPAddrPort: ReadFromUDP would allocate an address per packet.
+		n, from, err := b.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
@@ -207,8 +224,9 @@ func (b *bridge) readSIP() {
 			continue
 		}
 		b.pktFromSIP.Add(1)
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		b.mu.Lock()
-		if b.remote == nil || !b.remote.IP.Equal(from.IP) || b.remote.Port != from.Port {
+		if b.remote != from {
 			b.remote = from // symmetric RTP: answer where the peer really sends from
 		}
 		b.mu.Unlock()
@@ -265,101 +283,110 @@ func (b *bridge) relayEventToBrowser(p *rtp.Packet) {
 	}
 }
 
-func (b *bridge) writeSIP(remote *net.UDPAddr, h *rtp.Header, payload []byte) {
-	if remote == nil {
+// rtpHeaderSize is the size of the RTP headers the gateway writes (no CSRC,
+// no extension).
+const rtpHeaderSize = 12
+
+// writeSIP marshals one packet into buf (which must hold the header and the
+// payload) and sends it.
+func (b *bridge) writeSIP(remote netip.AddrPort, h *rtp.Header, payload []byte, buf []byte) {
+	if !remote.IsValid() {
 		return
 	}
 	pkt := rtp.Packet{Header: *h, Payload: payload}
-	raw, err := pkt.Marshal()
+	n, err := pkt.MarshalTo(buf)
 	if err != nil {
 		b.errors.Add(1)
 		return
 	}
-	if _, err := b.conn.WriteToUDP(raw, remote); err != nil {
+	if _, err := b.conn.WriteToUDPAddrPort(buf[:n], remote); err != nil {
 		b.errors.Add(1)
 		return
 	}
 	b.pktToSIP.Add(1)
 }
 
-// tick plays both jitter buffers out every 20 ms.
-func (b *bridge) tick() {
-	defer b.wg.Done()
-	t := time.NewTicker(media.FrameDuration)
-	defer t.Stop()
-	in := make([]byte, 1500)
-	out := make([]byte, media.MaxOpusPacket)
-	g711 := make([]byte, media.MaxOpusFrameSamples)
-	pcm := make([]int16, media.MaxOpusFrameSamples)
+// frame plays both jitter buffers out; the pacer runs it every 20 ms. Each
+// direction's audio is linear PCM exactly once: the analyzers read the
+// samples the codecs work on instead of decoding the G.711 frame again.
+func (b *bridge) frame(sc *frameScratch) {
+	in, out, g711, pcm, sipBuf := sc.in, sc.out, sc.g711, sc.pcm, sc.sipBuf
+	h := &sc.h
 	step := uint32(media.G711TimestampStep)
 	if b.xcode != nil {
 		step = media.OpusTimestampStep
 	}
-	for {
-		select {
-		case <-b.stopCh:
-			return
-		case <-t.C:
+	// SIP -> browser.
+	if f, err := b.jbS.Pop(in); err == nil && f.Status != media.FrameBuffering {
+		var frame []byte
+		if f.Status == media.FrameOK && len(f.Payload) == media.FrameSamples {
+			frame = f.Payload
+		} else {
+			frame = media.SilenceG711(b.sipLaw, media.FrameSamples, g711[:0])
 		}
-		// SIP -> browser.
-		if f, err := b.jbS.Pop(in); err == nil && f.Status != media.FrameBuffering {
-			var frame []byte
-			if f.Status == media.FrameOK && len(f.Payload) == media.FrameSamples {
-				frame = f.Payload
-			} else {
-				frame = media.SilenceG711(b.sipLaw, media.FrameSamples, g711[:0])
+		var payload []byte
+		switch {
+		case b.xcode != nil:
+			lin := media.DecodeG711(b.sipLaw, frame, pcm)
+			if b.anaS != nil {
+				b.anaS.Write(lin)
 			}
+			payload, err = b.xcode.PCMToOpus(lin, out)
+		default:
 			if b.anaS != nil {
 				b.anaS.Write(media.DecodeG711(b.sipLaw, frame, pcm))
 			}
-			var payload []byte
-			if b.xcode != nil {
-				payload, err = b.xcode.G711ToOpus(frame, out)
-			} else {
-				payload = media.TranscodeG711(b.sipLaw, b.browserLaw, frame, out)
+			payload = media.TranscodeG711(b.sipLaw, b.browserLaw, frame, out)
+		}
+		if err == nil {
+			b.bmu.Lock()
+			b.brSeq++
+			b.brTS += step
+			*h = rtp.Header{Version: 2, SequenceNumber: b.brSeq, Timestamp: b.brTS}
+			b.bmu.Unlock()
+			if b.track.WriteAudio(h, payload) == nil {
+				b.pktToBrowser.Add(1)
 			}
-			if err == nil {
-				b.bmu.Lock()
-				b.brSeq++
-				b.brTS += step
-				h := rtp.Header{Version: 2, SequenceNumber: b.brSeq, Timestamp: b.brTS}
-				b.bmu.Unlock()
-				if b.track.WriteAudio(&h, payload) == nil {
-					b.pktToBrowser.Add(1)
+		} else {
+			b.errors.Add(1)
+		}
+	}
+	// Browser -> SIP.
+	if f, err := b.jbB.Pop(in); err == nil && f.Status != media.FrameBuffering {
+		var frame []byte
+		switch {
+		case b.xcode != nil:
+			var opus []byte // nil: the packet is missing, conceal it
+			if f.Status == media.FrameOK {
+				opus = f.Payload
+			}
+			var lin []int16
+			if lin, err = b.xcode.OpusToPCM(opus); err == nil {
+				if b.anaB != nil {
+					b.anaB.Write(lin)
 				}
-			} else {
-				b.errors.Add(1)
+				frame = media.EncodeG711(b.sipLaw, lin, g711)
 			}
+		case f.Status == media.FrameOK:
+			frame = media.TranscodeG711(b.browserLaw, b.sipLaw, f.Payload, g711)
+		default:
+			frame = media.SilenceG711(b.sipLaw, media.FrameSamples, g711[:0])
 		}
-		// Browser -> SIP.
-		if f, err := b.jbB.Pop(in); err == nil && f.Status != media.FrameBuffering {
-			var frame []byte
-			switch {
-			case b.xcode != nil && f.Status == media.FrameOK:
-				frame, err = b.xcode.OpusToG711(f.Payload, g711)
-			case b.xcode != nil:
-				frame, err = b.xcode.ConcealToG711(g711)
-			case f.Status == media.FrameOK:
-				frame = media.TranscodeG711(b.browserLaw, b.sipLaw, f.Payload, g711)
-			default:
-				frame = media.SilenceG711(b.sipLaw, media.FrameSamples, g711[:0])
-			}
-			if err != nil {
-				b.errors.Add(1)
-				continue
-			}
-			if b.anaB != nil {
-				b.anaB.Write(media.DecodeG711(b.sipLaw, frame, pcm))
-			}
-			b.mu.Lock()
-			b.sipSeq++
-			b.sipTS += uint32(len(frame))
-			h := rtp.Header{Version: 2, PayloadType: b.sipLaw.PayloadType(), SequenceNumber: b.sipSeq,
-				Timestamp: b.sipTS, SSRC: b.sipSSRC}
-			remote := b.remote
-			b.mu.Unlock()
-			b.writeSIP(remote, &h, frame)
+		if err != nil {
+			b.errors.Add(1)
+			return
 		}
+		if b.anaB != nil && b.xcode == nil {
+			b.anaB.Write(media.DecodeG711(b.sipLaw, frame, pcm))
+		}
+		b.mu.Lock()
+		b.sipSeq++
+		b.sipTS += uint32(len(frame))
+		*h = rtp.Header{Version: 2, PayloadType: b.sipLaw.PayloadType(), SequenceNumber: b.sipSeq,
+			Timestamp: b.sipTS, SSRC: b.sipSSRC}
+		remote := b.remote
+		b.mu.Unlock()
+		b.writeSIP(remote, h, frame, sipBuf)
 	}
 }
 

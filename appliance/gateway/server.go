@@ -53,6 +53,7 @@ type Server struct {
 	udpMux    ice.UDPMux
 	se        webrtc.SettingEngine
 	sip       *sipStack
+	pacer     *pacer // plays out every call's media
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -85,7 +86,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, clk clock.C
 	met.maxClients.Set(float64(cfg.MaxClients))
 	return &Server{
 		cfg: cfg, log: logger.With("component", "gateway"), clk: clk, met: met, turn: turnSrv,
-		hc:       &http.Client{Timeout: 10 * time.Second},
+		hc: &http.Client{Timeout: 10 * time.Second}, pacer: newPacer(),
 		sessions: map[SSID]*session{}, byKey: map[string]*session{}, calls: map[string]*call{},
 	}, nil
 }
@@ -209,6 +210,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	<-done // every step above is bounded by ctx or a short SIP timeout
 	s.sip.close()
 	s.wg.Wait()
+	s.pacer.wait() // every call has ended, so its shards exit within a frame
 	_ = s.udpMux.Close()
 	_ = s.mediaConn.Close()
 	s.log.Info("gateway stopped")

@@ -309,28 +309,34 @@ func (d *dtmfDetector) classify(blk *[FrameSamples]int16, power, minTone, maxTwi
 	if power < minTone {
 		return 0
 	}
+	// Rows first: most blocks that are not DTMF (speech, a test tone) fail
+	// on the row group alone, and then the column filters are skipped.
 	var p [8]float64
-	for k := range p {
-		var s1, s2 float64
-		c := d.coef[k]
-		for _, x := range blk {
-			s0 := float64(x) + c*s1 - s2
-			s2, s1 = s1, s0
-		}
-		// Normalised to the mean power of the sinusoid (A^2/2).
-		p[k] = 2 * (s1*s1 + s2*s2 - c*s1*s2) / (FrameSamples * FrameSamples)
-	}
-	r, c := 0, 4
+	goertzel4(blk, (*[4]float64)(d.coef[0:4]), (*[4]float64)(p[0:4]))
+	r := 0
 	for k := 1; k < 4; k++ {
 		if p[k] > p[r] {
 			r = k
 		}
-		if p[4+k] > p[c] {
-			c = 4 + k
+	}
+	pr := p[r]
+	if pr < minTone {
+		return 0
+	}
+	for k := range 4 {
+		if k != r && p[k]*4 > pr {
+			return 0
 		}
 	}
-	pr, pc := p[r], p[c]
-	if pr < minTone || pc < minTone {
+	goertzel4(blk, (*[4]float64)(d.coef[4:8]), (*[4]float64)(p[4:8]))
+	c := 4
+	for k := 5; k < 8; k++ {
+		if p[k] > p[c] {
+			c = k
+		}
+	}
+	pc := p[c]
+	if pc < minTone {
 		return 0
 	}
 	if pr > pc*maxTwist || pc > pr*maxTwist {
@@ -351,6 +357,26 @@ func (d *dtmfDetector) classify(blk *[FrameSamples]int16, power, minTone, maxTwi
 		return 0
 	}
 	return d.rowsCols[r<<2|(c-4)]
+}
+
+// goertzel4 runs four Goertzel filters over blk in one pass (four independent
+// recurrences keep the FPU busy where one would wait on its own latency) and
+// writes each tone's power, normalised to the mean power of the sinusoid (A^2/2).
+func goertzel4(blk *[FrameSamples]int16, coef, out *[4]float64) {
+	c0, c1, c2, c3 := coef[0], coef[1], coef[2], coef[3]
+	var a1, a2, b1, b2, e1, e2, f1, f2 float64
+	for _, x := range blk {
+		v := float64(x)
+		a1, a2 = v+c0*a1-a2, a1
+		b1, b2 = v+c1*b1-b2, b1
+		e1, e2 = v+c2*e1-e2, e1
+		f1, f2 = v+c3*f1-f2, f1
+	}
+	const norm = 2.0 / (FrameSamples * FrameSamples)
+	out[0] = norm * (a1*a1 + a2*a2 - c0*a1*a2)
+	out[1] = norm * (b1*b1 + b2*b2 - c1*b1*b2)
+	out[2] = norm * (e1*e1 + e2*e2 - c2*e1*e2)
+	out[3] = norm * (f1*f1 + f2*f2 - c3*f1*f2)
 }
 
 // block processes one block and returns a newly pressed key.

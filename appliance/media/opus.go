@@ -8,8 +8,12 @@ import (
 
 // OpusConfig tunes the Opus encoder of one call. The zero value means the defaults.
 type OpusConfig struct {
-	// Complexity is the encoder's CPU/quality trade-off, 0..10. Default 5, which
-	// roughly halves encoder cost against 10 with no audible loss at narrowband.
+	// Complexity is the encoder's CPU/quality trade-off, 1..10. Default 1:
+	// the audio comes from or goes to a G.711 leg (narrowband, 8-bit
+	// companded), and what complexities above 1 add at narrowband (SILK's
+	// delayed-decision quantiser, warped noise shaping, longer analysis
+	// filters) costs about 40% more transcoding CPU per call for a gain the
+	// G.711 leg cannot carry (see BenchmarkTranscodeComplexity).
 	Complexity int
 	// Bitrate is the target in bits per second. Default 20000.
 	Bitrate int
@@ -23,7 +27,7 @@ type OpusConfig struct {
 }
 
 const (
-	defaultOpusComplexity = 5
+	defaultOpusComplexity = 1
 	defaultOpusBitrate    = 20000
 )
 

@@ -40,11 +40,19 @@ func (t *Transcoder) Law() Law { return t.law }
 // accept any packet length without allocating). An empty payload means the
 // packet was lost: the Opus decoder's concealment fills the frame.
 func (t *Transcoder) OpusToG711(opusPayload []byte, out []byte) ([]byte, error) {
-	pcm, err := t.dec.Decode(opusPayload, t.decPCM[:])
+	pcm, err := t.OpusToPCM(opusPayload)
 	if err != nil {
 		return nil, fmt.Errorf("opus to g711: %w", err)
 	}
 	return EncodeG711(t.law, pcm, out), nil
+}
+
+// OpusToPCM decodes one Opus payload (empty: conceal a lost packet) into the
+// transcoder's scratch buffer and returns the 8 kHz samples, valid until the
+// next OpusToPCM, OpusToG711 or ConcealToG711. Callers that also analyse the
+// audio use it with EncodeG711 instead of decoding the G.711 result again.
+func (t *Transcoder) OpusToPCM(opusPayload []byte) ([]int16, error) {
+	return t.dec.Decode(opusPayload, t.decPCM[:])
 }
 
 // ConcealToG711 produces the G.711 frame standing in for a lost Opus packet.
@@ -62,6 +70,17 @@ func (t *Transcoder) G711ToOpus(g711 []byte, out []byte) ([]byte, error) {
 	pkt, err := t.enc.Encode(pcm, out)
 	if err != nil {
 		return nil, fmt.Errorf("g711 to opus: %w", err)
+	}
+	return pkt, nil
+}
+
+// PCMToOpus encodes one 20 ms frame of 8 kHz samples (exactly 160) as Opus
+// into out, for callers that decoded the G.711 frame themselves (to analyse
+// it) and should not pay for a second decode.
+func (t *Transcoder) PCMToOpus(pcm []int16, out []byte) ([]byte, error) {
+	pkt, err := t.enc.Encode(pcm, out)
+	if err != nil {
+		return nil, fmt.Errorf("pcm to opus: %w", err)
 	}
 	return pkt, nil
 }

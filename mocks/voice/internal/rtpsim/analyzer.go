@@ -42,6 +42,13 @@ type Analyzer struct {
 	cycles   int64
 	lastSeq  uint16
 	haveSeq  bool
+
+	// The console polls every call's analysis; the spectrum of audio that
+	// has not changed since the last snapshot is not computed again.
+	loudGen   int64 // loud frames written
+	domGen    int64 // loudGen the cached DominantHz belongs to
+	domHz     float64
+	domCached bool
 }
 
 // Packet records one received packet's sequence number.
@@ -85,19 +92,24 @@ func (z *Analyzer) Audio(codec string, pcm []int16) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	z.a.Codec = codec
-	for _, s := range pcm {
-		z.ring[z.pos] = s
-		z.pos = (z.pos + 1) % window
-		if loud {
-			z.loud[z.loudPos] = s
-			z.loudPos = (z.loudPos + 1) % window
-		}
-	}
+	z.pos = ringWrite(z.ring[:], z.pos, pcm)
 	z.filled = min(window, z.filled+len(pcm))
 	if loud {
+		z.loudPos = ringWrite(z.loud[:], z.loudPos, pcm)
 		z.a.AudioArrived = true
 		z.loudFill = min(window, z.loudFill+len(pcm))
+		z.loudGen++
 	}
+}
+
+// ringWrite copies pcm into ring at pos, wrapping, and returns the new position.
+func ringWrite(ring []int16, pos int, pcm []int16) int {
+	if len(pcm) > len(ring) {
+		pcm = pcm[len(pcm)-len(ring):]
+	}
+	n := copy(ring[pos:], pcm)
+	copy(ring, pcm[n:])
+	return (pos + len(pcm)) % len(ring)
 }
 
 // Digit records one received key.
@@ -112,7 +124,11 @@ func (z *Analyzer) Snapshot() Analysis {
 	z.mu.Lock()
 	a := z.a
 	recent := ordered(z.ring[:], z.pos, min(z.filled, 4000))
-	loud := ordered(z.loud[:], z.loudPos, min(z.loudFill, 2048))
+	var loud []int16
+	gen, cached, hz := z.loudGen, z.domCached && z.domGen == z.loudGen, z.domHz
+	if !cached {
+		loud = ordered(z.loud[:], z.loudPos, min(z.loudFill, 2048))
+	}
 	z.mu.Unlock()
 	if len(recent) > 0 {
 		var sum float64
@@ -123,9 +139,16 @@ func (z *Analyzer) Snapshot() Analysis {
 	} else {
 		a.LevelDBFS = -120
 	}
-	if len(loud) >= 512 {
-		a.DominantHz = dominant(loud)
+	if !cached {
+		hz = 0
+		if len(loud) >= 512 {
+			hz = dominant(loud)
+		}
+		z.mu.Lock()
+		z.domGen, z.domHz, z.domCached = gen, hz, true
+		z.mu.Unlock()
 	}
+	a.DominantHz = hz
 	return a
 }
 
@@ -146,24 +169,85 @@ func dbfs(meanSquare float64) float64 {
 	return math.Max(-120, 10*math.Log10(meanSquare/(32768.0*32768.0)))
 }
 
-// dominant scans 50..3950 Hz with Goertzel filters (10 Hz steps, then 1 Hz
-// around the best) over a Hann-windowed block.
+// dominant returns the strongest frequency in 50..3950 Hz of a Hann-windowed
+// block, to 1 Hz: an FFT (zero-padded to 2048 points, 3.9 Hz bins) finds the
+// peak bin, then Goertzel filters at 1 Hz steps around it refine it. The
+// console polls this for every live call, so it must stay cheap (a 1 Hz
+// Goertzel scan of the whole band cost about a millisecond per call).
 func dominant(x []int16) float64 {
-	w := make([]float64, len(x))
-	for i, s := range x {
-		w[i] = float64(s) * (0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/float64(len(x)-1)))
+	n := len(x)
+	if n > fftSize {
+		x, n = x[n-fftSize:], fftSize
 	}
-	best, bestP := 0.0, -1.0
-	scan := func(lo, hi, step float64) {
-		for f := lo; f <= hi; f += step {
-			if p := goertzel(w, f); p > bestP {
-				best, bestP = f, p
+	w := make([]float64, n)
+	// Hann window with the cosine on a recurrence (one cos per block).
+	d := 2 * math.Pi / float64(n-1)
+	k := 2 * math.Cos(d)
+	cPrev, c := math.Cos(-d), 1.0
+	for i, s := range x {
+		w[i] = float64(s) * (0.5 - 0.5*c)
+		cPrev, c = c, k*c-cPrev
+	}
+	re := make([]float64, fftSize)
+	im := make([]float64, fftSize)
+	copy(re, w)
+	fft(re, im)
+	binHz := 8000.0 / fftSize
+	best, bestP := 0, -1.0
+	for b := int(math.Ceil(50 / binHz)); float64(b)*binHz <= 3950; b++ {
+		if p := re[b]*re[b] + im[b]*im[b]; p > bestP {
+			best, bestP = b, p
+		}
+	}
+	// The Hann main lobe puts the true peak within half a bin of the best bin.
+	centre := math.Round(float64(best) * binHz)
+	hz, hzP := centre, -1.0
+	for f := max(50, centre-4); f <= min(3950, centre+4); f++ {
+		if p := goertzel(w, f); p > hzP {
+			hz, hzP = f, p
+		}
+	}
+	return hz
+}
+
+// fftSize is the transform length of dominant (the loud window is 2048).
+const fftSize = 2048
+
+// fft is an in-place iterative radix-2 FFT of re+i*im; the length must be
+// a power of two.
+func fft(re, im []float64) {
+	n := len(re)
+	for i, j := 1, 0; i < n; i++ {
+		bit := n >> 1
+		for ; j&bit != 0; bit >>= 1 {
+			j ^= bit
+		}
+		j ^= bit
+		if i < j {
+			re[i], re[j] = re[j], re[i]
+			im[i], im[j] = im[j], im[i]
+		}
+	}
+	// Twiddles of the largest stage; stage size uses every n/size-th.
+	tw := make([]float64, n) // cos, sin interleaved
+	for k := range n / 2 {
+		s, c := math.Sincos(-2 * math.Pi * float64(k) / float64(n))
+		tw[2*k], tw[2*k+1] = c, s
+	}
+	for size := 2; size <= n; size <<= 1 {
+		half := size / 2
+		stride := n / size
+		for k := 0; k < half; k++ {
+			wr, wi := tw[2*k*stride], tw[2*k*stride+1]
+			for start := 0; start < n; start += size {
+				a, b := start+k, start+k+half
+				tr := re[b]*wr - im[b]*wi
+				ti := re[b]*wi + im[b]*wr
+				re[b], im[b] = re[a]-tr, im[a]-ti
+				re[a], im[a] = re[a]+tr, im[a]+ti
 			}
 		}
 	}
-	scan(50, 3950, 10)
-	scan(best-10, best+10, 1)
-	return best
 }
 
 func goertzel(x []float64, f float64) float64 {

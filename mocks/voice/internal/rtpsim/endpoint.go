@@ -153,7 +153,7 @@ func (e *Endpoint) readLoop() {
 	var p rtp.Packet
 	var dtmf media.DTMFReceiver
 	for {
-		n, _, err := e.conn.ReadFromUDP(buf)
+		n, err := e.conn.Read(buf) // the source address is not needed; ReadFromUDP allocates it
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -184,7 +184,20 @@ func (e *Endpoint) readLoop() {
 
 func (e *Endpoint) sendLoop() {
 	defer e.wg.Done()
-	t := time.NewTicker(20 * time.Millisecond)
+	// Every endpoint paces on the same 20 ms grid (wall clock modulo 20 ms):
+	// with many simulated calls the runtime then wakes once per frame for all
+	// of them rather than once per call at scattered times.
+	const period = 20 * time.Millisecond
+	if wait := (period - time.Duration(time.Now().UnixNano())%period) % period; wait > 0 {
+		w := time.NewTimer(wait)
+		select {
+		case <-e.done:
+			w.Stop()
+			return
+		case <-w.C:
+		}
+	}
+	t := time.NewTicker(period)
 	defer t.Stop()
 	ssrc := rand.Uint32()
 	seq := uint16(rand.Uint32())

@@ -71,3 +71,61 @@ func TestParseRejectsSDPWithoutAudio(t *testing.T) {
 		t.Fatalf("parsed %+v", m)
 	}
 }
+
+func TestAnalyzerDominantMatchesTone(t *testing.T) {
+	for _, hz := range []float64{60, 440, 1000, 1633, 3300} {
+		var z Analyzer
+		tone := NewTone(hz)
+		frame := make([]int16, FrameSamples)
+		for range 20 {
+			tone.Fill(frame)
+			z.Audio("PCMU", frame)
+		}
+		a := z.Snapshot()
+		if math.Abs(a.DominantHz-hz) > 1 || !a.AudioArrived {
+			t.Fatalf("tone %v Hz: analysis %+v", hz, a)
+		}
+		// The level of a -10 dBFS-peak sine is -13 dBFS RMS re a full-scale square.
+		if math.Abs(a.LevelDBFS+13.3) > 0.5 {
+			t.Fatalf("tone %v Hz: level %v", hz, a.LevelDBFS)
+		}
+		if again := z.Snapshot(); again.DominantHz != a.DominantHz {
+			t.Fatalf("cached snapshot differs: %v vs %v", again.DominantHz, a.DominantHz)
+		}
+		tone = NewTone(hz * 1.5)
+		for range 20 {
+			tone.Fill(frame)
+			z.Audio("PCMU", frame)
+		}
+		if b := z.Snapshot(); math.Abs(b.DominantHz-hz*1.5) > 1 && hz*1.5 <= 3950 {
+			t.Fatalf("after a change to %v Hz: %+v", hz*1.5, b)
+		}
+	}
+}
+
+func BenchmarkToneFill(b *testing.B) {
+	tone := NewTone(440)
+	frame := make([]int16, FrameSamples)
+	for b.Loop() {
+		tone.Fill(frame)
+	}
+}
+
+func BenchmarkPromptFill(b *testing.B) {
+	var p Prompt
+	frame := make([]int16, FrameSamples)
+	for b.Loop() {
+		p.Fill(frame)
+	}
+}
+
+func BenchmarkAnalyzerSnapshot(b *testing.B) {
+	var z Analyzer
+	tone := NewTone(440)
+	frame := make([]int16, FrameSamples)
+	for b.Loop() {
+		tone.Fill(frame)
+		z.Audio("PCMU", frame)
+		_ = z.Snapshot()
+	}
+}

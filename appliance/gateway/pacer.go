@@ -1,0 +1,139 @@
+package gateway
+
+import (
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/cxlab/cxlab/appliance/media"
+)
+
+// pacer plays out every call's audio on a few shared 20 ms tickers (one per
+// CPU) instead of one ticker goroutine per call: a timer wake-up and a
+// goroutine switch per call per frame cost as much as the rest of the
+// per-frame work outside the codec. Shards start with their first bridge and
+// exit once they have none.
+type pacer struct {
+	shards []*pacerShard
+	wg     sync.WaitGroup
+}
+
+// pacerShard is one ticker goroutine and the bridges it plays out. mu is
+// held for a whole sweep, so remove returns only once the bridge is no longer
+// being played.
+type pacerShard struct {
+	p       *pacer
+	mu      sync.Mutex
+	bridges []*bridge
+	running bool
+}
+
+// frameScratch is the per-sweep working memory; bridges of one shard are
+// played one after the other, so they share it.
+type frameScratch struct {
+	in     []byte
+	out    []byte
+	g711   []byte
+	pcm    []int16
+	sipBuf []byte
+	h      rtp.Header // reused: a header per packet would escape to the heap through the track writer
+}
+
+func newPacer() *pacer {
+	p := &pacer{shards: make([]*pacerShard, max(1, runtime.GOMAXPROCS(0)))}
+	for i := range p.shards {
+		p.shards[i] = &pacerShard{p: p}
+	}
+	return p
+}
+
+// add starts playing b out on the least loaded shard, unless b was stopped.
+func (p *pacer) add(b *bridge) {
+	var best *pacerShard
+	n := -1
+	for _, s := range p.shards {
+		s.mu.Lock()
+		l := len(s.bridges)
+		s.mu.Unlock()
+		if n < 0 || l < n {
+			best, n = s, l
+		}
+	}
+	best.mu.Lock()
+	defer best.mu.Unlock()
+	select {
+	case <-b.stopCh:
+		return // ended before it started
+	default:
+	}
+	best.bridges = append(best.bridges, b)
+	if !best.running {
+		best.running = true
+		p.wg.Add(1)
+		go best.run()
+	}
+}
+
+// remove stops playing b out; when it returns, no sweep is using b.
+func (p *pacer) remove(b *bridge) {
+	for _, s := range p.shards {
+		s.mu.Lock()
+		for i, x := range s.bridges {
+			if x == b {
+				last := len(s.bridges) - 1
+				s.bridges[i], s.bridges[last] = s.bridges[last], nil
+				s.bridges = s.bridges[:last]
+				break
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// wait returns when every shard goroutine has exited (they exit within a
+// frame of their last bridge's removal).
+func (p *pacer) wait() { p.wg.Wait() }
+
+func (s *pacerShard) run() {
+	defer s.p.wg.Done()
+	sc := &frameScratch{
+		in:     make([]byte, 1500),
+		out:    make([]byte, media.MaxOpusPacket),
+		g711:   make([]byte, media.MaxOpusFrameSamples),
+		pcm:    make([]int16, media.MaxOpusFrameSamples),
+		sipBuf: make([]byte, rtpHeaderSize+media.MaxOpusFrameSamples),
+	}
+	sleepToGrid()
+	t := time.NewTicker(media.FrameDuration)
+	defer t.Stop()
+	for range t.C {
+		s.mu.Lock()
+		if len(s.bridges) == 0 {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		for _, b := range s.bridges {
+			b.frame(sc)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// tickPhase is where on the shared 20 ms grid the bridges tick: half a frame
+// off the grid's start, so that peers pacing on the grid's start (the Voice
+// emulator's endpoints do) are not read at the very instant they send.
+const tickPhase = media.FrameDuration / 2
+
+// sleepToGrid waits until the next point of the 20 ms grid (wall clock
+// modulo FrameDuration, plus tickPhase); the ticker started after it keeps
+// the phase, so every shard wakes at the same instants.
+func sleepToGrid() {
+	now := time.Now()
+	wait := (tickPhase - time.Duration(now.UnixNano())%media.FrameDuration + 2*media.FrameDuration) % media.FrameDuration
+	if wait > 0 {
+		time.Sleep(wait) // at most one frame, once per shard start; not a readiness wait
+	}
+}
