@@ -50,7 +50,7 @@ func parseSIPSDP(body []byte) (sipMedia, error) {
 			if len(f) >= 4 && f[0] == "audio" {
 				inAudio, seen = true, true
 				p, err := strconv.Atoi(f[1])
-				if err != nil {
+				if err != nil || p < 0 || p > 65535 {
 					return m, fmt.Errorf("sdp: bad audio port %q", f[1])
 				}
 				port, pts = p, f[3:]
@@ -75,7 +75,9 @@ func parseSIPSDP(body []byte) (sipMedia, error) {
 		case pt == "8" || strings.HasPrefix(enc, "pcma/"):
 			m.laws = append(m.laws, media.PCMA)
 		case strings.HasPrefix(enc, "telephone-event/8000"):
-			if n, err := strconv.Atoi(pt); err == nil && n > 0 && n < 128 {
+			// Only a canonical dynamic payload type (RFC 3551: 96-127): "08"
+			// would otherwise become 8, PCMA's static number.
+			if n, err := strconv.Atoi(pt); err == nil && n >= 96 && n < 128 && strconv.Itoa(n) == pt {
 				m.eventPT = uint8(n)
 			}
 		}

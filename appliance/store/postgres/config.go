@@ -2,6 +2,17 @@
 // alive by a supervisor child process (so no postgres outlives the appliance,
 // even after kill -9, and so it works when the appliance runs as root), or an
 // external server reached by DSN. It also applies goose migrations per schema.
+//
+// Crash handling of the embedded server: the supervisor watches the postmaster
+// and, when it dies unexpectedly (kill -9, OOM killer), waits for its orphaned
+// backends to detach from shared memory and starts it again on the same data
+// dir and port; PostgreSQL's crash recovery replays the WAL, so nothing
+// committed is lost. Meanwhile Embedded.Ready fails, so /readyz reports
+// postgres not ready until the restart is done. Restarts are bounded
+// (Config.MaxRestarts within Config.RestartWindow, default 5 in 5 minutes):
+// past that the supervisor gives up and exits with an error, Ready keeps
+// failing with that error, and Embedded.Failed delivers it once so that the
+// appliance can log it and exit rather than run without its database.
 package postgres
 
 import (
@@ -68,6 +79,12 @@ type Config struct {
 	RunAsUser string
 	// StartTimeout bounds start, initdb included (not the download). Default 30s.
 	StartTimeout time.Duration
+	// MaxRestarts is how many times the supervisor restarts a postmaster that
+	// died unexpectedly within RestartWindow before giving up; -1 disables
+	// restarts. Default 5.
+	MaxRestarts int
+	// RestartWindow is the sliding window MaxRestarts counts in. Default 5m.
+	RestartWindow time.Duration
 
 	// systemRoots are scanned for <root>/<version>/bin/pg_ctl; tests replace
 	// them. Default /usr/lib/postgresql.
@@ -106,6 +123,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StartTimeout == 0 {
 		c.StartTimeout = 30 * time.Second
+	}
+	if c.MaxRestarts == 0 {
+		c.MaxRestarts = 5
+	}
+	if c.RestartWindow == 0 {
+		c.RestartWindow = 5 * time.Minute
 	}
 	if c.systemRoots == nil {
 		c.systemRoots = []string{"/usr/lib/postgresql"}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +29,8 @@ import (
 type Embedded struct {
 	cfg Config
 	log *slog.Logger
+
+	failed chan error // see Failed
 
 	mu       sync.Mutex
 	starting bool
@@ -45,6 +48,18 @@ type supervised struct {
 	pgdata  string
 	exited  chan struct{}
 	waitErr error // set before exited is closed
+
+	lastErr    atomic.Value // string: the supervisor's last error-level log message
+	restarting atomic.Bool  // a crash restart is under way
+	restarts   atomic.Int64 // crash restarts completed
+}
+
+// exitError describes why the supervisor exited, with its last error message.
+func (sv *supervised) exitError() error {
+	if msg, _ := sv.lastErr.Load().(string); msg != "" {
+		return fmt.Errorf("postgres: supervisor exited (%v): %s", sv.waitErr, msg) //nolint:errorlint // waitErr is nil on a clean exit and must print as <nil>
+	}
+	return fmt.Errorf("postgres: supervisor exited: %v", sv.waitErr) //nolint:errorlint // waitErr is nil on a clean exit and must print as <nil>
 }
 
 // StartInfo describes the last successful start, for banners and benchmarks.
@@ -63,8 +78,14 @@ func NewEmbedded(cfg Config, log *slog.Logger) *Embedded {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Embedded{cfg: cfg, log: log.With("component", "postgres")}
+	return &Embedded{cfg: cfg, log: log.With("component", "postgres"), failed: make(chan error, 1)}
 }
+
+// Failed delivers, once, the error of a supervisor that exited while the
+// component was running: it restarts a crashed postmaster itself, so this
+// means it gave up (restart limit reached). The appliance should log it and
+// stop rather than run without its database. Never closed.
+func (e *Embedded) Failed() <-chan error { return e.failed }
 
 // Name returns "postgres".
 func (e *Embedded) Name() string { return "postgres" }
@@ -139,8 +160,8 @@ func (e *Embedded) Start(ctx context.Context) error {
 	reports := make(chan supervisorReport, 1)
 	var readers sync.WaitGroup
 	readers.Add(2)
-	go func() { defer readers.Done(); readReport(sv.stdout, reports) }()
-	go func() { defer readers.Done(); forwardLogs(e.log, sv.stderr) }()
+	go func() { defer readers.Done(); readReports(sv.stdout, reports, e.onRestartReport(sv)) }()
+	go func() { defer readers.Done(); forwardLogs(e.log, sv.stderr, &sv.lastErr) }()
 	go func() {
 		readers.Wait()
 		sv.waitErr = sv.cmd.Wait()
@@ -150,7 +171,7 @@ func (e *Embedded) Start(ctx context.Context) error {
 	sc := supervisorConfig{
 		ParentPID: os.Getpid(), DataDir: root, BinariesDir: bins.Dir, Version: bins.Version, Port: port,
 		User: cfg.User, Password: cfg.Password, Database: cfg.Database, RunAsUser: cfg.RunAsUser,
-		StartTimeout: cfg.StartTimeout,
+		StartTimeout: cfg.StartTimeout, MaxRestarts: cfg.MaxRestarts, RestartWindow: cfg.RestartWindow,
 	}
 	line, _ := json.Marshal(sc)
 	if _, err := sv.stdin.Write(append(line, '\n')); err != nil {
@@ -194,6 +215,7 @@ func (e *Embedded) Start(ctx context.Context) error {
 	e.mu.Lock()
 	e.run, e.dsn, e.info = sv, dsn, info
 	e.mu.Unlock()
+	go e.watch(sv)
 	e.log.Info("postgres ready", "port", port, "version", bins.Version, "binaries", bins.Dir,
 		"source", bins.Source, "run_as", rep.RunAs, "initdb", rep.Initialised, "took", info.Took.String())
 	return nil
@@ -233,6 +255,50 @@ func (e *Embedded) spawn() (*supervised, error) {
 	return &supervised{cmd: cmd, stdin: stdin, stdout: stdout, stderr: stderr, exited: make(chan struct{})}, nil
 }
 
+// onRestartReport tracks the supervisor's crash restarts for Ready and
+// Restarts.
+func (e *Embedded) onRestartReport(sv *supervised) func(supervisorReport) {
+	return func(rep supervisorReport) {
+		// The supervisor logs the details; this is state only.
+		switch {
+		case rep.Restarting:
+			sv.restarting.Store(true)
+		case rep.Restarted:
+			sv.restarts.Add(1)
+			sv.restarting.Store(false)
+		}
+	}
+}
+
+// Restarts returns how many times the supervisor restarted a crashed
+// postmaster since Start.
+func (e *Embedded) Restarts() int {
+	e.mu.Lock()
+	sv := e.run
+	e.mu.Unlock()
+	if sv == nil {
+		return 0
+	}
+	return int(sv.restarts.Load())
+}
+
+// watch reports a supervisor that exits on its own (not asked by Stop).
+func (e *Embedded) watch(sv *supervised) {
+	<-sv.exited
+	e.mu.Lock()
+	current := e.run == sv
+	e.mu.Unlock()
+	if !current {
+		return // Stop took it away first: an ordered shutdown
+	}
+	err := sv.exitError()
+	e.log.Error("postgres is gone for good: restart cxlab", "err", err)
+	select {
+	case e.failed <- err:
+	default:
+	}
+}
+
 // Stop stops postgres (fast shutdown) and waits for the supervisor, killing
 // it when ctx ends first. Stop is idempotent.
 func (e *Embedded) Stop(ctx context.Context) error {
@@ -260,8 +326,11 @@ func (e *Embedded) Ready(ctx context.Context) error {
 	}
 	select {
 	case <-sv.exited:
-		return fmt.Errorf("postgres: supervisor exited: %v", sv.waitErr) //nolint:errorlint // waitErr is nil on a clean exit and must print as <nil>
+		return sv.exitError()
 	default:
+	}
+	if sv.restarting.Load() {
+		return errors.New("postgres: restarting after a crash")
 	}
 	if err := ping(ctx, dsn); err != nil {
 		return fmt.Errorf("postgres: %w", err)
@@ -296,18 +365,22 @@ func terminateBounded(sv *supervised) error {
 	return terminate(ctx, sv)
 }
 
-// readReport sends the supervisor's report line on reports, or closes reports
-// when the supervisor exits without one; later output is discarded.
-func readReport(r io.Reader, reports chan<- supervisorReport) {
+// readReports sends the supervisor's start report on reports, or closes
+// reports when the supervisor exits without one; later reports (crash
+// restarts) go to later.
+func readReports(r io.Reader, reports chan<- supervisorReport, later func(supervisorReport)) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	sent := false
 	for sc.Scan() {
-		if sent {
+		var rep supervisorReport
+		if json.Unmarshal(sc.Bytes(), &rep) != nil {
 			continue
 		}
-		var rep supervisorReport
-		if json.Unmarshal(sc.Bytes(), &rep) == nil && (rep.Ready || rep.Error != "") {
+		switch {
+		case sent:
+			later(rep)
+		case rep.Ready || rep.Error != "":
 			reports <- rep
 			sent = true
 		}
@@ -318,8 +391,9 @@ func readReport(r io.Reader, reports chan<- supervisorReport) {
 	}
 }
 
-// forwardLogs re-logs the supervisor's JSON log lines through log.
-func forwardLogs(log *slog.Logger, r io.Reader) {
+// forwardLogs re-logs the supervisor's JSON log lines through log and keeps
+// the last error-level message in lastErr.
+func forwardLogs(log *slog.Logger, r io.Reader, lastErr *atomic.Value) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	for sc.Scan() {
@@ -333,6 +407,13 @@ func forwardLogs(log *slog.Logger, r io.Reader) {
 			_ = level.UnmarshalText([]byte(s))
 		}
 		msg, _ := rec["msg"].(string)
+		if level >= slog.LevelError {
+			full := msg
+			if ev, ok := rec["err"].(string); ok {
+				full += ": " + ev
+			}
+			lastErr.Store(full)
+		}
 		attrs := make([]any, 0, 2*len(rec))
 		for k, v := range rec {
 			if k != "time" && k != "level" && k != "msg" {

@@ -187,7 +187,9 @@ func TestStaleLivePostmaster(t *testing.T) {
 	sv := e.run
 	_ = syscall.Kill(sv.cmd.Process.Pid, syscall.SIGKILL)
 	<-sv.exited
+	e.mu.Lock()
 	e.run = nil // the component is gone as if the appliance crashed
+	e.mu.Unlock()
 	if !processAlive(pid) {
 		t.Fatal("test setup: postmaster should outlive a SIGKILLed supervisor")
 	}
@@ -237,7 +239,7 @@ func TestStalePidFileOfDeadProcess(t *testing.T) {
 		}
 	}
 	writeStale()
-	if err := recoverStale(newLayout(dir), "/nonexistent", testLogger(t)); err != nil {
+	if err := recoverStale(newLayout(dir), "/nonexistent", testLogger(t), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(pgdata, "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
@@ -263,7 +265,7 @@ func TestStaleSocketLock(t *testing.T) {
 	liveLock := filepath.Join(l.run, ".s.PGSQL.6000.lock")
 	_ = os.WriteFile(staleLock, []byte(strconv.Itoa(dead.Process.Pid)+"\n"), 0o600)
 	_ = os.WriteFile(liveLock, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
-	if err := recoverStale(l, "/nonexistent", testLogger(t)); err != nil {
+	if err := recoverStale(l, "/nonexistent", testLogger(t), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(staleLock); !errors.Is(err, os.ErrNotExist) {

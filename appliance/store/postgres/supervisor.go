@@ -40,16 +40,24 @@ type supervisorConfig struct {
 	Database     string        `json:"database"`
 	RunAsUser    string        `json:"run_as_user"`
 	StartTimeout time.Duration `json:"start_timeout"`
+	// MaxRestarts and RestartWindow bound restarts of a crashed postmaster
+	// (see Config); MaxRestarts < 0 disables them.
+	MaxRestarts   int           `json:"max_restarts"`
+	RestartWindow time.Duration `json:"restart_window"`
 }
 
-// supervisorReport is the one line the supervisor writes on stdout: either
-// readiness or the reason it could not start.
+// supervisorReport is a line the supervisor writes on stdout: first either
+// readiness or the reason it could not start; later, crash restarts.
 type supervisorReport struct {
 	Ready       bool   `json:"ready,omitempty"`
 	Error       string `json:"error,omitempty"`
 	PostmasterP int    `json:"postmaster_pid,omitempty"`
 	RunAs       string `json:"run_as,omitempty"`
 	Initialised bool   `json:"initialised,omitempty"`
+	// Restarting: the postmaster died and a restart is under way.
+	Restarting bool `json:"restarting,omitempty"`
+	// Restarted: the restart finished and postgres serves again.
+	Restarted bool `json:"restarted,omitempty"`
 }
 
 // RunSupervisorIfRequested runs the postgres supervisor when this process was
@@ -96,7 +104,8 @@ func runSupervisor(in io.Reader, out, errOut io.Writer) int {
 		close(parentGone)
 	}()
 
-	s := &supervisor{cfg: cfg, l: newLayout(cfg.DataDir), log: log}
+	quit := make(chan struct{})
+	s := &supervisor{cfg: cfg, l: newLayout(cfg.DataDir), log: log, quit: quit}
 	rep, err := s.start()
 	if err != nil {
 		log.Error("postgres start failed", "err", err)
@@ -106,23 +115,77 @@ func runSupervisor(in io.Reader, out, errOut io.Writer) int {
 	}
 	report(rep)
 
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
+	var why string
+	go func() {
 		select {
 		case sig := <-sigs:
-			log.Info("stopping postgres", "signal", sig.String())
-			return s.stop()
+			why = "signal " + sig.String()
 		case <-parentGone:
-			log.Info("stopping postgres: parent closed the pipe")
+			why = "parent closed the pipe"
+		}
+		close(quit)
+	}()
+	return s.watch(rep.PostmasterP, func() string { return why }, report)
+}
+
+// watch polls the postmaster until quit closes (then stops postgres) and
+// restarts it within the restart budget when it dies unexpectedly. It
+// returns the supervisor's exit code.
+func (s *supervisor) watch(pid int, why func() string, report func(supervisorReport)) int {
+	// The postmaster is not our child (pg_ctl daemonised it): poll, cheaply.
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var restarts []time.Time
+	for {
+		select {
+		case <-s.quit:
+			s.log.Info("stopping postgres", "reason", why())
 			return s.stop()
 		case <-tick.C:
-			if !processAlive(rep.PostmasterP) {
-				log.Error("postmaster exited unexpectedly", "pid", rep.PostmasterP)
-				return 1
+		}
+		if processAlive(pid) {
+			continue
+		}
+		now := time.Now()
+		restarts = within(restarts, now, s.cfg.RestartWindow)
+		if len(restarts) >= max(s.cfg.MaxRestarts, 0) {
+			s.log.Error(fmt.Sprintf("postmaster died unexpectedly; restart limit reached (%d within %s), giving up: restart cxlab",
+				len(restarts), s.cfg.RestartWindow), "pid", pid)
+			s.stop() // a failed restart may have left a postmaster behind
+			return 1
+		}
+		restarts = append(restarts, now)
+		report(supervisorReport{Restarting: true})
+		s.log.Warn("postmaster died unexpectedly, restarting it", "pid", pid,
+			"restart", len(restarts), "limit", s.cfg.MaxRestarts, "window", s.cfg.RestartWindow.String())
+		t0 := time.Now()
+		rep, err := s.start()
+		if err != nil {
+			select {
+			case <-s.quit:
+				s.log.Info("stopping postgres", "reason", why())
+				return s.stop()
+			default:
 			}
+			// Counted against the budget; the next tick tries again.
+			s.log.Error("restart postgres failed", "err", err)
+			continue
+		}
+		pid = rep.PostmasterP
+		s.log.Warn("postgres restarted after a crash", "pid", pid, "took", time.Since(t0).String())
+		report(supervisorReport{Restarted: true, PostmasterP: pid})
+	}
+}
+
+// within drops the times older than window before now.
+func within(ts []time.Time, now time.Time, window time.Duration) []time.Time {
+	out := ts[:0]
+	for _, t := range ts {
+		if now.Sub(t) < window {
+			out = append(out, t)
 		}
 	}
+	return out
 }
 
 // supervisor holds the state of one supervised postgres.
@@ -131,6 +194,7 @@ type supervisor struct {
 	l       layout
 	log     *slog.Logger
 	started bool
+	quit    <-chan struct{} // closed when the supervisor must stop
 }
 
 // start prepares directories (dropping root), recovers stale state, runs
@@ -157,7 +221,7 @@ func (s *supervisor) start() (supervisorReport, error) {
 	_ = os.Setenv("TMPDIR", s.l.tmp)
 	_ = os.Setenv("HOME", s.l.root)
 
-	if err := recoverStale(s.l, s.cfg.BinariesDir, s.log); err != nil {
+	if err := recoverStale(s.l, s.cfg.BinariesDir, s.log, s.quit); err != nil {
 		return rep, err
 	}
 	if _, err := os.Stat(filepath.Join(s.l.pgdata, "PG_VERSION")); errors.Is(err, fs.ErrNotExist) {
@@ -179,7 +243,7 @@ func (s *supervisor) start() (supervisorReport, error) {
 		RuntimePath(s.l.run).
 		CachePath(s.l.tmp).
 		StartTimeout(s.cfg.StartTimeout).
-		StartParameters(startParameters(s.l)).
+		StartParameters(startParameters(s.l, s.cfg.Version)).
 		Logger(&lineLogger{log: s.log, msg: "pg_ctl"}))
 	// Set before Start: a failed Start may still leave a postmaster to stop.
 	s.started = true
@@ -398,7 +462,9 @@ func (s *supervisor) stop() int {
 	if !s.started {
 		return 0
 	}
-	if _, err := os.Stat(filepath.Join(s.l.pgdata, "postmaster.pid")); err != nil {
+	// Nothing to stop when no postmaster runs (it crashed and was not
+	// restarted); pg_ctl would only complain about the stale pid file.
+	if pid, err := postmasterPID(s.l.pgdata); err != nil || !processAlive(pid) {
 		return 0
 	}
 	if err := pgCtlStop(s.cfg.BinariesDir, s.l.pgdata, "fast", 20*time.Second); err != nil {
@@ -425,8 +491,11 @@ func pgCtlStop(binDir, pgdata, mode string, timeout time.Duration) error {
 
 // recoverStale clears what a killed run left behind: a live postmaster still
 // serving this data dir is stopped; a pid file or socket lock of a dead
-// process is removed. The next start then works by itself.
-func recoverStale(l layout, binDir string, log *slog.Logger) error {
+// process is removed, once the dead postmaster's orphaned children have let go
+// of its shared memory (removing the pid file earlier would defeat
+// PostgreSQL's own interlock against two servers on one data dir). The next
+// start then works by itself. quit (may be nil) abandons the wait.
+func recoverStale(l layout, binDir string, log *slog.Logger, quit <-chan struct{}) error {
 	pidFile := filepath.Join(l.pgdata, "postmaster.pid")
 	if pid, err := postmasterPID(l.pgdata); err == nil {
 		if processAlive(pid) && servesDataDir(pid, l.pgdata) {
@@ -434,6 +503,8 @@ func recoverStale(l layout, binDir string, log *slog.Logger) error {
 			if err := pgCtlStop(binDir, l.pgdata, "immediate", 10*time.Second); err != nil {
 				return fmt.Errorf("stop stale postgres (pid %d) on %s: %w", pid, l.pgdata, err)
 			}
+		} else if err := waitShmemDetached(l.pgdata, orphanWait, quit); err != nil {
+			return err
 		} else if err := os.Remove(pidFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove stale %s: %w", pidFile, err)
 		} else {
@@ -456,6 +527,86 @@ func recoverStale(l layout, binDir string, log *slog.Logger) error {
 		log.Info("removed stale socket lock", "file", lock)
 	}
 	return nil
+}
+
+// orphanWait bounds the wait for a dead postmaster's children to exit: they
+// notice the death at their next wait and go, normally within milliseconds.
+const orphanWait = 30 * time.Second
+
+// errQuit reports that a wait was abandoned because the supervisor must stop.
+var errQuit = errors.New("supervisor stopping")
+
+// waitShmemDetached waits until no process is attached to the System V
+// shared memory segment named in pgdata/postmaster.pid (a dead postmaster's
+// backends, checkpointer and so on still are until they notice its death).
+// A missing pid file or segment means there is nothing to wait for.
+func waitShmemDetached(pgdata string, timeout time.Duration, quit <-chan struct{}) error {
+	key, id, ok := postmasterShmem(pgdata)
+	if !ok {
+		return nil
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n, found := shmemAttached(key, id)
+		if !found || n == 0 {
+			return nil
+		}
+		select {
+		case <-quit:
+			return errQuit
+		case <-deadline.C:
+			return fmt.Errorf("processes of a dead postgres still use %s (%d attached to shared memory segment %d after %s); stop them and start again",
+				pgdata, n, id, timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// postmasterShmem reads the shared memory segment's key and id from line 7
+// of postmaster.pid ("key id"); both must match, since ids are reused.
+func postmasterShmem(pgdata string) (key string, id int, ok bool) {
+	b, err := os.ReadFile(filepath.Join(pgdata, "postmaster.pid"))
+	if err != nil {
+		return "", 0, false
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 7 {
+		return "", 0, false
+	}
+	f := strings.Fields(lines[6])
+	if len(f) != 2 {
+		return "", 0, false
+	}
+	id, err = strconv.Atoi(f[1])
+	if err != nil || id < 0 {
+		return "", 0, false
+	}
+	return f[0], id, true
+}
+
+// shmemAttached returns the number of processes attached to segment key/id,
+// from /proc/sysvipc/shm (columns: key shmid perms size cpid lpid nattch ...).
+func shmemAttached(key string, id int) (nattch int, found bool) {
+	b, err := os.ReadFile("/proc/sysvipc/shm")
+	if err != nil {
+		return 0, false
+	}
+	want := strconv.Itoa(id)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 7 || f[0] != key || f[1] != want {
+			continue
+		}
+		n, err := strconv.Atoi(f[6])
+		if err != nil {
+			return 0, false
+		}
+		return n, true
+	}
+	return 0, false
 }
 
 // postmasterPID reads the pid from pgdata/postmaster.pid.
@@ -515,8 +666,8 @@ func servesDataDir(pid int, pgdata string) bool {
 // startParameters tunes postgres for a small lab: little memory, few
 // processes, fast start; fsync and synchronous_commit stay on so that an
 // acknowledged write survives a crash of the appliance.
-func startParameters(l layout) map[string]string {
-	return map[string]string{
+func startParameters(l layout, version string) map[string]string {
+	p := map[string]string{
 		"listen_addresses":                 "127.0.0.1",
 		"unix_socket_directories":          l.run,
 		"unix_socket_permissions":          "0700",
@@ -547,6 +698,12 @@ func startParameters(l layout) map[string]string {
 		"log_rotation_size":                "10MB",
 		"log_truncate_on_rotation":         "on",
 	}
+	// Crash recovery first fsyncs every file of the cluster, one by one: seconds
+	// on a slow disk. One syncfs is as durable and much faster (PostgreSQL 14+).
+	if major, _ := strconv.Atoi(strings.SplitN(version, ".", 2)[0]); major >= 14 {
+		p["recovery_init_sync_method"] = "syncfs"
+	}
+	return p
 }
 
 // syncfs flushes the whole filesystem holding dir in one call.
