@@ -29,9 +29,16 @@ func Run(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error
 	}
 	printBanner(stdout, e, time.Since(t0).Round(time.Millisecond).String())
 	a.log.Info("ready", "url", a.http.URL(), "took", time.Since(t0))
-	<-ctx.Done()
-	_, _ = fmt.Fprintln(stdout, "Stopping CX Lab (press Ctrl-C again to force)...")
-	return a.stopBounded()
+	select {
+	case <-ctx.Done():
+		_, _ = fmt.Fprintln(stdout, "Stopping CX Lab (press Ctrl-C again to force)...")
+		return a.stopBounded()
+	case err := <-a.fatal():
+		// The embedded PostgreSQL crashed more often than its supervisor may
+		// restart it: a lab that can't keep its store says so and exits.
+		a.log.Error("fatal", "err", err)
+		return errors.Join(fmt.Errorf("postgres gave up: %w", err), a.stopBounded())
+	}
 }
 
 func (a *Appliance) stopBounded() error {

@@ -115,3 +115,12 @@ func (p *poolComponent) Stop(context.Context) error {
 	p.pool.Close()
 	return nil
 }
+
+// fatal delivers an error when a component can no longer work and the
+// appliance must exit (today: the embedded PostgreSQL past its restart limit).
+func (a *Appliance) fatal() <-chan error {
+	if f, ok := a.pg.(interface{ Failed() <-chan error }); ok {
+		return f.Failed()
+	}
+	return nil
+}

@@ -331,6 +331,15 @@ func (s *Server) signOut(ctx context.Context, ss *session, reason string) {
 
 // dropSession removes ss; unregister is false when a new session took the DN over.
 func (s *Server) dropSession(ctx context.Context, ss *session, reason string, unregister bool) {
+	// End a live call while the session is still open, so its BYE goes to the
+	// browser on /wait (and to SIP) before the session closes.
+	dropped := false
+	if c := ss.currentCall(); c != nil && reason != "timeout" {
+		dropped = true
+		s.met.clientErrors.WithLabelValues("dropped_on_signout").Inc()
+		c.end(ctx, "signout", sideGateway)
+		ss.drain(ctx, time.Second)
+	}
 	c, ok := ss.close()
 	if !ok {
 		return
@@ -345,7 +354,7 @@ func (s *Server) dropSession(ctx context.Context, ss *session, reason string, un
 	}
 	s.met.signIns.Set(float64(len(s.sessions)))
 	s.mu.Unlock()
-	if c != nil {
+	if c != nil && !dropped {
 		s.met.clientErrors.WithLabelValues("dropped_on_signout").Inc()
 		c.end(ctx, "signout", sideGateway)
 	}

@@ -152,6 +152,30 @@ func (s *session) releaseCall(c *call) {
 }
 
 // close marks the session closed and returns its call; false if already closed.
+// drain waits, at most d, until every queued message has been handed to a
+// /wait, so a BYE pushed just before sign-out reaches the browser.
+func (s *session) drain(ctx context.Context, d time.Duration) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		empty := len(s.queue) == 0 || s.closed
+		s.mu.Unlock()
+		if empty {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 func (s *session) close() (*call, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

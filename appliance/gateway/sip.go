@@ -35,16 +35,11 @@ type sipStack struct {
 }
 
 func newSIPStack(s *Server) (*sipStack, error) {
-	conn, err := net.ListenPacket("udp4", net.JoinHostPort(s.cfg.SIPHost, strconv.Itoa(s.cfg.SIPPort)))
+	conn, ln, err := listenUDPTCP(s.cfg.SIPHost, s.cfg.SIPPort)
 	if err != nil {
 		return nil, listenErr(s.cfg.SIPPortSetting, s.cfg.SIPPort, err)
 	}
 	addr := conn.LocalAddr().(*net.UDPAddr)
-	ln, err := net.Listen("tcp4", addr.String())
-	if err != nil {
-		_ = conn.Close()
-		return nil, listenErr(s.cfg.SIPPortSetting, addr.Port, err)
-	}
 	// sipgo logs every transaction at debug; keep it at warn to honour the
 	// per-call log budget.
 	quiet := slog.New(levelFilter{h: s.log.Handler(), min: slog.LevelWarn}).With("sub", "sip")
@@ -95,6 +90,28 @@ func newSIPStack(s *Server) (*sipStack, error) {
 		_ = srv.ServeTCP(ln) // returns when ln is closed
 	}()
 	return st, nil
+}
+
+// listenUDPTCP opens UDP and TCP on one port number. With port 0 the number
+// the kernel picks for UDP may be taken for TCP: then it tries another.
+func listenUDPTCP(host string, port int) (net.PacketConn, net.Listener, error) {
+	var lastErr error
+	for range 20 {
+		conn, err := net.ListenPacket("udp4", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp4", conn.LocalAddr().String())
+		if err == nil {
+			return conn, ln, nil
+		}
+		_ = conn.Close()
+		if port != 0 {
+			return nil, nil, err
+		}
+		lastErr = err
+	}
+	return nil, nil, lastErr
 }
 
 func (st *sipStack) close() {

@@ -125,11 +125,25 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := migrate(ctx, s.st.pool); err != nil {
 		return fmt.Errorf("ges: migrate: %w", err)
 	}
+	// A missing stream means Redis lost its data (an embedded Redis after a
+	// restart, or an external one restarted empty): ORS forgot every callback
+	// it had been handed, so they are handed over again from PostgreSQL. When
+	// the stream survived, ORS's pending entries carry them and nothing is re-sent,
+	// so no callback runs twice.
+	n, err := s.rdb.Exists(ctx, StreamName).Result()
+	if err != nil {
+		return fmt.Errorf("ges: check %s: %w", StreamName, err)
+	}
 	if err := s.idx.ensureGroup(ctx); err != nil {
 		return fmt.Errorf("ges: %w", err)
 	}
 	if err := s.idx.rebuild(ctx, s.st, s.clock.Now()); err != nil {
 		return fmt.Errorf("ges: rebuild redis index: %w", err)
+	}
+	if n == 0 {
+		if err := s.resubmitWaiting(ctx); err != nil {
+			return fmt.Errorf("ges: %w", err)
+		}
 	}
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
@@ -138,6 +152,28 @@ func (s *Service) Start(ctx context.Context) error {
 	go func() { defer s.wg.Done(); s.writer(loopCtx) }()
 	go func() { defer s.wg.Done(); s.monitor(loopCtx) }()
 	go func() { defer s.wg.Done(); s.purger(loopCtx) }()
+	return nil
+}
+
+// resubmitWaiting XADDs a start entry for every QUEUED or ROUTING callback.
+func (s *Service) resubmitWaiting(ctx context.Context) error {
+	cbs, err := s.st.waitingForORS(ctx)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(cbs); i += 500 {
+		batch := cbs[i:min(i+500, len(cbs))]
+		entries := make([]map[string]any, len(batch))
+		for j, c := range batch {
+			entries[j] = startEntry(c)
+		}
+		if err := s.idx.publish(ctx, entries); err != nil {
+			return fmt.Errorf("hand waiting callbacks to ORS again: %w", err)
+		}
+	}
+	if len(cbs) > 0 {
+		s.log.Info("handed waiting callbacks to ORS again after Redis lost the stream", "count", len(cbs))
+	}
 	return nil
 }
 

@@ -167,6 +167,16 @@ func (s *store) markQueued(ctx context.Context, ids []string, now time.Time) ([]
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Callback, error) { return scanCallback(r) })
 }
 
+// waitingForORS returns the callbacks handed to ORS but not yet with an agent
+// (QUEUED, ROUTING): what a lost NewCallbackStream would forget.
+func (s *store) waitingForORS(ctx context.Context) ([]*Callback, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+callbackCols+` FROM ges.callbacks WHERE state IN ('QUEUED', 'ROUTING')`)
+	if err != nil {
+		return nil, fmt.Errorf("callbacks waiting for ORS: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Callback, error) { return scanCallback(r) })
+}
+
 // unmarkQueued puts callbacks whose hand-over to ORS failed back to SCHEDULED.
 func (s *store) unmarkQueued(ctx context.Context, ids []string, now time.Time) error {
 	_, err := s.pool.Exec(ctx, `UPDATE ges.callbacks SET state = 'SCHEDULED', updated_at = $2,

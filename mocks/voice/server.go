@@ -317,7 +317,8 @@ func (s *Server) Stop(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
-	s.cancel()
+	// Calls are hung up before the session context ends: their final state
+	// reports (COMPLETED) must still reach GES, which stops after Voice.
 	var hw sync.WaitGroup
 	for _, c := range calls {
 		hw.Add(1)
@@ -329,6 +330,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		}()
 	}
 	hw.Wait()
+	s.cancel()
 	s.closeListeners()
 	waited := make(chan struct{})
 	go func() {

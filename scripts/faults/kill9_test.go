@@ -134,12 +134,21 @@ func TestFaultKill9DuringCreates(t *testing.T) {
 	}
 	waitTail(tail, inStream, 10*time.Second)
 	all, entries := tail.snapshot()
-	twice := 0
+	// A callback started twice within one life of the appliance would be run
+	// twice. A callback started in run 1 and again in run 2 is not: run 1's ORS
+	// sessions died with the process before reaching anyone (no agent was
+	// Ready), and GES hands what was waiting for ORS over again when Redis lost
+	// the stream, which is what keeps such callbacks from being stuck.
+	twice, again := 0, 0
 	var example string
 	for id, c := range all {
-		if c > 1 {
+		inRun2 := c - run1[id]
+		if run1[id] > 1 || inRun2 > 1 {
 			twice++
 			example = id
+		}
+		if run1[id] > 0 && inRun2 > 0 {
+			again++
 		}
 	}
 	run2 := 0
@@ -166,15 +175,18 @@ func TestFaultKill9DuringCreates(t *testing.T) {
 		if all[id] == 0 {
 			queuedUnseen++
 		}
-		if state != "COMPLETED" && all[id] == run1[id] {
+		if state != "COMPLETED" && run1[id] > 0 && all[id] == run1[id] {
 			stuck++
 		}
 	}
 	rows.Close()
-	t.Logf("SUMMARY kill -9 during creates: %d acknowledged, %d missing after restart, states %v; started %d in run 1 + %d in run 2 (%d stream entries), %d started twice, %d out of SCHEDULED with no start seen on the stream, %d left QUEUED/ROUTING/PROCESSING by run 1 (stuck); kill->restart ready %s",
-		len(ackedIDs), len(missing), states, len(run1), run2, entries, twice, queuedUnseen, stuck, time.Since(killedAt).Round(time.Millisecond))
+	t.Logf("SUMMARY kill -9 during creates: %d acknowledged, %d missing after restart, states %v; started %d in run 1 + %d in run 2 (%d stream entries), %d started twice within one run, %d handed to ORS again after the crash, %d out of SCHEDULED with no start seen on the stream, %d left QUEUED/ROUTING/PROCESSING by run 1 (stuck); kill->restart ready %s",
+		len(ackedIDs), len(missing), states, len(run1), run2, entries, twice, again, queuedUnseen, stuck, time.Since(killedAt).Round(time.Millisecond))
 	if twice > 0 {
-		t.Errorf("%d callbacks were started twice (e.g. %s: %d times)", twice, example, all[example])
+		t.Errorf("%d callbacks were started twice within one run (e.g. %s: %d times)", twice, example, all[example])
+	}
+	if stuck > 0 {
+		t.Errorf("%d callbacks handed to ORS in run 1 were never handed again and stay unfinished", stuck)
 	}
 	if code := stopLab(t, l2); code != 0 {
 		t.Errorf("second run exited %d after SIGTERM", code)
