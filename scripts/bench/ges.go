@@ -39,13 +39,15 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 	api, _ := in.endpoints["ges_api_url"].(string)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency * 2}, Timeout: 10 * time.Second}
 
-	// Scheduled callbacks spread over the coming days on the 24x7 service, so
-	// creates measure the API and storage, not the dialing.
+	// Immediate callbacks on the 24x7 service: the create path (validation,
+	// durable commit, hand-over to ORS), with no slot capacity in the way (a
+	// scheduled run would measure a full schedule: CB_Support takes 5 per
+	// 30-min slot). Distinct numbers keep the per-number limit out of it; no
+	// agent is Ready, so nothing is dialed.
 	var n atomic.Int64
 	create := func() (string, error) {
 		i := n.Add(1)
-		desired := time.Now().UTC().Add(24*time.Hour + time.Duration(i%(13*24*60))*time.Minute).Format("2006-01-02T15:04:05.000Z")
-		body := fmt.Sprintf(`{"serviceName":"CB_Support","phoneNumber":"+1202555%04d","desiredTime":"%s"}`, i%10000, desired)
+		body := fmt.Sprintf(`{"serviceName":"CB_Support","phoneNumber":"+1202%07d"}`, 5550000+i%1000000)
 		var out struct {
 			Data struct{ ID string } `json:"data"`
 		}
