@@ -84,7 +84,13 @@ func (l *lifecycle) stop(ctx context.Context) error {
 		if err := c.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", c.Name(), err))
 		}
-		l.log.Debug("component stopped", "name", c.Name(), "took", time.Since(t0))
+		took := time.Since(t0)
+		if took > time.Second {
+			// The whole stop has a 5 s budget: a slow component is worth a line.
+			l.log.Warn("slow component stop", "name", c.Name(), "took", took)
+		} else {
+			l.log.Debug("component stopped", "name", c.Name(), "took", took)
+		}
 	}
 	return errors.Join(errs...)
 }
