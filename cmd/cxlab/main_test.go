@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -247,6 +249,78 @@ func TestKill9LeavesNoPostgresAndNextStartRecovers(t *testing.T) {
 	_ = p2.cmd.Process.Signal(syscall.SIGINT)
 	if code := p2.waitExit(t, 6*time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGINT\n%s", code, p2.stderr)
+	}
+	waitNoPostgres(t, dataDir, 2*time.Second)
+}
+
+// TestUpAsUnprivilegedUser: started by a normal user (here nobody, when the
+// test runs as root), cxlab runs PostgreSQL as that user and stops cleanly.
+func TestUpAsUnprivilegedUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the other tests already run as a normal user")
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	// nobody must reach the binary and a place for the endpoints file.
+	if err := os.Chmod(filepath.Dir(cxlab), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "cxlab-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	ep := filepath.Join(dir, "endpoints.json")
+	cmd := exec.Command(cxlab, append([]string{"up", "--ephemeral", "--endpoints-file", ep}, freeArgs...)...)
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &upProcess{cmd: cmd, stdout: &o, stderr: &e, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.exited })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if b, err := os.ReadFile(ep); err == nil && json.Unmarshal(b, &p.endpoints) == nil {
+			break
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("cxlab as nobody exited before ready:\n%s", e.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cxlab as nobody not ready within 60 s:\n%s", e.String())
+		}
+		time.Sleep(50 * time.Millisecond) // polling a file the process writes; bounded
+	}
+	resp, err := http.Get(p.url("ready_url"))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", resp, err)
+	}
+	_ = resp.Body.Close()
+	dataDir := p.url("data_dir")
+	for _, entry := range postgresOf(dataDir) {
+		pid, _, _ := strings.Cut(entry, ":")
+		if st, err := os.Stat("/proc/" + pid); err == nil {
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != uid {
+				t.Errorf("postgres runs as uid %d, want nobody (%d)", sys.Uid, uid)
+			}
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.waitExit(t, 6*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, e.String())
 	}
 	waitNoPostgres(t, dataDir, 2*time.Second)
 }
