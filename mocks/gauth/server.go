@@ -18,6 +18,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/cxlab/cxlab/mocks/internal/failures"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -91,16 +92,13 @@ func (c *Config) defaults() {
 
 // Failure modes injectable through /auth/v3/ops/emulator/failures.
 const (
-	FailNone = "none"
-	FailDown = "down"
-	FailSlow = "slow"
+	FailNone = failures.None
+	FailDown = failures.Down
+	FailSlow = failures.Slow
 )
 
 // Failures is the injected failure state.
-type Failures struct {
-	Mode    string `json:"mode"`
-	DelayMs int    `json:"delayMs"`
-}
+type Failures = failures.Mode
 
 // Server is the GAuth emulator component.
 type Server struct {
@@ -114,8 +112,7 @@ type Server struct {
 	keysMu sync.RWMutex
 	keys   *keySet
 
-	failMu   sync.RWMutex
-	failures Failures
+	failures failures.Injector
 }
 
 type metrics struct {
@@ -154,7 +151,7 @@ func New(cfg Config, tenants *tenant.Store, pool *pgxpool.Pool, log *slog.Logger
 		}
 	}
 	return &Server{cfg: cfg, tenants: tenants, pool: pool, log: log.With("component", "gauth"), clk: clk,
-		metrics: m, failures: Failures{Mode: FailNone}}, nil
+		metrics: m}, nil
 }
 
 // Name implements the component contract.
@@ -201,29 +198,10 @@ func (s *Server) keySet() *keySet {
 func (s *Server) Issuer() string { return strings.TrimRight(s.cfg.PublicURL(), "/") + "/auth/v3" }
 
 // SetFailures changes the injected failure mode (also exposed over HTTP).
-func (s *Server) SetFailures(f Failures) error {
-	switch f.Mode {
-	case FailNone, FailDown:
-		f.DelayMs = 0
-	case FailSlow:
-		if f.DelayMs <= 0 || f.DelayMs > 60000 {
-			return errors.New("delayMs must be within 1..60000 for mode slow")
-		}
-	default:
-		return fmt.Errorf("unknown failure mode %q (want none, down or slow)", f.Mode)
-	}
-	s.failMu.Lock()
-	s.failures = f
-	s.failMu.Unlock()
-	return nil
-}
+func (s *Server) SetFailures(f Failures) error { return s.failures.Set(f) }
 
 // CurrentFailures returns the injected failure mode.
-func (s *Server) CurrentFailures() Failures {
-	s.failMu.RLock()
-	defer s.failMu.RUnlock()
-	return s.failures
-}
+func (s *Server) CurrentFailures() Failures { return s.failures.Current() }
 
 // Mount registers every GAuth and Environment route on e.
 func (s *Server) Mount(e *echo.Echo) {
@@ -265,22 +243,9 @@ func (s *Server) Mount(e *echo.Echo) {
 
 // injectFailures applies the "down" and "slow" failure modes.
 func (s *Server) injectFailures(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		f := s.CurrentFailures()
-		switch f.Mode {
-		case FailDown:
-			return envelope(c, http.StatusServiceUnavailable, "GAuth is down (injected failure)", nil)
-		case FailSlow:
-			t := time.NewTimer(time.Duration(f.DelayMs) * time.Millisecond)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-c.Request().Context().Done():
-				return c.Request().Context().Err()
-			}
-		}
-		return next(c)
-	}
+	return s.failures.Middleware(func(c echo.Context) error {
+		return envelope(c, http.StatusServiceUnavailable, "GAuth is down (injected failure)", nil)
+	})(next)
 }
 
 // limitBody caps request bodies at MaxBodyBytes; handlers map the resulting

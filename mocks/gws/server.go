@@ -16,10 +16,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/cxlab/cxlab/mocks/internal/failures"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -80,16 +80,13 @@ type Config struct {
 
 // Failure modes injectable through /configuration/v3/ops/emulator/failures.
 const (
-	FailNone = "none"
-	FailDown = "down"
-	FailSlow = "slow"
+	FailNone = failures.None
+	FailDown = failures.Down
+	FailSlow = failures.Slow
 )
 
 // Failures is the injected failure state.
-type Failures struct {
-	Mode    string `json:"mode"`
-	DelayMs int    `json:"delayMs"`
-}
+type Failures = failures.Mode
 
 // Server is the GWS emulator component.
 type Server struct {
@@ -102,8 +99,7 @@ type Server struct {
 	ownHTTP  bool
 	requests *prometheus.CounterVec
 
-	failMu   sync.RWMutex
-	failures Failures
+	failures failures.Injector
 }
 
 // New builds the emulator. stats nil means NoStats; reg may be nil.
@@ -156,7 +152,7 @@ func New(cfg Config, tenants *tenant.Store, stats LiveStats, log *slog.Logger, r
 	}
 	return &Server{cfg: cfg, tenants: tenants, stats: stats, log: log.With("component", "gws"), clk: clk,
 		verifier: newVerifier(cfg.AuthURL, cfg.RevocationCheckTTL, cfg.HTTPClient, clk), ownHTTP: own,
-		requests: requests, failures: Failures{Mode: FailNone}}, nil
+		requests: requests}, nil
 }
 
 // Name implements the component contract.
@@ -174,29 +170,10 @@ func (s *Server) Stop(context.Context) error {
 }
 
 // SetFailures changes the injected failure mode (also exposed over HTTP).
-func (s *Server) SetFailures(f Failures) error {
-	switch f.Mode {
-	case FailNone, FailDown:
-		f.DelayMs = 0
-	case FailSlow:
-		if f.DelayMs <= 0 || f.DelayMs > 60000 {
-			return errors.New("delayMs must be within 1..60000 for mode slow")
-		}
-	default:
-		return fmt.Errorf("unknown failure mode %q (want none, down or slow)", f.Mode)
-	}
-	s.failMu.Lock()
-	s.failures = f
-	s.failMu.Unlock()
-	return nil
-}
+func (s *Server) SetFailures(f Failures) error { return s.failures.Set(f) }
 
 // CurrentFailures returns the injected failure mode.
-func (s *Server) CurrentFailures() Failures {
-	s.failMu.RLock()
-	defer s.failMu.RUnlock()
-	return s.failures
-}
+func (s *Server) CurrentFailures() Failures { return s.failures.Current() }
 
 // Mount registers every GWS route on e.
 func (s *Server) Mount(e *echo.Echo) {
@@ -274,22 +251,9 @@ func (s *Server) count(api string) echo.MiddlewareFunc {
 }
 
 func (s *Server) injectFailures(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		f := s.CurrentFailures()
-		switch f.Mode {
-		case FailDown:
-			return v3Error(c, http.StatusServiceUnavailable, "GWS is down (injected failure)")
-		case FailSlow:
-			t := time.NewTimer(time.Duration(f.DelayMs) * time.Millisecond)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-c.Request().Context().Done():
-				return c.Request().Context().Err()
-			}
-		}
-		return next(c)
-	}
+	return s.failures.Middleware(func(c echo.Context) error {
+		return v3Error(c, http.StatusServiceUnavailable, "GWS is down (injected failure)")
+	})(next)
 }
 
 func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
