@@ -119,7 +119,12 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.done == nil {
 		return s.ln.Close()
 	}
-	err := s.srv.Shutdown(ctx)
+	// In-flight requests get at most 2 s of the stop budget, then their
+	// connections are closed: one request stuck on a broken store connection
+	// must not leave the stores no time to stop.
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(sctx)
 	if err != nil {
 		_ = s.srv.Close()
 	}
