@@ -101,16 +101,9 @@ type voice struct {
 func newVoice(t testing.TB) *voice {
 	ua, _ := sipgo.NewUA(sipgo.WithUserAgent("fake-voice"), sipgo.WithUserAgentHostname("127.0.0.1"))
 	srv, _ := sipgo.NewServer(ua, sipgo.WithServerLogger(slog.New(slog.DiscardHandler)))
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := conn.LocalAddr().(*net.UDPAddr)
 	// Like the real Voice: UDP and TCP on one port (the gateway registers over TCP).
-	ln, err := net.Listen("tcp4", addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, ln := listenUDPTCP(t)
+	addr := conn.LocalAddr().(*net.UDPAddr)
 	cli, _ := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientConnectionAddr(addr.String()),
 		sipgo.WithClientLogger(slog.New(slog.DiscardHandler)))
 	v := &voice{t: t, ua: ua, srv: srv, cli: cli, conn: conn, ln: ln, addr: addr, regs: make(chan regEvent, 64),
@@ -161,6 +154,25 @@ func newVoice(t testing.TB) *voice {
 	go func() { defer v.wg.Done(); _ = srv.ServeTCP(ln) }()
 	t.Cleanup(v.close)
 	return v
+}
+
+// listenUDPTCP opens UDP and TCP on one free port number (the number picked for
+// UDP may be taken for TCP: then another is tried).
+func listenUDPTCP(t testing.TB) (net.PacketConn, net.Listener) {
+	t.Helper()
+	for range 20 {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp4", conn.LocalAddr().String())
+		if err == nil {
+			return conn, ln
+		}
+		_ = conn.Close()
+	}
+	t.Fatal("no port free for both UDP and TCP")
+	return nil, nil
 }
 
 func (v *voice) close() {
