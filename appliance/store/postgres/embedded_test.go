@@ -91,8 +91,13 @@ func TestStartStop(t *testing.T) {
 	if err := e.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if processAlive(pid) {
-		t.Fatalf("postmaster %d still alive after Stop", pid)
+	// pg_ctl stop -w returns when the pid file is gone, a moment before the
+	// postmaster process has finished exiting.
+	for deadline := time.Now().Add(2 * time.Second); processAlive(pid); {
+		if time.Now().After(deadline) {
+			t.Fatalf("postmaster %d still alive 2 s after Stop", pid)
+		}
+		time.Sleep(10 * time.Millisecond) // polling process exit; bounded
 	}
 	if err := e.Stop(ctx); err != nil {
 		t.Fatalf("second Stop: %v", err)
@@ -194,8 +199,11 @@ func TestStaleLivePostmaster(t *testing.T) {
 		t.Fatal("test setup: postmaster should outlive a SIGKILLed supervisor")
 	}
 	e2 := startEmbedded(t, Config{DataDir: dir})
-	if processAlive(pid) {
-		t.Fatalf("stale postmaster %d still running", pid)
+	for deadline := time.Now().Add(2 * time.Second); processAlive(pid); {
+		if time.Now().After(deadline) {
+			t.Fatalf("stale postmaster %d still running 2 s after the new start", pid)
+		}
+		time.Sleep(10 * time.Millisecond) // polling process exit; bounded
 	}
 	if err := e2.Ready(ctx); err != nil {
 		t.Fatal(err)
