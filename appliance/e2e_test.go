@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"math"
 	"net/http"
 	"testing"
@@ -186,4 +185,3 @@ func findHz(raw json.RawMessage, callbackID string) float64 {
 	return best
 }
 
-var _ = fmt.Sprintf
