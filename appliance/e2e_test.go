@@ -184,4 +184,3 @@ func findHz(raw json.RawMessage, callbackID string) float64 {
 	walk(v, false)
 	return best
 }
-
