@@ -17,19 +17,6 @@ import (
 	"github.com/cxlab/cxlab/appliance/config"
 )
 
-// needTool skips when an apt tool is missing, except under CI=true.
-func needTool(t *testing.T, bin, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(bin)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing (apt-get install %s)", bin, pkg)
-		}
-		t.Skipf("%s is missing: install with: apt-get install %s (or make deps)", bin, pkg)
-	}
-	return p
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -94,7 +81,7 @@ func waitReadyz(t *testing.T, url string, wantCode int, within time.Duration) re
 }
 
 func TestExternalRedisOutageShowsInReadyzAndRecovers(t *testing.T) {
-	bin := needTool(t, "redis-server", "redis-server")
+	bin := apptest.NeedTool(t, "redis-server", "redis-server")
 	port := freePort(t)
 	stop := redisServer(t, bin, port)
 	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)

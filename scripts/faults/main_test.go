@@ -76,19 +76,6 @@ func needFaults(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
 }
 
-// needTool skips (or fails under CI=true) when an apt tool is missing.
-func needTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found; install with: apt-get install %s", name, pkg)
-		}
-		t.Skipf("%s not found; install with: apt-get install %s", name, pkg)
-	}
-	return p
-}
-
 // labDir returns a data dir the unprivileged postgres account can traverse
 // (t.TempDir's 0700 parents would keep it out when the tests run as root).
 func labDir(t *testing.T) string {

@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"github.com/cxlab/cxlab/appliance/apptest"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -65,7 +66,7 @@ func (r *redisServer) kill() {
 // due soon after the restart still runs, and none is lost.
 func TestFaultExternalRedisRestarted(t *testing.T) {
 	needFaults(t)
-	bin := needTool(t, "redis-server", "redis-server")
+	bin := apptest.NeedTool(t, "redis-server", "redis-server")
 	port := freePort(t)
 	rs := startRedis(t, bin, port)
 	redisURL := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
