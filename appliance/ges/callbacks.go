@@ -132,7 +132,13 @@ func (s *Service) Create(ctx context.Context, tenant TenantID, req CreateRequest
 		c.DesiredTime, c.SlotStart, slotKeyBooked = desired, &start, key
 	}
 	c.History = []HistoryEntry{{State: StateScheduled, At: now.UTC()}}
-	if err := s.submit(ctx, c); err != nil {
+	if immediate {
+		// An immediate callback is due now: it is stored QUEUED and handed to
+		// ORS by the commit that stores it, without a trip through the due index.
+		c.State = StateQueued
+		c.History = append(c.History, HistoryEntry{State: StateQueued, At: now.UTC()})
+	}
+	if err := s.creates.submit(ctx, c); err != nil {
 		if slotKeyBooked != "" {
 			if rerr := s.idx.release(context.WithoutCancel(ctx), slotKeyBooked); rerr != nil {
 				s.log.Warn("release slot after failed create", "err", rerr)
@@ -280,14 +286,30 @@ func (s *Service) Report(ctx context.Context, id CallbackID, r StateReport) (*Ca
 	if r.State == StateCompleted && r.Reason == "" {
 		return nil, invalidf("reason is required with state COMPLETED")
 	}
-	c, err := s.st.applyReport(ctx, id, r, s.clock.Now())
+	j := &reportJob{id: id, r: r}
+	err := s.reports.submit(ctx, j)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, errorf(ErrNotFound, "callback %s not found", id)
 	case errors.Is(err, ErrCompleted):
 		return nil, errorf(ErrCompleted, "callback %s is already COMPLETED", id)
+	case err != nil:
+		return nil, err
 	}
-	return c, err
+	return j.out, nil
+}
+
+// commitReports applies a batch of state reports in one transaction.
+func (s *Service) commitReports(ctx context.Context, batch []*reportJob) []error {
+	errs, err := s.st.applyReports(ctx, batch, s.clock.Now())
+	if err != nil {
+		s.log.Error("apply state reports", "err", err, "batch", len(batch))
+		errs = make([]error, len(batch))
+		for i := range errs {
+			errs[i] = errorf(ErrUnavailable, "state report could not be stored")
+		}
+	}
+	return errs
 }
 
 // earliest returns the earlier of a and b.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -44,7 +45,11 @@ func (s *Service) authorizeORS(ctx context.Context, header string) error {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 		return errorf(ErrUnauthorized, "a Bearer token of %s is required", s.cfg.ORSClientID)
 	}
-	idt, err := s.tokenVerifier().Verify(ctx, strings.TrimSpace(tok))
+	tok = strings.TrimSpace(tok)
+	if s.orsTokens.valid(tok, s.clock.Now()) {
+		return nil
+	}
+	idt, err := s.tokenVerifier().Verify(ctx, tok)
 	if err != nil {
 		return errorf(ErrUnauthorized, "the Bearer token is not valid")
 	}
@@ -54,7 +59,37 @@ func (s *Service) authorizeORS(ctx context.Context, header string) error {
 	if err := idt.Claims(&claims); err != nil || claims.ClientID != s.cfg.ORSClientID {
 		return errorf(ErrForbidden, "only client %s may call the internal ORS endpoints", s.cfg.ORSClientID)
 	}
+	s.orsTokens.add(tok, idt.Expiry)
 	return nil
+}
+
+// tokenCache remembers ORS tokens whose signature and claims were verified,
+// until they expire. ORS sends the same token with every state report; an
+// RS256 check per report was a tenth of GES's CPU under load. A cache hit
+// decides exactly what a fresh check would: the signature cannot change, and
+// expiry is checked against the lab clock on every hit.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]time.Time // token -> expiry
+}
+
+// tokenCacheMax bounds the cache; ORS normally holds one token at a time.
+const tokenCacheMax = 64
+
+func (c *tokenCache) valid(tok string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	exp, ok := c.m[tok]
+	return ok && now.Before(exp)
+}
+
+func (c *tokenCache) add(tok string, exp time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= tokenCacheMax {
+		c.m = make(map[string]time.Time, tokenCacheMax)
+	}
+	c.m[tok] = exp
 }
 
 // handleORSState applies an ORS state report (contract 8).

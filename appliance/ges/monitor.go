@@ -8,135 +8,47 @@ import (
 	"time"
 )
 
-// createJob is one create waiting for the group-commit writer.
-type createJob struct {
-	cb   *Callback
-	done chan error // buffered; receives exactly one result
-}
-
-// writer commits creates in batches: whatever is queued when a transaction
-// starts shares it (group commit). A create is acknowledged only after its
-// transaction committed and its due entry is in Redis.
-func (s *Service) writer(ctx context.Context) {
-	defer close(s.writerDone)
-	batch := make([]*createJob, 0, s.cfg.WriterBatch)
-	for {
-		select {
-		case j := <-s.writeCh:
-			batch = s.fill(append(batch[:0], j))
-			s.commit(ctx, batch)
-		case <-s.quit:
-			// Drain: creates already queued were promised an answer.
-			for {
-				select {
-				case j := <-s.writeCh:
-					batch = s.fill(append(batch[:0], j))
-					s.commit(context.WithoutCancel(ctx), batch)
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-// fill adds queued jobs to batch without waiting, up to the batch size.
-func (s *Service) fill(batch []*createJob) []*createJob {
-	for len(batch) < s.cfg.WriterBatch {
-		select {
-		case j := <-s.writeCh:
-			batch = append(batch, j)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-// commit writes one batch in one transaction, enforcing the per-number limit
-// inside it, then indexes the accepted callbacks in Redis and answers every job.
-func (s *Service) commit(ctx context.Context, batch []*createJob) {
+// commitCreates writes one batch of new callbacks in one transaction,
+// enforcing the per-number limit inside it, then hands the immediate ones to
+// ORS and indexes the scheduled ones in Redis. A create is acknowledged only after its transaction committed and its
+// due entry is in Redis.
+func (s *Service) commitCreates(ctx context.Context, batch []*Callback) []error {
 	results := make([]error, len(batch))
-	err := func() error {
-		tx, err := s.st.pool.Begin(ctx)
-		if err != nil {
-			return err
+	ok, err := s.st.insertBatch(ctx, batch, s.cfg.MaxActivePerNumber)
+	if err != nil {
+		s.log.Error("commit callbacks", "err", err, "batch", len(batch))
+		for i := range results {
+			results[i] = errorf(ErrUnavailable, "callback could not be stored")
 		}
-		defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-		keys := make([][2]string, len(batch))
-		for i, j := range batch {
-			keys[i] = [2]string{string(j.cb.Tenant), j.cb.PhoneNumber}
-		}
-		active, err := s.st.activeCounts(ctx, tx, keys)
-		if err != nil {
-			return err
-		}
-		var accepted []*Callback
-		for i, j := range batch {
-			k := keys[i]
-			if active[k] >= s.cfg.MaxActivePerNumber {
-				results[i] = errorf(ErrThrottled, "phoneNumber %s already has %d active callbacks (limit %d)",
-					j.cb.PhoneNumber, active[k], s.cfg.MaxActivePerNumber)
-				continue
-			}
-			active[k]++
-			accepted = append(accepted, j.cb)
-		}
-		if len(accepted) > 0 {
-			if err := s.st.insertBatch(ctx, tx, accepted); err != nil {
-				return err
-			}
-		}
-		if err := tx.Commit(ctx); err != nil {
-			return err
-		}
-		ids := make([]string, 0, len(accepted))
-		due := make([]time.Time, 0, len(accepted))
-		for _, c := range accepted {
+		return results
+	}
+	var ids []string
+	var due []time.Time
+	var now []*Callback
+	for i, c := range batch {
+		switch {
+		case !ok[c.ID]:
+			results[i] = errorf(ErrThrottled, "phoneNumber %s already has the maximum of %d active callbacks",
+				c.PhoneNumber, s.cfg.MaxActivePerNumber)
+		case c.State == StateQueued:
+			now = append(now, c)
+		default:
 			ids, due = append(ids, string(c.ID)), append(due, c.DesiredTime)
 		}
+	}
+	if len(now) > 0 {
+		s.handOver(ctx, now, s.clock.Now())
+	}
+	if len(ids) > 0 {
 		if err := s.idx.addDue(ctx, ids, due); err != nil {
 			// Committed is committed: the record is safe, and the next index
-			// rebuild (forced below) picks it up.
+			// rebuild (forced here) picks it up.
 			s.log.Warn("index new callbacks", "err", err, "count", len(ids))
 			_ = s.rdb.Del(ctx, builtKey).Err()
 		}
-		return nil
-	}()
-	for i, j := range batch {
-		if err != nil {
-			s.log.Error("commit callbacks", "err", err, "batch", len(batch))
-			j.done <- errorf(ErrUnavailable, "callback could not be stored")
-			continue
-		}
-		j.done <- results[i]
-	}
-	if err == nil {
 		s.kick()
 	}
-}
-
-// submit hands a callback to the writer and waits for its commit.
-func (s *Service) submit(ctx context.Context, c *Callback) error {
-	j := &createJob{cb: c, done: make(chan error, 1)}
-	select {
-	case s.writeCh <- j:
-	case <-s.quit:
-		return errStopping
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-j.done:
-		return err
-	case <-s.writerDone:
-		select {
-		case err := <-j.done:
-			return err
-		default:
-			return errStopping
-		}
-	}
+	return results
 }
 
 // monitor hands due callbacks to ORS. It sleeps until the next known due time,
@@ -212,6 +124,13 @@ func (s *Service) dispatch(ctx context.Context, ids []string, now time.Time) {
 		s.requeue(ctx, ids, now)
 		return
 	}
+	s.handOver(ctx, cbs, now)
+}
+
+// handOver XADDs a start entry for each QUEUED callback. If Redis refuses, the
+// callbacks go back to SCHEDULED and into the due index a little later, so the
+// monitor tries again.
+func (s *Service) handOver(ctx context.Context, cbs []*Callback, now time.Time) {
 	entries := make([]map[string]any, len(cbs))
 	for i, c := range cbs {
 		entries[i] = startEntry(c)

@@ -45,13 +45,14 @@ type Service struct {
 	limiters map[TenantID]*rate.Limiter
 
 	verifierOnce sync.Once
+	orsTokens    tokenCache
 	verifier     *oidc.IDTokenVerifier
 
-	writeCh    chan *createJob
-	wakeCh     chan struct{}
-	purgeCh    chan struct{}
-	quit       chan struct{}
-	writerDone chan struct{}
+	creates *batcher[*Callback]
+	reports *batcher[*reportJob]
+	wakeCh  chan struct{}
+	purgeCh chan struct{}
+	quit    chan struct{}
 
 	mu      sync.Mutex
 	started bool
@@ -88,22 +89,22 @@ func New(cfg Config, pool *pgxpool.Pool, rdb redis.UniversalClient, platform Pla
 	}
 	cfg = cfg.withDefaults()
 	s := &Service{
-		cfg:        cfg,
-		log:        log.With("component", "ges"),
-		clock:      clk,
-		platform:   platform,
-		baseURL:    strings.TrimRight(baseURL, "/"),
-		st:         &store{pool: pool},
-		idx:        &index{rdb: rdb, maxLen: cfg.StreamMaxLen},
-		rdb:        rdb,
-		m:          m,
-		limiters:   map[TenantID]*rate.Limiter{},
-		writeCh:    make(chan *createJob, 4*cfg.WriterBatch),
-		wakeCh:     make(chan struct{}, 1),
-		purgeCh:    make(chan struct{}, 1),
-		quit:       make(chan struct{}),
-		writerDone: make(chan struct{}),
+		cfg:      cfg,
+		log:      log.With("component", "ges"),
+		clock:    clk,
+		platform: platform,
+		baseURL:  strings.TrimRight(baseURL, "/"),
+		st:       &store{pool: pool},
+		idx:      &index{rdb: rdb, maxLen: cfg.StreamMaxLen},
+		rdb:      rdb,
+		m:        m,
+		limiters: map[TenantID]*rate.Limiter{},
+		wakeCh:   make(chan struct{}, 1),
+		purgeCh:  make(chan struct{}, 1),
+		quit:     make(chan struct{}),
 	}
+	s.creates = newBatcher(cfg.WriterBatch, s.quit, s.commitCreates)
+	s.reports = newBatcher(cfg.WriterBatch, s.quit, s.commitReports)
 	s.keys = newTTLCache[string, keyLookup](clk.Now, 10000)
 	s.configs = newTTLCache[TenantID, *tenantConfig](clk.Now, 1000)
 	s.stats = newTTLCache[statKey, queueStats](clk.Now, 10000)
@@ -148,8 +149,9 @@ func (s *Service) Start(ctx context.Context) error {
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.started = true
-	s.wg.Add(3)
-	go func() { defer s.wg.Done(); s.writer(loopCtx) }()
+	s.wg.Add(4)
+	go func() { defer s.wg.Done(); s.creates.run(loopCtx) }()
+	go func() { defer s.wg.Done(); s.reports.run(loopCtx) }()
 	go func() { defer s.wg.Done(); s.monitor(loopCtx) }()
 	go func() { defer s.wg.Done(); s.purger(loopCtx) }()
 	return nil
@@ -192,7 +194,8 @@ func (s *Service) Stop(ctx context.Context) error {
 
 	done := make(chan struct{})
 	go func() {
-		<-s.writerDone
+		<-s.creates.done
+		<-s.reports.done
 		s.cancel()
 		s.wg.Wait()
 		close(done)

@@ -23,11 +23,6 @@ const callbackCols = `id::text, tenant, service, virtual_queue, phone_number, de
 	priority, language, extra, user_data, state, reason, position_in_queue, estimated_wait, dial_attempts,
 	ors_session_id, agent_dn, max_dial_attempts, retry_delay_sec, slot_start, history, created_at, updated_at`
 
-// copyCols names the columns written by insertBatch, in value order.
-var copyCols = []string{"id", "tenant", "service", "virtual_queue", "phone_number", "desired_time", "immediate",
-	"offer_type", "priority", "language", "extra", "user_data", "state", "reason", "max_dial_attempts",
-	"retry_delay_sec", "slot_start", "history", "created_at", "updated_at"}
-
 // scanCallback reads one row selected with callbackCols.
 func scanCallback(row pgx.Row) (*Callback, error) {
 	var c Callback
@@ -64,66 +59,96 @@ func jsonOrNil(m map[string]any) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-// insertBatch writes new callbacks with COPY inside tx.
-func (s *store) insertBatch(ctx context.Context, tx pgx.Tx, cbs []*Callback) error {
-	rows := make([][]any, 0, len(cbs))
-	for _, c := range cbs {
-		id, err := uuid.Parse(string(c.ID))
+// insertBatch stores new callbacks in one round trip and one transaction and
+// returns the ids it accepted. The per-number limit is enforced in the same
+// statement: a callback is refused when its number already has maxActive live
+// callbacks, counting those earlier in the batch. An advisory lock per number,
+// taken first, makes the count exact across every process sharing the database.
+func (s *store) insertBatch(ctx context.Context, cbs []*Callback, maxActive int) (map[CallbackID]bool, error) {
+	n := len(cbs)
+	var (
+		ids, tenants, services, vqs, phones  = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		desired, created, updated            = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
+		immediate                            = make([]bool, n)
+		offers, langs, states, reasons, hist = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		prio                                 = make([]float64, n)
+		extra, ud                            = make([]*string, n), make([]*string, n)
+		maxDials, retry                      = make([]int32, n), make([]int32, n)
+		slots                                = make([]*time.Time, n)
+		locks                                = make([]string, 0, n)
+	)
+	for i, c := range cbs {
+		ex, err := jsonOrNil(c.Extra)
 		if err != nil {
-			return fmt.Errorf("insert callback: id %q: %w", c.ID, err)
+			return nil, fmt.Errorf("insert callback %s: %w", c.ID, err)
 		}
-		extra, err := jsonOrNil(c.Extra)
+		u, err := jsonOrNil(c.UserData)
 		if err != nil {
-			return fmt.Errorf("insert callback %s: %w", c.ID, err)
+			return nil, fmt.Errorf("insert callback %s: %w", c.ID, err)
 		}
-		ud, err := jsonOrNil(c.UserData)
+		h, err := json.Marshal(c.History)
 		if err != nil {
-			return fmt.Errorf("insert callback %s: %w", c.ID, err)
+			return nil, fmt.Errorf("insert callback %s: %w", c.ID, err)
 		}
-		hist, err := json.Marshal(c.History)
-		if err != nil {
-			return fmt.Errorf("insert callback %s: %w", c.ID, err)
+		if ex != nil {
+			v := string(ex)
+			extra[i] = &v
 		}
-		var extraV, udV any
-		if extra != nil {
-			extraV = json.RawMessage(extra)
+		if u != nil {
+			v := string(u)
+			ud[i] = &v
 		}
-		if ud != nil {
-			udV = json.RawMessage(ud)
-		}
-		rows = append(rows, []any{[16]byte(id), string(c.Tenant), c.Service, c.VirtualQueue, c.PhoneNumber,
-			c.DesiredTime, c.Immediate, c.OfferType, c.Priority, c.Language, extraV, udV, string(c.State), c.Reason,
-			int32(c.MaxDialAttempts), int32(c.RetryDelaySec), c.SlotStart, json.RawMessage(hist), c.CreatedAt, c.UpdatedAt})
+		ids[i], tenants[i], services[i], vqs[i], phones[i] = string(c.ID), string(c.Tenant), c.Service, c.VirtualQueue, c.PhoneNumber
+		desired[i], immediate[i], offers[i], prio[i], langs[i] = c.DesiredTime, c.Immediate, c.OfferType, c.Priority, c.Language
+		states[i], reasons[i], maxDials[i], retry[i] = string(c.State), c.Reason, int32(c.MaxDialAttempts), int32(c.RetryDelaySec)
+		slots[i], hist[i], created[i], updated[i] = c.SlotStart, string(h), c.CreatedAt, c.UpdatedAt
+		locks = append(locks, string(c.Tenant)+"/"+c.PhoneNumber)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ges", "callbacks"}, copyCols, pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("insert callbacks: %w", err)
+	var b pgx.Batch
+	// Statements of one batch run in one implicit transaction; the locks are
+	// taken in a fixed order so that two writers cannot deadlock.
+	b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(x, 0) AS k FROM unnest($1::text[]) x ORDER BY 1) l`, locks)
+	b.Queue(`WITH u AS (
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bool[],
+			$8::text[], $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int[], $16::int[],
+			$17::timestamptz[], $18::text[], $19::timestamptz[], $20::timestamptz[])
+			WITH ORDINALITY AS u(id, tenant, service, virtual_queue, phone_number, desired_time, immediate, offer_type,
+				priority, language, extra, user_data, state, reason, max_dial_attempts, retry_delay_sec, slot_start,
+				history, created_at, updated_at, ord)),
+	r AS (SELECT u.*, row_number() OVER (PARTITION BY u.tenant, u.phone_number ORDER BY u.ord) AS rn FROM u)
+	INSERT INTO ges.callbacks (id, tenant, service, virtual_queue, phone_number, desired_time, immediate, offer_type,
+		priority, language, extra, user_data, state, reason, max_dial_attempts, retry_delay_sec, slot_start, history,
+		created_at, updated_at)
+	SELECT id, tenant, service, virtual_queue, phone_number, desired_time, immediate, offer_type, priority, language,
+		extra::jsonb, user_data::jsonb, state, reason, max_dial_attempts, retry_delay_sec, slot_start, history::jsonb,
+		created_at, updated_at
+	FROM r
+	WHERE r.rn + (SELECT count(*) FROM ges.callbacks c
+		WHERE c.tenant = r.tenant AND c.phone_number = r.phone_number AND c.state <> 'COMPLETED') <= $21
+	RETURNING id::text`,
+		ids, tenants, services, vqs, phones, desired, immediate, offers, prio, langs, extra, ud, states, reasons,
+		maxDials, retry, slots, hist, created, updated, maxActive)
+	br := s.pool.SendBatch(ctx, &b)
+	defer br.Close() //nolint:errcheck // the error is read below
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("insert callbacks: lock numbers: %w", err)
 	}
-	return nil
-}
-
-// activeCounts returns, per (tenant, number), how many callbacks are not COMPLETED.
-func (s *store) activeCounts(ctx context.Context, tx pgx.Tx, keys [][2]string) (map[[2]string]int, error) {
-	tenants := make([]string, len(keys))
-	numbers := make([]string, len(keys))
-	for i, k := range keys {
-		tenants[i], numbers[i] = k[0], k[1]
-	}
-	rows, err := tx.Query(ctx, `SELECT c.tenant, c.phone_number, count(*) FROM ges.callbacks c
-		JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS k(tenant, phone) ON c.tenant = k.tenant AND c.phone_number = k.phone
-		WHERE c.state <> 'COMPLETED' GROUP BY 1, 2`, tenants, numbers)
+	rows, err := br.Query()
 	if err != nil {
-		return nil, fmt.Errorf("count active callbacks: %w", err)
+		return nil, fmt.Errorf("insert callbacks: %w", err)
 	}
-	out := map[[2]string]int{}
-	for rows.Next() {
-		var t, n string
-		var cnt int
-		if err := rows.Scan(&t, &n, &cnt); err != nil {
-			return nil, fmt.Errorf("count active callbacks: %w", err)
-		}
-		out[[2]string{t, n}] = cnt
+	accepted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("insert callbacks: %w", err)
 	}
-	return out, rows.Err()
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("insert callbacks: %w", err)
+	}
+	out := make(map[CallbackID]bool, len(accepted))
+	for _, id := range accepted {
+		out[CallbackID(id)] = true
+	}
+	return out, nil
 }
 
 // validUUID reports whether id parses as a UUID (others cannot exist; skip the query).
@@ -235,67 +260,145 @@ type StateReport struct {
 	At              time.Time `json:"at"`
 }
 
-// applyReport records an ORS state report; ErrCompleted when the callback is already finished.
-func (s *store) applyReport(ctx context.Context, id CallbackID, r StateReport, now time.Time) (*Callback, error) {
-	if !validUUID(id) {
-		return nil, ErrNotFound
+// reportJob is one ORS state report waiting for the report writer; the
+// updated callback is left in out.
+type reportJob struct {
+	id  CallbackID
+	r   StateReport
+	out *Callback
+}
+
+// applyReports records a batch of ORS state reports, one UPDATE per round
+// (normally one): reports for the same callback apply in order, one per round.
+// Each job gets nil (its out set), ErrNotFound or ErrCompleted; a store failure
+// fails the whole batch.
+func (s *store) applyReports(ctx context.Context, jobs []*reportJob, now time.Time) ([]error, error) {
+	errs := make([]error, len(jobs))
+	var pending []int
+	for i, j := range jobs {
+		if !validUUID(j.id) {
+			errs[i] = ErrNotFound
+			continue
+		}
+		pending = append(pending, i)
 	}
-	tx, err := s.pool.Begin(ctx)
+	for len(pending) > 0 {
+		var round, later []int
+		seen := map[CallbackID]bool{}
+		for _, i := range pending {
+			if seen[jobs[i].id] {
+				later = append(later, i)
+				continue
+			}
+			seen[jobs[i].id] = true
+			round = append(round, i)
+		}
+		if err := s.applyRound(ctx, jobs, round, errs, now); err != nil {
+			return nil, err
+		}
+		pending = later
+	}
+	return errs, nil
+}
+
+// applyRound applies reports for distinct callbacks in one UPDATE. The row's
+// new values are computed in SQL from its current ones, so no row is read
+// first; the history entry is appended only when the state changes.
+func (s *store) applyRound(ctx context.Context, jobs []*reportJob, round []int, errs []error, now time.Time) error {
+	n := len(round)
+	var (
+		ids, states, reasons, ors, dns, hist = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		pos, ewt, dials                      = make([]*int32, n), make([]*int32, n), make([]*int32, n)
+	)
+	opt := func(p *int) *int32 {
+		if p == nil {
+			return nil
+		}
+		v := int32(*p)
+		return &v
+	}
+	for k, i := range round {
+		r := jobs[i].r
+		at := r.At
+		if at.IsZero() {
+			at = now
+		}
+		ids[k], states[k], reasons[k], ors[k], dns[k] = string(jobs[i].id), string(r.State), r.Reason, r.ORSSessionID, r.AgentDN
+		e, err := json.Marshal(HistoryEntry{State: r.State, Reason: r.Reason, At: at.UTC()})
+		if err != nil {
+			return fmt.Errorf("state report: %w", err)
+		}
+		hist[k] = "[" + string(e) + "]"
+		pos[k], ewt[k], dials[k] = opt(r.PositionInQueue), opt(r.EstimatedWait), opt(r.DialAttempts)
+	}
+	rows, err := s.pool.Query(ctx, `UPDATE ges.callbacks AS c SET
+		history = CASE WHEN u.state <> c.state THEN c.history || u.hist::jsonb ELSE c.history END,
+		state = u.state,
+		reason = CASE WHEN u.state = 'COMPLETED' THEN u.reason ELSE c.reason END,
+		ors_session_id = COALESCE(NULLIF(u.ors, ''), c.ors_session_id),
+		position_in_queue = COALESCE(u.pos, c.position_in_queue),
+		estimated_wait = COALESCE(u.ewt, c.estimated_wait),
+		dial_attempts = COALESCE(u.dials, c.dial_attempts),
+		agent_dn = COALESCE(NULLIF(u.dn, ''), c.agent_dn),
+		updated_at = $10
+	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[], $8::text[], $9::text[])
+		AS u(id, state, reason, ors, pos, ewt, dials, dn, hist)
+	WHERE c.id = u.id AND c.state <> 'COMPLETED'
+	RETURNING `+prefixed("c.", callbackCols), ids, states, reasons, ors, pos, ewt, dials, dns, hist, now)
 	if err != nil {
-		return nil, fmt.Errorf("state report: %w", err)
+		return fmt.Errorf("state report: %w", err)
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after commit this is a no-op
-	c, err := scanCallback(tx.QueryRow(ctx, `SELECT `+callbackCols+` FROM ges.callbacks WHERE id = $1::uuid FOR UPDATE`, string(id)))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
+	updated, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Callback, error) { return scanCallback(r) })
 	if err != nil {
-		return nil, fmt.Errorf("state report: %w", err)
+		return fmt.Errorf("state report: %w", err)
 	}
-	if c.State == StateCompleted {
-		return c, ErrCompleted
+	byID := make(map[CallbackID]*Callback, len(updated))
+	for _, c := range updated {
+		byID[c.ID] = c
 	}
-	at := r.At
-	if at.IsZero() {
-		at = now
+	var missing []string
+	for _, i := range round {
+		if c := byID[jobs[i].id]; c != nil {
+			jobs[i].out = c
+			continue
+		}
+		missing = append(missing, string(jobs[i].id))
 	}
-	if r.State != "" && r.State != c.State {
-		c.History = append(c.History, HistoryEntry{State: r.State, Reason: r.Reason, At: at.UTC()})
-		c.State = r.State
+	if len(missing) == 0 {
+		return nil
 	}
-	if c.State == StateCompleted {
-		c.Reason = r.Reason
-	}
-	if r.ORSSessionID != "" {
-		c.ORSSessionID = r.ORSSessionID
-	}
-	if r.PositionInQueue != nil {
-		c.PositionInQueue = *r.PositionInQueue
-	}
-	if r.EstimatedWait != nil {
-		c.EstimatedWait = *r.EstimatedWait
-	}
-	if r.DialAttempts != nil {
-		c.DialAttempts = *r.DialAttempts
-	}
-	if r.AgentDN != "" {
-		c.AgentDN = r.AgentDN
-	}
-	c.UpdatedAt = now
-	hist, err := json.Marshal(c.History)
+	// Not updated: finished already, or unknown.
+	rows, err = s.pool.Query(ctx, `SELECT `+callbackCols+` FROM ges.callbacks WHERE id = ANY($1::uuid[])`, missing)
 	if err != nil {
-		return nil, fmt.Errorf("state report: %w", err)
+		return fmt.Errorf("state report: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE ges.callbacks SET state = $2, reason = $3, ors_session_id = $4, position_in_queue = $5,
-		estimated_wait = $6, dial_attempts = $7, agent_dn = $8, history = $9::jsonb, updated_at = $10 WHERE id = $1::uuid`,
-		string(id), string(c.State), c.Reason, c.ORSSessionID, c.PositionInQueue, c.EstimatedWait, c.DialAttempts,
-		c.AgentDN, hist, now); err != nil {
-		return nil, fmt.Errorf("state report: %w", err)
+	done, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Callback, error) { return scanCallback(r) })
+	if err != nil {
+		return fmt.Errorf("state report: %w", err)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("state report: %w", err)
+	for _, c := range done {
+		byID[c.ID] = c
 	}
-	return c, nil
+	for _, i := range round {
+		if jobs[i].out != nil {
+			continue
+		}
+		if c := byID[jobs[i].id]; c != nil {
+			jobs[i].out, errs[i] = c, ErrCompleted
+		} else {
+			errs[i] = ErrNotFound
+		}
+	}
+	return nil
+}
+
+// prefixed qualifies each column of a callbackCols-style list with p.
+func prefixed(p, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // purge deletes callbacks whose desired time is before cutoff and call-in

@@ -202,13 +202,11 @@ func (s *Server) enqueue(k queueKey, priority int, front bool) *waiter {
 		w.seq = 0
 	}
 	q := s.queueLocked(k)
-	q.waiters = append(q.waiters, w)
-	sort.SliceStable(q.waiters, func(i, j int) bool {
-		if q.waiters[i].priority != q.waiters[j].priority {
-			return q.waiters[i].priority > q.waiters[j].priority
-		}
-		return q.waiters[i].seq < q.waiters[j].seq
-	})
+	// Insert after every waiter that goes first (higher priority, or same
+	// priority and earlier): a binary search keeps enqueue O(log n) when
+	// thousands of callbacks wait with no agent Ready.
+	i := sort.Search(len(q.waiters), func(i int) bool { return w.before(q.waiters[i]) })
+	q.waiters = slices.Insert(q.waiters, i, w)
 	s.dispatchLocked(k)
 	return w
 }
@@ -236,7 +234,27 @@ func (s *Server) dequeue(w *waiter) {
 func (s *Server) position(w *waiter) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Index(s.queueLocked(w.q).waiters, w) + 1
+	ws := s.queueLocked(w.q).waiters
+	// Waiters are sorted: find the first that does not go before w, then
+	// step over equals (front re-queues share seq 0).
+	for i := sort.Search(len(ws), func(i int) bool { return !ws[i].before(w) }); i < len(ws); i++ {
+		if ws[i] == w {
+			return i + 1
+		}
+		if w.before(ws[i]) {
+			break
+		}
+	}
+	return 0
+}
+
+// before reports whether w is served before o: higher priority first, then
+// earlier arrival.
+func (w *waiter) before(o *waiter) bool {
+	if w.priority != o.priority {
+		return w.priority > o.priority
+	}
+	return w.seq < o.seq
 }
 
 // dispatchLocked hands the longest-idle Ready agents with the queue's skill

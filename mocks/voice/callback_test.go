@@ -237,3 +237,56 @@ func TestCallbackToRegisteredCustomerNumber(t *testing.T) {
 	<-cust.byes
 	l.waitStates(t, id, stQueued, stRouting, stProcessing, stCompleted+":"+reasonAgentConnected)
 }
+
+// pendingOwner is the consumer holding the stream's only pending entry.
+func (l *lab) pendingOwner(t *testing.T) string {
+	t.Helper()
+	p, err := l.rdb.XPending(context.Background(), "NewCallbackStream", "ors").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, n := range p.Consumers {
+		if n > 0 {
+			return c
+		}
+	}
+	return ""
+}
+
+// A second node never takes a live node's callback; once the first node stops
+// renewing its lease, the second takes the callback over and runs it.
+func TestCallbackTakenOverWhenConsumerLapses(t *testing.T) {
+	const claimAfter = 600 * time.Millisecond
+	l := newLab(t, func(c *Config) { c.ClaimMinIdle = claimAfter })
+	const id = "77777777-7777-7777-7777-777777777777"
+	l.xadd(startEntry(id, simTone, 1, 0))
+	l.waitStates(t, id, stQueued) // no agent is Ready: it waits in the queue
+
+	cfg := l.cfg
+	cfg.Consumer = "node-b"
+	b, err := New(cfg, Deps{Logger: testLogger(t), Directory: demoDirectory(), Redis: l.rdb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Stop(context.Background()) })
+
+	// Three claim periods with both alive: the entry stays with its owner.
+	for deadline := time.Now().Add(3 * claimAfter); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if o := l.pendingOwner(t); o != "test-consumer" {
+			t.Fatalf("entry owned by %q while test-consumer is alive", o)
+		}
+	}
+	firstORS := l.ges.last(id).ORSSessionID
+
+	l.stop() // the entry stays pending; the lease is no longer renewed
+	eventually(t, 10*claimAfter, "node-b takes the callback over", func() bool { return l.pendingOwner(t) == "node-b" })
+	eventually(t, 5*time.Second, "node-b reports the callback queued", func() bool {
+		r := l.ges.last(id)
+		return r.State == stQueued && r.ORSSessionID != "" && r.ORSSessionID != firstORS
+	})
+}

@@ -90,8 +90,10 @@
 // an idle stream costs one command per ReadBlock). A start entry stays
 // pending until its session ends and is then XACKed: on start the consumer
 // first re-reads its own pending entries (a restart resumes them), claims
-// entries other consumers left idle for ClaimMinIdle (XAUTOCLAIM), and keeps
-// its running entries fresh (XCLAIM JUSTID) so no other process steals them.
+// the pending entries of consumers whose lease lapsed, and renews its own
+// lease (one SET of <stream>:ors-consumer:<name> every ClaimMinIdle/3) so no
+// other process steals its running sessions; a consumer silent for
+// ClaimMinIdle is taken over with XCLAIM.
 // A start for a callback already running or finished here is a no-op; one
 // GES already completed answers 409 to the first report and is not re-run.
 //

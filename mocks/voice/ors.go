@@ -121,6 +121,7 @@ func (s *Server) consume(ctx context.Context) {
 			return true
 		}
 	}
+	s.heartbeat(ctx) // before anything: this consumer is alive
 	for ctx.Err() == nil {
 		res, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: s.cfg.Group, Consumer: s.cfg.Consumer,
 			Streams: []string{s.cfg.Stream, "0"}, Count: 100}).Result()
@@ -175,7 +176,7 @@ func (s *Server) consume(ctx context.Context) {
 				return
 			}
 		}
-		if time.Since(lastClaim) >= s.cfg.ClaimMinIdle/2 {
+		if time.Since(lastClaim) >= s.cfg.ClaimMinIdle/3 {
 			s.heartbeat(ctx)
 			s.autoclaim(ctx)
 			lastClaim = time.Now()
@@ -183,43 +184,88 @@ func (s *Server) consume(ctx context.Context) {
 	}
 }
 
-// autoclaim takes over entries another consumer left pending for ClaimMinIdle.
-func (s *Server) autoclaim(ctx context.Context) {
-	start := "0-0"
-	for range 100 {
-		msgs, next, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: s.cfg.Stream, Group: s.cfg.Group,
-			MinIdle: s.cfg.ClaimMinIdle, Start: start, Count: 100, Consumer: s.cfg.Consumer}).Result()
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("ors: xautoclaim failed", "err", err)
-			}
-			return
-		}
-		for _, m := range msgs {
-			s.handle(ctx, m)
-		}
-		if next == "0-0" || next == "" {
-			return
-		}
-		start = next
+// leaseKey is the Redis key a consumer renews while it runs; its value is the
+// renewal time in Unix milliseconds.
+func (s *Server) leaseKey(consumer string) string {
+	return s.cfg.Stream + ":ors-consumer:" + consumer
+}
+
+// heartbeat renews this consumer's lease. While the lease is fresh no other
+// process claims this consumer's pending entries, so a live session is never
+// stolen. One SET per renewal, however many sessions are running: renewing
+// each pending entry instead (XCLAIM JUSTID) cost time in proportion to the
+// callbacks waiting, and held Redis for all of it.
+func (s *Server) heartbeat(ctx context.Context) {
+	err := s.rdb.Set(ctx, s.leaseKey(s.cfg.Consumer), strconv.FormatInt(time.Now().UnixMilli(), 10), 2*s.cfg.ClaimMinIdle).Err()
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("ors: lease renewal failed", "err", err)
 	}
 }
 
-// heartbeat resets the idle time of this consumer's running sessions so that
-// no other process claims a live session.
-func (s *Server) heartbeat(ctx context.Context) {
-	s.mu.Lock()
-	var ids []string
-	for _, ss := range s.sessions {
-		ids = append(ids, ss.entry.msgID)
-	}
-	s.mu.Unlock()
-	if len(ids) == 0 {
+// autoclaim takes over the pending entries of consumers whose lease is older
+// than ClaimMinIdle (crashed, or stopped and not restarted). XCLAIM's
+// min-idle-time makes two survivors racing for one entry get it once.
+func (s *Server) autoclaim(ctx context.Context) {
+	consumers, err := s.rdb.XInfoConsumers(ctx, s.cfg.Stream, s.cfg.Group).Result()
+	if err != nil {
+		if ctx.Err() == nil && !strings.Contains(err.Error(), "NOGROUP") {
+			s.log.Warn("ors: list stream consumers failed", "err", err)
+		}
 		return
 	}
-	if err := s.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: s.cfg.Stream, Group: s.cfg.Group,
-		Consumer: s.cfg.Consumer, MinIdle: 0, Messages: ids}).Err(); err != nil && ctx.Err() == nil {
-		s.log.Warn("ors: heartbeat xclaim failed", "err", err)
+	for _, c := range consumers {
+		if c.Name == s.cfg.Consumer || c.Pending == 0 || s.alive(ctx, c.Name) {
+			continue
+		}
+		s.claimFrom(ctx, c.Name)
+	}
+}
+
+// alive reports whether consumer renewed its lease within ClaimMinIdle. On a
+// Redis error it answers true: claiming a live consumer's entries is worse
+// than waiting for the next round.
+func (s *Server) alive(ctx context.Context, consumer string) bool {
+	v, err := s.rdb.Get(ctx, s.leaseKey(consumer)).Result()
+	if errors.Is(err, redis.Nil) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	return err == nil && time.Since(time.UnixMilli(ms)) < s.cfg.ClaimMinIdle
+}
+
+// claimFrom moves a lapsed consumer's pending entries to this one and runs them.
+func (s *Server) claimFrom(ctx context.Context, consumer string) {
+	for range 100 {
+		pend, err := s.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: s.cfg.Stream, Group: s.cfg.Group,
+			Start: "-", End: "+", Count: 100, Consumer: consumer}).Result()
+		if err != nil || len(pend) == 0 {
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("ors: read a lapsed consumer's pending entries failed", "consumer", consumer, "err", err)
+			}
+			return
+		}
+		ids := make([]string, len(pend))
+		for i, p := range pend {
+			ids[i] = p.ID
+		}
+		msgs, err := s.rdb.XClaim(ctx, &redis.XClaimArgs{Stream: s.cfg.Stream, Group: s.cfg.Group,
+			Consumer: s.cfg.Consumer, MinIdle: s.cfg.ClaimMinIdle, Messages: ids}).Result()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("ors: claim a lapsed consumer's entries failed", "consumer", consumer, "err", err)
+			}
+			return
+		}
+		if len(msgs) == 0 {
+			return // another survivor took them
+		}
+		s.log.Info("ors: took over callbacks of a consumer that stopped renewing its lease", "consumer", consumer, "count", len(msgs))
+		for _, m := range msgs {
+			s.handle(ctx, m)
+		}
 	}
 }
 

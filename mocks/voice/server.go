@@ -100,7 +100,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.Clock = clock.System{}
 	}
 	if d.HTTPClient == nil {
-		d.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		// Every ORS session reports to GES on its own goroutine: keep enough
+		// idle connections that a burst of reports does not dial anew for
+		// each (the default transport keeps 2 per host).
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		d.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	}
 	if d.Registerer == nil {
 		d.Registerer = prometheus.NewRegistry()
