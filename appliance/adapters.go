@@ -2,9 +2,11 @@ package appliance
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
+	"github.com/cxlab/cxlab/appliance/ges"
 	"github.com/cxlab/cxlab/mocks/gws"
 	"github.com/cxlab/cxlab/mocks/tenant"
 	"github.com/cxlab/cxlab/mocks/voice"
@@ -102,3 +104,31 @@ func (s voiceStats) QueueStats(ctx context.Context, ccid tenant.CCID, vq string)
 }
 
 var _ gws.LiveStats = voiceStats{}
+
+// orsReporter hands Voice/ORS state reports straight to GES when both run in
+// this process: the same Report GES's internal HTTP endpoint calls, without the
+// HTTP round trip, JSON and token check per report. ges is set once GES is
+// built; until then reports get a 503 and Voice retries.
+type orsReporter struct {
+	ges func() *ges.Service
+}
+
+func (o orsReporter) report(ctx context.Context, id voice.CallbackID, r voice.StateReport) (int, error) {
+	g := o.ges()
+	if g == nil {
+		return http.StatusServiceUnavailable, nil
+	}
+	sr := ges.StateReport{State: ges.State(r.State), Reason: r.Reason, ORSSessionID: r.ORSSessionID, AgentDN: r.AgentDN}
+	if r.PositionInQueue != 0 {
+		sr.PositionInQueue = &r.PositionInQueue
+	}
+	if r.EstimatedWaitTime != 0 {
+		sr.EstimatedWait = &r.EstimatedWaitTime
+	}
+	sr.DialAttempts = &r.DialAttempts
+	if at, err := time.Parse(time.RFC3339, r.At); err == nil {
+		sr.At = at
+	}
+	_, err := g.Report(ctx, ges.CallbackID(id), sr)
+	return ges.StatusOf(err), nil
+}

@@ -93,12 +93,19 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		sipPort = p
 	}
 	if cfg.Runs("voice") {
+		// With GES in this process, ORS reports go to it directly; otherwise
+		// over HTTP to GESURL (contract 8).
+		var reporter voice.Reporter
+		if cfg.Runs("ges") {
+			reporter = orsReporter{ges: func() *ges.Service { return a.ges }}.report
+		}
 		var err error
 		vs, err = voice.New(voice.Config{
 			SIPHost: cfg.SIP.Host, SIPPort: sipPort, SIPPortSet: true,
 			GAuthURL: base(), GESURL: base(),
 			ReadBlock: 30 * time.Second, // an idle stream costs one XREADGROUP per 30 s
-		}, voice.Deps{Logger: logFor("voice").get(), Registerer: a.reg, Clock: a.clock, Directory: dir, Redis: a.redis.Client()})
+		}, voice.Deps{Logger: logFor("voice").get(), Registerer: a.reg, Clock: a.clock, Directory: dir, Redis: a.redis.Client(),
+			Reporter: reporter})
 		if err != nil {
 			return nil, fmt.Errorf("voice: %w", err)
 		}

@@ -84,7 +84,7 @@ func (s *Service) public(path string, h handlerFunc) echo.HandlerFunc {
 
 // respond writes the GES envelope and records metrics.
 func (s *Service) respond(c echo.Context, path string, tenant TenantID, corr string, start time.Time, data any, err error) error {
-	code := statusOf(err)
+	code := StatusOf(err)
 	s.m.requests.WithLabelValues(path, string(tenant)).Inc()
 	defer func() { s.m.duration.WithLabelValues(path).Observe(time.Since(start).Seconds()) }()
 	if err == nil {

@@ -162,7 +162,7 @@ func (s *Service) book(ctx context.Context, tenant TenantID, sch *schedule, desi
 		}
 	} else if sch.slotOpen(start) {
 		key := slotKey(tenant, sch.svc.Name, start)
-		ok, err := s.idx.reserve(ctx, key, sch.svc.CapacityPerSlot, start.Add(slotKeyLife).Sub(s.clock.Now()))
+		ok, err := s.reserve(ctx, key, sch.svc.CapacityPerSlot, start)
 		if err != nil {
 			return time.Time{}, "", errorf(ErrUnavailable, "capacity cannot be checked now")
 		}
@@ -188,7 +188,7 @@ func (s *Service) book(ctx context.Context, tenant TenantID, sch *schedule, desi
 				continue
 			}
 			key := slotKey(tenant, sch.svc.Name, st)
-			ok, err := s.idx.reserve(ctx, key, sch.svc.CapacityPerSlot, st.Add(slotKeyLife).Sub(s.clock.Now()))
+			ok, err := s.reserve(ctx, key, sch.svc.CapacityPerSlot, st)
 			if err != nil {
 				return time.Time{}, "", errorf(ErrUnavailable, "capacity cannot be checked now")
 			}
@@ -198,6 +198,29 @@ func (s *Service) book(ctx context.Context, tenant TenantID, sch *schedule, desi
 		}
 	}
 	return time.Time{}, "", s.slotFull(ctx, tenant, sch, start, horizon)
+}
+
+// reserve books a place in the slot starting at start. If Redis lost the index,
+// it is rebuilt from PostgreSQL first, so a booking never counts from zero.
+func (s *Service) reserve(ctx context.Context, key string, capacity int, start time.Time) (bool, error) {
+	ok, err := s.idx.reserve(ctx, key, capacity, start.Add(slotKeyLife).Sub(s.clock.Now()))
+	if errors.Is(err, errIndexMissing) {
+		if err := s.rebuildIndex(ctx); err != nil {
+			return false, err
+		}
+		ok, err = s.idx.reserve(ctx, key, capacity, start.Add(slotKeyLife).Sub(s.clock.Now()))
+	}
+	return ok, err
+}
+
+// rebuildIndex restores the Redis index from PostgreSQL after Redis lost it.
+func (s *Service) rebuildIndex(ctx context.Context) error {
+	s.log.Info("redis index missing; rebuilding from postgres")
+	if err := s.idx.rebuild(ctx, s.st, s.clock.Now()); err != nil {
+		s.log.Warn("rebuild redis index", "err", err)
+		return err
+	}
+	return nil
 }
 
 // bookedCounts reads the booking counters of slot starts (zeros when capacity is unlimited).
@@ -210,6 +233,9 @@ func (s *Service) bookedCounts(ctx context.Context, tenant TenantID, sch *schedu
 		keys[i] = slotKey(tenant, sch.svc.Name, st)
 	}
 	n, err := s.idx.booked(ctx, keys)
+	if errors.Is(err, errIndexMissing) && s.rebuildIndex(ctx) == nil {
+		n, err = s.idx.booked(ctx, keys)
+	}
 	if err != nil {
 		return nil, errorf(ErrUnavailable, "capacity cannot be checked now")
 	}

@@ -53,8 +53,8 @@ func errorf(kind error, format string, args ...any) *Error {
 // invalidf is shorthand for a 400 naming a field or cause.
 func invalidf(format string, args ...any) *Error { return errorf(ErrInvalid, format, args...) }
 
-// statusOf maps an error to its HTTP status. This is the only such mapping.
-func statusOf(err error) int {
+// StatusOf maps an error to its HTTP status. This is the only such mapping.
+func StatusOf(err error) int {
 	switch {
 	case err == nil:
 		return http.StatusOK

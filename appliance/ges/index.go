@@ -13,9 +13,14 @@ import (
 // Redis keys. The due set and its "built" marker share a hash tag so one script
 // may touch both on a cluster.
 const (
-	dueKey     = "ges:{idx}:due"
-	builtKey   = "ges:{idx}:built"
-	slotPrefix = "ges:slot:"
+	dueKey = "ges:{idx}:due"
+	// builtKey marks an index rebuilt from PostgreSQL. Its name changes when
+	// the key layout does, so that an upgraded node sharing an external Redis
+	// rebuilds instead of trusting keys it no longer reads.
+	builtKey = "ges:{idx}:built:2"
+	// slotPrefix keeps slot counters under the index's hash tag: a booking
+	// checks the built marker in the same script.
+	slotPrefix = "ges:{idx}:slot:"
 	// slotKeyLife is how long after its start a slot counter is kept.
 	slotKeyLife = 48 * time.Hour
 	// StreamName is the Redis stream ORS consumes (contract 7).
@@ -36,8 +41,11 @@ return {ids, nxt[2] or ''}
 `)
 
 // reserveScript books one place in a slot counter if capacity allows; it
-// returns the new count or -1 when the slot is full.
+// returns the new count, -1 when the slot is full, or -2 when the index was
+// never built (Redis restarted empty): a counter missing then means "unknown",
+// not zero, and booking on it could overbook the slot.
 var reserveScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 0 then return -2 end
 local c = tonumber(redis.call('GET', KEYS[1]) or '0')
 if c >= tonumber(ARGV[1]) then return -1 end
 c = redis.call('INCR', KEYS[1])
@@ -67,9 +75,12 @@ func slotKey(tenant TenantID, service string, start time.Time) string {
 // lives for ttl; TTLs are relative because Redis's clock is the wall clock while
 // ours may be the lab clock, moved ahead.
 func (x *index) reserve(ctx context.Context, key string, capacity int, ttl time.Duration) (bool, error) {
-	n, err := reserveScript.Run(ctx, x.rdb, []string{key}, capacity, max(ttl, time.Hour).Milliseconds()).Int64()
+	n, err := reserveScript.Run(ctx, x.rdb, []string{key, builtKey}, capacity, max(ttl, time.Hour).Milliseconds()).Int64()
 	if err != nil {
 		return false, fmt.Errorf("reserve slot: %w", err)
+	}
+	if n == -2 {
+		return false, errIndexMissing
 	}
 	return n >= 0, nil
 }
@@ -82,17 +93,20 @@ func (x *index) release(ctx context.Context, key string) error {
 	return nil
 }
 
-// booked reads slot counters; missing keys count 0.
+// booked reads slot counters; missing keys count 0 once the index is built.
 func (x *index) booked(ctx context.Context, keys []string) ([]int, error) {
 	out := make([]int, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
-	vals, err := x.rdb.MGet(ctx, keys...).Result()
+	vals, err := x.rdb.MGet(ctx, append(keys, builtKey)...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read slot counters: %w", err)
 	}
-	for i, v := range vals {
+	if vals[len(keys)] == nil {
+		return nil, errIndexMissing
+	}
+	for i, v := range vals[:len(keys)] {
 		if s, ok := v.(string); ok {
 			out[i], _ = strconv.Atoi(s)
 		}
@@ -169,7 +183,9 @@ func (x *index) rebuild(ctx context.Context, st *store, now time.Time) error {
 	}
 	pipe := x.rdb.Pipeline()
 	for _, b := range books {
-		pipe.Set(ctx, slotKey(b.tenant, b.service, b.start), b.count, max(b.start.Add(slotKeyLife).Sub(now), time.Hour))
+		// NX: a node that finished its rebuild first may already be booking
+		// on these counters; a slower rebuild must not reset them.
+		pipe.SetNX(ctx, slotKey(b.tenant, b.service, b.start), b.count, max(b.start.Add(slotKeyLife).Sub(now), time.Hour))
 	}
 	pipe.Set(ctx, builtKey, now.UTC().Format(time.RFC3339), 0)
 	if _, err := pipe.Exec(ctx); err != nil {

@@ -88,9 +88,7 @@ func (s *Service) dispatchDue(ctx context.Context) time.Time {
 		now := s.clock.Now()
 		ids, next, err := s.idx.claim(ctx, now, claimBatch)
 		if errors.Is(err, errIndexMissing) {
-			s.log.Info("redis index missing; rebuilding from postgres")
-			if err := s.idx.rebuild(ctx, s.st, now); err != nil {
-				s.log.Warn("rebuild redis index", "err", err)
+			if s.rebuildIndex(ctx) != nil {
 				return time.Time{}
 			}
 			continue

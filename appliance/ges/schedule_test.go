@@ -183,3 +183,24 @@ func TestAvailabilityQuerySpellings(t *testing.T) {
 		}
 	}
 }
+
+// Redis restarting empty must not reopen a full slot: the booking that finds
+// the index missing rebuilds the counters from PostgreSQL first.
+func TestFullSlotStaysFullAfterRedisLoss(t *testing.T) {
+	e := newEnv(t, withConfig(Config{MaxActivePerNumber: 100, PollInterval: time.Hour}))
+	slot := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	for i, r := range e.bookScheduled(5, slot.Add(7*time.Minute), nil) {
+		if r.code != 200 {
+			t.Fatalf("booking %d: %d %s", i, r.code, r.Status.Message)
+		}
+	}
+	e.mr.FlushAll() // Redis restarts empty; the monitor has not run since
+	q := "?start=2026-03-05T10:00:00.000Z&end=2026-03-05T11:00:00.000Z&reportBusy=true"
+	if av := e.availability("CB_Support" + q); len(av.Slots) == 0 || av.Slots[0].Capacity != 0 {
+		t.Fatalf("availability of the full slot after Redis loss = %+v, want capacity 0", av.Slots)
+	}
+	e.mr.FlushAll()
+	if r := e.bookScheduled(1, slot, map[string]any{"alwaysCheckCapacity": true})[0]; r.code != 429 {
+		t.Fatalf("booking the full slot after Redis loss = %d %s, want 429", r.code, r.Status.Message)
+	}
+}

@@ -77,7 +77,7 @@ func fakeGAuth(t testing.TB) *httptest.Server {
 type fakeGES struct {
 	*httptest.Server
 	mu      sync.Mutex
-	reports map[string][]report
+	reports map[string][]StateReport
 	gone    map[string]bool
 	changed chan struct{}
 	callIns []*fakeCallIn
@@ -105,14 +105,14 @@ func (g *fakeGES) matchRequests() []callInMatch {
 }
 
 func newFakeGES(t testing.TB) *fakeGES {
-	g := &fakeGES{reports: map[string][]report{}, gone: map[string]bool{}, changed: make(chan struct{}, 1000)}
+	g := &fakeGES{reports: map[string][]StateReport{}, gone: map[string]bool{}, changed: make(chan struct{}, 1000)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /engagement/internal/v1/callbacks/{id}/state", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer ors-token" {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		var rep report
+		var rep StateReport
 		if err := json.NewDecoder(r.Body).Decode(&rep); err != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			return
@@ -181,12 +181,12 @@ func (g *fakeGES) states(id string) []string {
 	return out
 }
 
-func (g *fakeGES) last(id string) report {
+func (g *fakeGES) last(id string) StateReport {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	rs := g.reports[id]
 	if len(rs) == 0 {
-		return report{}
+		return StateReport{}
 	}
 	return rs[len(rs)-1]
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -348,24 +349,29 @@ func (s *Server) handle(ctx context.Context, m redis.XMessage) {
 	}
 }
 
-// report is the contract 8 body.
-type report struct {
-	State             string  `json:"state"`
-	Reason            string  `json:"reason,omitempty"`
-	ORSSessionID      string  `json:"orsSessionId"`
-	PositionInQueue   int     `json:"positionInQueue,omitempty"`
-	EstimatedWaitTime float64 `json:"estimatedWaitTime,omitempty"`
-	DialAttempts      int     `json:"dialAttempts"`
-	AgentDN           string  `json:"agentDn,omitempty"`
-	At                string  `json:"at"`
+// StateReport is an ORS callback state report to GES, the contract 8 body.
+type StateReport struct {
+	State             string `json:"state"`
+	Reason            string `json:"reason,omitempty"`
+	ORSSessionID      string `json:"orsSessionId"`
+	PositionInQueue   int    `json:"positionInQueue,omitempty"`
+	EstimatedWaitTime int    `json:"estimatedWaitTime,omitempty"` // whole seconds, as GES stores it
+	DialAttempts      int    `json:"dialAttempts"`
+	AgentDN           string `json:"agentDn,omitempty"`
+	At                string `json:"at"`
 }
+
+// Reporter hands a state report to GES and answers with the HTTP status GES
+// gives it (200, 404 unknown, 409 already COMPLETED, 5xx retry). The appliance
+// passes GES itself when both run in one process.
+type Reporter func(ctx context.Context, id CallbackID, r StateReport) (status int, err error)
 
 // errSessionOver means GES answered 409 or 404: stop the session.
 var errSessionOver = errors.New("callback finished or unknown in GES")
 
 // report posts a state change to GES. Transient failures are retried a few
 // times, then logged: GES stays the source of truth and re-drives.
-func (s *Server) report(ss *session, r report) error {
+func (s *Server) report(ss *session, r StateReport) error {
 	if s.ctx.Err() != nil {
 		return s.ctx.Err()
 	}
@@ -376,12 +382,20 @@ func (s *Server) report(ss *session, r report) error {
 	}
 	ss.mu.Unlock()
 	r.At = s.clk.Now().UTC().Format(time.RFC3339)
-	if s.cfg.GESURL == "" {
-		return nil
+	deliver := s.reporter
+	if deliver == nil {
+		if s.cfg.GESURL == "" {
+			return nil
+		}
+		u := strings.TrimRight(s.cfg.GESURL, "/") + "/engagement/internal/v1/callbacks/" + url.PathEscape(string(ss.entry.id)) + "/state"
+		body, _ := json.Marshal(r)
+		fresh := false
+		deliver = func(ctx context.Context, _ CallbackID, _ StateReport) (int, error) {
+			code, err := s.postReport(ctx, u, body, fresh)
+			fresh = code == http.StatusUnauthorized
+			return code, err
+		}
 	}
-	body, _ := json.Marshal(r)
-	u := strings.TrimRight(s.cfg.GESURL, "/") + "/engagement/internal/v1/callbacks/" + url.PathEscape(string(ss.entry.id)) + "/state"
-	fresh := false
 	for attempt := 0; attempt < 4; attempt++ {
 		if attempt > 0 {
 			t := time.NewTimer(time.Duration(attempt) * 300 * time.Millisecond)
@@ -393,7 +407,7 @@ func (s *Server) report(ss *session, r report) error {
 			}
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-		code, err := s.postReport(ctx, u, body, fresh)
+		code, err := deliver(ctx, ss.entry.id, r)
 		cancel()
 		s.met.reports.WithLabelValues(r.State, strconv.Itoa(code)).Inc()
 		switch {
@@ -403,9 +417,7 @@ func (s *Server) report(ss *session, r report) error {
 			return nil
 		case code == http.StatusConflict || code == http.StatusNotFound:
 			return errSessionOver
-		case code == http.StatusUnauthorized:
-			fresh = true
-		case code >= 500:
+		case code == http.StatusUnauthorized, code >= 500:
 		default:
 			s.log.Warn("ors: GES refused state report", "callback", ss.entry.id, "state", r.State, "status", code)
 			return nil
@@ -475,7 +487,7 @@ func (s *Server) runSession(ss *session) string {
 		w := s.enqueue(qk, e.priority, front)
 		s.met.queueWaiting.Inc()
 		st := s.QueueStats(ss.ctx, e.ccid, e.vq)
-		if err := s.report(ss, report{State: stQueued, PositionInQueue: s.position(w), EstimatedWaitTime: st.ExpectedWaitTime}); err != nil {
+		if err := s.report(ss, StateReport{State: stQueued, PositionInQueue: s.position(w), EstimatedWaitTime: int(math.Round(st.ExpectedWaitTime))}); err != nil {
 			s.met.queueWaiting.Dec()
 			s.dequeue(w)
 			return finish(stateOver(err))
@@ -495,14 +507,14 @@ func (s *Server) runSession(ss *session) string {
 		case <-gone:
 			s.met.queueWaiting.Dec()
 			s.dequeue(w)
-			_ = s.report(ss, report{State: stCompleted, Reason: reasonCustomerAbandoned})
+			_ = s.report(ss, StateReport{State: stCompleted, Reason: reasonCustomerAbandoned})
 			return finish(reasonCustomerAbandoned)
 		}
 		ss.mu.Lock()
 		ss.agentDN = ak.dn
 		ss.mu.Unlock()
 		ss.set(stRouting)
-		if err := s.report(ss, report{State: stRouting, AgentDN: string(ak.dn)}); err != nil {
+		if err := s.report(ss, StateReport{State: stRouting, AgentDN: string(ak.dn)}); err != nil {
 			s.releaseAgent(ak, Ready)
 			return finish(stateOver(err))
 		}
@@ -527,7 +539,7 @@ func (s *Server) runSession(ss *session) string {
 				}
 				log.Info("customer not reached", "attempt", attempt, "status", code)
 				if attempt >= e.maxAttempts {
-					_ = s.report(ss, report{State: stCompleted, Reason: reasonFailCallToCustomer})
+					_ = s.report(ss, StateReport{State: stCompleted, Reason: reasonFailCallToCustomer})
 					return finish(reasonFailCallToCustomer)
 				}
 				if !s.sleep(ss.ctx, e.retryDelay) {
@@ -573,7 +585,7 @@ func (s *Server) runSession(ss *session) string {
 			select {
 			case <-cust.gone:
 				s.releaseAgent(ak, Ready)
-				_ = s.report(ss, report{State: stCompleted, Reason: reasonCustomerAbandoned})
+				_ = s.report(ss, StateReport{State: stCompleted, Reason: reasonCustomerAbandoned})
 				return finish(reasonCustomerAbandoned)
 			default:
 			}
@@ -602,7 +614,7 @@ func (s *Server) runSession(ss *session) string {
 			s.releaseAgent(ak, AfterCallWork)
 		})
 		ss.set(stProcessing)
-		if err := s.report(ss, report{State: stProcessing, AgentDN: string(ak.dn)}); errors.Is(err, errSessionOver) {
+		if err := s.report(ss, StateReport{State: stProcessing, AgentDN: string(ak.dn)}); errors.Is(err, errSessionOver) {
 			return finish(stateOver(err))
 		}
 		select {
@@ -610,7 +622,7 @@ func (s *Server) runSession(ss *session) string {
 		case <-s.ctx.Done():
 			return ""
 		}
-		_ = s.report(ss, report{State: stCompleted, Reason: reasonAgentConnected, AgentDN: string(ak.dn)})
+		_ = s.report(ss, StateReport{State: stCompleted, Reason: reasonAgentConnected, AgentDN: string(ak.dn)})
 		return finish(reasonAgentConnected)
 	}
 }

@@ -35,19 +35,23 @@ type Deps struct {
 	Redis redis.UniversalClient
 	// HTTPClient talks to GAuth and GES; nil uses a client with a 10 s timeout.
 	HTTPClient *http.Client
+	// Reporter delivers ORS state reports; nil posts them to Config.GESURL
+	// with an ors_client token (contract 8).
+	Reporter Reporter
 }
 
 // Server is the Voice + ORS emulator: SIP registrar and B2BUA, agent states,
 // virtual queues, ORS callback sessions and simulated customers.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	clk   clock.Clock
-	dir   Directory
-	rdb   redis.UniversalClient
-	hc    *http.Client
-	met   *metrics
-	nonce []byte
+	cfg      Config
+	log      *slog.Logger
+	clk      clock.Clock
+	dir      Directory
+	rdb      redis.UniversalClient
+	hc       *http.Client
+	reporter Reporter
+	met      *metrics
+	nonce    []byte
 
 	mu        sync.Mutex
 	snap      *dirSnapshot
@@ -116,7 +120,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: d.Logger.With("component", "voice"), clk: d.Clock, dir: d.Directory, rdb: d.Redis,
-		hc: d.HTTPClient, nonce: key,
+		hc: d.HTTPClient, reporter: d.Reporter, nonce: key,
 		bindings: map[bindKey]*binding{}, agents: map[agentKey]*agent{}, queues: map[queueKey]*queue{},
 		calls: map[CallID]*call{}, legs: map[string]*legRef{}, sessions: map[CallbackID]*session{},
 		done: map[CallbackID]struct{}{}, tokens: map[string]tokenEntry{}, ready: make(chan struct{}),
