@@ -88,10 +88,7 @@ func (s *Service) respond(c echo.Context, path string, tenant TenantID, corr str
 	s.m.requests.WithLabelValues(path, string(tenant)).Inc()
 	defer func() { s.m.duration.WithLabelValues(path).Observe(time.Since(start).Seconds()) }()
 	if err == nil {
-		return c.JSON(http.StatusOK, map[string]any{
-			"status": map[string]any{"code": 0, "message": "Successful", "corrId": corr},
-			"data":   data,
-		})
+		return c.JSON(http.StatusOK, okEnvelope{Data: data, Status: envStatus{Code: 0, Message: "Successful", CorrID: corr}})
 	}
 	s.m.failed.WithLabelValues(path, strconv.Itoa(code), string(tenant)).Inc()
 	msg := http.StatusText(code)
@@ -104,11 +101,30 @@ func (s *Service) respond(c echo.Context, path string, tenant TenantID, corr str
 	if code >= 500 {
 		s.log.Error("engagement api", "path", path, "corrId", corr, "code", code, "err", err)
 	}
-	body := map[string]any{"status": map[string]any{"code": code, "message": msg, "corrId": corr}}
+	body := errEnvelope{Status: envStatus{Code: code, Message: msg, CorrID: corr}}
 	if apiErr != nil && apiErr.Data != nil {
-		body["data"] = apiErr.Data
+		body.Data = apiErr.Data
 	}
 	return c.JSON(code, body)
+}
+
+// okEnvelope and errEnvelope are the API's {status, data} envelope; data is
+// always present (null when empty) on success and only when there is some on
+// an error. Fields are in the order a map would have sorted them.
+type okEnvelope struct {
+	Data   any       `json:"data"`
+	Status envStatus `json:"status"`
+}
+
+type errEnvelope struct {
+	Data   any       `json:"data,omitempty"`
+	Status envStatus `json:"status"`
+}
+
+type envStatus struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	CorrID  string `json:"corrId"`
 }
 
 // readObject reads a JSON object body under the size limit. Numbers stay json.Number.

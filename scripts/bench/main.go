@@ -89,7 +89,7 @@ type area struct {
 	run  func(ctx context.Context, bin string, runs int) ([]Row, error)
 }
 
-var areas = []area{{"startup", startup}, {"ges", gesThroughput}, {"storage", storage}, {"agents", agents}, {"calls", calls}, {"turn", turnVsCoturn}}
+var areas = []area{{"startup", startup}, {"ges", gesThroughput}, {"storage", storage}, {"agents", agents}, {"calls", calls}, {"logs", logGrowth}, {"turn", turnVsCoturn}}
 
 func print(rep Report) {
 	fmt.Printf("CX Lab bench  %s  %s  %d CPUs  %s\n\n", rep.Version, rep.Host, rep.CPUs, rep.When.Format(time.RFC3339))
