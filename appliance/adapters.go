@@ -129,6 +129,5 @@ func (o orsReporter) report(ctx context.Context, id voice.CallbackID, r voice.St
 	if at, err := time.Parse(time.RFC3339, r.At); err == nil {
 		sr.At = at
 	}
-	_, err := g.Report(ctx, ges.CallbackID(id), sr)
-	return ges.StatusOf(err), nil
+	return ges.StatusOf(g.ApplyReport(ctx, ges.CallbackID(id), sr)), nil
 }

@@ -111,6 +111,7 @@ func (s *Service) List(ctx context.Context, q ListQuery) (ListPage, error) {
 	if err != nil {
 		return ListPage{}, fmt.Errorf("list callbacks: %w", err)
 	}
+	s.overlayLive(ctx, items...)
 	return ListPage{Items: items, Total: total, Page: q.Page, PageSize: q.PageSize,
 		Pages: (total + q.PageSize - 1) / q.PageSize}, nil
 }

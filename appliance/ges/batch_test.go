@@ -61,7 +61,7 @@ func TestReportBatchAppliesInOrder(t *testing.T) {
 	jobs := []*reportJob{
 		{id: id, r: StateReport{State: StateQueued, ORSSessionID: "ors-1", PositionInQueue: &pos}},
 		{id: "3b8f8a52-1111-4111-8111-111111111111", r: StateReport{State: StateRouting}},
-		{id: id, r: StateReport{State: StateRouting, AgentDN: "7001"}},
+		{id: id, r: StateReport{State: StateRouting, AgentDN: "7001"}, want: true},
 		{id: done, r: StateReport{State: StateRouting}},
 		{id: id, r: StateReport{State: StateProcessing}},
 	}
@@ -96,5 +96,61 @@ func TestReportBatchAppliesInOrder(t *testing.T) {
 		if states[i] != want[i] {
 			t.Fatalf("history = %v, want %v", states, want)
 		}
+	}
+}
+
+// Reports that keep a callback QUEUED land in Redis, not in its row; reads
+// show them; a state change writes the row, keeps the ORS session and drops
+// the queue state, so a later re-queue shows its own position.
+func TestQueueStateLivesInRedis(t *testing.T) {
+	e := newEnv(t, withConfig(Config{PollInterval: time.Hour}))
+	ctx := context.Background()
+	id := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550103"})
+	var updatedAt time.Time
+	row := func() (pos int, ors string) {
+		t.Helper()
+		if err := e.pool.QueryRow(ctx, `SELECT position_in_queue, ors_session_id, updated_at FROM ges.callbacks WHERE id = $1`, string(id)).
+			Scan(&pos, &ors, &updatedAt); err != nil {
+			t.Fatal(err)
+		}
+		return pos, ors
+	}
+	_, _ = row()
+	created := updatedAt
+	for _, p := range []int{5, 3} {
+		pos, ewt := p, 10*p
+		if err := e.svc.ApplyReport(ctx, id, StateReport{State: StateQueued, ORSSessionID: "ors-9", PositionInQueue: &pos, EstimatedWait: &ewt}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.retrieve(id); got["positionInQueue"] != float64(3) || got["estimatedWaitTime"] != float64(30) {
+		t.Fatalf("retrieve while queued = %v, want position 3, EWT 30", got)
+	}
+	page, err := e.svc.List(ctx, ListQuery{Tenant: demoTenant, From: e.clk.Now().Add(-time.Hour), To: e.clk.Now().Add(time.Hour)})
+	if err != nil || len(page.Items) != 1 || page.Items[0].PositionInQueue != 3 {
+		t.Fatalf("list while queued = %+v %v", page.Items, err)
+	}
+	if pos, ors := row(); pos != 0 || ors != "" || !updatedAt.Equal(created) {
+		t.Fatalf("row rewritten by queue-state reports: position %d, ors %q", pos, ors)
+	}
+	if !e.mr.Exists(liveKey(id)) {
+		t.Fatal("no queue state in redis")
+	}
+
+	if err := e.svc.ApplyReport(ctx, id, StateReport{State: StateRouting, AgentDN: "7001"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ors := row(); ors != "ors-9" {
+		t.Fatalf("ORS session after ROUTING = %q, want it kept from the queue state", ors)
+	}
+	if e.mr.Exists(liveKey(id)) {
+		t.Fatal("queue state kept after the callback left QUEUED")
+	}
+	pos := 2
+	if err := e.svc.ApplyReport(ctx, id, StateReport{State: StateQueued, PositionInQueue: &pos}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.retrieve(id); got["callbackState"] != "QUEUED" || got["positionInQueue"] != float64(2) {
+		t.Fatalf("re-queued view = %v, want QUEUED at position 2", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/nyaruka/phonenumbers"
 )
 
@@ -273,7 +274,11 @@ func (s *Service) Retrieve(ctx context.Context, tenant TenantID, id CallbackID) 
 	if errors.Is(err, ErrNotFound) {
 		return nil, errorf(ErrNotFound, "callback %s not found", id)
 	}
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	s.overlayLive(ctx, c)
+	return c, nil
 }
 
 // Cancel ends a callback that is not PROCESSING or COMPLETED, with reason CANCELLED
@@ -286,6 +291,11 @@ func (s *Service) Cancel(ctx context.Context, tenant TenantID, id CallbackID, re
 	}
 	if err != nil {
 		return err
+	}
+	if prev.State == StateQueued {
+		if err := s.idx.dropLive(ctx, []CallbackID{id}); err != nil {
+			s.log.Warn("cancel: drop queue state", "err", err, "id", id)
+		}
 	}
 	if prev.State == StateScheduled {
 		if err := s.idx.removeDue(ctx, id); err != nil {
@@ -304,6 +314,17 @@ func (s *Service) Cancel(ctx context.Context, tenant TenantID, id CallbackID, re
 
 // Report applies an ORS state report (contract 8) and returns the updated callback.
 func (s *Service) Report(ctx context.Context, id CallbackID, r StateReport) (*Callback, error) {
+	return s.report(ctx, id, r, true)
+}
+
+// ApplyReport is Report for a caller that needs only the outcome: GES does not
+// read the updated record back.
+func (s *Service) ApplyReport(ctx context.Context, id CallbackID, r StateReport) error {
+	_, err := s.report(ctx, id, r, false)
+	return err
+}
+
+func (s *Service) report(ctx context.Context, id CallbackID, r StateReport, want bool) (*Callback, error) {
 	switch r.State {
 	case StateQueued, StateRouting, StateProcessing, StateCompleted:
 	default:
@@ -312,7 +333,7 @@ func (s *Service) Report(ctx context.Context, id CallbackID, r StateReport) (*Ca
 	if r.State == StateCompleted && r.Reason == "" {
 		return nil, invalidf("reason is required with state COMPLETED")
 	}
-	j := &reportJob{id: id, r: r}
+	j := &reportJob{id: id, r: r, want: want}
 	err := s.reports.submit(ctx, j)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -325,17 +346,140 @@ func (s *Service) Report(ctx context.Context, id CallbackID, r StateReport) (*Ca
 	return j.out, nil
 }
 
-// commitReports applies a batch of state reports in one transaction.
+// commitReports applies a batch of state reports: those that leave a callback
+// QUEUED update its queue state in Redis; the others change its state in
+// PostgreSQL, in one transaction, and drop its queue state.
 func (s *Service) commitReports(ctx context.Context, batch []*reportJob) []error {
-	errs, err := s.st.applyReports(ctx, batch, s.clock.Now())
-	if err != nil {
+	errs := make([]error, len(batch))
+	fail := func(err error) []error {
 		s.log.Error("apply state reports", "err", err, "batch", len(batch))
-		errs = make([]error, len(batch))
 		for i := range errs {
 			errs[i] = errorf(ErrUnavailable, "state report could not be stored")
 		}
+		return errs
+	}
+	live, err := s.applyLive(ctx, batch)
+	if err != nil {
+		return fail(err)
+	}
+	var rest []*reportJob
+	var restAt []int
+	for i, j := range batch {
+		if !live[i] {
+			rest, restAt = append(rest, j), append(restAt, i)
+		}
+	}
+	if len(rest) == 0 {
+		return errs
+	}
+	s.fillORSSession(ctx, rest)
+	restErrs, err := s.st.applyReports(ctx, rest, s.clock.Now())
+	if err != nil {
+		return fail(err)
+	}
+	changed := make([]CallbackID, 0, len(rest))
+	for k, i := range restAt {
+		errs[i] = restErrs[k]
+		if restErrs[k] == nil {
+			changed = append(changed, rest[k].id)
+		}
+	}
+	if err := s.idx.dropLive(ctx, changed); err != nil {
+		// A stale hash is only read while the callback is QUEUED; it expires.
+		s.log.Warn("drop queue state", "err", err, "count", len(changed))
 	}
 	return errs
+}
+
+// fillORSSession gives a state change without an ORS session id the one its
+// queue state holds, so that the row keeps it once the queue state is dropped.
+func (s *Service) fillORSSession(ctx context.Context, jobs []*reportJob) {
+	var need []*reportJob
+	for _, j := range jobs {
+		if j.r.ORSSessionID == "" && validUUID(j.id) {
+			need = append(need, j)
+		}
+	}
+	if len(need) == 0 {
+		return
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(need))
+	for i, j := range need {
+		cmds[i] = pipe.HGet(ctx, liveKey(j.id), "ors")
+	}
+	_, _ = pipe.Exec(ctx) // missing hashes answer redis.Nil; nothing to fill then
+	for i, j := range need {
+		if v, err := cmds[i].Result(); err == nil && v != "" {
+			j.r.ORSSessionID = v
+		}
+	}
+}
+
+// applyLive stores in Redis the reports that keep a callback QUEUED (it is
+// QUEUED in PostgreSQL and this is its only report in the batch, so no state
+// change of the same batch is reordered around it). It reports which jobs it
+// took.
+func (s *Service) applyLive(ctx context.Context, batch []*reportJob) ([]bool, error) {
+	took := make([]bool, len(batch))
+	count := map[CallbackID]int{}
+	for _, j := range batch {
+		count[j.id]++
+	}
+	var ids []string
+	want := false
+	for _, j := range batch {
+		if j.r.State == StateQueued && count[j.id] == 1 && validUUID(j.id) {
+			ids = append(ids, string(j.id))
+			want = want || j.want
+		}
+	}
+	if len(ids) == 0 {
+		return took, nil
+	}
+	queued, err := s.st.queuedAmong(ctx, ids, want)
+	if err != nil {
+		return nil, err
+	}
+	var liveIDs []CallbackID
+	var states []liveState
+	var at []int
+	for i, j := range batch {
+		c, ok := queued[j.id]
+		if !ok || j.r.State != StateQueued || count[j.id] != 1 {
+			continue
+		}
+		st := liveState{orsSession: j.r.ORSSessionID}
+		if j.r.PositionInQueue != nil {
+			st.position = *j.r.PositionInQueue
+		}
+		if j.r.EstimatedWait != nil {
+			st.ewt = *j.r.EstimatedWait
+		}
+		liveIDs, states, at = append(liveIDs, j.id), append(states, st), append(at, i)
+		if j.want && c != nil {
+			c.PositionInQueue, c.EstimatedWait = st.position, st.ewt
+			if st.orsSession != "" {
+				c.ORSSessionID = st.orsSession
+			}
+			j.out = c
+		}
+	}
+	if len(liveIDs) == 0 {
+		return took, nil
+	}
+	if err := s.idx.setLive(ctx, liveIDs, states); err != nil {
+		// Redis refused: PostgreSQL takes these reports instead.
+		s.log.Warn("store queue state; writing the reports to postgres", "err", err, "count", len(liveIDs))
+		for _, i := range at {
+			batch[i].out = nil
+		}
+		return took, nil
+	}
+	for _, i := range at {
+		took[i] = true
+	}
+	return took, nil
 }
 
 // earliest returns the earlier of a and b.

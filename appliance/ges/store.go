@@ -263,9 +263,44 @@ type StateReport struct {
 // reportJob is one ORS state report waiting for the report writer; the
 // updated callback is left in out.
 type reportJob struct {
-	id  CallbackID
-	r   StateReport
-	out *Callback
+	id   CallbackID
+	r    StateReport
+	want bool // the caller reads out; otherwise only the outcome is needed
+	out  *Callback
+}
+
+// queuedAmong returns which of ids are QUEUED in PostgreSQL, with their rows
+// when full (nil values otherwise).
+func (s *store) queuedAmong(ctx context.Context, ids []string, full bool) (map[CallbackID]*Callback, error) {
+	cols := "id::text"
+	if full {
+		cols = callbackCols
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+cols+` FROM ges.callbacks WHERE id = ANY($1::uuid[]) AND state = 'QUEUED'`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("state report: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[CallbackID]*Callback, len(ids))
+	for rows.Next() {
+		if full {
+			c, err := scanCallback(rows)
+			if err != nil {
+				return nil, fmt.Errorf("state report: %w", err)
+			}
+			out[c.ID] = c
+			continue
+		}
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("state report: %w", err)
+		}
+		out[CallbackID(id)] = nil
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state report: %w", err)
+	}
+	return out, nil
 }
 
 // applyReports records a batch of ORS state reports, one UPDATE per round
@@ -331,6 +366,15 @@ func (s *store) applyRound(ctx context.Context, jobs []*reportJob, round []int, 
 		hist[k] = "[" + string(e) + "]"
 		pos[k], ewt[k], dials[k] = opt(r.PositionInQueue), opt(r.EstimatedWait), opt(r.DialAttempts)
 	}
+	// The updated rows are read back only when a caller wants them (the
+	// HTTP endpoint answers with the record; the in-process reporter does not).
+	returning := "c.id::text"
+	for _, i := range round {
+		if jobs[i].want {
+			returning = prefixed("c.", callbackCols)
+			break
+		}
+	}
 	rows, err := s.pool.Query(ctx, `UPDATE ges.callbacks AS c SET
 		history = CASE WHEN u.state <> c.state THEN c.history || u.hist::jsonb ELSE c.history END,
 		state = u.state,
@@ -344,11 +388,18 @@ func (s *store) applyRound(ctx context.Context, jobs []*reportJob, round []int, 
 	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[], $8::text[], $9::text[])
 		AS u(id, state, reason, ors, pos, ewt, dials, dn, hist)
 	WHERE c.id = u.id AND c.state <> 'COMPLETED'
-	RETURNING `+prefixed("c.", callbackCols), ids, states, reasons, ors, pos, ewt, dials, dns, hist, now)
+	RETURNING `+returning, ids, states, reasons, ors, pos, ewt, dials, dns, hist, now)
 	if err != nil {
 		return fmt.Errorf("state report: %w", err)
 	}
-	updated, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Callback, error) { return scanCallback(r) })
+	updated, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Callback, error) {
+		if returning == "c.id::text" {
+			var id string
+			err := r.Scan(&id)
+			return &Callback{ID: CallbackID(id)}, err
+		}
+		return scanCallback(r)
+	})
 	if err != nil {
 		return fmt.Errorf("state report: %w", err)
 	}
