@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 	"github.com/nyaruka/phonenumbers"
+	"github.com/redis/go-redis/v9"
 )
 
 // CreateRequest is a callback to create (the v3 create body, or the UI dialog).

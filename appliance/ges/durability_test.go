@@ -11,6 +11,10 @@ import (
 func TestPurgeAfter14Days(t *testing.T) {
 	e := newEnv(t)
 	old := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550100"})
+	pos := 1
+	if err := e.svc.ApplyReport(context.Background(), old, StateReport{State: StateQueued, PositionInQueue: &pos}); err != nil {
+		t.Fatal(err)
+	}
 	later := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550101",
 		"desiredTime": e.clk.Now().Add(48 * time.Hour).Format(time.RFC3339)})
 	e.clk.Advance(14*24*time.Hour - time.Minute)
@@ -22,6 +26,9 @@ func TestPurgeAfter14Days(t *testing.T) {
 	waitFor(t, "purge", func() bool {
 		return e.api("POST", "/engagement/v3/callbacks/retrieve", map[string]any{"id": old}).code == 404
 	})
+	if e.mr.Exists(liveKey(old)) {
+		t.Fatal("queue state of a purged callback left in redis")
+	}
 	// The scheduled one came due while the clock moved.
 	waitFor(t, "later callback QUEUED", func() bool { return e.retrieve(later)["callbackState"] == "QUEUED" })
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 )
 
 // Queue state in Redis. While a callback waits in ORS's queue its position,
@@ -13,12 +12,11 @@ import (
 // PostgreSQL row (which cost a new row version, index entries and vacuum work
 // per report). PostgreSQL keeps every state change. Reads of a QUEUED callback
 // lay the hash over the row.
-const (
-	livePrefix = "ges:live:"
-	// liveTTL bounds a hash whose callback never left QUEUED through this
-	// node (its node died); a later state change deletes it anyway.
-	liveTTL = 48 * time.Hour
-)
+//
+// The hashes carry no TTL: every key with a TTL costs the embedded Redis work
+// on each clock step, and a queue holds thousands. A hash goes when its
+// callback changes state, is cancelled, or is purged while still QUEUED.
+const livePrefix = "ges:live:"
 
 // liveState is what a QUEUED callback's latest report said.
 type liveState struct {
@@ -33,7 +31,6 @@ func (x *index) setLive(ctx context.Context, ids []CallbackID, st []liveState) e
 	pipe := x.rdb.Pipeline()
 	for i, id := range ids {
 		pipe.HSet(ctx, liveKey(id), "pos", st[i].position, "ewt", st[i].ewt, "ors", st[i].orsSession)
-		pipe.PExpire(ctx, liveKey(id), liveTTL)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("store queue state: %w", err)

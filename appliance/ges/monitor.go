@@ -206,12 +206,18 @@ func (s *Service) purger(ctx context.Context) {
 
 // purgeOnce runs one purge and gauge refresh.
 func (s *Service) purgeOnce(ctx context.Context) {
-	n, err := s.st.purge(ctx, s.clock.Now().Add(-s.cfg.Retention))
+	n, queued, err := s.st.purge(ctx, s.clock.Now().Add(-s.cfg.Retention))
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("purge callbacks", "err", err)
 		}
 		return
+	}
+	for i := 0; i < len(queued); i += 1000 {
+		if err := s.idx.dropLive(ctx, queued[i:min(i+1000, len(queued))]); err != nil {
+			s.log.Warn("drop queue state of purged callbacks", "err", err)
+			break
+		}
 	}
 	if n > 0 {
 		s.log.Info("purged expired callbacks", "count", n)

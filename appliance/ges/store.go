@@ -272,11 +272,14 @@ type reportJob struct {
 // queuedAmong returns which of ids are QUEUED in PostgreSQL, with their rows
 // when full (nil values otherwise).
 func (s *store) queuedAmong(ctx context.Context, ids []string, full bool) (map[CallbackID]*Callback, error) {
-	cols := "id::text"
+	// The state is compared here, not in SQL: "AND state = 'QUEUED'" lets the
+	// planner AND the primary key with the partial index of waiting callbacks,
+	// which reads every waiting callback to find a few.
+	cols := "id::text, state"
 	if full {
 		cols = callbackCols
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+cols+` FROM ges.callbacks WHERE id = ANY($1::uuid[]) AND state = 'QUEUED'`, ids)
+	rows, err := s.pool.Query(ctx, `SELECT `+cols+` FROM ges.callbacks WHERE id = ANY($1::uuid[])`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("state report: %w", err)
 	}
@@ -288,14 +291,18 @@ func (s *store) queuedAmong(ctx context.Context, ids []string, full bool) (map[C
 			if err != nil {
 				return nil, fmt.Errorf("state report: %w", err)
 			}
-			out[c.ID] = c
+			if c.State == StateQueued {
+				out[c.ID] = c
+			}
 			continue
 		}
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var id, state string
+		if err := rows.Scan(&id, &state); err != nil {
 			return nil, fmt.Errorf("state report: %w", err)
 		}
-		out[CallbackID(id)] = nil
+		if State(state) == StateQueued {
+			out[CallbackID(id)] = nil
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("state report: %w", err)
@@ -453,16 +460,28 @@ func prefixed(p, cols string) string {
 }
 
 // purge deletes callbacks whose desired time is before cutoff and call-in
-// requests that expired before it; it returns how many callbacks went.
-func (s *store) purge(ctx context.Context, cutoff time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM ges.callbacks WHERE desired_time < $1`, cutoff)
+// requests that expired before it; it returns how many callbacks went and
+// which of them were still QUEUED (their queue state is dropped with them).
+func (s *store) purge(ctx context.Context, cutoff time.Time) (n int64, queued []CallbackID, err error) {
+	rows, err := s.pool.Query(ctx, `DELETE FROM ges.callbacks WHERE desired_time < $1 RETURNING id::text, state = 'QUEUED'`, cutoff)
 	if err != nil {
-		return 0, fmt.Errorf("purge callbacks: %w", err)
+		return 0, nil, fmt.Errorf("purge callbacks: %w", err)
+	}
+	var id string
+	var wasQueued bool
+	if _, err := pgx.ForEachRow(rows, []any{&id, &wasQueued}, func() error {
+		n++
+		if wasQueued {
+			queued = append(queued, CallbackID(id))
+		}
+		return nil
+	}); err != nil {
+		return 0, nil, fmt.Errorf("purge callbacks: %w", err)
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM ges.callin_requests WHERE expires_at < $1`, cutoff); err != nil {
-		return 0, fmt.Errorf("purge call-in requests: %w", err)
+		return 0, nil, fmt.Errorf("purge call-in requests: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return n, queued, nil
 }
 
 // scheduled returns every SCHEDULED callback's id and due time (index rebuild).
