@@ -133,7 +133,7 @@ func TestQueueStateLivesInRedis(t *testing.T) {
 	if pos, ors := row(); pos != 0 || ors != "" || !updatedAt.Equal(created) {
 		t.Fatalf("row rewritten by queue-state reports: position %d, ors %q", pos, ors)
 	}
-	if !e.mr.Exists(liveKey(id)) {
+	if e.mr.HGet(liveHash, string(id)) == "" {
 		t.Fatal("no queue state in redis")
 	}
 
@@ -143,7 +143,7 @@ func TestQueueStateLivesInRedis(t *testing.T) {
 	if _, ors := row(); ors != "ors-9" {
 		t.Fatalf("ORS session after ROUTING = %q, want it kept from the queue state", ors)
 	}
-	if e.mr.Exists(liveKey(id)) {
+	if e.mr.HGet(liveHash, string(id)) != "" {
 		t.Fatal("queue state kept after the callback left QUEUED")
 	}
 	pos := 2

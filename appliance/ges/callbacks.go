@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nyaruka/phonenumbers"
-	"github.com/redis/go-redis/v9"
 )
 
 // CreateRequest is a callback to create (the v3 create body, or the UI dialog).
@@ -403,15 +402,17 @@ func (s *Service) fillORSSession(ctx context.Context, jobs []*reportJob) {
 	if len(need) == 0 {
 		return
 	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(need))
+	ids := make([]CallbackID, len(need))
 	for i, j := range need {
-		cmds[i] = pipe.HGet(ctx, liveKey(j.id), "ors")
+		ids[i] = j.id
 	}
-	_, _ = pipe.Exec(ctx) // missing hashes answer redis.Nil; nothing to fill then
-	for i, j := range need {
-		if v, err := cmds[i].Result(); err == nil && v != "" {
-			j.r.ORSSessionID = v
+	live, err := s.idx.getLive(ctx, ids)
+	if err != nil {
+		return
+	}
+	for _, j := range need {
+		if st, ok := live[j.id]; ok && st.orsSession != "" {
+			j.r.ORSSessionID = st.orsSession
 		}
 	}
 }

@@ -26,7 +26,7 @@ func TestPurgeAfter14Days(t *testing.T) {
 	waitFor(t, "purge", func() bool {
 		return e.api("POST", "/engagement/v3/callbacks/retrieve", map[string]any{"id": old}).code == 404
 	})
-	if e.mr.Exists(liveKey(old)) {
+	if e.mr.HGet(liveHash, string(old)) != "" {
 		t.Fatal("queue state of a purged callback left in redis")
 	}
 	// The scheduled one came due while the clock moved.

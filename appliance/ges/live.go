@@ -4,19 +4,22 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Queue state in Redis. While a callback waits in ORS's queue its position,
 // estimated wait and ORS session change with every report but its state does
-// not; those reports go to a small Redis hash instead of rewriting the
-// PostgreSQL row (which cost a new row version, index entries and vacuum work
-// per report). PostgreSQL keeps every state change. Reads of a QUEUED callback
-// lay the hash over the row.
+// not; those reports go to Redis instead of rewriting the PostgreSQL row
+// (which cost a new row version, index entries and vacuum work per report).
+// PostgreSQL keeps every state change. Reads of a QUEUED callback lay the
+// queue state over the row.
 //
-// The hashes carry no TTL: every key with a TTL costs the embedded Redis work
-// on each clock step, and a queue holds thousands. A hash goes when its
-// callback changes state, is cancelled, or is purged while still QUEUED.
-const livePrefix = "ges:live:"
+// All queue states share one hash, a field per callback: the embedded Redis
+// walks and sorts every key each time its clock steps, so a key per waiting
+// callback made every command slower as the queue grew. The fields carry no
+// TTL; one goes when its callback changes state, is cancelled, or is purged
+// while still QUEUED.
+const liveHash = "ges:{idx}:live"
 
 // liveState is what a QUEUED callback's latest report said.
 type liveState struct {
@@ -24,69 +27,90 @@ type liveState struct {
 	orsSession    string
 }
 
-func liveKey(id CallbackID) string { return livePrefix + string(id) }
+func (l liveState) encode() string {
+	return strconv.Itoa(l.position) + " " + strconv.Itoa(l.ewt) + " " + l.orsSession
+}
 
-// setLive stores the queue state of QUEUED callbacks.
-func (x *index) setLive(ctx context.Context, ids []CallbackID, st []liveState) error {
-	pipe := x.rdb.Pipeline()
-	for i, id := range ids {
-		pipe.HSet(ctx, liveKey(id), "pos", st[i].position, "ewt", st[i].ewt, "ors", st[i].orsSession)
+func decodeLive(v string) (liveState, bool) {
+	f := strings.SplitN(v, " ", 3)
+	if len(f) != 3 {
+		return liveState{}, false
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	pos, err1 := strconv.Atoi(f[0])
+	ewt, err2 := strconv.Atoi(f[1])
+	return liveState{position: pos, ewt: ewt, orsSession: f[2]}, err1 == nil && err2 == nil
+}
+
+// setLive stores the queue state of QUEUED callbacks (one command).
+func (x *index) setLive(ctx context.Context, ids []CallbackID, st []liveState) error {
+	args := make([]any, 0, 2*len(ids))
+	for i, id := range ids {
+		args = append(args, string(id), st[i].encode())
+	}
+	if err := x.rdb.HSet(ctx, liveHash, args...).Err(); err != nil {
 		return fmt.Errorf("store queue state: %w", err)
 	}
 	return nil
 }
 
-// dropLive forgets the queue state of callbacks that changed state.
+// dropLive forgets the queue state of callbacks that changed state (one command).
 func (x *index) dropLive(ctx context.Context, ids []CallbackID) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	keys := make([]string, len(ids))
+	fields := make([]string, len(ids))
 	for i, id := range ids {
-		keys[i] = liveKey(id)
+		fields[i] = string(id)
 	}
-	if err := x.rdb.Unlink(ctx, keys...).Err(); err != nil {
+	if err := x.rdb.HDel(ctx, liveHash, fields...).Err(); err != nil {
 		return fmt.Errorf("drop queue state: %w", err)
 	}
 	return nil
 }
 
+// getLive reads the queue state of ids (one command); missing ones are absent.
+func (x *index) getLive(ctx context.Context, ids []CallbackID) (map[CallbackID]liveState, error) {
+	fields := make([]string, len(ids))
+	for i, id := range ids {
+		fields[i] = string(id)
+	}
+	vals, err := x.rdb.HMGet(ctx, liveHash, fields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read queue state: %w", err)
+	}
+	out := make(map[CallbackID]liveState, len(ids))
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			if st, ok := decodeLive(s); ok {
+				out[ids[i]] = st
+			}
+		}
+	}
+	return out, nil
+}
+
 // overlayLive lays the Redis queue state over the QUEUED callbacks in cbs. A
 // Redis failure leaves the stored values: a read never fails for it.
 func (s *Service) overlayLive(ctx context.Context, cbs ...*Callback) {
-	var queued []*Callback
+	var ids []CallbackID
 	for _, c := range cbs {
 		if c != nil && c.State == StateQueued {
-			queued = append(queued, c)
+			ids = append(ids, c.ID)
 		}
 	}
-	if len(queued) == 0 {
+	if len(ids) == 0 {
 		return
 	}
-	pipe := s.rdb.Pipeline()
-	for _, c := range queued {
-		pipe.HMGet(ctx, liveKey(c.ID), "pos", "ewt", "ors")
-	}
-	cmds, err := pipe.Exec(ctx)
-	if err != nil && len(cmds) != len(queued) {
+	live, err := s.idx.getLive(ctx, ids)
+	if err != nil {
 		return
 	}
-	for i, cmd := range cmds {
-		vals, err := cmd.(interface{ Result() ([]any, error) }).Result()
-		if err != nil || len(vals) != 3 || vals[0] == nil {
-			continue
-		}
-		c := queued[i]
-		if v, ok := vals[0].(string); ok {
-			c.PositionInQueue, _ = strconv.Atoi(v)
-		}
-		if v, ok := vals[1].(string); ok {
-			c.EstimatedWait, _ = strconv.Atoi(v)
-		}
-		if v, ok := vals[2].(string); ok && v != "" {
-			c.ORSSessionID = v
+	for _, c := range cbs {
+		if st, ok := live[c.ID]; ok && c.State == StateQueued {
+			c.PositionInQueue, c.EstimatedWait = st.position, st.ewt
+			if st.orsSession != "" {
+				c.ORSSessionID = st.orsSession
+			}
 		}
 	}
 }
