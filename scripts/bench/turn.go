@@ -9,21 +9,47 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
+// TURN load: turnLoadProcs turnutils_uclient processes run at once, each with
+// turnLoadClients UDP clients (channels, no RTCP) sending turnLoadMessages
+// messages of turnLoadBytes bytes every turnLoadIntervalMS ms. uclient paces
+// each client on a 1 ms timer and starts them at random over 1-6 s; at -z 5
+// with 50 clients both servers just follow that pace (the old figure was the
+// pace plus setup time), so the load here offers more than either server
+// relays on this box and the window is timed at the echo peer.
+const (
+	turnLoadProcs      = 3
+	turnLoadClients    = 50
+	turnLoadMessages   = 1500
+	turnLoadBytes      = 120
+	turnLoadIntervalMS = 1
+)
+
 // turnVsCoturn runs the same turnutils_uclient load (TURN REST credentials,
-// 50 clients, UDP, echo peer turnutils_peer) against CX Lab's TURN server and
-// against coturn's turnserver started on the same box, and compares relayed
-// packets per second and server CPU per relayed packet.
-func turnVsCoturn(ctx context.Context, bin string, _ int) ([]Row, error) {
-	for _, tool := range []string{"turnutils_uclient", "turnutils_peer", "turnserver"} {
+// UDP, channels) against CX Lab's TURN server and against coturn's turnserver
+// started on the same box, alternating, runs times each, and reports the
+// medians of relayed packets per second and server CPU per relayed packet.
+//
+// Timing: the echo peer is in this process and stamps the first and last
+// datagram it receives, so allocation setup, uclient's staggered start and its
+// 10 s wait for lost packets stay out of the window. Relayed packets are the
+// peer's count (client -> peer hops) plus the clients' received messages
+// (peer -> client hops). Server CPU is sampled every 20 ms and taken over the
+// same window.
+func turnVsCoturn(ctx context.Context, bin string, runs int) ([]Row, error) {
+	for _, tool := range []string{"turnutils_uclient", "turnserver"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return nil, fmt.Errorf("%s is needed (apt-get install coturn)", tool)
 		}
 	}
+	runs = max(runs, 1)
 	root, err := os.MkdirTemp("", "cxlab-bench-turn-")
 	if err != nil {
 		return nil, err
@@ -31,20 +57,10 @@ func turnVsCoturn(ctx context.Context, bin string, _ int) ([]Row, error) {
 	defer func() { _ = os.RemoveAll(root) }()
 	_ = os.Chmod(root, 0o711)
 
-	peerPort, err := freeUDPPort()
-	if err != nil {
-		return nil, err
-	}
-	peer := exec.CommandContext(ctx, "turnutils_peer", "-L", "127.0.0.1", "-p", strconv.Itoa(peerPort))
-	if err := peer.Start(); err != nil {
-		return nil, err
-	}
-	defer func() { _ = peer.Process.Kill(); _ = peer.Wait() }()
-
 	// turnutils_uclient runs every client as one user: lift the per-user quota;
-	// 50 clients need more relay ports than the default range's 41.
+	// its clients need more relay ports than the default range's 41.
 	cfgFile := filepath.Join(root, "cxlab.yaml")
-	if err := os.WriteFile(cfgFile, []byte("turn:\n  user_quota: 1000\n  min_relay_port: 50000\n  max_relay_port: 50999\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfgFile, []byte("turn:\n  user_quota: 1000\n  min_relay_port: 40000\n  max_relay_port: 49999\n"), 0o644); err != nil {
 		return nil, err
 	}
 	in, err := startInstance(ctx, bin, filepath.Join(root, "data"), "--config", cfgFile)
@@ -57,63 +73,272 @@ func turnVsCoturn(ctx context.Context, bin string, _ int) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	const clients, messages = 50, 400
-	cx, err := uclient(ctx, in.cmd.Process.Pid, cxPort, peerPort, secret, clients, messages)
-	if err != nil {
-		return nil, fmt.Errorf("against cxlab: %w", err)
-	}
 
-	coPort, err := freeUDPPort()
+	peer, err := startEchoPeer()
 	if err != nil {
 		return nil, err
 	}
-	co := exec.CommandContext(ctx, "turnserver", "-n", "--no-cli", "--no-tls", "--no-dtls", "-L", "127.0.0.1",
-		"-p", strconv.Itoa(coPort), "--use-auth-secret", "--static-auth-secret="+secret, "--realm=cxlab",
-		"--allow-loopback-peers", "--min-port=51000", "--max-port=51999", "--user-quota=1000", "--no-stdout-log", "--log-file=/dev/null",
-		"--pidfile="+filepath.Join(root, "turnserver.pid"))
-	if err := co.Start(); err != nil {
-		return nil, err
+	defer peer.close()
+
+	var cx, coturn []uclientResult
+	for i := range runs {
+		r, err := uclientLoad(ctx, peer, in.cmd.Process.Pid, cxPort, secret)
+		if err != nil {
+			return nil, fmt.Errorf("against cxlab (run %d): %w", i+1, err)
+		}
+		cx = append(cx, r)
+		// A fresh coturn each run: it keeps allocations whose clients left
+		// without deleting them, so a later uclient reusing a local port gets
+		// 437, and their relay ports run out.
+		co, coPort, err := startCoturn(ctx, root, secret)
+		if err != nil {
+			return nil, err
+		}
+		r, err = uclientLoad(ctx, peer, co.Process.Pid, coPort, secret)
+		_ = co.Process.Kill()
+		_ = co.Wait()
+		if err != nil {
+			return nil, fmt.Errorf("against coturn (run %d): %w", i+1, err)
+		}
+		coturn = append(coturn, r)
 	}
-	defer func() { _ = co.Process.Kill(); _ = co.Wait() }()
-	if err := waitUDPServer(coPort); err != nil {
-		return nil, err
-	}
-	coturn, err := uclient(ctx, co.Process.Pid, coPort, peerPort, secret, clients, messages)
-	if err != nil {
-		return nil, fmt.Errorf("against coturn: %w", err)
-	}
-	cond := fmt.Sprintf("turnutils_uclient -W <secret> -m %d -n %d -l 120 -z 5 -c, UDP, echo peer turnutils_peer, loopback", clients, messages)
+	cxM, coM := medianResult(cx), medianResult(coturn)
+	cond := fmt.Sprintf("%d x turnutils_uclient -W <secret> -m %d -n %d -l %d -z %d -c at once (%d UDP clients, channels), "+
+		"echo peer in the bench, loopback, %d CPUs; median of %d runs, window first..last datagram at the peer",
+		turnLoadProcs, turnLoadClients, turnLoadMessages, turnLoadBytes, turnLoadIntervalMS,
+		turnLoadProcs*turnLoadClients, runtime.NumCPU(), runs)
 	return []Row{
-		{Area: "turn", Figure: "relayed packets/s, CX Lab TURN", Value: cx.perSec, Unit: "pkt/s", Conditions: cond + fmt.Sprintf("; %d lost", cx.lost)},
-		{Area: "turn", Figure: "relayed packets/s, coturn turnserver", Value: coturn.perSec, Unit: "pkt/s", Conditions: cond + fmt.Sprintf("; %d lost", coturn.lost)},
-		{Area: "turn", Figure: "throughput ratio CX Lab / coturn", Value: cx.perSec / coturn.perSec, Unit: "x", Target: ">= 1.0", Conditions: "same load, same box"},
-		{Area: "turn", Figure: "server CPU per 1000 relayed packets, CX Lab / coturn", Value: cx.cpuPerK, Unit: fmt.Sprintf("ms / %.1f ms", coturn.cpuPerK), Conditions: "server process CPU time (utime+stime) over the run"},
+		{Area: "turn", Figure: "relayed packets/s, CX Lab TURN", Value: cxM.perSec, Unit: "pkt/s",
+			Conditions: cond + fmt.Sprintf("; lost %.2f%%, RTT %.1f ms", cxM.lossPct, cxM.rttMS)},
+		{Area: "turn", Figure: "relayed packets/s, coturn turnserver", Value: coM.perSec, Unit: "pkt/s",
+			Conditions: cond + fmt.Sprintf("; lost %.2f%%, RTT %.1f ms; coturn defaults (one relay thread per CPU)", coM.lossPct, coM.rttMS)},
+		{Area: "turn", Figure: "throughput ratio CX Lab / coturn", Value: cxM.perSec / coM.perSec, Unit: "x", Target: ">= 1.0",
+			Conditions: "ratio of the two medians above; same load, same box"},
+		{Area: "turn", Figure: "server CPU per 1000 relayed packets, CX Lab", Value: cxM.cpuPerK, Unit: "ms",
+			Reference: fmt.Sprintf("coturn %.1f ms", coM.cpuPerK), Ratio: fmt.Sprintf("%.2fx", cxM.cpuPerK/coM.cpuPerK),
+			Conditions: "server process CPU (utime+stime) over the window / relayed packets, same load; cxlab is the whole appliance process"},
 	}, nil
 }
 
-type uclientResult struct {
-	perSec, cpuPerK float64
-	lost            int
+// startCoturn starts turnserver with the settings CX Lab's TURN has here.
+func startCoturn(ctx context.Context, root, secret string) (*exec.Cmd, int, error) {
+	port, err := freeUDPPort()
+	if err != nil {
+		return nil, 0, err
+	}
+	co := exec.CommandContext(ctx, "turnserver", "-n", "--no-cli", "--no-tls", "--no-dtls", "-L", "127.0.0.1",
+		"-p", strconv.Itoa(port), "--use-auth-secret", "--static-auth-secret="+secret, "--realm=cxlab",
+		"--allow-loopback-peers", "--min-port=50000", "--max-port=59999", "--user-quota=1000", "--no-stdout-log", "--log-file=/dev/null",
+		"--pidfile="+filepath.Join(root, "turnserver.pid"))
+	if err := co.Start(); err != nil {
+		return nil, 0, err
+	}
+	if err := waitUDPServer(port); err != nil {
+		_ = co.Process.Kill()
+		_ = co.Wait()
+		return nil, 0, err
+	}
+	return co, port, nil
 }
 
-func uclient(ctx context.Context, serverPID, serverPort, peerPort int, secret string, clients, messages int) (uclientResult, error) {
-	c0 := processCPU(serverPID)
-	t0 := time.Now()
-	out, err := exec.CommandContext(ctx, "turnutils_uclient", "-W", secret, "-u", "bench",
-		"-m", strconv.Itoa(clients), "-n", strconv.Itoa(messages), "-l", "120", "-z", "5", "-c",
-		"-e", "127.0.0.1", "-r", strconv.Itoa(peerPort), "-p", strconv.Itoa(serverPort), "127.0.0.1").CombinedOutput()
-	el := time.Since(t0)
-	cpu := processCPU(serverPID) - c0
+type uclientResult struct {
+	perSec, cpuPerK, lossPct, rttMS float64
+}
+
+// medianResult takes each figure's median on its own.
+func medianResult(rs []uclientResult) uclientResult {
+	pick := func(f func(uclientResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	return uclientResult{
+		perSec:  pick(func(r uclientResult) float64 { return r.perSec }),
+		cpuPerK: pick(func(r uclientResult) float64 { return r.cpuPerK }),
+		lossPct: pick(func(r uclientResult) float64 { return r.lossPct }),
+		rttMS:   pick(func(r uclientResult) float64 { return r.rttMS }),
+	}
+}
+
+// uclientLoad runs the turnutils_uclient processes against one server and
+// measures it over the window the peer saw traffic in.
+func uclientLoad(ctx context.Context, peer *echoPeer, serverPID, serverPort int, secret string) (uclientResult, error) {
+	peer.reset()
+	cpu := startCPUSampler(serverPID)
+	outs := make([][]byte, turnLoadProcs)
+	errs := make([]error, turnLoadProcs)
+	var wg sync.WaitGroup
+	for i := range turnLoadProcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = exec.CommandContext(ctx, "turnutils_uclient", "-W", secret, "-u", "bench",
+				"-m", strconv.Itoa(turnLoadClients), "-n", strconv.Itoa(turnLoadMessages), "-l", strconv.Itoa(turnLoadBytes),
+				"-z", strconv.Itoa(turnLoadIntervalMS), "-c",
+				"-e", "127.0.0.1", "-r", strconv.Itoa(peer.port()), "-p", strconv.Itoa(serverPort), "127.0.0.1").CombinedOutput()
+		}()
+	}
+	wg.Wait()
+	samples := cpu.stop()
+	var sent, recv int
+	var rtt float64
+	for i, out := range outs {
+		if errs[i] != nil {
+			return uclientResult{}, fmt.Errorf("turnutils_uclient: %w\n%s", errs[i], tail(out))
+		}
+		s, ok1 := lastMatch(out, `tot_send_msgs=(\d+), tot_recv_msgs=`)
+		r, ok2 := lastMatch(out, `tot_recv_msgs=(\d+)`)
+		d, ok3 := lastFloat(out, `Average round trip delay ([0-9.]+) ms`)
+		if !ok1 || !ok2 || !ok3 {
+			return uclientResult{}, fmt.Errorf("unexpected turnutils_uclient output:\n%s", tail(out))
+		}
+		sent, recv = sent+s, recv+r
+		rtt += d * float64(r)
+	}
+	first, last, atPeer := peer.window()
+	el := last.Sub(first)
+	if atPeer == 0 || recv == 0 || el <= 0 {
+		return uclientResult{}, fmt.Errorf("nothing relayed (%d at the peer, %d back at the clients)", atPeer, recv)
+	}
+	relayed := float64(atPeer + recv)
+	used := cpuBetween(samples, first, last)
+	return uclientResult{
+		perSec:  relayed / el.Seconds(),
+		cpuPerK: float64(used.Microseconds()) / 1000 / relayed * 1000,
+		lossPct: 100 * float64(sent-min(recv, sent)) / float64(sent),
+		rttMS:   rtt / float64(recv),
+	}, nil
+}
+
+// echoPeer echoes every datagram back to its sender (turnutils_peer's job)
+// and notes when the first and last one arrived.
+type echoPeer struct {
+	conn *net.UDPConn
+	done chan struct{}
+
+	mu          sync.Mutex
+	first, last time.Time
+	count       int
+}
+
+func startEchoPeer() (*echoPeer, error) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
-		return uclientResult{}, fmt.Errorf("turnutils_uclient: %w\n%s", err, tail(out))
+		return nil, err
 	}
-	recv, ok1 := lastMatch(out, `tot_recv_msgs=(\d+)`)
-	lost, ok2 := lastMatch(out, `Total lost packets (\d+)`)
-	if !ok1 || !ok2 {
-		return uclientResult{}, fmt.Errorf("unexpected turnutils_uclient output:\n%s", tail(out))
+	// Bursts from 200 relays must not overflow the peer's queue.
+	_ = c.SetReadBuffer(4 << 20)
+	_ = c.SetWriteBuffer(4 << 20)
+	p := &echoPeer{conn: c, done: make(chan struct{})}
+	go p.run()
+	return p, nil
+}
+
+func (p *echoPeer) run() {
+	defer close(p.done)
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := p.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		p.mu.Lock()
+		if p.count == 0 {
+			p.first = now
+		}
+		p.last = now
+		p.count++
+		p.mu.Unlock()
+		_, _ = p.conn.WriteToUDPAddrPort(buf[:n], from)
 	}
-	relayed := float64(2 * recv) // each echoed message crosses the relay twice
-	return uclientResult{perSec: relayed / el.Seconds(), cpuPerK: float64(cpu.Milliseconds()) / relayed * 1000, lost: lost}, nil
+}
+
+func (p *echoPeer) port() int { return p.conn.LocalAddr().(*net.UDPAddr).Port }
+
+func (p *echoPeer) reset() {
+	p.mu.Lock()
+	p.first, p.last, p.count = time.Time{}, time.Time{}, 0
+	p.mu.Unlock()
+}
+
+func (p *echoPeer) window() (first, last time.Time, count int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.first, p.last, p.count
+}
+
+func (p *echoPeer) close() {
+	_ = p.conn.Close()
+	<-p.done
+}
+
+type cpuSample struct {
+	at  time.Time
+	cpu time.Duration
+}
+
+type cpuSampler struct {
+	stopc   chan struct{}
+	done    chan struct{}
+	samples []cpuSample
+}
+
+// startCPUSampler reads pid's CPU time every 20 ms until stop.
+func startCPUSampler(pid int) *cpuSampler {
+	s := &cpuSampler{stopc: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			s.samples = append(s.samples, cpuSample{at: time.Now(), cpu: processCPU(pid)})
+			select {
+			case <-s.stopc:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *cpuSampler) stop() []cpuSample {
+	close(s.stopc)
+	<-s.done
+	return s.samples
+}
+
+// cpuBetween is the CPU used from the last sample at or before from to the
+// first sample at or after to.
+func cpuBetween(samples []cpuSample, from, to time.Time) time.Duration {
+	if len(samples) == 0 {
+		return 0
+	}
+	lo, hi := samples[0].cpu, samples[len(samples)-1].cpu
+	for _, s := range samples {
+		if !s.at.After(from) {
+			lo = s.cpu
+		}
+	}
+	for i := len(samples) - 1; i >= 0; i-- {
+		if !samples[i].at.Before(to) {
+			hi = samples[i].cpu
+		}
+	}
+	return hi - lo
+}
+
+func lastFloat(out []byte, re string) (float64, bool) {
+	m := regexp.MustCompile(re).FindAllSubmatch(out, -1)
+	if len(m) == 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(string(m[len(m)-1][1]), 64)
+	return v, err == nil
 }
 
 func lastMatch(out []byte, re string) (int, bool) {
