@@ -55,6 +55,10 @@ type waiter struct {
 	enq      time.Time
 	got      chan agentKey // receives the reserved agent, once
 	removed  bool
+	// onGot, when set, takes the reserved agent instead of got; it runs with
+	// s.mu held and must not block (a parked session starts its goroutine).
+	onGot  func(agentKey)
+	handed bool // an agent was reserved for it
 }
 
 func (s *Server) queueLocked(k queueKey) *queue {
@@ -216,11 +220,7 @@ func (s *Server) enqueue(k queueKey, priority int, front bool) *waiter {
 func (s *Server) dequeue(w *waiter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	q := s.queueLocked(w.q)
-	if i := slices.Index(q.waiters, w); i >= 0 {
-		q.waiters = slices.Delete(q.waiters, i, i+1)
-	}
-	w.removed = true
+	s.removeWaiterLocked(w)
 	select {
 	case k := <-w.got:
 		if a := s.agents[k]; a != nil && a.state == Busy {
@@ -234,18 +234,60 @@ func (s *Server) dequeue(w *waiter) {
 func (s *Server) position(w *waiter) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ws := s.queueLocked(w.q).waiters
-	// Waiters are sorted: find the first that does not go before w, then
-	// step over equals (front re-queues share seq 0).
+	return indexOf(s.queueLocked(w.q).waiters, w) + 1
+}
+
+// indexOf finds w in sorted waiters, or -1: the first that does not go
+// before w, then over equals (front re-queues share seq 0).
+func indexOf(ws []*waiter, w *waiter) int {
 	for i := sort.Search(len(ws), func(i int) bool { return !ws[i].before(w) }); i < len(ws); i++ {
 		if ws[i] == w {
-			return i + 1
+			return i
 		}
 		if w.before(ws[i]) {
 			break
 		}
 	}
-	return 0
+	return -1
+}
+
+// removeWaiterLocked takes w out of its queue (if still there) for good.
+func (s *Server) removeWaiterLocked(w *waiter) {
+	q := s.queueLocked(w.q)
+	if i := indexOf(q.waiters, w); i >= 0 {
+		q.waiters = slices.Delete(q.waiters, i, i+1)
+	}
+	w.removed = true
+}
+
+// enqueueParked queues a waiter whose reserved agent goes to onGot. It
+// returns nil when w was unparked (cancelled) before it could be queued.
+func (s *Server) enqueueParked(w *waiter, onGot func(agentKey)) *waiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w.removed {
+		return nil
+	}
+	s.waiterSeq++
+	w.seq, w.enq, w.onGot = s.waiterSeq, s.clk.Now(), onGot
+	q := s.queueLocked(w.q)
+	i := sort.Search(len(q.waiters), func(i int) bool { return w.before(q.waiters[i]) })
+	q.waiters = slices.Insert(q.waiters, i, w)
+	s.dispatchLocked(w.q)
+	return w
+}
+
+// unpark takes a parked waiter out of its queue unless an agent was already
+// reserved for it; true means the caller now owns the session.
+func (s *Server) unpark(w *waiter) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w.handed {
+		return false
+	}
+	wasRemoved := w.removed
+	s.removeWaiterLocked(w)
+	return !wasRemoved
 }
 
 // before reports whether w is served before o: higher priority first, then
@@ -283,6 +325,11 @@ func (s *Server) dispatchLocked(k queueKey) {
 		w := q.waiters[0]
 		q.waiters = q.waiters[1:]
 		s.setAgentLocked(best, Busy)
+		w.handed = true
+		if w.onGot != nil {
+			w.onGot(best.key)
+			continue
+		}
 		w.got <- best.key
 	}
 }

@@ -18,9 +18,13 @@ func (l *lab) ready(t *testing.T, user string) {
 
 func (l *lab) waitStates(t *testing.T, id string, want ...string) {
 	t.Helper()
-	eventually(t, 10*time.Second, "states "+strings.Join(want, ","), func() bool {
-		return slices.Equal(l.ges.states(id), want)
-	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Equal(l.ges.states(id), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("states reported = %v, want %v", l.ges.states(id), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (l *lab) pending(t *testing.T) int64 {
@@ -197,14 +201,26 @@ func TestCallbackThirdPartyAnswerAndRestartResume(t *testing.T) {
 	}
 	l.waitStates(t, id, stQueued, stRouting, stProcessing)
 
-	// Restart while PROCESSING: the pending entry is resumed and the
-	// callback queued again (GES decides whether that is still wanted).
+	// Stop while PROCESSING: the call is hung up and its COMPLETED reaches
+	// GES before the consumer stops, so nothing is left to resume.
+	l.stop()
+	l.waitStates(t, id, stQueued, stRouting, stProcessing, stCompleted+":"+reasonAgentConnected)
+	if l.pending(t) != 0 {
+		t.Fatalf("a completed callback's entry stayed pending: %d", l.pending(t))
+	}
+
+	// Stop while QUEUED (no agent Ready): the entry stays pending and the
+	// restarted consumer queues the callback again.
+	l.start()
+	const waiting = "55555555-5555-5555-5555-555555555556"
+	l.xadd(startEntry(waiting, simTone, 1, 0))
+	l.waitStates(t, waiting, stQueued)
 	l.stop()
 	if l.pending(t) != 1 {
-		t.Fatalf("entry should stay pending across a restart, pending=%d", l.pending(t))
+		t.Fatalf("a queued callback's entry should stay pending across a restart, pending=%d", l.pending(t))
 	}
 	l.start()
-	l.waitStates(t, id, stQueued, stRouting, stProcessing, stQueued)
+	l.waitStates(t, waiting, stQueued, stQueued)
 }
 
 func TestCallbackToRegisteredCustomerNumber(t *testing.T) {

@@ -87,6 +87,8 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	ended chan struct{} // closed by endSession
+
 	mu        sync.Mutex
 	state     string
 	cancelled bool
@@ -319,34 +321,110 @@ func (s *Server) handle(ctx context.Context, m redis.XMessage) {
 			return
 		}
 		sctx, cancel := context.WithCancel(ctx)
-		ss := &session{entry: e, orsID: uuid.NewString(), ctx: sctx, cancel: cancel}
+		ss := &session{entry: e, orsID: uuid.NewString(), ctx: sctx, cancel: cancel, ended: make(chan struct{})}
 		s.mu.Lock()
 		s.sessions[e.id] = ss
 		s.mu.Unlock()
 		s.met.sessionsActive.Inc()
-		s.wg.Add(1)
+		s.wg.Add(1) // done in endSession, whichever way the session ends
+		s.park(ss)
+	}
+}
+
+// endSession forgets a finished session; result "" (stopping) leaves its
+// entry pending for a restart to resume.
+func (s *Server) endSession(ss *session, result string) {
+	defer s.wg.Done()
+	defer close(ss.ended)
+	ss.cancel()
+	e := ss.entry
+	s.met.sessionsActive.Dec()
+	s.mu.Lock()
+	delete(s.sessions, e.id)
+	if result != "" {
+		s.done[e.id] = struct{}{}
+		s.doneList = append(s.doneList, e.id)
+		if len(s.doneList) > 10000 {
+			delete(s.done, s.doneList[0])
+			s.doneList = s.doneList[1:]
+		}
+	}
+	s.mu.Unlock()
+	if result != "" {
+		s.met.sessionsTotal.WithLabelValues(result).Inc()
+		s.ack(e.msgID)
+	}
+}
+
+// outcome is what a session that ends with reason reports as its result:
+// "" while the server stops, "cancelled" when GES cancelled it.
+func (s *Server) outcome(ss *session, reason string) string {
+	if s.ctx.Err() != nil {
+		return ""
+	}
+	ss.mu.Lock()
+	cancelled := ss.cancelled
+	ss.mu.Unlock()
+	if cancelled {
+		return "cancelled"
+	}
+	return reason
+}
+
+// park queues a new session without a goroutine. Until an agent is reserved
+// it is a waiter and a session record; thousands of callbacks waiting for
+// agents then hold no stacks (a goroutine each made the garbage collector
+// scan them all). The QUEUED report runs on a short-lived goroutine; the
+// session's goroutine starts when an agent is reserved, and first waits for
+// that report so GES hears QUEUED before ROUTING.
+func (s *Server) park(ss *session) {
+	e := ss.entry
+	ss.set(stQueued)
+	w := &waiter{q: queueKey{tenant: e.ccid, vq: e.vq}, priority: e.priority, got: make(chan agentKey, 1)}
+	reported := make(chan struct{})
+	var reportErr error
+	// Whoever unparks the waiter first (a cancel, a stop, or a refused
+	// report) ends the session; once an agent is reserved, resume owns it.
+	stopWatch := context.AfterFunc(ss.ctx, func() {
+		if s.unpark(w) {
+			s.met.queueWaiting.Dec()
+			s.endSession(ss, s.outcome(ss, "cancelled"))
+		}
+	})
+	onGot := func(ak agentKey) {
+		s.met.queueWaiting.Dec()
 		go func() {
-			defer s.wg.Done()
-			defer cancel()
-			result := s.runSession(ss)
-			s.met.sessionsActive.Dec()
-			s.mu.Lock()
-			delete(s.sessions, e.id)
-			if result != "" {
-				s.done[e.id] = struct{}{}
-				s.doneList = append(s.doneList, e.id)
-				if len(s.doneList) > 10000 {
-					delete(s.done, s.doneList[0])
-					s.doneList = s.doneList[1:]
-				}
+			stopWatch()
+			<-reported
+			if reportErr != nil {
+				s.releaseAgent(ak, Ready)
+				s.endSession(ss, s.outcome(ss, stateOver(reportErr)))
+				return
 			}
-			s.mu.Unlock()
-			if result != "" {
-				s.met.sessionsTotal.WithLabelValues(result).Inc()
-				s.ack(e.msgID)
-			}
+			s.endSession(ss, s.runSession(ss, &ak))
 		}()
 	}
+	s.met.queueWaiting.Inc()
+	if s.enqueueParked(w, onGot) == nil {
+		close(reported) // cancelled before it was queued; the watcher ended it
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(reported)
+		st := s.QueueStats(ss.ctx, e.ccid, e.vq)
+		err := s.report(ss, StateReport{State: stQueued, PositionInQueue: s.position(w), EstimatedWaitTime: int(math.Round(st.ExpectedWaitTime))})
+		if err == nil {
+			return
+		}
+		reportErr = err
+		if s.unpark(w) {
+			stopWatch()
+			s.met.queueWaiting.Dec()
+			s.endSession(ss, s.outcome(ss, stateOver(err)))
+		}
+	}()
 }
 
 // StateReport is an ORS callback state report to GES, the contract 8 body.
@@ -456,59 +534,57 @@ type customerLeg struct {
 	c    *call
 }
 
-// runSession drives one callback from QUEUED to COMPLETED. It returns the
-// result label, or "" when the server is stopping (the entry stays pending).
-func (s *Server) runSession(ss *session) string {
+// runSession drives one callback from QUEUED to COMPLETED, starting with the
+// agent reserved for its parked waiter. It returns the result label, or ""
+// when the server is stopping (the entry stays pending).
+func (s *Server) runSession(ss *session, reserved *agentKey) string {
 	e := ss.entry
 	qk := queueKey{tenant: e.ccid, vq: e.vq}
 	log := s.log.With("callback", e.id, "ors_session", ss.orsID)
 	var cust *customerLeg
 	var c *call
-	stopping := func() bool { return s.ctx.Err() != nil }
 	finish := func(reason string) string {
 		if c != nil {
 			s.endCall(c, nil, reason)
 		}
-		if stopping() {
-			return ""
-		}
-		ss.mu.Lock()
-		cancelled := ss.cancelled
-		ss.mu.Unlock()
-		if cancelled {
+		out := s.outcome(ss, reason)
+		if out == "cancelled" {
 			log.Info("callback cancelled")
-			return "cancelled"
 		}
-		return reason
+		return out
 	}
 	front := false
 	for {
-		ss.set(stQueued)
-		w := s.enqueue(qk, e.priority, front)
-		s.met.queueWaiting.Inc()
-		st := s.QueueStats(ss.ctx, e.ccid, e.vq)
-		if err := s.report(ss, StateReport{State: stQueued, PositionInQueue: s.position(w), EstimatedWaitTime: int(math.Round(st.ExpectedWaitTime))}); err != nil {
-			s.met.queueWaiting.Dec()
-			s.dequeue(w)
-			return finish(stateOver(err))
-		}
 		var ak agentKey
-		var gone <-chan struct{}
-		if cust != nil {
-			gone = cust.gone
-		}
-		select {
-		case ak = <-w.got:
-			s.met.queueWaiting.Dec()
-		case <-ss.ctx.Done():
-			s.met.queueWaiting.Dec()
-			s.dequeue(w)
-			return finish("cancelled")
-		case <-gone:
-			s.met.queueWaiting.Dec()
-			s.dequeue(w)
-			_ = s.report(ss, StateReport{State: stCompleted, Reason: reasonCustomerAbandoned})
-			return finish(reasonCustomerAbandoned)
+		if reserved != nil {
+			ak, reserved = *reserved, nil
+		} else {
+			ss.set(stQueued)
+			w := s.enqueue(qk, e.priority, front)
+			s.met.queueWaiting.Inc()
+			st := s.QueueStats(ss.ctx, e.ccid, e.vq)
+			if err := s.report(ss, StateReport{State: stQueued, PositionInQueue: s.position(w), EstimatedWaitTime: int(math.Round(st.ExpectedWaitTime))}); err != nil {
+				s.met.queueWaiting.Dec()
+				s.dequeue(w)
+				return finish(stateOver(err))
+			}
+			var gone <-chan struct{}
+			if cust != nil {
+				gone = cust.gone
+			}
+			select {
+			case ak = <-w.got:
+				s.met.queueWaiting.Dec()
+			case <-ss.ctx.Done():
+				s.met.queueWaiting.Dec()
+				s.dequeue(w)
+				return finish("cancelled")
+			case <-gone:
+				s.met.queueWaiting.Dec()
+				s.dequeue(w)
+				_ = s.report(ss, StateReport{State: stCompleted, Reason: reasonCustomerAbandoned})
+				return finish(reasonCustomerAbandoned)
+			}
 		}
 		ss.mu.Lock()
 		ss.agentDN = ak.dn

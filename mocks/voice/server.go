@@ -299,6 +299,22 @@ func (s *Server) Ready(ctx context.Context) error {
 	}
 }
 
+// awaitSessions waits, at most d, until the sessions have ended.
+func (s *Server) awaitSessions(ctx context.Context, ss []*session, d time.Duration) {
+	if len(ss) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for _, x := range ss {
+		select {
+		case <-x.ended:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // Stop hangs up every call, stops the consumer (its pending stream entries
 // stay pending so that a restart resumes them) and closes the listeners. It
 // is idempotent.
@@ -311,6 +327,14 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.stopped = true
 	s.mu.Lock()
 	s.stopping = true
+	var talking []*session // connected callbacks: their COMPLETED must reach GES
+	for _, ss := range s.sessions {
+		ss.mu.Lock()
+		if ss.state == stProcessing {
+			talking = append(talking, ss)
+		}
+		ss.mu.Unlock()
+	}
 	calls := make([]*call, 0, len(s.calls))
 	for _, c := range s.calls {
 		calls = append(calls, c)
@@ -339,6 +363,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		}()
 	}
 	hw.Wait()
+	s.awaitSessions(ctx, talking, 2*time.Second)
 	s.cancel()
 	s.closeListeners()
 	waited := make(chan struct{})

@@ -34,7 +34,7 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 	}
 	defer func() { _ = os.RemoveAll(root) }()
 	_ = os.Chmod(root, 0o711)
-	in, err := startInstance(ctx, bin, filepath.Join(root, "data"))
+	in, err := startInstance(ctx, bin, filepath.Join(root, "data"), strings.Fields(os.Getenv("CXLAB_BENCH_UP_ARGS"))...)
 	if err != nil {
 		return nil, err
 	}
