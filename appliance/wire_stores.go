@@ -73,6 +73,12 @@ func newPool(pg pgStore) (*pgxpool.Pool, error) {
 	pc.MaxConns = 24
 	pc.MinConns = 0
 	pc.MaxConnIdleTime = 5 * time.Minute
+	// Every execution is planned with its own parameters and the table as it
+	// is now. A lab starts with empty tables; a generic plan cached then (a
+	// sequential scan is cheapest on an empty table) was kept while a table
+	// grew to tens of thousands of callbacks, and PostgreSQL spent a whole
+	// core scanning it for primary-key lookups.
+	pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	pc.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
 		dsn := pg.DSN()
 		if dsn == "" {
