@@ -113,16 +113,6 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 	}, nil
 }
 
-func firstPart(s string) string {
-	before, _, _ := strings.Cut(s, ", ")
-	return before
-}
-
-func secondPart(s string) string {
-	_, after, _ := strings.Cut(s, ", ")
-	return after
-}
-
 type loadResult struct {
 	perSec, p50, p99 float64
 	errors           int64
