@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cxlab, args...)
-	var o, e bytes.Buffer
+	var o, e lockedBuffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
 	code = cmd.ProcessState.ExitCode()
@@ -113,8 +114,27 @@ type upProcess struct {
 	cmd       *exec.Cmd
 	exited    chan struct{}
 	endpoints map[string]any
-	stdout    *bytes.Buffer
-	stderr    *bytes.Buffer
+	stdout    *lockedBuffer
+	stderr    *lockedBuffer
+}
+
+// lockedBuffer collects a child's output; the test reads it while exec's
+// copying goroutine may still be writing.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startUp runs `cxlab up` and waits for its endpoints file (written once ready).
@@ -123,7 +143,7 @@ func startUp(t *testing.T, extra ...string) *upProcess {
 	ep := filepath.Join(t.TempDir(), "endpoints.json")
 	args := append(append([]string{"up", "--endpoints-file", ep}, freeArgs...), extra...)
 	cmd := exec.Command(cxlab, args...)
-	var o, e bytes.Buffer
+	var o, e lockedBuffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -281,7 +301,7 @@ func TestUpAsUnprivilegedUser(t *testing.T) {
 	cmd := exec.Command(cxlab, append([]string{"up", "--ephemeral", "--endpoints-file", ep}, freeArgs...)...)
 	cmd.Env = append(os.Environ(), "HOME="+dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	var o, e bytes.Buffer
+	var o, e lockedBuffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
