@@ -1,10 +1,12 @@
 package gauth_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -186,4 +188,35 @@ func TestTokensSurviveRestart(t *testing.T) {
 		t.Fatalf("signing key changed across restart:\n%s\n%s", body, again)
 	}
 	e.verify(tok.AccessToken, "cxlab-console")
+}
+
+// Tokens expired for longer than PurgeAfter leave PostgreSQL; live ones (the
+// fresh access token, the still valid refresh token) stay and keep working.
+func TestPurgeExpiredTokens(t *testing.T) {
+	e := newEnv(t)
+	e.serviceToken("ges_client", "ges-secret")
+	e.password("agent1", "agent123") // an access and a refresh token
+	e.clk.Advance(3 * 24 * time.Hour)
+	fresh := e.serviceToken("ges_client", "ges-secret")
+	count := func() (access, refresh int) {
+		t.Helper()
+		if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE kind = 'access'),
+			count(*) FILTER (WHERE kind = 'refresh') FROM gauth.tokens`).Scan(&access, &refresh); err != nil {
+			t.Fatal(err)
+		}
+		return access, refresh
+	}
+	if a, r := count(); a != 3 || r != 1 {
+		t.Fatalf("before the purge: %d access, %d refresh tokens", a, r)
+	}
+	n, err := e.srv.PurgeExpired(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, r := count(); n != 2 || a != 1 || r != 1 {
+		t.Fatalf("purged %d rows, left %d access and %d refresh tokens; want 2 purged, the fresh access and the refresh token left", n, a, r)
+	}
+	if code, _ := e.get("/auth/v3/userinfo", fresh); code != 200 {
+		t.Fatalf("userinfo with the fresh token after the purge = %d", code)
+	}
 }

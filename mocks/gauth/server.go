@@ -67,6 +67,12 @@ type Config struct {
 	MaxBodyBytes int64
 	// TrustedIssuers are outside assertion issuers. Default none.
 	TrustedIssuers []TrustedIssuer
+	// PurgeInterval is how often expired tokens, codes and login sessions are
+	// deleted. Default 10m.
+	PurgeInterval time.Duration
+	// PurgeAfter is how long after expiry they are kept (the ops token list
+	// still shows them meanwhile). Default 24h.
+	PurgeAfter time.Duration
 }
 
 func (c *Config) defaults() {
@@ -87,6 +93,12 @@ func (c *Config) defaults() {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 64 << 10
+	}
+	if c.PurgeInterval <= 0 {
+		c.PurgeInterval = 10 * time.Minute
+	}
+	if c.PurgeAfter <= 0 {
+		c.PurgeAfter = 24 * time.Hour
 	}
 }
 
@@ -113,6 +125,10 @@ type Server struct {
 	keys   *keySet
 
 	failures failures.Injector
+
+	lifeMu sync.Mutex
+	stop   chan struct{} // closed by Stop; nil before Start
+	done   chan struct{} // closed when the purger returns
 }
 
 type metrics struct {
@@ -174,11 +190,77 @@ func (s *Server) Start(ctx context.Context) error {
 	s.keysMu.Lock()
 	s.keys = ks
 	s.keysMu.Unlock()
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	if s.stop == nil {
+		s.stop, s.done = make(chan struct{}), make(chan struct{})
+		go s.purger(s.stop, s.done)
+	}
 	return nil
 }
 
-// Stop implements the component contract; nothing runs in the background.
-func (s *Server) Stop(context.Context) error { return nil }
+// Stop ends the purger. It is idempotent.
+func (s *Server) Stop(ctx context.Context) error {
+	s.lifeMu.Lock()
+	stop, done := s.stop, s.done
+	if stop != nil {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+	}
+	s.lifeMu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gauth stop: %w", ctx.Err())
+	}
+}
+
+// purger deletes what expired more than PurgeAfter ago, every PurgeInterval:
+// without it every token ever issued stayed in PostgreSQL.
+func (s *Server) purger(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(s.cfg.PurgeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		n, err := s.PurgeExpired(ctx)
+		cancel()
+		switch {
+		case err != nil:
+			s.log.Warn("purge expired tokens", "err", err)
+		case n > 0:
+			s.log.Info("purged expired tokens, codes and login sessions", "count", n)
+		}
+	}
+}
+
+// PurgeExpired deletes tokens, authorization codes and login sessions that
+// expired more than Config.PurgeAfter ago by the lab clock, and returns how
+// many rows went.
+func (s *Server) PurgeExpired(ctx context.Context) (int64, error) {
+	cutoff := s.clk.Now().Add(-s.cfg.PurgeAfter)
+	var total int64
+	for _, table := range []string{"gauth.tokens", "gauth.auth_codes", "gauth.login_sessions"} {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM `+table+` WHERE expires_at < $1`, cutoff)
+		if err != nil {
+			return total, fmt.Errorf("purge %s: %w", table, err)
+		}
+		total += tag.RowsAffected()
+	}
+	return total, nil
+}
 
 // Ready reports nil once the signing key is loaded.
 func (s *Server) Ready(context.Context) error {
