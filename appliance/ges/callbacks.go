@@ -214,13 +214,18 @@ func (s *Service) reserve(ctx context.Context, key string, capacity int, start t
 }
 
 // rebuildIndex restores the Redis index from PostgreSQL after Redis lost it.
+// Concurrent callers (every booking in flight when Redis came back empty)
+// share one rebuild.
 func (s *Service) rebuildIndex(ctx context.Context) error {
-	s.log.Info("redis index missing; rebuilding from postgres")
-	if err := s.idx.rebuild(ctx, s.st, s.clock.Now()); err != nil {
-		s.log.Warn("rebuild redis index", "err", err)
-		return err
-	}
-	return nil
+	_, err, _ := s.rebuilds.Do("index", func() (any, error) {
+		s.log.Info("redis index missing; rebuilding from postgres")
+		if err := s.idx.rebuild(ctx, s.st, s.clock.Now()); err != nil {
+			s.log.Warn("rebuild redis index", "err", err)
+			return nil, err
+		}
+		return nil, nil
+	})
+	return err
 }
 
 // bookedCounts reads the booking counters of slot starts (zeros when capacity is unlimited).

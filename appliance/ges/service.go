@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
 	"github.com/cxlab/cxlab/appliance/clock"
@@ -43,6 +44,8 @@ type Service struct {
 
 	limMu    sync.Mutex
 	limiters map[TenantID]*rate.Limiter
+
+	rebuilds singleflight.Group
 
 	verifierOnce sync.Once
 	orsTokens    tokenCache
