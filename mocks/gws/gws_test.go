@@ -99,6 +99,7 @@ func newEnv(t testing.TB) *env {
 	if err := e.gauth.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = e.gauth.Stop(context.Background()) })
 	if e.gws, err = gws.New(gws.Config{AuthURL: url}, store, e.stats, nil, nil, e.clk); err != nil {
 		t.Fatal(err)
 	}
