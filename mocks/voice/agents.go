@@ -205,14 +205,18 @@ func (s *Server) enqueue(k queueKey, priority int, front bool) *waiter {
 	if front {
 		w.seq = 0
 	}
-	q := s.queueLocked(k)
-	// Insert after every waiter that goes first (higher priority, or same
-	// priority and earlier): a binary search keeps enqueue O(log n) when
-	// thousands of callbacks wait with no agent Ready.
+	s.insertLocked(w)
+	return w
+}
+
+// insertLocked puts w after every waiter that goes first (higher priority,
+// or same priority and earlier) and dispatches. A binary search keeps it
+// O(log n) when thousands of callbacks wait with no agent Ready.
+func (s *Server) insertLocked(w *waiter) {
+	q := s.queueLocked(w.q)
 	i := sort.Search(len(q.waiters), func(i int) bool { return w.before(q.waiters[i]) })
 	q.waiters = slices.Insert(q.waiters, i, w)
-	s.dispatchLocked(k)
-	return w
+	s.dispatchLocked(w.q)
 }
 
 // dequeue removes a waiter that gave up; if an agent was already reserved
@@ -270,10 +274,7 @@ func (s *Server) enqueueParked(w *waiter, onGot func(agentKey)) *waiter {
 	}
 	s.waiterSeq++
 	w.seq, w.enq, w.onGot = s.waiterSeq, s.clk.Now(), onGot
-	q := s.queueLocked(w.q)
-	i := sort.Search(len(q.waiters), func(i int) bool { return w.before(q.waiters[i]) })
-	q.waiters = slices.Insert(q.waiters, i, w)
-	s.dispatchLocked(w.q)
+	s.insertLocked(w)
 	return w
 }
 

@@ -371,6 +371,13 @@ func (s *Server) outcome(ss *session, reason string) string {
 	return reason
 }
 
+// reportQueued tells GES the session waits at w's place, with the queue's
+// expected wait in whole seconds.
+func (s *Server) reportQueued(ss *session, w *waiter) error {
+	st := s.QueueStats(ss.ctx, ss.entry.ccid, ss.entry.vq)
+	return s.report(ss, StateReport{State: stQueued, PositionInQueue: s.position(w), EstimatedWaitTime: int(math.Round(st.ExpectedWaitTime))})
+}
+
 // park queues a new session without a goroutine. Until an agent is reserved
 // it is a waiter and a session record; thousands of callbacks waiting for
 // agents then hold no stacks (a goroutine each made the garbage collector
@@ -413,8 +420,7 @@ func (s *Server) park(ss *session) {
 	go func() {
 		defer s.wg.Done()
 		defer close(reported)
-		st := s.QueueStats(ss.ctx, e.ccid, e.vq)
-		err := s.report(ss, StateReport{State: stQueued, PositionInQueue: s.position(w), EstimatedWaitTime: int(math.Round(st.ExpectedWaitTime))})
+		err := s.reportQueued(ss, w)
 		if err == nil {
 			return
 		}
@@ -562,8 +568,7 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 			ss.set(stQueued)
 			w := s.enqueue(qk, e.priority, front)
 			s.met.queueWaiting.Inc()
-			st := s.QueueStats(ss.ctx, e.ccid, e.vq)
-			if err := s.report(ss, StateReport{State: stQueued, PositionInQueue: s.position(w), EstimatedWaitTime: int(math.Round(st.ExpectedWaitTime))}); err != nil {
+			if err := s.reportQueued(ss, w); err != nil {
 				s.met.queueWaiting.Dec()
 				s.dequeue(w)
 				return finish(stateOver(err))
