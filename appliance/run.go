@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/cxlab/cxlab/appliance/config"
@@ -14,6 +16,9 @@ import (
 // ctx to end (a signal), then stops within cfg.ShutdownTimeout.
 func Run(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
 	t0 := time.Now()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 	a, err := New(cfg, stderr)
 	if err != nil {
 		return err

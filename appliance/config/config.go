@@ -29,6 +29,12 @@ type Config struct {
 	Components []string `yaml:"components"`
 	// ShutdownTimeout bounds a graceful stop. Default: 5s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// GCPercent is the Go garbage collector's target (GOGC), unless the GOGC
+	// environment variable is set. The default trades heap for fewer
+	// collections: at 100 a busy appliance collected every half second, and
+	// each collection delayed API answers by tens of milliseconds on 2 cores.
+	// Default: 400.
+	GCPercent int `yaml:"gc_percent"`
 
 	Log      Log      `yaml:"log"`
 	HTTP     HTTP     `yaml:"http"`
@@ -122,6 +128,7 @@ func Default() Config {
 		DataDir:         defaultDataDir(),
 		Components:      []string{"all"},
 		ShutdownTimeout: 5 * time.Second,
+		GCPercent:       400,
 		Log:             Log{Level: "info", ConsoleLevel: "warn", MaxSizeMB: 10, MaxFiles: 3},
 		HTTP:            HTTP{Host: "127.0.0.1", Port: 8470, TLS: "auto"},
 		Redis:           Redis{Host: "127.0.0.1", Port: 8471},
@@ -169,6 +176,9 @@ func (c Config) Runs(name string) bool {
 func (c Config) Validate() error {
 	if !c.Ephemeral && strings.TrimSpace(c.DataDir) == "" {
 		return invalid("data_dir (--data-dir)", "must not be empty unless --ephemeral")
+	}
+	if c.GCPercent < 25 {
+		return invalid("gc_percent", "must be at least 25, got %d", c.GCPercent)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return invalid("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)

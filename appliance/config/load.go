@@ -23,6 +23,7 @@ func Bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Seed, "seed", c.Seed, "YAML tenant seed file applied on start (idempotent)")
 	fs.Var((*listValue)(&c.Components), "components", "comma-separated components to run (all, "+strings.Join(knownComponents, ", ")+")")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on a graceful stop")
+	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go garbage collector target percentage (the GOGC variable wins)")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "level of the per-component log files")
 	fs.StringVar(&c.Log.ConsoleLevel, "console-log-level", c.Log.ConsoleLevel, "level of log lines echoed to stderr")
 	fs.StringVar(&c.HTTP.Host, "http-host", c.HTTP.Host, "HTTP bind address (non-loopback requires TLS)")

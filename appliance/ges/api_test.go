@@ -20,17 +20,22 @@ func TestImmediateCallbackLifecycle(t *testing.T) {
 		t.Fatalf("stream entries = %d, want 1", len(msgs))
 	}
 	v := msgs[0].Values
-	if v["action"] != "start" || v["id"] != string(id) || v["ccid"] != string(demoTenant) || v["service"] != "CB_Sales" ||
-		v["virtualQueue"] != "VQ_Sales" || v["phoneNumber"] != "+12025550100" || v["priority"] != "7" ||
-		v["maxDialAttempts"] != "3" || v["retryDelaySec"] != "30" {
+	if v["action"] != "start" || v["id"] != string(id) || v["ccid"] != string(demoTenant) {
 		t.Fatalf("start entry = %v", v)
 	}
-	var ud map[string]any
-	if err := json.Unmarshal([]byte(v["userData"].(string)), &ud); err != nil || ud["acct"] != "123" || ud["bad-key"] != nil {
-		t.Fatalf("userData = %v (%v); want acct only", v["userData"], err)
+	var entry map[string]any
+	if err := json.Unmarshal([]byte(v["callback"].(string)), &entry); err != nil {
+		t.Fatalf("callback field %v: %v", v["callback"], err)
 	}
-	if _, err := time.Parse(time.RFC3339, v["desiredTime"].(string)); err != nil {
-		t.Fatalf("desiredTime %v: %v", v["desiredTime"], err)
+	if entry["service"] != "CB_Sales" || entry["virtualQueue"] != "VQ_Sales" || entry["phoneNumber"] != "+12025550100" ||
+		entry["priority"] != 7.0 || entry["maxDialAttempts"] != 3.0 || entry["retryDelaySec"] != 30.0 {
+		t.Fatalf("start entry callback = %v", entry)
+	}
+	if ud, _ := entry["userData"].(map[string]any); ud["acct"] != "123" || ud["bad-key"] != nil {
+		t.Fatalf("userData = %v; want acct only", entry["userData"])
+	}
+	if _, err := time.Parse(time.RFC3339, entry["desiredTime"].(string)); err != nil {
+		t.Fatalf("desiredTime %v: %v", entry["desiredTime"], err)
 	}
 
 	// ORS reports; retrieve shows position/EWT while waiting, reason only when COMPLETED.

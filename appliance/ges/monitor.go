@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"time"
 )
 
@@ -157,34 +156,39 @@ func (s *Service) requeue(ctx context.Context, ids []string, now time.Time) {
 	}
 }
 
-// startEntry is the contract-7 stream entry that asks ORS to run a callback.
+// streamCallback is the "callback" field of a contract-7 start entry: what
+// ORS needs to run the callback, as one JSON object. One field rather than
+// one per value because the entry stays in Redis while the callback waits,
+// thousands at a time, and the embedded Redis keeps every field as its own
+// allocation.
+type streamCallback struct {
+	Service         string         `json:"service"`
+	VirtualQueue    string         `json:"virtualQueue"`
+	PhoneNumber     string         `json:"phoneNumber"`
+	DesiredTime     string         `json:"desiredTime"`
+	Priority        float64        `json:"priority,omitempty"`
+	MaxDialAttempts int            `json:"maxDialAttempts"`
+	RetryDelaySec   int            `json:"retryDelaySec,omitempty"`
+	UserData        map[string]any `json:"userData,omitempty"`
+}
+
+// startEntry is the contract-7 stream entry that asks ORS to run a callback:
+// action, id and ccid as fields, the rest in "callback".
 func startEntry(c *Callback) map[string]any {
-	ud := []byte("{}")
-	if len(c.UserData) > 0 {
-		if b, err := json.Marshal(c.UserData); err == nil {
-			ud = b
-		}
+	b, err := json.Marshal(streamCallback{Service: c.Service, VirtualQueue: c.VirtualQueue, PhoneNumber: c.PhoneNumber,
+		DesiredTime: c.DesiredTime.UTC().Format(time.RFC3339), Priority: c.Priority, MaxDialAttempts: c.MaxDialAttempts,
+		RetryDelaySec: c.RetryDelaySec, UserData: c.UserData})
+	if err != nil { // userData held something JSON cannot carry; it came from JSON, so it cannot
+		b, _ = json.Marshal(streamCallback{Service: c.Service, VirtualQueue: c.VirtualQueue, PhoneNumber: c.PhoneNumber,
+			DesiredTime: c.DesiredTime.UTC().Format(time.RFC3339), Priority: c.Priority, MaxDialAttempts: c.MaxDialAttempts,
+			RetryDelaySec: c.RetryDelaySec})
 	}
-	return map[string]any{
-		"action":          "start",
-		"id":              string(c.ID),
-		"ccid":            string(c.Tenant),
-		"service":         c.Service,
-		"virtualQueue":    c.VirtualQueue,
-		"phoneNumber":     c.PhoneNumber,
-		"priority":        strconv.FormatFloat(c.Priority, 'f', -1, 64),
-		"userData":        string(ud),
-		"desiredTime":     c.DesiredTime.UTC().Format(time.RFC3339),
-		"maxDialAttempts": strconv.Itoa(c.MaxDialAttempts),
-		"retryDelaySec":   strconv.Itoa(c.RetryDelaySec),
-	}
+	return map[string]any{"action": "start", "id": string(c.ID), "ccid": string(c.Tenant), "callback": string(b)}
 }
 
 // cancelEntry is the contract-7 stream entry that asks ORS to stop a callback.
 func cancelEntry(c *Callback) map[string]any {
-	e := startEntry(c)
-	e["action"] = "cancel"
-	return e
+	return map[string]any{"action": "cancel", "id": string(c.ID), "ccid": string(c.Tenant)}
 }
 
 // purger deletes records past retention (seed 004: 14 days after the desired

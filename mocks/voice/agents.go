@@ -55,9 +55,9 @@ type waiter struct {
 	enq      time.Time
 	got      chan agentKey // receives the reserved agent, once
 	removed  bool
-	// onGot, when set, takes the reserved agent instead of got; it runs with
-	// s.mu held and must not block (a parked session starts its goroutine).
-	onGot  func(agentKey)
+	// parked, when set, takes the reserved agent instead of got (see
+	// Server.reserved).
+	parked *session
 	handed bool // an agent was reserved for it
 }
 
@@ -264,18 +264,18 @@ func (s *Server) removeWaiterLocked(w *waiter) {
 	w.removed = true
 }
 
-// enqueueParked queues a waiter whose reserved agent goes to onGot. It
-// returns nil when w was unparked (cancelled) before it could be queued.
-func (s *Server) enqueueParked(w *waiter, onGot func(agentKey)) *waiter {
+// enqueueParked queues a parked session's waiter; false means it was
+// unparked (cancelled) before it could be queued.
+func (s *Server) enqueueParked(w *waiter) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if w.removed {
-		return nil
+		return false
 	}
 	s.waiterSeq++
-	w.seq, w.enq, w.onGot = s.waiterSeq, s.clk.Now(), onGot
+	w.seq, w.enq = s.waiterSeq, s.clk.Now()
 	s.insertLocked(w)
-	return w
+	return true
 }
 
 // unpark takes a parked waiter out of its queue unless an agent was already
@@ -327,8 +327,8 @@ func (s *Server) dispatchLocked(k queueKey) {
 		q.waiters = q.waiters[1:]
 		s.setAgentLocked(best, Busy)
 		w.handed = true
-		if w.onGot != nil {
-			w.onGot(best.key)
+		if w.parked != nil {
+			s.reserved(w.parked, best.key)
 			continue
 		}
 		w.got <- best.key

@@ -86,6 +86,12 @@
 //
 // # ORS callback sessions
 //
+// A start entry has the fields action, id, ccid and callback, a JSON object
+// {service, virtualQueue, phoneNumber, desiredTime, maxDialAttempts,
+// priority, retryDelaySec, userData} (the last three left out when 0 or
+// empty); a cancel entry has action, id and ccid. A handled entry is XACKed
+// and XDELed.
+//
 // The consumer reads NewCallbackStream in group "ors" (XREADGROUP BLOCK, so
 // an idle stream costs one command per ReadBlock). A start entry stays
 // pending until its session ends and is then XACKed: on start the consumer

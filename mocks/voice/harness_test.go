@@ -270,10 +270,10 @@ func (l *lab) xadd(fields map[string]any) {
 }
 
 func startEntry(id, phone string, attempts, retry int) map[string]any {
-	return map[string]any{"action": "start", "id": id, "ccid": testCCID, "service": "CB_Sales",
-		"virtualQueue": "VQ_Sales", "phoneNumber": phone, "priority": "0", "userData": `{"order":"42","vip":true}`,
-		"desiredTime": time.Now().UTC().Format(time.RFC3339), "maxDialAttempts": strconv.Itoa(attempts),
-		"retryDelaySec": strconv.Itoa(retry)}
+	cb, _ := json.Marshal(map[string]any{"service": "CB_Sales", "virtualQueue": "VQ_Sales", "phoneNumber": phone,
+		"userData": map[string]any{"order": "42", "vip": true}, "desiredTime": time.Now().UTC().Format(time.RFC3339),
+		"maxDialAttempts": attempts, "retryDelaySec": retry})
+	return map[string]any{"action": "start", "id": id, "ccid": testCCID, "callback": string(cb)}
 }
 
 // eventually polls cond until it holds or the deadline passes.

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
@@ -33,7 +34,10 @@ const (
 	reasonCustomerAbandoned  = "CUSTOMER_ABANDONED"
 )
 
-// streamEntry is one NewCallbackStream entry (contract 7).
+// streamEntry is one NewCallbackStream entry (contract 7). It lives as long
+// as its callback waits, so it is kept small: the tenant, service, queue and
+// action are interned (a few distinct values shared by thousands of entries)
+// and userData stays raw JSON until the callback is dialled.
 type streamEntry struct {
 	msgID       string
 	action      string
@@ -43,10 +47,20 @@ type streamEntry struct {
 	vq          string
 	phone       string
 	priority    int
-	userData    map[string]any
-	desiredTime string
+	userData    string // a JSON object, or ""
 	maxAttempts int
 	retryDelay  time.Duration
+}
+
+// entryCallback is the "callback" field of a start entry.
+type entryCallback struct {
+	Service         string          `json:"service"`
+	VirtualQueue    string          `json:"virtualQueue"`
+	PhoneNumber     string          `json:"phoneNumber"`
+	Priority        float64         `json:"priority"`
+	MaxDialAttempts int             `json:"maxDialAttempts"`
+	RetryDelaySec   int             `json:"retryDelaySec"`
+	UserData        json.RawMessage `json:"userData"`
 }
 
 func parseEntry(m redis.XMessage) (streamEntry, error) {
@@ -54,46 +68,68 @@ func parseEntry(m redis.XMessage) (streamEntry, error) {
 		v, _ := m.Values[k].(string)
 		return v
 	}
-	e := streamEntry{msgID: m.ID, action: str("action"), id: CallbackID(str("id")), ccid: TenantID(str("ccid")),
-		service: str("service"), vq: str("virtualQueue"), phone: str("phoneNumber"), desiredTime: str("desiredTime")}
+	e := streamEntry{msgID: m.ID, action: unique.Make(str("action")).Value(), id: CallbackID(str("id")),
+		ccid: TenantID(unique.Make(str("ccid")).Value())}
 	if e.id == "" || (e.action != "start" && e.action != "cancel") {
 		return e, fmt.Errorf("stream entry %s: missing id or bad action %q", m.ID, e.action)
 	}
 	if e.action == "cancel" {
 		return e, nil
 	}
-	if e.vq == "" || e.phone == "" || e.ccid == "" {
-		return e, fmt.Errorf("stream entry %s: start needs ccid, virtualQueue and phoneNumber", m.ID)
+	var cb entryCallback
+	if err := json.Unmarshal([]byte(str("callback")), &cb); err != nil {
+		return e, fmt.Errorf("stream entry %s: callback is not a JSON object: %w", m.ID, err)
 	}
-	e.priority, _ = strconv.Atoi(str("priority"))
-	e.maxAttempts, _ = strconv.Atoi(str("maxDialAttempts"))
-	if e.maxAttempts <= 0 {
-		e.maxAttempts = 1
+	if cb.VirtualQueue == "" || cb.PhoneNumber == "" || e.ccid == "" {
+		return e, fmt.Errorf("stream entry %s: start needs ccid, callback.virtualQueue and callback.phoneNumber", m.ID)
 	}
-	sec, _ := strconv.Atoi(str("retryDelaySec"))
-	e.retryDelay = time.Duration(max(sec, 0)) * time.Second
-	if ud := str("userData"); ud != "" {
-		if err := json.Unmarshal([]byte(ud), &e.userData); err != nil {
-			return e, fmt.Errorf("stream entry %s: userData is not a JSON object: %w", m.ID, err)
-		}
+	e.service, e.vq = unique.Make(cb.Service).Value(), unique.Make(cb.VirtualQueue).Value()
+	e.phone, e.priority = cb.PhoneNumber, int(cb.Priority)
+	e.maxAttempts = max(cb.MaxDialAttempts, 1)
+	e.retryDelay = time.Duration(max(cb.RetryDelaySec, 0)) * time.Second
+	switch ud := bytes.TrimSpace(cb.UserData); {
+	case len(ud) == 0, string(ud) == "null", string(ud) == "{}":
+	case ud[0] == '{':
+		e.userData = string(ud)
+	default:
+		return e, fmt.Errorf("stream entry %s: callback.userData is not a JSON object", m.ID)
 	}
 	return e, nil
 }
 
-// session is one ORS callback session.
-type session struct {
-	entry  streamEntry
-	orsID  string
-	ctx    context.Context
-	cancel context.CancelFunc
+// userDataMap decodes the entry's userData (validated by parseEntry).
+func (e *streamEntry) userDataMap() map[string]any {
+	var ud map[string]any
+	if e.userData != "" {
+		_ = json.Unmarshal([]byte(e.userData), &ud)
+	}
+	return ud
+}
 
-	ended chan struct{} // closed by endSession
+// session is one ORS callback session. Thousands may wait for agents at once,
+// so a waiting (parked) session is this one object: its queue place is the
+// embedded waiter, and it has no goroutine, context or channel until run
+// starts it with a reserved agent.
+type session struct {
+	entry streamEntry
+	orsID uuid.UUID
+	w     waiter // the session's place in its virtual queue while parked
 
 	mu        sync.Mutex
 	state     string
 	cancelled bool
 	attempts  int
 	agentDN   DN
+	// The first QUEUED report and the agent reservation race; whichever
+	// finishes second starts the session (see park and reserved).
+	reported  bool
+	reportErr error
+	agent     agentKey
+	hasAgent  bool
+	// Set by run: the session's context and its end.
+	ctx    context.Context
+	cancel context.CancelFunc
+	ended  chan struct{} // closed by endSession
 }
 
 func (ss *session) set(state string) {
@@ -275,7 +311,13 @@ func (s *Server) claimFrom(ctx context.Context, consumer string) {
 func (s *Server) ack(ids ...string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 5*time.Second)
 	defer cancel()
-	if err := s.rdb.XAck(ctx, s.cfg.Stream, s.cfg.Group, ids...).Err(); err != nil {
+	// XDEL too: a handled entry has no further reader, and entries kept until
+	// the stream's MAXLEN trim would hold the embedded Redis's memory at
+	// that many entries for good.
+	pipe := s.rdb.Pipeline()
+	pipe.XAck(ctx, s.cfg.Stream, s.cfg.Group, ids...)
+	pipe.XDel(ctx, s.cfg.Stream, ids...)
+	if _, err := pipe.Exec(ctx); err != nil {
 		s.log.Warn("ors: xack failed", "ids", ids, "err", err)
 	}
 }
@@ -300,17 +342,7 @@ func (s *Server) handle(ctx context.Context, m redis.XMessage) {
 	switch e.action {
 	case "cancel":
 		if running != nil {
-			running.mu.Lock()
-			cancellable := running.state == stQueued || running.state == stRouting || running.state == ""
-			if cancellable {
-				running.cancelled = true
-			}
-			running.mu.Unlock()
-			if cancellable {
-				running.cancel()
-			} else {
-				s.log.Info("ors: cancel ignored, callback already connected", "callback", e.id)
-			}
+			s.cancelSession(running)
 		}
 		s.ack(m.ID)
 	case "start":
@@ -320,8 +352,7 @@ func (s *Server) handle(ctx context.Context, m redis.XMessage) {
 			}
 			return
 		}
-		sctx, cancel := context.WithCancel(ctx)
-		ss := &session{entry: e, orsID: uuid.NewString(), ctx: sctx, cancel: cancel, ended: make(chan struct{})}
+		ss := &session{entry: e, orsID: uuid.New()}
 		s.mu.Lock()
 		s.sessions[e.id] = ss
 		s.mu.Unlock()
@@ -331,12 +362,42 @@ func (s *Server) handle(ctx context.Context, m redis.XMessage) {
 	}
 }
 
+// cancelSession applies GES's cancel: a parked session ends at once, a
+// running one has its context cancelled; a connected one is left alone.
+func (s *Server) cancelSession(ss *session) {
+	ss.mu.Lock()
+	cancellable := ss.state == stQueued || ss.state == stRouting || ss.state == ""
+	if cancellable {
+		ss.cancelled = true
+	}
+	cancel := ss.cancel
+	ss.mu.Unlock()
+	switch {
+	case !cancellable:
+		s.log.Info("ors: cancel ignored, callback already connected", "callback", ss.entry.id)
+	case s.unpark(&ss.w):
+		s.met.queueWaiting.Dec()
+		s.endSession(ss, s.outcome(ss, "cancelled"))
+	case cancel != nil:
+		cancel()
+	}
+	// Otherwise an agent was just reserved and run has not yet made the
+	// context: run sees cancelled and starts cancelled.
+}
+
 // endSession forgets a finished session; result "" (stopping) leaves its
 // entry pending for a restart to resume.
 func (s *Server) endSession(ss *session, result string) {
 	defer s.wg.Done()
-	defer close(ss.ended)
-	ss.cancel()
+	ss.mu.Lock()
+	cancel, ended := ss.cancel, ss.ended
+	ss.mu.Unlock()
+	if ended != nil {
+		defer close(ended)
+	}
+	if cancel != nil {
+		cancel()
+	}
 	e := ss.entry
 	s.met.sessionsActive.Dec()
 	s.mu.Lock()
@@ -373,64 +434,90 @@ func (s *Server) outcome(ss *session, reason string) string {
 
 // reportQueued tells GES the session waits at w's place, with the queue's
 // expected wait in whole seconds.
-func (s *Server) reportQueued(ss *session, w *waiter) error {
-	st := s.QueueStats(ss.ctx, ss.entry.ccid, ss.entry.vq)
+func (s *Server) reportQueued(ctx context.Context, ss *session, w *waiter) error {
+	st := s.QueueStats(ctx, ss.entry.ccid, ss.entry.vq)
 	return s.report(ss, StateReport{State: stQueued, PositionInQueue: s.position(w), EstimatedWaitTime: int(math.Round(st.ExpectedWaitTime))})
 }
 
-// park queues a new session without a goroutine. Until an agent is reserved
-// it is a waiter and a session record; thousands of callbacks waiting for
-// agents then hold no stacks (a goroutine each made the garbage collector
-// scan them all). The QUEUED report runs on a short-lived goroutine; the
-// session's goroutine starts when an agent is reserved, and first waits for
-// that report so GES hears QUEUED before ROUTING.
+// park queues a new session without a goroutine (see session). The QUEUED
+// report runs on a short-lived goroutine; an agent reserved meanwhile waits
+// for it, so that GES hears QUEUED before ROUTING.
 func (s *Server) park(ss *session) {
 	e := ss.entry
 	ss.set(stQueued)
-	w := &waiter{q: queueKey{tenant: e.ccid, vq: e.vq}, priority: e.priority, got: make(chan agentKey, 1)}
-	reported := make(chan struct{})
-	var reportErr error
-	// Whoever unparks the waiter first (a cancel, a stop, or a refused
-	// report) ends the session; once an agent is reserved, resume owns it.
-	stopWatch := context.AfterFunc(ss.ctx, func() {
-		if s.unpark(w) {
-			s.met.queueWaiting.Dec()
-			s.endSession(ss, s.outcome(ss, "cancelled"))
-		}
-	})
-	onGot := func(ak agentKey) {
-		s.met.queueWaiting.Dec()
-		go func() {
-			stopWatch()
-			<-reported
-			if reportErr != nil {
-				s.releaseAgent(ak, Ready)
-				s.endSession(ss, s.outcome(ss, stateOver(reportErr)))
-				return
-			}
-			s.endSession(ss, s.runSession(ss, &ak))
-		}()
-	}
+	ss.w = waiter{q: queueKey{tenant: e.ccid, vq: e.vq}, priority: e.priority, parked: ss}
 	s.met.queueWaiting.Inc()
-	if s.enqueueParked(w, onGot) == nil {
-		close(reported) // cancelled before it was queued; the watcher ended it
-		return
+	if !s.enqueueParked(&ss.w) {
+		return // cancelled before it was queued; cancelSession ended it
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer close(reported)
-		err := s.reportQueued(ss, w)
-		if err == nil {
-			return
-		}
-		reportErr = err
-		if s.unpark(w) {
-			stopWatch()
+		err := s.reportQueued(s.ctx, ss, &ss.w)
+		ss.mu.Lock()
+		ss.reported, ss.reportErr = true, err
+		ak, has := ss.agent, ss.hasAgent
+		ss.mu.Unlock()
+		switch {
+		case has:
+			s.run(ss, ak)
+		case err != nil && s.unpark(&ss.w):
 			s.met.queueWaiting.Dec()
 			s.endSession(ss, s.outcome(ss, stateOver(err)))
 		}
+		// Otherwise the session waits; if an agent was reserved between the
+		// two checks, reserved saw reported and ran it.
 	}()
+}
+
+// reserved takes the agent dispatch reserved for a parked session. It runs
+// with s.mu held and must not block.
+func (s *Server) reserved(ss *session, ak agentKey) {
+	s.met.queueWaiting.Dec()
+	ss.mu.Lock()
+	ss.agent, ss.hasAgent = ak, true
+	ready := ss.reported
+	ss.mu.Unlock()
+	if ready {
+		s.run(ss, ak)
+	}
+}
+
+// run starts a session's goroutine with its reserved agent.
+func (s *Server) run(ss *session, ak agentKey) {
+	ss.mu.Lock()
+	ss.ctx, ss.cancel = context.WithCancel(s.ctx)
+	if ss.cancelled {
+		ss.cancel()
+	}
+	ss.ended = make(chan struct{})
+	reportErr := ss.reportErr
+	ss.mu.Unlock()
+	go func() {
+		if reportErr != nil {
+			s.releaseAgent(ak, Ready)
+			s.endSession(ss, s.outcome(ss, stateOver(reportErr)))
+			return
+		}
+		s.endSession(ss, s.runSession(ss, &ak))
+	}()
+}
+
+// unparkAll ends the sessions still parked when the server stops; their
+// entries stay pending for a restart to resume.
+func (s *Server) unparkAll() {
+	s.mu.Lock()
+	parked := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		parked = append(parked, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range parked {
+		if s.unpark(&ss.w) {
+			s.met.queueWaiting.Dec()
+			s.endSession(ss, "")
+		}
+	}
 }
 
 // StateReport is an ORS callback state report to GES, the contract 8 body.
@@ -460,7 +547,7 @@ func (s *Server) report(ss *session, r StateReport) error {
 		return s.ctx.Err()
 	}
 	ss.mu.Lock()
-	r.ORSSessionID, r.DialAttempts = ss.orsID, ss.attempts
+	r.ORSSessionID, r.DialAttempts = ss.orsID.String(), ss.attempts
 	if r.AgentDN == "" {
 		r.AgentDN = string(ss.agentDN)
 	}
@@ -546,7 +633,7 @@ type customerLeg struct {
 func (s *Server) runSession(ss *session, reserved *agentKey) string {
 	e := ss.entry
 	qk := queueKey{tenant: e.ccid, vq: e.vq}
-	log := s.log.With("callback", e.id, "ors_session", ss.orsID)
+	log := s.log.With("callback", e.id, "ors_session", ss.orsID.String())
 	var cust *customerLeg
 	var c *call
 	finish := func(reason string) string {
@@ -568,7 +655,7 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 			ss.set(stQueued)
 			w := s.enqueue(qk, e.priority, front)
 			s.met.queueWaiting.Inc()
-			if err := s.reportQueued(ss, w); err != nil {
+			if err := s.reportQueued(ss.ctx, ss, w); err != nil {
 				s.met.queueWaiting.Dec()
 				s.dequeue(w)
 				return finish(stateOver(err))
@@ -606,8 +693,8 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 			ss.mu.Unlock()
 			if c == nil {
 				c = s.newCall(kindCallback, e.ccid, e.phone, string(ak.dn))
-				c.vq, c.callback, c.orsSession = e.vq, e.id, ss.orsID
-				c.userData = flattenUserData(e.userData)
+				c.vq, c.callback, c.orsSession = e.vq, e.id, ss.orsID.String()
+				c.userData = flattenUserData(e.userDataMap())
 			}
 			c.agent = ak
 			s.assignCall(ak, c.id)
@@ -644,7 +731,7 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 		c.setState("ringing")
 		headers := userDataHeaders(append([][2]string{
 			{"X-Genesys-CallType", "callback"}, {"X-Genesys-CallbackId", string(e.id)},
-			{"X-Genesys-ORSSessionId", ss.orsID}, {"X-Genesys-Service", e.service},
+			{"X-Genesys-ORSSessionId", ss.orsID.String()}, {"X-Genesys-Service", e.service},
 			{"X-Genesys-VirtualQueue", e.vq}, {"X-Genesys-CallUUID", string(c.id)},
 			{"X-Genesys-CustomerNumber", e.phone},
 		}, [2]string{"X-Genesys-UserData", encodeUserData(c.userData)}))

@@ -300,15 +300,15 @@ func (s *Server) Ready(ctx context.Context) error {
 }
 
 // awaitSessions waits, at most d, until the sessions have ended.
-func (s *Server) awaitSessions(ctx context.Context, ss []*session, d time.Duration) {
-	if len(ss) == 0 {
+func (s *Server) awaitSessions(ctx context.Context, ended []<-chan struct{}, d time.Duration) {
+	if len(ended) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	for _, x := range ss {
+	for _, e := range ended {
 		select {
-		case <-x.ended:
+		case <-e:
 		case <-ctx.Done():
 			return
 		}
@@ -327,11 +327,11 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.stopped = true
 	s.mu.Lock()
 	s.stopping = true
-	var talking []*session // connected callbacks: their COMPLETED must reach GES
+	var talking []<-chan struct{} // connected callbacks: their COMPLETED must reach GES
 	for _, ss := range s.sessions {
 		ss.mu.Lock()
-		if ss.state == stProcessing {
-			talking = append(talking, ss)
+		if ss.state == stProcessing && ss.ended != nil {
+			talking = append(talking, ss.ended)
 		}
 		ss.mu.Unlock()
 	}
@@ -365,6 +365,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	hw.Wait()
 	s.awaitSessions(ctx, talking, 2*time.Second)
 	s.cancel()
+	s.unparkAll()
 	s.closeListeners()
 	waited := make(chan struct{})
 	go func() {
