@@ -353,6 +353,8 @@ func (s *Server) handle(ctx context.Context, m redis.XMessage) {
 			return
 		}
 		ss := &session{entry: e, orsID: uuid.New()}
+		// Whole before it is published: a cancel may unpark it at once.
+		ss.w = waiter{q: queueKey{tenant: e.ccid, vq: e.vq}, priority: e.priority, parked: ss}
 		s.mu.Lock()
 		s.sessions[e.id] = ss
 		s.mu.Unlock()
@@ -443,9 +445,7 @@ func (s *Server) reportQueued(ctx context.Context, ss *session, w *waiter) error
 // report runs on a short-lived goroutine; an agent reserved meanwhile waits
 // for it, so that GES hears QUEUED before ROUTING.
 func (s *Server) park(ss *session) {
-	e := ss.entry
 	ss.set(stQueued)
-	ss.w = waiter{q: queueKey{tenant: e.ccid, vq: e.vq}, priority: e.priority, parked: ss}
 	s.met.queueWaiting.Inc()
 	if !s.enqueueParked(&ss.w) {
 		return // cancelled before it was queued; cancelSession ended it
