@@ -175,13 +175,13 @@ type streamCallback struct {
 // startEntry is the contract-7 stream entry that asks ORS to run a callback:
 // action, id and ccid as fields, the rest in "callback".
 func startEntry(c *Callback) map[string]any {
-	b, err := json.Marshal(streamCallback{Service: c.Service, VirtualQueue: c.VirtualQueue, PhoneNumber: c.PhoneNumber,
+	cb := streamCallback{Service: c.Service, VirtualQueue: c.VirtualQueue, PhoneNumber: c.PhoneNumber,
 		DesiredTime: c.DesiredTime.UTC().Format(time.RFC3339), Priority: c.Priority, MaxDialAttempts: c.MaxDialAttempts,
-		RetryDelaySec: c.RetryDelaySec, UserData: c.UserData})
-	if err != nil { // userData held something JSON cannot carry; it came from JSON, so it cannot
-		b, _ = json.Marshal(streamCallback{Service: c.Service, VirtualQueue: c.VirtualQueue, PhoneNumber: c.PhoneNumber,
-			DesiredTime: c.DesiredTime.UTC().Format(time.RFC3339), Priority: c.Priority, MaxDialAttempts: c.MaxDialAttempts,
-			RetryDelaySec: c.RetryDelaySec})
+		RetryDelaySec: c.RetryDelaySec, UserData: c.UserData}
+	b, err := json.Marshal(cb)
+	if err != nil { // userData came from JSON, so this cannot happen; hand the callback over without it
+		cb.UserData = nil
+		b, _ = json.Marshal(cb)
 	}
 	return map[string]any{"action": "start", "id": string(c.ID), "ccid": string(c.Tenant), "callback": string(b)}
 }
