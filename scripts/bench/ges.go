@@ -121,34 +121,13 @@ type loadResult struct {
 // load runs op from `concurrency` goroutines, each sending its next request
 // when the last one is answered (closed loop), for loadFor.
 func load(ctx context.Context, op func() error) loadResult {
-	var (
-		mu    sync.Mutex
-		lat   []time.Duration
-		errs  atomic.Int64
-		wg    sync.WaitGroup
-		start = time.Now()
-		stop  = start.Add(loadFor)
-	)
-	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for time.Now().Before(stop) && ctx.Err() == nil {
-				t0 := time.Now()
-				if err := op(); err != nil {
-					errs.Add(1)
-					continue
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return summarize(lat, time.Since(start), errs.Load())
+	start := time.Now()
+	stop := start.Add(loadFor)
+	lat, errs := workers(op, func() (time.Time, bool) {
+		now := time.Now()
+		return now, now.Before(stop) && ctx.Err() == nil
+	})
+	return summarize(lat, time.Since(start), errs)
 }
 
 // paced offers rate requests per second for loadFor (open loop) through
@@ -156,31 +135,18 @@ func load(ctx context.Context, op func() error) loadResult {
 // counts from then, so a stall that delays later sends shows in their latency
 // instead of thinning the load.
 func paced(ctx context.Context, rate int, op func() error) loadResult {
-	var (
-		mu    sync.Mutex
-		lat   []time.Duration
-		errs  atomic.Int64
-		wg    sync.WaitGroup
-		sched = make(chan time.Time, rate) // a second of backlog at most
-		start = time.Now()
-	)
-	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for at := range sched {
-				if err := op(); err != nil {
-					errs.Add(1)
-					continue
-				}
-				mine = append(mine, time.Since(at))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
-	}
+	sched := make(chan time.Time, rate) // a second of backlog at most
+	start := time.Now()
+	done := make(chan struct{})
+	var lat []time.Duration
+	var errs int64
+	go func() {
+		defer close(done)
+		lat, errs = workers(op, func() (time.Time, bool) {
+			at, ok := <-sched
+			return at, ok
+		})
+	}()
 	total := int(float64(rate) * loadFor.Seconds())
 	interval := time.Second / time.Duration(rate)
 	tick := time.NewTicker(time.Millisecond)
@@ -195,8 +161,38 @@ func paced(ctx context.Context, rate int, op func() error) loadResult {
 	}
 	tick.Stop()
 	close(sched)
+	<-done
+	return summarize(lat, time.Since(start), errs)
+}
+
+// workers runs op from `concurrency` goroutines while next hands out send
+// times, and returns each successful request's latency from its send time.
+func workers(op func() error, next func() (time.Time, bool)) ([]time.Duration, int64) {
+	var (
+		mu   sync.Mutex
+		lat  []time.Duration
+		errs atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for at, ok := next(); ok; at, ok = next() {
+				if err := op(); err != nil {
+					errs.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(at))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
 	wg.Wait()
-	return summarize(lat, time.Since(start), errs.Load())
+	return lat, errs.Load()
 }
 
 func summarize(lat []time.Duration, el time.Duration, errs int64) loadResult {
