@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cxlab/cxlab/appliance/apptest"
+	"github.com/cxlab/cxlab/appliance/config"
 )
 
 func TestMain(m *testing.M) { apptest.Main(m) }
@@ -105,5 +106,27 @@ func TestEndpointsListDemoTenantServicesCustomersAndQueues(t *testing.T) {
 	}
 	if len(e.TURNURLs) != 2 {
 		t.Errorf("turn_urls = %v", e.TURNURLs)
+	}
+}
+
+// The ges section of the configuration sets the Engagement throttles: a
+// phone number's active callbacks and a tenant's creation rate, each answered
+// 429 past its limit.
+func TestGESThrottlesComeFromTheConfiguration(t *testing.T) {
+	s := apptest.Start(t, apptest.WithConfig(func(c *config.Config) {
+		c.GES = config.GES{TenantCreatesPerSec: 1, TenantCreateBurst: 2, MaxActivePerNumber: 1}
+	}))
+	create := func(phone string) int {
+		return gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{"serviceName": "CB_Support", "phoneNumber": phone}, nil)
+	}
+	if code := create("+12025550171"); code != http.StatusOK {
+		t.Fatalf("first create: %d", code)
+	}
+	if code := create("+12025550171"); code != http.StatusTooManyRequests {
+		t.Fatalf("second active callback for one number with max_active_per_number 1: %d, want 429", code)
+	}
+	// The refused create spent a token of the burst of 2, as GES counts attempts.
+	if code := create("+12025550172"); code != http.StatusTooManyRequests {
+		t.Fatalf("third create within a second with a burst of 2: %d, want 429", code)
 	}
 }

@@ -142,7 +142,9 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		// The monitor sleeps until the next known due time and wakes on local
 		// creates; the poll only catches work left by another node, so it can
 		// be slow and keep idle Redis traffic near zero.
-		g, err := ges.New(ges.Config{PollInterval: 15 * time.Second}, a.pool, a.redis.Client(), platform, a.clock, logFor("ges").get(), a.reg, base())
+		g, err := ges.New(ges.Config{PollInterval: 15 * time.Second,
+			TenantCreatesPerSec: float64(cfg.GES.TenantCreatesPerSec), TenantCreateBurst: cfg.GES.TenantCreateBurst,
+			MaxActivePerNumber: cfg.GES.MaxActivePerNumber}, a.pool, a.redis.Client(), platform, a.clock, logFor("ges").get(), a.reg, base())
 		if err != nil {
 			return nil, fmt.Errorf("ges: %w", err)
 		}

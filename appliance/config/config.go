@@ -43,6 +43,7 @@ type Config struct {
 	SIP      SIP      `yaml:"sip"`
 	TURN     TURN     `yaml:"turn"`
 	Gateway  Gateway  `yaml:"gateway"`
+	GES      GES      `yaml:"ges"`
 }
 
 // Log configures logging.
@@ -122,6 +123,17 @@ type Gateway struct {
 	EnableTranscoding bool `yaml:"enable_transcoding"`
 }
 
+// GES configures the Engagement service's throttles (seed 004: per tenant and
+// per phone number). A create over either limit is answered 429.
+type GES struct {
+	// TenantCreatesPerSec caps callback creations per tenant and second (a token bucket). Default: 5000.
+	TenantCreatesPerSec int `yaml:"tenant_creates_per_sec"`
+	// TenantCreateBurst is that bucket's size: creations a tenant may make at once. Default: 5000.
+	TenantCreateBurst int `yaml:"tenant_create_burst"`
+	// MaxActivePerNumber caps the callbacks not yet COMPLETED per phone number and tenant. Default: 5.
+	MaxActivePerNumber int `yaml:"max_active_per_number"`
+}
+
 // Default returns the configuration used when nothing overrides it.
 func Default() Config {
 	return Config{
@@ -136,6 +148,7 @@ func Default() Config {
 		SIP:             SIP{Host: "127.0.0.1", Port: 5070},
 		TURN:            TURN{Host: "127.0.0.1", Port: 3478, MinRelayPort: 49160, MaxRelayPort: 49200, UserQuota: 10},
 		Gateway:         Gateway{MediaPort: 8473, EnableTranscoding: true},
+		GES:             GES{TenantCreatesPerSec: 5000, TenantCreateBurst: 5000, MaxActivePerNumber: 5},
 	}
 }
 
@@ -208,6 +221,18 @@ func (c Config) Validate() error {
 	for _, p := range ports {
 		if p.v < 0 || p.v > 65535 {
 			return invalid(p.name, "must be 0..65535, got %d", p.v)
+		}
+	}
+	for _, g := range []struct {
+		name string
+		v    int
+	}{
+		{"ges.tenant_creates_per_sec (--ges-tenant-creates-per-sec)", c.GES.TenantCreatesPerSec},
+		{"ges.tenant_create_burst (--ges-tenant-create-burst)", c.GES.TenantCreateBurst},
+		{"ges.max_active_per_number (--ges-max-active-per-number)", c.GES.MaxActivePerNumber},
+	} {
+		if g.v <= 0 {
+			return invalid(g.name, "must be positive, got %d", g.v)
 		}
 	}
 	if c.TURN.UserQuota <= 0 {

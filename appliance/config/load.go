@@ -42,6 +42,9 @@ func Bind(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.TURN.UserQuota, "turn-user-quota", c.TURN.UserQuota, "concurrent TURN allocations per user")
 	fs.StringVar(&c.TURN.Secret, "turn-secret", c.TURN.Secret, "TURN REST shared secret (empty = generated and kept)")
 	fs.IntVar(&c.Gateway.MediaPort, "media-port", c.Gateway.MediaPort, "WebRTC media UDP port shared by all sessions (0 = free port)")
+	fs.IntVar(&c.GES.TenantCreatesPerSec, "ges-tenant-creates-per-sec", c.GES.TenantCreatesPerSec, "callback creations per tenant and second; more get 429")
+	fs.IntVar(&c.GES.TenantCreateBurst, "ges-tenant-create-burst", c.GES.TenantCreateBurst, "callback creations a tenant may make at once")
+	fs.IntVar(&c.GES.MaxActivePerNumber, "ges-max-active-per-number", c.GES.MaxActivePerNumber, "callbacks not yet COMPLETED per phone number; more get 429")
 	fs.BoolVar(&c.Gateway.EnableTranscoding, "enable-transcoding", c.Gateway.EnableTranscoding, "allow Opus on the browser leg")
 }
 

@@ -2,7 +2,6 @@ package ges
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +18,12 @@ func TestImmediateCallbackLifecycle(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("stream entries = %d, want 1", len(msgs))
 	}
-	v := msgs[0].Values
-	if v["action"] != "start" || v["id"] != string(id) || v["ccid"] != string(demoTenant) {
-		t.Fatalf("start entry = %v", v)
+	if len(msgs[0].Values) != 1 {
+		t.Fatalf("start entry fields = %v, want the one field callback", msgs[0].Values)
 	}
-	var entry map[string]any
-	if err := json.Unmarshal([]byte(v["callback"].(string)), &entry); err != nil {
-		t.Fatalf("callback field %v: %v", v["callback"], err)
+	entry := entryOf(t, msgs[0])
+	if entry["action"] != "start" || entry["id"] != string(id) || entry["ccid"] != string(demoTenant) {
+		t.Fatalf("start entry = %v", entry)
 	}
 	if entry["service"] != "CB_Sales" || entry["virtualQueue"] != "VQ_Sales" || entry["phoneNumber"] != "+12025550100" ||
 		entry["priority"] != 7.0 || entry["maxDialAttempts"] != 3.0 || entry["retryDelaySec"] != 30.0 {
@@ -104,7 +102,7 @@ func TestCancelQueuedNotifiesORS(t *testing.T) {
 		t.Fatalf("after cancel: %v", got)
 	}
 	msgs := e.streamEntries()
-	if len(msgs) != 2 || msgs[1].Values["action"] != "cancel" || msgs[1].Values["id"] != string(id) {
+	if len(msgs) != 2 || entryOf(t, msgs[1])["action"] != "cancel" || entryOf(t, msgs[1])["id"] != string(id) {
 		t.Fatalf("stream = %v, want start then cancel", msgs)
 	}
 	// A second cancel is a 400 (already COMPLETED), not a second stream entry.

@@ -153,3 +153,46 @@ func TestQueueStateLivesInRedis(t *testing.T) {
 		t.Fatalf("re-queued view = %v, want QUEUED at position 2", got)
 	}
 }
+
+// A QUEUED report is checked against the queue mark GES writes at hand-over;
+// without a mark (Redis lost it) PostgreSQL decides, so a waiting callback still
+// takes its report and a cancelled one still refuses it. A field left behind by
+// a report that raced a state change goes with the purge.
+func TestQueuedReportsCheckTheMarkThenPostgres(t *testing.T) {
+	e := newEnv(t, withConfig(Config{PollInterval: time.Hour}))
+	ctx := context.Background()
+	id := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550104"})
+	if got := e.mr.HGet(liveHash, string(id)); got != queuedMark {
+		t.Fatalf("queue field at hand-over = %q, want the mark %q", got, queuedMark)
+	}
+	if got := e.retrieve(id); got["callbackState"] != "QUEUED" || got["positionInQueue"] != float64(0) {
+		t.Fatalf("retrieve before ORS reported = %v, want QUEUED at the stored position 0", got)
+	}
+
+	e.mr.HDel(liveHash, string(id)) // Redis lost the mark
+	pos := 4
+	if err := e.svc.ApplyReport(ctx, id, StateReport{State: StateQueued, PositionInQueue: &pos}); err != nil {
+		t.Fatalf("QUEUED report without a mark: %v", err)
+	}
+	if got := e.retrieve(id); got["positionInQueue"] != float64(4) {
+		t.Fatalf("retrieve after the report = %v, want position 4", got)
+	}
+
+	if err := e.svc.Cancel(ctx, demoTenant, id, ReasonCancelled); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.mr.HGet(liveHash, string(id)); got != "" {
+		t.Fatalf("queue field after cancel = %q, want none", got)
+	}
+	err := e.svc.ApplyReport(ctx, id, StateReport{State: StateQueued, PositionInQueue: &pos})
+	if !errors.Is(err, ErrCompleted) {
+		t.Fatalf("QUEUED report for a cancelled callback = %v, want ErrCompleted", err)
+	}
+
+	e.mr.HSet(liveHash, string(id), "1 10 ors-raced") // what a report racing the cancel can leave
+	e.clk.Advance(15 * 24 * time.Hour)
+	e.svc.purgeOnce(ctx)
+	if got := e.mr.HGet(liveHash, string(id)); got != "" {
+		t.Fatalf("queue field of a purged callback = %q, want none", got)
+	}
+}

@@ -3,6 +3,7 @@ package ges
 import (
 	"context"
 	"errors"
+	"maps"
 	"regexp"
 	"strconv"
 	"time"
@@ -40,11 +41,57 @@ func checkPhone(field, v string) error {
 	if !e164.MatchString(v) {
 		return invalidf("%s must be an E.164 number such as +12025550100", field)
 	}
-	n, err := phonenumbers.Parse(v, "")
-	if err != nil || !phonenumbers.IsPossibleNumber(n) {
+	if !possibleE164(v) {
 		return invalidf("%s %s is not a possible phone number", field, v)
 	}
 	return nil
+}
+
+// possibleE164 is phonenumbers.Parse(v, "") then IsPossibleNumber, for v of
+// e164's shape, without Parse's cost (10 us and 27 allocations, a tenth of a
+// create's CPU) in the common case. It first takes v as country code plus
+// national number, which is what Parse does unless it strips a national
+// prefix after the country code. If that number is possible, so is Parse's:
+// Parse strips a prefix only when the rest has a possible length. Otherwise
+// Parse decides (TestPossibleE164MatchesParse compares the two).
+func possibleE164(v string) bool {
+	d := v[1:]
+	for i := 1; i <= 3 && i < len(d); i++ {
+		cc, _ := strconv.Atoi(d[:i])
+		if phonenumbers.GetRegionCodeForCountryCode(cc) == phonenumbers.UNKNOWN_REGION {
+			continue
+		}
+		if splitPossible(int32(cc), d[i:]) {
+			return true
+		}
+		break
+	}
+	n, err := phonenumbers.Parse(v, "")
+	return err == nil && phonenumbers.IsPossibleNumber(n)
+}
+
+// splitPossible reports whether the national number nat (digits) is possible
+// in country code cc, with leading zeros kept as Parse keeps them.
+func splitPossible(cc int32, nat string) bool {
+	if len(nat) < 2 || len(nat) > 17 {
+		return false
+	}
+	u, err := strconv.ParseUint(nat, 10, 64)
+	if err != nil {
+		return false
+	}
+	n := &phonenumbers.PhoneNumber{CountryCode: &cc, NationalNumber: &u}
+	if nat[0] == '0' {
+		italian, zeros := true, int32(1)
+		for int(zeros) < len(nat)-1 && nat[zeros] == '0' {
+			zeros++
+		}
+		n.ItalianLeadingZero = &italian
+		if zeros != 1 {
+			n.NumberOfLeadingZeros = &zeros
+		}
+	}
+	return phonenumbers.IsPossibleNumber(n)
 }
 
 // jsIdent matches keys that are valid JavaScript identifiers (ASCII subset).
@@ -305,7 +352,7 @@ func (s *Service) Cancel(ctx context.Context, tenant TenantID, id CallbackID, re
 		if err := s.idx.removeDue(ctx, id); err != nil {
 			s.log.Warn("cancel: unindex", "err", err, "id", id)
 		}
-	} else if err := s.idx.publish(ctx, []map[string]any{cancelEntry(prev)}); err != nil {
+	} else if err := s.idx.publish(ctx, []map[string]any{cancelEntry(prev)}, nil); err != nil {
 		s.log.Warn("cancel: notify ORS", "err", err, "id", id)
 	}
 	if prev.SlotStart != nil {
@@ -432,18 +479,20 @@ func (s *Service) applyLive(ctx context.Context, batch []*reportJob) ([]bool, er
 	for _, j := range batch {
 		count[j.id]++
 	}
-	var ids []string
-	want := false
+	var ids, full []string
 	for _, j := range batch {
 		if j.r.State == StateQueued && count[j.id] == 1 && validUUID(j.id) {
-			ids = append(ids, string(j.id))
-			want = want || j.want
+			if j.want {
+				full = append(full, string(j.id))
+			} else {
+				ids = append(ids, string(j.id))
+			}
 		}
 	}
-	if len(ids) == 0 {
+	if len(ids) == 0 && len(full) == 0 {
 		return took, nil
 	}
-	queued, err := s.st.queuedAmong(ctx, ids, want)
+	queued, err := s.stillQueued(ctx, ids, full)
 	if err != nil {
 		return nil, err
 	}
@@ -486,6 +535,40 @@ func (s *Service) applyLive(ctx context.Context, batch []*reportJob) ([]bool, er
 		took[i] = true
 	}
 	return took, nil
+}
+
+// stillQueued returns which of ids and full are QUEUED, with the rows of those
+// in full (nil values for the others). The queue mark in Redis answers for ids
+// (see liveHash); PostgreSQL answers for the ids without one and for full.
+func (s *Service) stillQueued(ctx context.Context, ids, full []string) (map[CallbackID]*Callback, error) {
+	out := make(map[CallbackID]*Callback, len(ids)+len(full))
+	ask := ids
+	if len(ids) > 0 {
+		if marked, err := s.idx.markedQueued(ctx, ids); err == nil {
+			ask = nil
+			for i, id := range ids {
+				if marked[i] {
+					out[CallbackID(id)] = nil
+				} else {
+					ask = append(ask, id)
+				}
+			}
+		}
+	}
+	for _, q := range []struct {
+		ids  []string
+		full bool
+	}{{ask, false}, {full, true}} {
+		if len(q.ids) == 0 {
+			continue
+		}
+		got, err := s.st.queuedAmong(ctx, q.ids, q.full)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(out, got)
+	}
+	return out, nil
 }
 
 // earliest returns the earlier of a and b.

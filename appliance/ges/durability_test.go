@@ -117,7 +117,7 @@ func TestTwoMonitorsNeverDoubleRun(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for _, m := range e.streamEntries() {
-		seen[m.Values["id"].(string)]++
+		seen[entryOf(t, m)["id"].(string)]++
 	}
 	if len(seen) != n {
 		t.Fatalf("distinct callbacks started = %d, want %d", len(seen), n)

@@ -293,6 +293,17 @@ func (e *env) report(id CallbackID, clientID string, body map[string]any) resp {
 }
 
 // streamEntries returns the NewCallbackStream entries.
+// entryOf decodes a NewCallbackStream entry's one field, callback.
+func entryOf(t *testing.T, m redis.XMessage) map[string]any {
+	t.Helper()
+	var v map[string]any
+	raw, _ := m.Values["callback"].(string)
+	if err := json.Unmarshal([]byte(raw), &v); err != nil {
+		t.Fatalf("stream entry %s: callback %q: %v", m.ID, raw, err)
+	}
+	return v
+}
+
 func (e *env) streamEntries() []redis.XMessage {
 	e.t.Helper()
 	msgs, err := e.rdb.XRange(context.Background(), StreamName, "-", "+").Result()

@@ -14,8 +14,16 @@ type schedule struct {
 	svc      ServiceConfig
 	loc      *time.Location
 	weekly   [7][][2]int // per weekday, [open, close) in minutes after local midnight
-	holidays map[string]bool
+	holidays map[civilDate]bool
 	slot     time.Duration
+}
+
+// civilDate is a calendar day in the service time zone (a map key that costs
+// no formatting: openFor looks at up to eight days per create).
+type civilDate struct {
+	y int
+	m time.Month
+	d int
 }
 
 // interval is a half-open span of absolute time.
@@ -31,7 +39,7 @@ func compileSchedule(svc ServiceConfig) (*schedule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service %s: time zone %q: %w", svc.Name, tz, err)
 	}
-	s := &schedule{svc: svc, loc: loc, holidays: map[string]bool{}}
+	s := &schedule{svc: svc, loc: loc, holidays: map[civilDate]bool{}}
 	if svc.SlotDurationMin <= 0 {
 		s.svc.SlotDurationMin = 15
 	}
@@ -48,10 +56,11 @@ func compileSchedule(svc ServiceConfig) (*schedule, error) {
 		sort.Slice(s.weekly[i], func(a, b int) bool { return s.weekly[i][a][0] < s.weekly[i][b][0] })
 	}
 	for _, h := range svc.BusinessHours.Holidays {
-		if _, err := time.Parse(time.DateOnly, h); err != nil {
+		d, err := time.Parse(time.DateOnly, h)
+		if err != nil {
 			return nil, fmt.Errorf("service %s: holiday %q: %w", svc.Name, h, err)
 		}
-		s.holidays[h] = true
+		s.holidays[civilDate{d.Year(), d.Month(), d.Day()}] = true
 	}
 	return s, nil
 }
@@ -74,10 +83,10 @@ func parseHHMM(v string) (int, error) {
 func (s *schedule) dayIntervals(t time.Time) []interval {
 	lt := t.In(s.loc)
 	y, m, d := lt.Date()
-	if s.holidays[lt.Format(time.DateOnly)] {
+	if s.holidays[civilDate{y, m, d}] {
 		return nil
 	}
-	var out []interval
+	out := make([]interval, 0, len(s.weekly[lt.Weekday()]))
 	for _, oc := range s.weekly[lt.Weekday()] {
 		out = append(out, interval{
 			start: time.Date(y, m, d, oc[0]/60, oc[0]%60, 0, 0, s.loc),

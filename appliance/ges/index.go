@@ -209,12 +209,21 @@ func isBusyGroup(err error) bool {
 	return err != nil && len(err.Error()) >= 9 && err.Error()[:9] == "BUSYGROUP"
 }
 
-// publish XADDs entries to NewCallbackStream in one pipeline.
-func (x *index) publish(ctx context.Context, entries []map[string]any) error {
+// publish XADDs entries to NewCallbackStream in one pipeline. The callbacks
+// in queued (those the entries start) get their queuedMark first, so the mark
+// is there before ORS can read the entry.
+func (x *index) publish(ctx context.Context, entries []map[string]any, queued []CallbackID) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	pipe := x.rdb.Pipeline()
+	if len(queued) > 0 {
+		args := make([]any, 0, 2*len(queued))
+		for _, id := range queued {
+			args = append(args, string(id), queuedMark)
+		}
+		pipe.HSet(ctx, liveHash, args...)
+	}
 	for _, e := range entries {
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: StreamName, MaxLen: x.maxLen, Approx: true, Values: e})
 	}

@@ -17,9 +17,17 @@ import (
 // All queue states share one hash, a field per callback: the embedded Redis
 // walks and sorts every key each time its clock steps, so a key per waiting
 // callback made every command slower as the queue grew. The fields carry no
-// TTL; one goes when its callback changes state, is cancelled, or is purged
-// while still QUEUED.
+// TTL; one goes when its callback changes state, is cancelled, or is purged.
+//
+// A callback's field is written with queuedMark when GES hands it to ORS, so
+// the field's presence tells a QUEUED report that its callback still waits
+// without asking PostgreSQL (see queuedAmong). A missing field (Redis lost
+// it, or the callback moved on) sends the report to PostgreSQL.
 const liveHash = "ges:{idx}:live"
+
+// queuedMark is the value of a QUEUED callback's field before ORS's first
+// report; it carries no queue state (decodeLive refuses it).
+const queuedMark = "-"
 
 // liveState is what a QUEUED callback's latest report said.
 type liveState struct {
@@ -51,6 +59,19 @@ func (x *index) setLive(ctx context.Context, ids []CallbackID, st []liveState) e
 		return fmt.Errorf("store queue state: %w", err)
 	}
 	return nil
+}
+
+// markedQueued reports which of ids have a field in the live hash (one command).
+func (x *index) markedQueued(ctx context.Context, ids []string) ([]bool, error) {
+	vals, err := x.rdb.HMGet(ctx, liveHash, ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read queue state: %w", err)
+	}
+	out := make([]bool, len(ids))
+	for i, v := range vals {
+		out[i] = v != nil
+	}
+	return out, nil
 }
 
 // dropLive forgets the queue state of callbacks that changed state (one command).

@@ -129,10 +129,11 @@ func (s *Service) dispatch(ctx context.Context, ids []string, now time.Time) {
 // monitor tries again.
 func (s *Service) handOver(ctx context.Context, cbs []*Callback, now time.Time) {
 	entries := make([]map[string]any, len(cbs))
+	queued := make([]CallbackID, len(cbs))
 	for i, c := range cbs {
-		entries[i] = startEntry(c)
+		entries[i], queued[i] = startEntry(c), c.ID
 	}
-	if err := s.idx.publish(ctx, entries); err != nil {
+	if err := s.idx.publish(ctx, entries, queued); err != nil {
 		s.log.Warn("submit callbacks to ORS", "err", err, "count", len(cbs))
 		moved := make([]string, len(cbs))
 		for i, c := range cbs {
@@ -156,39 +157,42 @@ func (s *Service) requeue(ctx context.Context, ids []string, now time.Time) {
 	}
 }
 
-// streamCallback is the "callback" field of a contract-7 start entry: what
-// ORS needs to run the callback, as one JSON object. One field rather than
-// one per value because the entry stays in Redis while the callback waits,
-// thousands at a time, and the embedded Redis keeps every field as its own
-// allocation.
+// streamCallback is the one field, "callback", of a contract-7 entry: what
+// ORS needs to run or stop the callback, as one JSON object. One field rather
+// than one per value because an entry stays in Redis while its callback
+// waits, thousands at a time, and the embedded Redis keeps every field name
+// and value as an allocation of its own that each garbage collection marks.
 type streamCallback struct {
-	Service         string         `json:"service"`
-	VirtualQueue    string         `json:"virtualQueue"`
-	PhoneNumber     string         `json:"phoneNumber"`
-	DesiredTime     string         `json:"desiredTime"`
+	Action          string         `json:"action"`
+	ID              CallbackID     `json:"id"`
+	CCID            TenantID       `json:"ccid"`
+	Service         string         `json:"service,omitempty"`
+	VirtualQueue    string         `json:"virtualQueue,omitempty"`
+	PhoneNumber     string         `json:"phoneNumber,omitempty"`
+	DesiredTime     string         `json:"desiredTime,omitempty"`
 	Priority        float64        `json:"priority,omitempty"`
-	MaxDialAttempts int            `json:"maxDialAttempts"`
+	MaxDialAttempts int            `json:"maxDialAttempts,omitempty"`
 	RetryDelaySec   int            `json:"retryDelaySec,omitempty"`
 	UserData        map[string]any `json:"userData,omitempty"`
 }
 
-// startEntry is the contract-7 stream entry that asks ORS to run a callback:
-// action, id and ccid as fields, the rest in "callback".
+// startEntry is the contract-7 stream entry that asks ORS to run a callback.
 func startEntry(c *Callback) map[string]any {
-	cb := streamCallback{Service: c.Service, VirtualQueue: c.VirtualQueue, PhoneNumber: c.PhoneNumber,
-		DesiredTime: c.DesiredTime.UTC().Format(time.RFC3339), Priority: c.Priority, MaxDialAttempts: c.MaxDialAttempts,
-		RetryDelaySec: c.RetryDelaySec, UserData: c.UserData}
+	cb := streamCallback{Action: "start", ID: c.ID, CCID: c.Tenant, Service: c.Service, VirtualQueue: c.VirtualQueue,
+		PhoneNumber: c.PhoneNumber, DesiredTime: c.DesiredTime.UTC().Format(time.RFC3339), Priority: c.Priority,
+		MaxDialAttempts: c.MaxDialAttempts, RetryDelaySec: c.RetryDelaySec, UserData: c.UserData}
 	b, err := json.Marshal(cb)
 	if err != nil { // userData came from JSON, so this cannot happen; hand the callback over without it
 		cb.UserData = nil
 		b, _ = json.Marshal(cb)
 	}
-	return map[string]any{"action": "start", "id": string(c.ID), "ccid": string(c.Tenant), "callback": string(b)}
+	return map[string]any{"callback": string(b)}
 }
 
 // cancelEntry is the contract-7 stream entry that asks ORS to stop a callback.
 func cancelEntry(c *Callback) map[string]any {
-	return map[string]any{"action": "cancel", "id": string(c.ID), "ccid": string(c.Tenant)}
+	b, _ := json.Marshal(streamCallback{Action: "cancel", ID: c.ID, CCID: c.Tenant})
+	return map[string]any{"callback": string(b)}
 }
 
 // purger deletes records past retention (seed 004: 14 days after the desired
@@ -210,15 +214,15 @@ func (s *Service) purger(ctx context.Context) {
 
 // purgeOnce runs one purge and gauge refresh.
 func (s *Service) purgeOnce(ctx context.Context) {
-	n, queued, err := s.st.purge(ctx, s.clock.Now().Add(-s.cfg.Retention))
+	n, gone, err := s.st.purge(ctx, s.clock.Now().Add(-s.cfg.Retention))
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("purge callbacks", "err", err)
 		}
 		return
 	}
-	for i := 0; i < len(queued); i += 1000 {
-		if err := s.idx.dropLive(ctx, queued[i:min(i+1000, len(queued))]); err != nil {
+	for i := 0; i < len(gone); i += 1000 {
+		if err := s.idx.dropLive(ctx, gone[i:min(i+1000, len(gone))]); err != nil {
 			s.log.Warn("drop queue state of purged callbacks", "err", err)
 			break
 		}

@@ -169,10 +169,14 @@ func (s *Service) resubmitWaiting(ctx context.Context) error {
 	for i := 0; i < len(cbs); i += 500 {
 		batch := cbs[i:min(i+500, len(cbs))]
 		entries := make([]map[string]any, len(batch))
+		var queued []CallbackID
 		for j, c := range batch {
 			entries[j] = startEntry(c)
+			if c.State == StateQueued {
+				queued = append(queued, c.ID)
+			}
 		}
-		if err := s.idx.publish(ctx, entries); err != nil {
+		if err := s.idx.publish(ctx, entries, queued); err != nil {
 			return fmt.Errorf("hand waiting callbacks to ORS again: %w", err)
 		}
 	}

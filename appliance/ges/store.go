@@ -461,19 +461,16 @@ func prefixed(p, cols string) string {
 
 // purge deletes callbacks whose desired time is before cutoff and call-in
 // requests that expired before it; it returns how many callbacks went and
-// which of them were still QUEUED (their queue state is dropped with them).
-func (s *store) purge(ctx context.Context, cutoff time.Time) (n int64, queued []CallbackID, err error) {
-	rows, err := s.pool.Query(ctx, `DELETE FROM ges.callbacks WHERE desired_time < $1 RETURNING id::text, state = 'QUEUED'`, cutoff)
+// their ids. Their queue state fields go with them: a field normally goes when
+// its callback leaves QUEUED, but a report racing that change can leave one.
+func (s *store) purge(ctx context.Context, cutoff time.Time) (n int64, ids []CallbackID, err error) {
+	rows, err := s.pool.Query(ctx, `DELETE FROM ges.callbacks WHERE desired_time < $1 RETURNING id::text`, cutoff)
 	if err != nil {
 		return 0, nil, fmt.Errorf("purge callbacks: %w", err)
 	}
 	var id string
-	var wasQueued bool
-	if _, err := pgx.ForEachRow(rows, []any{&id, &wasQueued}, func() error {
-		n++
-		if wasQueued {
-			queued = append(queued, CallbackID(id))
-		}
+	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+		ids = append(ids, CallbackID(id))
 		return nil
 	}); err != nil {
 		return 0, nil, fmt.Errorf("purge callbacks: %w", err)
@@ -481,7 +478,7 @@ func (s *store) purge(ctx context.Context, cutoff time.Time) (n int64, queued []
 	if _, err := s.pool.Exec(ctx, `DELETE FROM ges.callin_requests WHERE expires_at < $1`, cutoff); err != nil {
 		return 0, nil, fmt.Errorf("purge call-in requests: %w", err)
 	}
-	return n, queued, nil
+	return int64(len(ids)), ids, nil
 }
 
 // scheduled returns every SCHEDULED callback's id and due time (index rebuild).

@@ -131,7 +131,7 @@ func TestCallbackCancelWhileQueued(t *testing.T) {
 	if st := l.v.QueueStats(context.Background(), testCCID, "VQ_Sales"); st.WaitingCalls != 1 || st.LoggedInAgents != 1 || st.ReadyAgents != 0 {
 		t.Fatalf("queue stats while waiting %+v", st)
 	}
-	l.xadd(map[string]any{"action": "cancel", "id": id})
+	l.xadd(cancelEntry(id))
 	eventually(t, 3*time.Second, "session gone and entries acked", func() bool {
 		return l.pending(t) == 0 && l.v.QueueStats(context.Background(), testCCID, "VQ_Sales").WaitingCalls == 0
 	})

@@ -270,10 +270,16 @@ func (l *lab) xadd(fields map[string]any) {
 }
 
 func startEntry(id, phone string, attempts, retry int) map[string]any {
-	cb, _ := json.Marshal(map[string]any{"service": "CB_Sales", "virtualQueue": "VQ_Sales", "phoneNumber": phone,
-		"userData": map[string]any{"order": "42", "vip": true}, "desiredTime": time.Now().UTC().Format(time.RFC3339),
-		"maxDialAttempts": attempts, "retryDelaySec": retry})
-	return map[string]any{"action": "start", "id": id, "ccid": testCCID, "callback": string(cb)}
+	cb, _ := json.Marshal(map[string]any{"action": "start", "id": id, "ccid": testCCID, "service": "CB_Sales",
+		"virtualQueue": "VQ_Sales", "phoneNumber": phone, "userData": map[string]any{"order": "42", "vip": true},
+		"desiredTime": time.Now().UTC().Format(time.RFC3339), "maxDialAttempts": attempts, "retryDelaySec": retry})
+	return map[string]any{"callback": string(cb)}
+}
+
+// cancelEntry is the entry GES adds when a waiting callback is cancelled.
+func cancelEntry(id string) map[string]any {
+	cb, _ := json.Marshal(map[string]any{"action": "cancel", "id": id, "ccid": testCCID})
+	return map[string]any{"callback": string(cb)}
 }
 
 // eventually polls cond until it holds or the deadline passes.

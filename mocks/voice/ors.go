@@ -52,8 +52,12 @@ type streamEntry struct {
 	retryDelay  time.Duration
 }
 
-// entryCallback is the "callback" field of a start entry.
+// entryCallback is the one field, "callback", of an entry: a JSON object
+// with action, id and ccid, and for a start what the session needs.
 type entryCallback struct {
+	Action          string          `json:"action"`
+	ID              CallbackID      `json:"id"`
+	CCID            TenantID        `json:"ccid"`
 	Service         string          `json:"service"`
 	VirtualQueue    string          `json:"virtualQueue"`
 	PhoneNumber     string          `json:"phoneNumber"`
@@ -64,24 +68,21 @@ type entryCallback struct {
 }
 
 func parseEntry(m redis.XMessage) (streamEntry, error) {
-	str := func(k string) string {
-		v, _ := m.Values[k].(string)
-		return v
+	e := streamEntry{msgID: m.ID}
+	raw, _ := m.Values["callback"].(string)
+	var cb entryCallback
+	if err := json.Unmarshal([]byte(raw), &cb); err != nil {
+		return e, fmt.Errorf("stream entry %s: callback is not a JSON object: %w", m.ID, err)
 	}
-	e := streamEntry{msgID: m.ID, action: unique.Make(str("action")).Value(), id: CallbackID(str("id")),
-		ccid: TenantID(unique.Make(str("ccid")).Value())}
+	e.action, e.id, e.ccid = unique.Make(cb.Action).Value(), cb.ID, TenantID(unique.Make(string(cb.CCID)).Value())
 	if e.id == "" || (e.action != "start" && e.action != "cancel") {
-		return e, fmt.Errorf("stream entry %s: missing id or bad action %q", m.ID, e.action)
+		return e, fmt.Errorf("stream entry %s: missing callback.id or bad callback.action %q", m.ID, e.action)
 	}
 	if e.action == "cancel" {
 		return e, nil
 	}
-	var cb entryCallback
-	if err := json.Unmarshal([]byte(str("callback")), &cb); err != nil {
-		return e, fmt.Errorf("stream entry %s: callback is not a JSON object: %w", m.ID, err)
-	}
 	if cb.VirtualQueue == "" || cb.PhoneNumber == "" || e.ccid == "" {
-		return e, fmt.Errorf("stream entry %s: start needs ccid, callback.virtualQueue and callback.phoneNumber", m.ID)
+		return e, fmt.Errorf("stream entry %s: start needs callback.ccid, callback.virtualQueue and callback.phoneNumber", m.ID)
 	}
 	e.service, e.vq = unique.Make(cb.Service).Value(), unique.Make(cb.VirtualQueue).Value()
 	e.phone, e.priority = cb.PhoneNumber, int(cb.Priority)

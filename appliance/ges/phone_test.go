@@ -1,0 +1,50 @@
+package ges
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// possibleE164 answers as phonenumbers.Parse + IsPossibleNumber do, for every
+// number of E.164 shape: random ones over all country codes, with zeros after
+// the country code (where Parse strips national prefixes), and known cases.
+func TestPossibleE164MatchesParse(t *testing.T) {
+	parse := func(v string) bool {
+		n, err := phonenumbers.Parse(v, "")
+		return err == nil && phonenumbers.IsPossibleNumber(n)
+	}
+	cases := []string{"+12025550100", "+390612345678", "+3906123", "+4402079460000", "+442079460000", "+80012345678",
+		"+400659067005", "+9009549650", "+61491570156", "+5491123456789", "+8613800138000", "+2348031234567", "+10000000"}
+	r := rand.New(rand.NewPCG(4, 6))
+	for range 40000 {
+		b := []byte{'+', byte('1' + r.IntN(9))}
+		for n := 6 + r.IntN(9); n > 0; n-- {
+			b = append(b, byte('0'+r.IntN(10)))
+		}
+		if r.IntN(3) == 0 {
+			b[2+r.IntN(3)] = '0'
+		}
+		cases = append(cases, string(b))
+	}
+	differ := 0
+	for _, v := range cases {
+		if !e164.MatchString(v) {
+			t.Fatalf("case %s is not of E.164 shape", v)
+		}
+		if got, want := possibleE164(v), parse(v); got != want {
+			differ++
+			t.Errorf("possibleE164(%s) = %v, Parse says %v", v, got, want)
+			if differ > 10 {
+				t.FailNow()
+			}
+		}
+	}
+}
+
+func BenchmarkPossibleE164(b *testing.B) {
+	for b.Loop() {
+		possibleE164("+12025550143")
+	}
+}
