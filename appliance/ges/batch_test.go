@@ -196,3 +196,26 @@ func TestQueuedReportsCheckTheMarkThenPostgres(t *testing.T) {
 		t.Fatalf("queue field of a purged callback = %q, want none", got)
 	}
 }
+
+// Retrieves answered in one batch each get their own record, a key sees only
+// its tenant's callbacks, and an unknown id is not found, as one by one.
+func TestRetrievesShareOneRead(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	id := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550105"})
+	unknown := CallbackID("6f1c2a44-0d59-4a4e-9a49-5b0b8e0c7f11")
+	batch := []*readJob{{tenant: demoTenant, id: id}, {tenant: demoTenant, id: id}, {tenant: "another-tenant", id: id},
+		{tenant: "", id: id}, {tenant: demoTenant, id: unknown}}
+	errs := e.svc.commitReads(ctx, batch)
+	for i, want := range []error{nil, nil, ErrNotFound, nil, ErrNotFound} {
+		if !errors.Is(errs[i], want) && errs[i] != want {
+			t.Fatalf("job %d: err %v, want %v", i, errs[i], want)
+		}
+	}
+	if batch[0].out == nil || batch[1].out == nil || batch[0].out == batch[1].out || batch[0].out.ID != id {
+		t.Fatalf("same callback twice: records %p and %p, want two copies of %s", batch[0].out, batch[1].out, id)
+	}
+	if batch[2].out != nil {
+		t.Fatalf("another tenant read %v", batch[2].out)
+	}
+}

@@ -321,15 +321,61 @@ func (s *Service) slotFull(ctx context.Context, tenant TenantID, sch *schedule, 
 
 // Retrieve returns one callback of tenant.
 func (s *Service) Retrieve(ctx context.Context, tenant TenantID, id CallbackID) (*Callback, error) {
-	c, err := s.st.get(ctx, tenant, id)
+	if !validUUID(id) {
+		return nil, errorf(ErrNotFound, "callback %s not found", id)
+	}
+	j := &readJob{tenant: tenant, id: id}
+	err := s.reads.submit(ctx, j)
 	if errors.Is(err, ErrNotFound) {
 		return nil, errorf(ErrNotFound, "callback %s not found", id)
 	}
 	if err != nil {
 		return nil, err
 	}
-	s.overlayLive(ctx, c)
-	return c, nil
+	return j.out, nil
+}
+
+// readJob is one retrieve waiting for the reader; tenant "" reads any tenant's.
+type readJob struct {
+	tenant TenantID
+	id     CallbackID
+	out    *Callback
+}
+
+// commitReads answers a batch of retrieves with one PostgreSQL query and one
+// Redis read of queue state, as creates share a transaction: under load a
+// retrieve costs a share of a round trip to each store, not a round trip.
+func (s *Service) commitReads(ctx context.Context, batch []*readJob) []error {
+	errs := make([]error, len(batch))
+	ids := make([]string, len(batch))
+	for i, j := range batch {
+		ids[i] = string(j.id)
+	}
+	rows, err := s.st.getMany(ctx, ids)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	found := make([]*Callback, 0, len(batch))
+	taken := make(map[CallbackID]bool, len(batch))
+	for i, j := range batch {
+		c := rows[j.id]
+		if c == nil || (j.tenant != "" && c.Tenant != j.tenant) {
+			errs[i] = ErrNotFound
+			continue
+		}
+		if taken[j.id] { // the same callback twice in a batch: each caller gets its own record
+			cp := *c
+			c = &cp
+		}
+		taken[j.id] = true
+		j.out = c
+		found = append(found, c)
+	}
+	s.overlayLive(ctx, found...)
+	return errs
 }
 
 // Cancel ends a callback that is not PROCESSING or COMPLETED, with reason CANCELLED

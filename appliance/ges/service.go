@@ -53,6 +53,7 @@ type Service struct {
 
 	creates *batcher[*Callback]
 	reports *batcher[*reportJob]
+	reads   *batcher[*readJob]
 	wakeCh  chan struct{}
 	purgeCh chan struct{}
 	quit    chan struct{}
@@ -108,6 +109,7 @@ func New(cfg Config, pool *pgxpool.Pool, rdb redis.UniversalClient, platform Pla
 	}
 	s.creates = newBatcher(cfg.WriterBatch, s.quit, s.commitCreates)
 	s.reports = newBatcher(cfg.WriterBatch, s.quit, s.commitReports)
+	s.reads = newBatcher(cfg.WriterBatch, s.quit, s.commitReads)
 	s.keys = newTTLCache[string, keyLookup](clk.Now, 10000)
 	s.configs = newTTLCache[TenantID, *tenantConfig](clk.Now, 1000)
 	s.stats = newTTLCache[statKey, queueStats](clk.Now, 10000)
@@ -152,9 +154,10 @@ func (s *Service) Start(ctx context.Context) error {
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.started = true
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go func() { defer s.wg.Done(); s.creates.run(loopCtx) }()
 	go func() { defer s.wg.Done(); s.reports.run(loopCtx) }()
+	go func() { defer s.wg.Done(); s.reads.run(loopCtx) }()
 	go func() { defer s.wg.Done(); s.monitor(loopCtx) }()
 	go func() { defer s.wg.Done(); s.purger(loopCtx) }()
 	return nil
@@ -203,6 +206,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	go func() {
 		<-s.creates.done
 		<-s.reports.done
+		<-s.reads.done
 		s.cancel()
 		s.wg.Wait()
 		close(done)

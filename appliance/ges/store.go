@@ -157,21 +157,25 @@ func validUUID(id CallbackID) bool {
 	return err == nil
 }
 
-// get returns one callback; tenant "" matches any tenant (ORS reports).
-func (s *store) get(ctx context.Context, tenant TenantID, id CallbackID) (*Callback, error) {
-	if !validUUID(id) {
-		return nil, ErrNotFound
-	}
-	row := s.pool.QueryRow(ctx, `SELECT `+callbackCols+` FROM ges.callbacks WHERE id = $1::uuid AND ($2 = '' OR tenant = $2)`,
-		string(id), string(tenant))
-	c, err := scanCallback(row)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
+// getMany reads the callbacks among ids (valid UUIDs), whatever their tenant.
+func (s *store) getMany(ctx context.Context, ids []string) (map[CallbackID]*Callback, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+callbackCols+` FROM ges.callbacks WHERE id = ANY($1::uuid[])`, ids)
 	if err != nil {
-		return nil, fmt.Errorf("get callback: %w", err)
+		return nil, fmt.Errorf("get callbacks: %w", err)
 	}
-	return c, nil
+	defer rows.Close()
+	out := make(map[CallbackID]*Callback, len(ids))
+	for rows.Next() {
+		c, err := scanCallback(rows)
+		if err != nil {
+			return nil, fmt.Errorf("get callbacks: %w", err)
+		}
+		out[c.ID] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("get callbacks: %w", err)
+	}
+	return out, nil
 }
 
 // historyJSON is one history entry as a JSON array, ready for `history || $n`.
