@@ -208,7 +208,7 @@ func TestRetrievesShareOneRead(t *testing.T) {
 		{tenant: "", id: id}, {tenant: demoTenant, id: unknown}}
 	errs := e.svc.commitReads(ctx, batch)
 	for i, want := range []error{nil, nil, ErrNotFound, nil, ErrNotFound} {
-		if !errors.Is(errs[i], want) && errs[i] != want {
+		if (want == nil && errs[i] != nil) || (want != nil && !errors.Is(errs[i], want)) {
 			t.Fatalf("job %d: err %v, want %v", i, errs[i], want)
 		}
 	}
