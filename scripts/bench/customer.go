@@ -301,6 +301,17 @@ func (c *customers) heardAll() []media.Snapshot {
 	return out
 }
 
+// heardByCall is heardAll keyed by SIP Call-ID.
+func (c *customers) heardByCall() map[string]media.Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]media.Snapshot, len(c.calls))
+	for id, cc := range c.calls {
+		out[id] = cc.heard.Snapshot()
+	}
+	return out
+}
+
 // active is the number of calls up.
 func (c *customers) active() int {
 	c.mu.Lock()
