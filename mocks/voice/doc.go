@@ -86,11 +86,11 @@
 //
 // # ORS callback sessions
 //
-// A start entry has the fields action, id, ccid and callback, a JSON object
-// {service, virtualQueue, phoneNumber, desiredTime, maxDialAttempts,
+// An entry has one field, callback, a JSON object: {action: "start", id,
+// ccid, service, virtualQueue, phoneNumber, desiredTime, maxDialAttempts,
 // priority, retryDelaySec, userData} (the last three left out when 0 or
-// empty); a cancel entry has action, id and ccid. A handled entry is XACKed
-// and XDELed.
+// empty) or {action: "cancel", id, ccid}. A handled entry is XACKed and
+// XDELed.
 //
 // The consumer reads NewCallbackStream in group "ors" (XREADGROUP BLOCK, so
 // an idle stream costs one command per ReadBlock). A start entry stays
