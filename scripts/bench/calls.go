@@ -42,7 +42,8 @@ const nSim = 30
 // each way) is timed in the same run, as thread CPU time like cxlab's figure.
 //
 // With CXLAB_BENCH_PROFILE=dir, a CPU profile of cxlab over each window is
-// written to dir (cxlab serves /debug/pprof on loopback).
+// written to dir (cxlab serves /debug/pprof on loopback); the engagement API
+// area writes one over its open-loop create window and a heap profile after.
 func calls(ctx context.Context, bin string, _ int) ([]Row, error) {
 	root, err := os.MkdirTemp("", "cxlab-bench-calls-")
 	if err != nil {
@@ -229,9 +230,15 @@ func waitNoCalls(cust *customers) error {
 	return nil
 }
 
-// profileCPU fetches a CPU profile of cxlab over the measuring window when
-// CXLAB_BENCH_PROFILE names a directory; the returned func waits for it.
+// profileCPU fetches a CPU profile of cxlab over the calls' measuring window.
 func profileCPU(ctx context.Context, base, label string) func() {
+	return fetchProfile(ctx, base, fmt.Sprintf("profile?seconds=%d", int(callsWindow/time.Second)), label)
+}
+
+// fetchProfile fetches /debug/pprof/<what> from cxlab into
+// CXLAB_BENCH_PROFILE/cxlab-<label>.pprof when that variable names a
+// directory; the returned func waits for it.
+func fetchProfile(ctx context.Context, base, what, label string) func() {
 	dir := os.Getenv("CXLAB_BENCH_PROFILE")
 	if dir == "" {
 		return func() {}
@@ -239,8 +246,7 @@ func profileCPU(ctx context.Context, base, label string) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		secs := int(callsWindow / time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/"+what, nil)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "profile:", err)
