@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cxlab/cxlab/appliance/clock"
+	"github.com/cxlab/cxlab/appliance/internal/udpbatch"
 )
 
 // ICEServer is one entry of a WebRTC RTCConfiguration.iceServers list; the JSON
@@ -96,6 +97,11 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, clk clock.C
 // Name implements the appliance component contract.
 func (s *Server) Name() string { return "turn" }
 
+// readBufferSize is the size of each batched read of the UDP listener: pion
+// reads into 1,600 bytes and drops what fills them, so a longer datagram,
+// truncated here to 1,600, is dropped as before.
+const readBufferSize = 1600
+
 // Start opens the UDP and TCP listeners and starts serving.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
@@ -113,6 +119,11 @@ func (s *Server) Start(ctx context.Context) error {
 	pc, ln, err := s.listen(ctx)
 	if err != nil {
 		return fmt.Errorf("start turn server: %w", err)
+	}
+	if uc, ok := pc.(*net.UDPConn); ok {
+		// Every client's packets toward its peers arrive here, read by one
+		// goroutine: under load it takes what queued in one system call.
+		pc = udpbatch.New(uc, 32, readBufferSize)
 	}
 	s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{})}
 	s.udpAddr = pc.LocalAddr()

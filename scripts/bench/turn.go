@@ -42,7 +42,8 @@ const (
 // 10 s wait for lost packets stay out of the window. Relayed packets are the
 // peer's count (client -> peer hops) plus the clients' received messages
 // (peer -> client hops). Server CPU is sampled every 20 ms and taken over the
-// same window.
+// same window. With CXLAB_BENCH_PROFILE=dir, each CX Lab run writes a 12-s
+// CPU profile from the load's start (it covers the staggered start too).
 func turnVsCoturn(ctx context.Context, bin string, runs int) ([]Row, error) {
 	for _, tool := range []string{"turnutils_uclient", "turnserver"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -82,7 +83,9 @@ func turnVsCoturn(ctx context.Context, bin string, runs int) ([]Row, error) {
 
 	var cx, coturn []uclientResult
 	for i := range runs {
+		profiled := fetchProfile(ctx, strings.TrimSuffix(in.endpoints["console_url"].(string), "/"), "profile?seconds=12", fmt.Sprintf("turn-%d", i+1))
 		r, err := uclientLoad(ctx, peer, in.cmd.Process.Pid, cxPort, secret)
+		profiled()
 		if err != nil {
 			return nil, fmt.Errorf("against cxlab (run %d): %w", i+1, err)
 		}

@@ -1,0 +1,89 @@
+// Package udpbatch gives a UDP socket with one busy reader a ReadFrom that
+// takes datagrams from batches: one recvmmsg(2) (golang.org/x/net's
+// ReadBatch) returns every datagram already queued on the socket, up to a
+// batch, so a reader that falls behind catches up with one system call and
+// one wake-up instead of one per datagram. Under light load a batch holds one
+// datagram and the cost is that of a plain read.
+//
+// The TURN server's listener (every client's packets toward peers) and the
+// gateway's ICE mux (every browser's media) are such sockets: one goroutine
+// reads everything.
+package udpbatch
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+
+	"golang.org/x/net/ipv4"
+)
+
+// Conn is a *net.UDPConn whose reads come from batches. Writes, Close,
+// deadlines and addresses are the socket's own. Reads are serialized: a
+// batch is handed out in arrival order, one datagram per ReadFrom.
+type Conn struct {
+	*net.UDPConn
+	batch *ipv4.PacketConn
+
+	mu   sync.Mutex
+	msgs []ipv4.Message
+	next int // index of the next datagram to hand out
+	n    int // datagrams in the current batch
+}
+
+// New wraps c. Each ReadFrom call hands out one datagram of at most size
+// bytes (longer ones are truncated, as a short buffer truncates with
+// recvfrom); a batch holds at most batch datagrams.
+func New(c *net.UDPConn, batch, size int) *Conn {
+	msgs := make([]ipv4.Message, batch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, size)}
+	}
+	// ipv4.PacketConn's batch read works on any UDP socket: x/net parses
+	// each sender's address by its own family.
+	return &Conn{UDPConn: c, batch: ipv4.NewPacketConn(c), msgs: msgs}
+}
+
+// ReadFrom returns the next datagram, reading a new batch when the last one
+// is used up. It copies at most len(p) bytes into p.
+func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, err := c.take()
+	if err != nil {
+		return 0, nil, err
+	}
+	return copy(p, m.Buffers[0][:m.N]), m.Addr, nil
+}
+
+// ReadFromAddrPort is ReadFrom with the sender as a netip.AddrPort (the
+// form pion's ICE mux prefers).
+func (c *Conn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, err := c.take()
+	if err != nil {
+		return 0, netip.AddrPort{}, err
+	}
+	var ap netip.AddrPort
+	if ua, ok := m.Addr.(*net.UDPAddr); ok {
+		ap = ua.AddrPort()
+	}
+	return copy(p, m.Buffers[0][:m.N]), ap, nil
+}
+
+// take returns the next datagram of the batch, reading a batch first if
+// none is left. The caller holds c.mu.
+func (c *Conn) take() (*ipv4.Message, error) {
+	if c.next == c.n {
+		c.next, c.n = 0, 0
+		n, err := c.batch.ReadBatch(c.msgs, 0)
+		if err != nil {
+			return nil, err
+		}
+		c.n = n
+	}
+	m := &c.msgs[c.next]
+	c.next++
+	return m, nil
+}

@@ -1,0 +1,171 @@
+package udpbatch
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+func listen(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Datagrams queued before the read come out one per ReadFrom, in order, each
+// with its own sender, across more than one batch.
+func TestReadFromHandsOutQueuedDatagramsInOrder(t *testing.T) {
+	server := listen(t)
+	conn := New(server, 4, 1500)
+	a, b := listen(t), listen(t)
+	const n = 11
+	for i := range n {
+		from := a
+		if i%2 == 1 {
+			from = b
+		}
+		if _, err := from.WriteTo(fmt.Appendf(nil, "datagram %d", i), server.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 1500)
+	for i := range n {
+		k, addr, err := conn.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(buf[:k]), fmt.Sprintf("datagram %d", i); got != want {
+			t.Fatalf("read %q, want %q", got, want)
+		}
+		want := a.LocalAddr().String()
+		if i%2 == 1 {
+			want = b.LocalAddr().String()
+		}
+		if addr.String() != want {
+			t.Fatalf("datagram %d from %s, want %s", i, addr, want)
+		}
+	}
+}
+
+func TestReadFromAddrPortNamesTheSender(t *testing.T) {
+	server := listen(t)
+	conn := New(server, 8, 1500)
+	peer := listen(t)
+	if _, err := peer.WriteTo([]byte("hello"), server.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	k, ap, err := conn.ReadFromAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(buf[:k]) != "hello" || ap != peer.LocalAddr().(*net.UDPAddr).AddrPort() {
+		t.Fatalf("read %q from %s, want \"hello\" from %s", buf[:k], ap, peer.LocalAddr())
+	}
+}
+
+// A buffer shorter than the datagram gets its first bytes, as with recvfrom;
+// the next read is the next datagram.
+func TestShortBufferTruncates(t *testing.T) {
+	server := listen(t)
+	conn := New(server, 8, 1500)
+	peer := listen(t)
+	for _, s := range []string{"0123456789", "next"} {
+		if _, err := peer.WriteTo([]byte(s), server.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	small := make([]byte, 4)
+	k, _, err := conn.ReadFrom(small)
+	if err != nil || string(small[:k]) != "0123" {
+		t.Fatalf("read %q, %v; want \"0123\"", small[:k], err)
+	}
+	k, _, err = conn.ReadFrom(small)
+	if err != nil || string(small[:k]) != "next" {
+		t.Fatalf("read %q, %v; want \"next\"", small[:k], err)
+	}
+}
+
+func TestCloseEndsABlockedRead(t *testing.T) {
+	server := listen(t)
+	conn := New(server, 8, 1500)
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := conn.ReadFrom(make([]byte, 1500))
+		errc <- err
+	}()
+	// The reader may or may not be blocked yet; either way Close ends it.
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("read after close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("read still blocked 5 s after Close")
+	}
+}
+
+func TestReadDeadlineIsHonoured(t *testing.T) {
+	server := listen(t)
+	conn := New(server, 8, 1500)
+	if err := conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := conn.ReadFrom(make([]byte, 1500))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline: %v, want os.ErrDeadlineExceeded", err)
+	}
+}
+
+// BenchmarkReadFrom reads a queued burst of 64 datagrams: the plain socket
+// makes one recvfrom each, the batched one a recvmmsg per 32.
+func BenchmarkReadFrom(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		wrap func(*net.UDPConn) net.PacketConn
+	}{
+		{"recvfrom", func(c *net.UDPConn) net.PacketConn { return c }},
+		{"batched", func(c *net.UDPConn) net.PacketConn { return New(c, 32, 1500) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			server, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = server.Close() }()
+			_ = server.SetReadBuffer(1 << 20)
+			peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = peer.Close() }()
+			conn := tc.wrap(server)
+			payload := make([]byte, 172)
+			buf := make([]byte, 1500)
+			const burst = 64
+			b.SetBytes(burst * int64(len(payload)))
+			for b.Loop() {
+				for range burst {
+					if _, err := peer.WriteTo(payload, server.LocalAddr()); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for range burst {
+					if _, _, err := conn.ReadFrom(buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
