@@ -5,9 +5,11 @@
 // one wake-up instead of one per datagram. Under light load a batch holds one
 // datagram and the cost is that of a plain read.
 //
-// The TURN server's listener (every client's packets toward peers) and the
-// gateway's ICE mux (every browser's media) are such sockets: one goroutine
-// reads everything.
+// The TURN server's listener is such a socket: one goroutine reads every
+// client's packets toward its peers (at 150 uclient clients, about 30,000 a
+// second). The gateway's ICE mux is another, but at 150 calls (7,500
+// packets a second) batches held one datagram and the bench showed no gain,
+// so it keeps pion's allocation-free read of the plain socket.
 package udpbatch
 
 import (
@@ -75,13 +77,13 @@ func (c *Conn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 // take returns the next datagram of the batch, reading a batch first if
 // none is left. The caller holds c.mu.
 func (c *Conn) take() (*ipv4.Message, error) {
-	if c.next == c.n {
+	for c.next == c.n {
 		c.next, c.n = 0, 0
 		n, err := c.batch.ReadBatch(c.msgs, 0)
 		if err != nil {
 			return nil, err
 		}
-		c.n = n
+		c.n = n // a blocking recvmmsg returns at least one; loop if not
 	}
 	m := &c.msgs[c.next]
 	c.next++
