@@ -58,6 +58,10 @@ func main() {
 		rep.Version = strings.TrimSpace(string(v))
 	}
 	want := func(area string) bool { return *only == "" || strings.Contains(","+*only+",", ","+area+",") }
+	// An area that fails is reported and the others still run: a full run
+	// takes minutes, and one area's failure (a peer tool's hiccup under load,
+	// say) should not throw the rest away. The exit status tells.
+	var failed []string
 	for _, a := range areas {
 		if !want(a.name) {
 			continue
@@ -65,7 +69,8 @@ func main() {
 		rows, err := a.run(ctx, *bin, *runs)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench %s: %v\n", a.name, err)
-			os.Exit(1)
+			failed = append(failed, a.name)
+			continue
 		}
 		rep.Rows = append(rep.Rows, rows...)
 	}
@@ -81,6 +86,10 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Printf("\nwritten to %s\n", *out)
+	}
+	if len(failed) > 0 {
+		fmt.Fprintf(os.Stderr, "bench: failed areas: %s\n", strings.Join(failed, ", "))
+		os.Exit(1)
 	}
 }
 
