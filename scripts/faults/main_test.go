@@ -444,9 +444,11 @@ func tailStream(redisURL string, into *streamTail) (*streamTail, error) {
 				for _, m := range s.Messages {
 					last = m.ID
 					into.entries++
-					if a, _ := m.Values["action"].(string); a == "start" {
-						id, _ := m.Values["id"].(string)
-						into.starts[id]++
+					// One field, callback: a JSON object (README, "NewCallbackStream").
+					var cb struct{ Action, ID string }
+					raw, _ := m.Values["callback"].(string)
+					if json.Unmarshal([]byte(raw), &cb) == nil && cb.Action == "start" {
+						into.starts[cb.ID]++
 					}
 				}
 			}
