@@ -279,27 +279,25 @@ func (s *store) queuedAmong(ctx context.Context, ids []string, full bool) (map[C
 	// The state is compared here, not in SQL: "AND state = 'QUEUED'" lets the
 	// planner AND the primary key with the partial index of waiting callbacks,
 	// which reads every waiting callback to find a few.
-	cols := "id::text, state"
 	if full {
-		cols = callbackCols
+		all, err := s.getMany(ctx, ids)
+		if err != nil {
+			return nil, fmt.Errorf("state report: %w", err)
+		}
+		for id, c := range all {
+			if c.State != StateQueued {
+				delete(all, id)
+			}
+		}
+		return all, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+cols+` FROM ges.callbacks WHERE id = ANY($1::uuid[])`, ids)
+	rows, err := s.pool.Query(ctx, `SELECT id::text, state FROM ges.callbacks WHERE id = ANY($1::uuid[])`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("state report: %w", err)
 	}
 	defer rows.Close()
 	out := make(map[CallbackID]*Callback, len(ids))
 	for rows.Next() {
-		if full {
-			c, err := scanCallback(rows)
-			if err != nil {
-				return nil, fmt.Errorf("state report: %w", err)
-			}
-			if c.State == StateQueued {
-				out[c.ID] = c
-			}
-			continue
-		}
 		var id, state string
 		if err := rows.Scan(&id, &state); err != nil {
 			return nil, fmt.Errorf("state report: %w", err)
