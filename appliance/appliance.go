@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -100,6 +101,11 @@ func New(cfg config.Config, stderr io.Writer) (_ *Appliance, err error) {
 // knows how the parts fit together.
 func (a *Appliance) wire() error {
 	cfg := a.cfg
+	// sipgo logs some transport events (TCP connection bookkeeping) through
+	// its package-level logger, slog.Default unless set: into sip.log with
+	// everything else, not raw onto stderr. One appliance per process in
+	// production; in tests the last one started owns it.
+	sip.SetDefaultLogger(a.log.With("component", "sip"))
 	var tlsCert *tls.Certificate
 	if cfg.HTTP.TLS == "on" || (cfg.HTTP.TLS == "auto" && !config.IsLoopback(cfg.HTTP.Host)) {
 		c, err := httpd.SelfSigned(a.dir.sub("tls"), cfg.HTTP.Host)

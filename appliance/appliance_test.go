@@ -3,10 +3,13 @@ package appliance_test
 import (
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cxlab/cxlab/appliance/apptest"
@@ -128,5 +131,19 @@ func TestGESThrottlesComeFromTheConfiguration(t *testing.T) {
 	// The refused create spent a token of the burst of 2, as GES counts attempts.
 	if code := create("+12025550172"); code != http.StatusTooManyRequests {
 		t.Fatalf("third create within a second with a burst of 2: %d, want 429", code)
+	}
+}
+
+// sipgo's package-level logger (TCP connection bookkeeping, among others)
+// writes into the appliance's sip.log, not raw onto stderr.
+func TestSIPLibraryLogsLandInTheSIPLogFile(t *testing.T) {
+	s := apptest.Start(t)
+	sip.DefaultLogger().Warn("sipgo probe", "conn", "127.0.0.1:5060")
+	b, err := os.ReadFile(filepath.Join(s.Endpoints.LogDir, "sip.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "sipgo probe") || !strings.Contains(string(b), `"component":"sip"`) {
+		t.Fatalf("sip.log does not hold the sipgo record with component sip:\n%s", b)
 	}
 }
