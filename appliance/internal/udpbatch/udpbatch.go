@@ -14,15 +14,16 @@ package udpbatch
 
 import (
 	"net"
-	"net/netip"
 	"sync"
 
 	"golang.org/x/net/ipv4"
 )
 
-// Conn is a *net.UDPConn whose reads come from batches. Writes, Close,
-// deadlines and addresses are the socket's own. Reads are serialized: a
-// batch is handed out in arrival order, one datagram per ReadFrom.
+// Conn is a *net.UDPConn whose ReadFrom reads come from batches. Writes,
+// Close, deadlines and addresses are the socket's own. Reads are serialized:
+// a batch is handed out in arrival order, one datagram per ReadFrom. The
+// socket's other read methods (Read, ReadFromUDP, ...) bypass the batch; a
+// reader uses ReadFrom only.
 type Conn struct {
 	*net.UDPConn
 	batch *ipv4.PacketConn
@@ -56,22 +57,6 @@ func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 		return 0, nil, err
 	}
 	return copy(p, m.Buffers[0][:m.N]), m.Addr, nil
-}
-
-// ReadFromAddrPort is ReadFrom with the sender as a netip.AddrPort (the
-// form pion's ICE mux prefers).
-func (c *Conn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m, err := c.take()
-	if err != nil {
-		return 0, netip.AddrPort{}, err
-	}
-	var ap netip.AddrPort
-	if ua, ok := m.Addr.(*net.UDPAddr); ok {
-		ap = ua.AddrPort()
-	}
-	return copy(p, m.Buffers[0][:m.N]), ap, nil
 }
 
 // take returns the next datagram of the batch, reading a batch first if

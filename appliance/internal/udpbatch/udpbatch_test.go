@@ -54,23 +54,6 @@ func TestReadFromHandsOutQueuedDatagramsInOrder(t *testing.T) {
 	}
 }
 
-func TestReadFromAddrPortNamesTheSender(t *testing.T) {
-	server := listen(t)
-	conn := New(server, 8, 1500)
-	peer := listen(t)
-	if _, err := peer.WriteTo([]byte("hello"), server.LocalAddr()); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 1500)
-	k, ap, err := conn.ReadFromAddrPort(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(buf[:k]) != "hello" || ap != peer.LocalAddr().(*net.UDPAddr).AddrPort() {
-		t.Fatalf("read %q from %s, want \"hello\" from %s", buf[:k], ap, peer.LocalAddr())
-	}
-}
-
 // A buffer shorter than the datagram gets its first bytes, as with recvfrom;
 // the next read is the next datagram.
 func TestShortBufferTruncates(t *testing.T) {
