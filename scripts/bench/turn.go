@@ -23,7 +23,7 @@ import (
 // each client on a 1 ms timer and starts them at random over 1-6 s. At this
 // load neither server drops more than a few packets in 10,000 and the box
 // keeps some idle CPU, so packets/s mostly follows uclient's pace and its
-// random start spread (runs of the same server differ by up to 20%); the
+// random start spread (runs of the same server differ by up to 30%); the
 // server's CPU per relayed packet is the figure that compares the two servers'
 // work.
 const (
