@@ -31,7 +31,7 @@ func agents(ctx context.Context, bin string, _ int) ([]Row, error) {
 		return nil, err
 	}
 	defer in.stop()
-	base := strings.TrimSuffix(in.endpoints["console_url"].(string), "/")
+	base := in.consoleURL()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 15 * time.Second}
 	pid := in.cmd.Process.Pid
 

@@ -60,7 +60,7 @@ func calls(ctx context.Context, bin string, _ int) ([]Row, error) {
 		return nil, err
 	}
 	defer in.stop()
-	base := strings.TrimSuffix(in.endpoints["console_url"].(string), "/")
+	base := in.consoleURL()
 	sipURI, _ := in.endpoints["sip_uri"].(string)
 	voice := strings.TrimSuffix(strings.TrimPrefix(sipURI, "sip:"), ";transport=udp")
 	pid := in.cmd.Process.Pid
@@ -114,7 +114,7 @@ func calls(ctx context.Context, bin string, _ int) ([]Row, error) {
 			return ms
 		}
 		h0 := heard()
-		stopProf := profileCPU(ctx, base, label)
+		stopProf := profileCPU(ctx, base, callsWindow, label)
 		c0, t0 := processCPU(pid), time.Now()
 		time.Sleep(callsWindow) // the CPU used over this window is what is measured
 		used, el := processCPU(pid)-c0, time.Since(t0)
@@ -230,9 +230,9 @@ func waitNoCalls(cust *customers) error {
 	return nil
 }
 
-// profileCPU fetches a CPU profile of cxlab over the calls' measuring window.
-func profileCPU(ctx context.Context, base, label string) func() {
-	return fetchProfile(ctx, base, fmt.Sprintf("profile?seconds=%d", int(callsWindow/time.Second)), label)
+// profileCPU fetches a CPU profile of cxlab over the next d (whole seconds).
+func profileCPU(ctx context.Context, base string, d time.Duration, label string) func() {
+	return fetchProfile(ctx, base, fmt.Sprintf("profile?seconds=%d", int(d/time.Second)), label)
 }
 
 // fetchProfile fetches /debug/pprof/<what> from cxlab into

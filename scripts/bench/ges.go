@@ -76,11 +76,10 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 		return err
 	}
 	createMax := load(ctx, func() error { return keep(create()) })
-	console := strings.TrimSuffix(in.endpoints["console_url"].(string), "/")
-	profiled := fetchProfile(ctx, console, fmt.Sprintf("profile?seconds=%d", int(loadFor/time.Second)), "ges-create-open")
+	profiled := profileCPU(ctx, in.consoleURL(), loadFor, "ges-create-open")
 	createAt := paced(ctx, targetRate, func() error { return keep(create()) })
 	profiled()
-	fetchProfile(ctx, console, "heap", "ges-heap")()
+	fetchProfile(ctx, in.consoleURL(), "heap", "ges-heap")()
 	close(ids)
 	var idList []string
 	for id := range ids {

@@ -44,7 +44,7 @@ func logGrowth(ctx context.Context, bin string, _ int) ([]Row, error) {
 		return nil, err
 	}
 	defer in.stop()
-	base := strings.TrimSuffix(in.endpoints["console_url"].(string), "/")
+	base := in.consoleURL()
 	logDir := filepath.Join(dataDir, "logs")
 
 	actx, stop := context.WithCancel(ctx)

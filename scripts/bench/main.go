@@ -135,6 +135,13 @@ type instance struct {
 	readyIn   time.Duration
 }
 
+// consoleURL is the instance's console base URL, without a trailing slash
+// (the gateway, GAuth and /debug/pprof live under it).
+func (in *instance) consoleURL() string {
+	u, _ := in.endpoints["console_url"].(string)
+	return strings.TrimSuffix(u, "/")
+}
+
 // startInstance runs cxlab up on dataDir and returns once the endpoints file
 // exists (cxlab writes it only when every component is ready).
 func startInstance(ctx context.Context, bin, dataDir string, extra ...string) (*instance, error) {

@@ -54,8 +54,7 @@ func storage(ctx context.Context, bin string, _ int) ([]Row, error) {
 		return nil, err
 	}
 	defer in.stop()
-	base, _ := in.endpoints["console_url"].(string)
-	base = strings.TrimSuffix(base, "/")
+	base := in.consoleURL()
 	api, _ := in.endpoints["ges_api_url"].(string)
 	hc := &http.Client{Timeout: 10 * time.Second}
 

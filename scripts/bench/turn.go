@@ -85,7 +85,7 @@ func turnVsCoturn(ctx context.Context, bin string, runs int) ([]Row, error) {
 
 	var cx, coturn []uclientResult
 	for i := range runs {
-		profiled := fetchProfile(ctx, strings.TrimSuffix(in.endpoints["console_url"].(string), "/"), "profile?seconds=12", fmt.Sprintf("turn-%d", i+1))
+		profiled := profileCPU(ctx, in.consoleURL(), 12*time.Second, fmt.Sprintf("turn-%d", i+1))
 		r, err := uclientLoad(ctx, peer, in.cmd.Process.Pid, cxPort, secret)
 		profiled()
 		if err != nil {
