@@ -610,9 +610,6 @@ func (c *call) end(ctx context.Context, reason string, by side) {
 		}
 		if br != nil {
 			br.wait()
-			if prev != "ringing" {
-				c.s.met.callEnded(br.xcode != nil)
-			}
 			br.finish()
 		}
 		if dss != nil {
@@ -623,6 +620,11 @@ func (c *call) end(ctx context.Context, reason string, by side) {
 		}
 		c.sess.releaseCall(c)
 		c.s.untrackCall(c)
+		// Last: once the current-calls gauge drops, the call is among the
+		// recent ones and its session is free for the next.
+		if br != nil && prev != "ringing" {
+			c.s.met.callEnded(br.xcode != nil)
+		}
 		c.s.log.Info("call ended", "dn", c.sess.dn, "peer", c.peer, "reason", reason)
 	})
 }
