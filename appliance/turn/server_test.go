@@ -5,10 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cxlab/cxlab/appliance/internal/udpbatch"
 )
 
 func TestRelayUDPRoundTripWithRESTCredentials(t *testing.T) {
@@ -472,4 +478,37 @@ func TestAllocateTCPRelay(t *testing.T) {
 		a := srv.Allocations()[0]
 		return a.BytesToPeer == 14 && a.BytesFromPeer == 14
 	})
+}
+
+// The UDP listener, read by one goroutine for every client, gets a receive
+// buffer that rides out a pause of its reader: with the kernel's default a
+// 150-client uclient load lost about 300 datagrams a run to overflows.
+func TestListenerReceiveBufferAbsorbsBursts(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Skipf("no Linux rmem_max to compare with: %v", err)
+	}
+	rmemMax, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rmemMax < listenerReceiveBuffer {
+		t.Skipf("net.core.rmem_max is %d here, below the %d asked (the server logs it); raise it to run this test", rmemMax, listenerReceiveBuffer)
+	}
+	srv := startServer(t, nil)
+	uc := srv.udp.PacketConn.(*udpbatch.Conn).UDPConn
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, gerr := 0, error(nil)
+	if err := rc.Control(func(fd uintptr) { got, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) }); err != nil {
+		t.Fatal(err)
+	}
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	if got < listenerReceiveBuffer {
+		t.Fatalf("listener SO_RCVBUF = %d bytes, want at least %d", got, listenerReceiveBuffer)
+	}
 }
