@@ -113,7 +113,7 @@ const listenerReceiveBuffer = 4 << 20
 // says so in the log when the kernel grants less (net.core.rmem_max caps it).
 func (s *Server) growReceiveBuffer(uc *net.UDPConn) {
 	if err := uc.SetReadBuffer(listenerReceiveBuffer); err != nil {
-		s.log.Warn("turn: can't size the UDP receive buffer", "err", err)
+		s.log.Warn("turn UDP receive buffer not sized", "err", err)
 		return
 	}
 	rc, err := uc.SyscallConn()
@@ -124,7 +124,7 @@ func (s *Server) growReceiveBuffer(uc *net.UDPConn) {
 	_ = rc.Control(func(fd uintptr) { got, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
 	// Linux reports twice the size it was asked for (its bookkeeping share).
 	if got > 0 && got < listenerReceiveBuffer {
-		s.log.Info("turn: UDP receive buffer smaller than asked; raise the net.core.rmem_max sysctl to absorb bursts",
+		s.log.Info("turn UDP receive buffer smaller than asked; raise the net.core.rmem_max sysctl to absorb bursts",
 			"bytes", got, "asked", listenerReceiveBuffer)
 	}
 }
