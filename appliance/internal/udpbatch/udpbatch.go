@@ -3,11 +3,14 @@
 // ReadBatch) returns every datagram already queued on the socket, up to a
 // batch, so a reader that falls behind catches up with one system call and
 // one wake-up instead of one per datagram. Under light load a batch holds one
-// datagram and the cost is that of a plain read.
+// datagram and the cost is that of a plain read. Optionally (BatchWrites) the
+// socket's many writers queue their datagrams for one writer that sends them
+// with sendmmsg(2).
 //
 // The TURN server's listener is such a socket: one goroutine reads every
 // client's packets toward its peers (at 150 uclient clients, about 30,000 a
-// second). The gateway's ICE mux is another, but at 150 calls (7,500
+// second), and one goroutine per allocation writes its peer's packets back
+// to its client through it. The gateway's ICE mux is another, but at 150 calls (7,500
 // packets a second) batches held one datagram and the bench showed no gain,
 // so it keeps pion's allocation-free read of the plain socket.
 package udpbatch
@@ -32,6 +35,40 @@ type Conn struct {
 	msgs []ipv4.Message
 	next int // index of the next datagram to hand out
 	n    int // datagrams in the current batch
+
+	wq *writeQueue
+}
+
+// BatchWrites makes WriteTo queue each datagram (a copy of at most size
+// bytes) for one writer goroutine that sends what queued meanwhile with one
+// sendmmsg(2). At most depth datagrams wait; WriteTo drops one that finds the
+// queue full (Drops counts them), as a full socket buffer would. Call it once,
+// before the first WriteTo.
+func (c *Conn) BatchWrites(depth, size int) { c.wq = newWriteQueue(c.UDPConn, depth, size) }
+
+// WriteTo sends p to addr, or queues it when writes are batched; a queued
+// datagram's send error is not reported.
+func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.wq == nil {
+		return c.UDPConn.WriteTo(p, addr)
+	}
+	return c.wq.put(p, addr)
+}
+
+// Drops is the number of datagrams WriteTo dropped because the queue was full.
+func (c *Conn) Drops() uint64 {
+	if c.wq == nil {
+		return 0
+	}
+	return c.wq.drops.Load()
+}
+
+// Close sends the queued datagrams, then closes the socket.
+func (c *Conn) Close() error {
+	if c.wq != nil {
+		c.wq.close()
+	}
+	return c.UDPConn.Close()
 }
 
 // New wraps c. Each ReadFrom call hands out one datagram of at most size

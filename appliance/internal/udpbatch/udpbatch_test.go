@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 )
@@ -107,6 +108,91 @@ func TestReadDeadlineIsHonoured(t *testing.T) {
 	_, _, err := conn.ReadFrom(make([]byte, 1500))
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read past the deadline: %v, want os.ErrDeadlineExceeded", err)
+	}
+}
+
+// receiveAll reads n datagrams from c (5 s at most) and returns their payloads.
+func receiveAll(t *testing.T, c *net.UDPConn, n int) []string {
+	t.Helper()
+	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	out := make([]string, 0, n)
+	for len(out) < n {
+		k, _, err := c.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("after %d of %d datagrams: %v", len(out), n, err)
+		}
+		out = append(out, string(buf[:k]))
+	}
+	return out
+}
+
+// With batched writes, datagrams from several writing goroutines all arrive,
+// each writer's in the order it wrote them, and none is dropped while the
+// queue has room.
+func TestBatchedWritesArriveInEachWritersOrder(t *testing.T) {
+	server := listen(t)
+	conn := New(server, 8, 1500)
+	conn.BatchWrites(1024, 1500)
+	client := listen(t)
+	_ = client.SetReadBuffer(4 << 20)
+	const writers, each = 4, 200
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := conn.WriteTo(fmt.Appendf(nil, "%d %d", w, i), client.LocalAddr()); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	next := make([]int, writers)
+	for _, d := range receiveAll(t, client, writers*each) {
+		var w, i int
+		if _, err := fmt.Sscanf(d, "%d %d", &w, &i); err != nil {
+			t.Fatalf("datagram %q: %v", d, err)
+		}
+		if i != next[w] {
+			t.Fatalf("writer %d: datagram %d arrived when %d was due", w, i, next[w])
+		}
+		next[w]++
+	}
+	if d := conn.Drops(); d != 0 {
+		t.Fatalf("%d datagrams dropped with room in the queue", d)
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Close sends what was queued before it; a write after Close is refused.
+func TestCloseSendsQueuedWritesThenRefuses(t *testing.T) {
+	server := listen(t)
+	conn := New(server, 8, 1500)
+	conn.BatchWrites(64, 1500)
+	client := listen(t)
+	const n = 50
+	for i := range n {
+		if _, err := conn.WriteTo(fmt.Appendf(nil, "%d", i), client.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := receiveAll(t, client, n)
+	if got[0] != "0" || got[n-1] != fmt.Sprint(n-1) {
+		t.Fatalf("received %q ... %q", got[0], got[n-1])
+	}
+	if _, err := conn.WriteTo([]byte("late"), client.LocalAddr()); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write after Close: %v, want net.ErrClosed", err)
 	}
 }
 
