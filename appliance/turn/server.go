@@ -107,6 +107,11 @@ const readBufferSize = 1600
 // listener's writer: at 35,000 packets/s, about 15 ms.
 const writeQueueDepth = 512
 
+// writeQueueDatagram is the largest datagram the queue holds: a relayed
+// packet of up to 1,600 bytes in ChannelData (4 bytes more) or in a Data
+// indication (about 60 more). Longer ones bypass the queue.
+const writeQueueDatagram = 1700
+
 // listenerReceiveBuffer is the receive buffer asked for the UDP listener. At
 // the kernel's default (208 kB, a few hundred small datagrams once each one's
 // overhead counts) a pause of the single reader of a few milliseconds at
@@ -158,7 +163,7 @@ func (s *Server) Start(ctx context.Context) error {
 		// Every allocation's goroutine writes its peer's packets here: one
 		// writer sends what they queued with one system call.
 		bc := udpbatch.New(uc, 32, readBufferSize)
-		bc.BatchWrites(writeQueueDepth, readBufferSize)
+		bc.BatchWrites(writeQueueDepth, writeQueueDatagram)
 		pc = bc
 	}
 	s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{})}

@@ -39,11 +39,11 @@ type Conn struct {
 	wq *writeQueue
 }
 
-// BatchWrites makes WriteTo queue each datagram (a copy of at most size
-// bytes) for one writer goroutine that sends what queued meanwhile with one
-// sendmmsg(2). At most depth datagrams wait; WriteTo drops one that finds the
-// queue full (Drops counts them), as a full socket buffer would. Call it once,
-// before the first WriteTo.
+// BatchWrites makes WriteTo queue a copy of each datagram for one writer
+// goroutine that sends what queued meanwhile with one sendmmsg(2). At most
+// depth datagrams of up to size bytes wait; a longer one is sent at once, past
+// the queue, and one that finds the queue full is dropped (Drops counts them),
+// as a full socket buffer would. Call it once, before the first WriteTo.
 func (c *Conn) BatchWrites(depth, size int) { c.wq = newWriteQueue(c.UDPConn, depth, size) }
 
 // WriteTo sends p to addr, or queues it when writes are batched; a queued

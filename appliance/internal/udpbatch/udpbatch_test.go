@@ -196,6 +196,25 @@ func TestCloseSendsQueuedWritesThenRefuses(t *testing.T) {
 	}
 }
 
+// A datagram longer than the queue's buffers goes out whole.
+func TestBatchedWriteLongerThanTheQueueIsSentWhole(t *testing.T) {
+	server := listen(t)
+	conn := New(server, 8, 1500)
+	conn.BatchWrites(16, 100)
+	t.Cleanup(func() { _ = conn.Close() })
+	client := listen(t)
+	long := make([]byte, 1200)
+	for i := range long {
+		long[i] = byte(i)
+	}
+	if _, err := conn.WriteTo(long, client.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if got := receiveAll(t, client, 1)[0]; got != string(long) {
+		t.Fatalf("received %d bytes, want the %d written", len(got), len(long))
+	}
+}
+
 // BenchmarkReadFrom reads a queued burst of 64 datagrams: the plain socket
 // makes one recvfrom each, the batched one a recvmmsg per 32.
 func BenchmarkReadFrom(b *testing.B) {

@@ -11,8 +11,10 @@ import (
 // writeQueue takes datagrams from many writing goroutines and hands them to
 // one writer goroutine, which sends whatever queued while it was busy with one
 // sendmmsg(2) (golang.org/x/net's WriteBatch). A datagram that finds the queue
-// full is dropped, as a full socket buffer drops it.
+// full is dropped, as a full socket buffer drops it. One longer than the queue's buffers is sent at once,
+// past the queue.
 type writeQueue struct {
+	conn  *net.UDPConn
 	batch *ipv4.PacketConn
 	wake  chan struct{} // one token: "the queue is not empty"
 	done  chan struct{}
@@ -25,7 +27,7 @@ type writeQueue struct {
 }
 
 func newWriteQueue(c *net.UDPConn, depth, size int) *writeQueue {
-	q := &writeQueue{batch: ipv4.NewPacketConn(c), wake: make(chan struct{}, 1), done: make(chan struct{}),
+	q := &writeQueue{conn: c, batch: ipv4.NewPacketConn(c), wake: make(chan struct{}, 1), done: make(chan struct{}),
 		exit: make(chan struct{}), fill: messages(depth, size)}
 	go q.run(messages(depth, size))
 	return q
@@ -40,7 +42,7 @@ func messages(n, size int) []ipv4.Message {
 	return ms[:0]
 }
 
-// put copies p (truncated to the queue's datagram size) into the queue.
+// put copies p into the queue.
 func (q *writeQueue) put(p []byte, addr net.Addr) (int, error) {
 	q.mu.Lock()
 	if q.closed {
@@ -48,6 +50,10 @@ func (q *writeQueue) put(p []byte, addr net.Addr) (int, error) {
 		return 0, net.ErrClosed
 	}
 	n := len(q.fill)
+	if n < cap(q.fill) && len(p) > cap(q.fill[:n+1][n].Buffers[0]) {
+		q.mu.Unlock()
+		return q.conn.WriteTo(p, addr)
+	}
 	if n == cap(q.fill) {
 		q.mu.Unlock()
 		q.drops.Add(1)
