@@ -11,10 +11,11 @@ import (
 // writeQueue takes datagrams from many writing goroutines and hands them to
 // one writer goroutine, which sends whatever queued while it was busy with one
 // sendmmsg(2) (golang.org/x/net's WriteBatch). A datagram that finds the queue
-// full is dropped, as a full socket buffer drops it. One longer than the queue's buffers is sent at once,
-// past the queue.
+// full is dropped, as a full socket buffer drops it; one longer than size is
+// sent at once, past the queue.
 type writeQueue struct {
 	conn  *net.UDPConn
+	size  int // bytes of each queued datagram's buffer
 	batch *ipv4.PacketConn
 	wake  chan struct{} // one token: "the queue is not empty"
 	done  chan struct{}
@@ -27,7 +28,7 @@ type writeQueue struct {
 }
 
 func newWriteQueue(c *net.UDPConn, depth, size int) *writeQueue {
-	q := &writeQueue{conn: c, batch: ipv4.NewPacketConn(c), wake: make(chan struct{}, 1), done: make(chan struct{}),
+	q := &writeQueue{conn: c, size: size, batch: ipv4.NewPacketConn(c), wake: make(chan struct{}, 1), done: make(chan struct{}),
 		exit: make(chan struct{}), fill: messages(depth, size)}
 	go q.run(messages(depth, size))
 	return q
@@ -49,11 +50,11 @@ func (q *writeQueue) put(p []byte, addr net.Addr) (int, error) {
 		q.mu.Unlock()
 		return 0, net.ErrClosed
 	}
-	n := len(q.fill)
-	if n < cap(q.fill) && len(p) > cap(q.fill[:n+1][n].Buffers[0]) {
+	if len(p) > q.size {
 		q.mu.Unlock()
 		return q.conn.WriteTo(p, addr)
 	}
+	n := len(q.fill)
 	if n == cap(q.fill) {
 		q.mu.Unlock()
 		q.drops.Add(1)
