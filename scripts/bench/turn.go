@@ -40,12 +40,14 @@ const (
 // started on the same box, alternating, runs times each, and reports the
 // medians of relayed packets per second and server CPU per relayed packet.
 //
-// Timing: the echo peer is in this process and stamps the first and last
-// datagram it receives, so allocation setup, uclient's staggered start and its
-// 10 s wait for lost packets stay out of the window. Relayed packets are the
-// peer's count (client -> peer hops) plus the clients' received messages
-// (peer -> client hops). Server CPU is sampled every 20 ms and taken over the
-// same window. With CXLAB_BENCH_PROFILE=dir, each CX Lab run writes a 12-s
+// Timing: the echo peer is in this process and stamps every datagram it
+// receives. The relay rate counts client -> peer datagrams in the steady
+// window (from the last relay's first datagram to the first relay's last
+// one). CPU per relayed packet takes the server's CPU, sampled every 20 ms,
+// from the first to the last datagram at the peer (allocation setup and
+// uclient's 10 s wait for lost packets stay out), over the peer's count
+// (client -> peer hops) plus the clients' received messages (peer -> client
+// hops). With CXLAB_BENCH_PROFILE=dir, each CX Lab run writes a 12-s
 // CPU profile from the load's start (it covers the staggered start too).
 func turnVsCoturn(ctx context.Context, bin string, runs int) ([]Row, error) {
 	for _, tool := range []string{"turnutils_uclient", "turnserver"} {

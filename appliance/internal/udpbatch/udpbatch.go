@@ -10,9 +10,9 @@
 // The TURN server's listener is such a socket: one goroutine reads every
 // client's packets toward its peers (at 150 uclient clients, about 30,000 a
 // second), and one goroutine per allocation writes its peer's packets back
-// to its client through it. The gateway's ICE mux is another, but at 150 calls (7,500
-// packets a second) batches held one datagram and the bench showed no gain,
-// so it keeps pion's allocation-free read of the plain socket.
+// to its client through it. The gateway's ICE mux is another, but at 150
+// calls (7,500 packets a second) batches held one datagram and the bench
+// showed no gain, so it keeps pion's allocation-free read of the plain socket.
 package udpbatch
 
 import (
@@ -22,8 +22,9 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// Conn is a *net.UDPConn whose ReadFrom reads come from batches. Writes,
-// Close, deadlines and addresses are the socket's own. Reads are serialized:
+// Conn is a *net.UDPConn whose ReadFrom reads come from batches, and whose
+// WriteTo may queue for a batched writer (BatchWrites). Deadlines and
+// addresses are the socket's own. Reads are serialized:
 // a batch is handed out in arrival order, one datagram per ReadFrom. The
 // socket's other read methods (Read, ReadFromUDP, ...) bypass the batch; a
 // reader uses ReadFrom only.
@@ -44,7 +45,7 @@ type Conn struct {
 // depth datagrams of up to size bytes wait; a longer one is sent at once, past
 // the queue, and one that finds the queue full is dropped (Drops counts them),
 // as a full socket buffer would. Call it once, before the first WriteTo.
-func (c *Conn) BatchWrites(depth, size int) { c.wq = newWriteQueue(c.UDPConn, depth, size) }
+func (c *Conn) BatchWrites(depth, size int) { c.wq = newWriteQueue(c.UDPConn, c.batch, depth, size) }
 
 // WriteTo sends p to addr, or queues it when writes are batched; a queued
 // datagram's send error is not reported.
@@ -75,13 +76,9 @@ func (c *Conn) Close() error {
 // bytes (longer ones are truncated, as a short buffer truncates with
 // recvfrom); a batch holds at most batch datagrams.
 func New(c *net.UDPConn, batch, size int) *Conn {
-	msgs := make([]ipv4.Message, batch)
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, size)}
-	}
 	// ipv4.PacketConn's batch read works on any UDP socket: x/net parses
 	// each sender's address by its own family.
-	return &Conn{UDPConn: c, batch: ipv4.NewPacketConn(c), msgs: msgs}
+	return &Conn{UDPConn: c, batch: ipv4.NewPacketConn(c), msgs: messages(batch, size)[:batch]}
 }
 
 // ReadFrom returns the next datagram, reading a new batch when the last one

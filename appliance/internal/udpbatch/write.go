@@ -27,8 +27,8 @@ type writeQueue struct {
 	closed bool
 }
 
-func newWriteQueue(c *net.UDPConn, depth, size int) *writeQueue {
-	q := &writeQueue{conn: c, size: size, batch: ipv4.NewPacketConn(c), wake: make(chan struct{}, 1), done: make(chan struct{}),
+func newWriteQueue(c *net.UDPConn, batch *ipv4.PacketConn, depth, size int) *writeQueue {
+	q := &writeQueue{conn: c, size: size, batch: batch, wake: make(chan struct{}, 1), done: make(chan struct{}),
 		exit: make(chan struct{}), fill: messages(depth, size)}
 	go q.run(messages(depth, size))
 	return q
