@@ -3,7 +3,9 @@
 //
 //	go run ./scripts/soak -bin bin/cxlab -duration 30m
 //
-// Load: two headless agents answer every callback; a client books an immediate
+// Load: two headless agents answer every callback, the second through TURN
+// only (iceTransportPolicy relay: each of its calls allocates on the TURN
+// server and frees the allocation when it ends); a client books an immediate
 // callback every 8 s to a simulated customer who hangs up after 5 s (the
 // per-number limit of 5 active callbacks is never reached), and retrieves
 // callbacks at 20 req/s. Everything is on loopback and stops by itself.
@@ -74,9 +76,13 @@ func run(bin string, duration, every time.Duration) error {
 	api := endpoints["ges_api_url"].(string)
 	hc := &http.Client{Timeout: 10 * time.Second}
 
+	var relayed *agent.Agent
 	for _, user := range []string{"agent3", "agent4"} {
 		ag := agent.New(agent.Config{URL: base, Token: agent.PasswordGrant(hc, base, "cxlab-console", "console-secret", user, "agent123"),
-			AutoAnswer: true, PlayHz: 1000})
+			AutoAnswer: true, PlayHz: 1000, RelayOnly: user == "agent4"})
+		if user == "agent4" {
+			relayed = ag
+		}
 		if err := ag.SignIn(ctx); err != nil {
 			return fmt.Errorf("agent sign-in: %w", err)
 		}
@@ -116,14 +122,15 @@ func run(bin string, duration, every time.Duration) error {
 		}
 	}()
 
-	fmt.Printf("%-10s %12s %11s %11s %10s %7s\n", "ELAPSED", "CXLAB RSS MB", "GO HEAP MB", "GOROUTINES", "CALLBACKS", "ERRORS")
+	fmt.Printf("%-10s %12s %11s %11s %10s %12s %13s %7s\n", "ELAPSED", "CXLAB RSS MB", "GO HEAP MB", "GOROUTINES", "CALLBACKS",
+		"TURN ALLOCS", "RELAY AUDIO S", "ERRORS")
 	start := time.Now()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		heap, gor := metrics(ctx, hc, base)
-		fmt.Printf("%-10s %12.1f %11.1f %11d %10d %7d\n", time.Since(start).Round(time.Second), float64(rss(cmd.Process.Pid))/1e6,
-			heap/1e6, gor, created.Load(), failed.Load())
+		m := metrics(ctx, hc, base)
+		fmt.Printf("%-10s %12.1f %11.1f %11d %10d %12d %13d %7d\n", time.Since(start).Round(time.Second), float64(rss(cmd.Process.Pid))/1e6,
+			m.heap/1e6, m.goroutines, created.Load(), m.turnAllocs, relayed.Heard().AudioMS/1000, failed.Load())
 		if time.Since(start) >= duration {
 			return nil
 		}
@@ -157,12 +164,18 @@ func post(ctx context.Context, hc *http.Client, url, body string) (string, error
 	return out.Data.ID, nil
 }
 
-// metrics reads go_memstats_heap_inuse_bytes and go_goroutines from /metrics.
-func metrics(ctx context.Context, hc *http.Client, base string) (heap float64, goroutines int) {
+// sample is what the soak reads off /metrics.
+type sample struct {
+	heap       float64 // go_memstats_heap_inuse_bytes
+	goroutines int     // go_goroutines
+	turnAllocs int     // cxlab_turn_allocations: live TURN allocations
+}
+
+func metrics(ctx context.Context, hc *http.Client, base string) (m sample) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, 0
+		return m
 	}
 	defer func() { _ = resp.Body.Close() }()
 	sc := bufio.NewScanner(resp.Body)
@@ -171,15 +184,17 @@ func metrics(ctx context.Context, hc *http.Client, base string) (heap float64, g
 		if len(f) != 2 {
 			continue
 		}
+		v, _ := strconv.ParseFloat(f[1], 64)
 		switch f[0] {
 		case "go_memstats_heap_inuse_bytes":
-			heap, _ = strconv.ParseFloat(f[1], 64)
+			m.heap = v
 		case "go_goroutines":
-			g, _ := strconv.ParseFloat(f[1], 64)
-			goroutines = int(g)
+			m.goroutines = int(v)
+		case "cxlab_turn_allocations":
+			m.turnAllocs = int(v)
 		}
 	}
-	return heap, goroutines
+	return m
 }
 
 func rss(pid int) int64 {
