@@ -86,10 +86,23 @@ func turnVsCoturn(ctx context.Context, bin string, runs int) ([]Row, error) {
 	}
 	defer peer.close()
 
+	// A run in which the clients' sending never overlapped for a second
+	// (seen about once in 20 runs, cause not yet known: the message names
+	// the relays that bound the window) is run once more, and the rows say so.
+	repeated := 0
+	measure := func(pid, port int) (uclientResult, error) {
+		r, err := uclientLoad(ctx, peer, pid, port, secret)
+		if errors.Is(err, errNoSteadyWindow) && repeated < runs {
+			repeated++
+			fmt.Fprintf(os.Stderr, "bench turn: %v; running it again\n", err)
+			r, err = uclientLoad(ctx, peer, pid, port, secret)
+		}
+		return r, err
+	}
 	var cx, coturn []uclientResult
 	for i := range runs {
 		profiled := profileCPU(ctx, in.consoleURL(), 12*time.Second, fmt.Sprintf("turn-%d", i+1))
-		r, err := uclientLoad(ctx, peer, in.cmd.Process.Pid, cxPort, secret)
+		r, err := measure(in.cmd.Process.Pid, cxPort)
 		profiled()
 		if err != nil {
 			return nil, fmt.Errorf("against cxlab (run %d): %w", i+1, err)
@@ -102,7 +115,7 @@ func turnVsCoturn(ctx context.Context, bin string, runs int) ([]Row, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, err = uclientLoad(ctx, peer, co.Process.Pid, coPort, secret)
+		r, err = measure(co.Process.Pid, coPort)
 		_ = co.Process.Kill()
 		_ = co.Wait()
 		if err != nil {
@@ -116,6 +129,9 @@ func turnVsCoturn(ctx context.Context, bin string, runs int) ([]Row, error) {
 		"at the peer in the window where every client was sending",
 		turnLoadProcs, turnLoadClients, turnLoadMessages, turnLoadBytes, turnLoadIntervalMS,
 		turnLoadProcs*turnLoadClients, turnLoadProcs*turnLoadClients*1000/turnLoadIntervalMS, runtime.NumCPU(), runs)
+	if repeated > 0 {
+		cond += fmt.Sprintf(" (%d run(s) repeated: no steady window)", repeated)
+	}
 	return []Row{
 		{Area: "turn", Figure: "relayed packets/s, every client sending, CX Lab TURN", Value: cxM.perSec, Unit: "pkt/s",
 			Conditions: cond + fmt.Sprintf(" (%.1f s); uclient lost %.1f%%, RTT %.1f ms", cxM.windowS, cxM.lossPct, cxM.rttMS)},
@@ -151,6 +167,9 @@ func startCoturn(ctx context.Context, root, secret string) (*exec.Cmd, int, erro
 	}
 	return co, port, nil
 }
+
+// errNoSteadyWindow: the clients' sending never overlapped for a second.
+var errNoSteadyWindow = errors.New("no steady window")
 
 type uclientResult struct {
 	perSec, cpuPerK, lossPct, rttMS, windowS float64
@@ -218,7 +237,8 @@ func uclientLoad(ctx context.Context, peer *echoPeer, serverPID, serverPort int,
 	from, to, inWindow := peer.steady()
 	steady := to.Sub(from)
 	if steady < time.Second {
-		return uclientResult{}, fmt.Errorf("every client was sending for only %v: no steady window", steady)
+		return uclientResult{}, fmt.Errorf("every client was sending for only %v: %w; %s",
+			steady.Round(time.Millisecond), errNoSteadyWindow, peer.outliers())
 	}
 	relayed := float64(atPeer + recv)
 	used := cpuBetween(samples, first, last)
@@ -241,8 +261,14 @@ type echoPeer struct {
 	mu          sync.Mutex
 	first, last time.Time
 	count       int
-	relays      map[netip.AddrPort]*[2]time.Time // first and last datagram from each
-	perMS       []int32                          // arrivals per millisecond since first
+	relays      map[netip.AddrPort]*relaySeen
+	perMS       []int32 // arrivals per millisecond since first
+}
+
+// relaySeen is what the peer saw from one relayed address.
+type relaySeen struct {
+	first, last time.Time
+	count       int
 }
 
 func startEchoPeer() (*echoPeer, error) {
@@ -253,7 +279,7 @@ func startEchoPeer() (*echoPeer, error) {
 	// Bursts from 200 relays must not overflow the peer's queue.
 	_ = c.SetReadBuffer(4 << 20)
 	_ = c.SetWriteBuffer(4 << 20)
-	p := &echoPeer{conn: c, done: make(chan struct{}), relays: make(map[netip.AddrPort]*[2]time.Time)}
+	p := &echoPeer{conn: c, done: make(chan struct{}), relays: make(map[netip.AddrPort]*relaySeen)}
 	go p.run()
 	return p, nil
 }
@@ -273,11 +299,13 @@ func (p *echoPeer) run() {
 		}
 		p.last = now
 		p.count++
-		if r := p.relays[from]; r != nil {
-			r[1] = now
-		} else {
-			p.relays[from] = &[2]time.Time{now, now}
+		r := p.relays[from]
+		if r == nil {
+			r = &relaySeen{first: now}
+			p.relays[from] = r
 		}
+		r.last = now
+		r.count++
 		ms := int(now.Sub(p.first) / time.Millisecond)
 		for len(p.perMS) <= ms {
 			p.perMS = append(p.perMS, 0)
@@ -293,7 +321,7 @@ func (p *echoPeer) port() int { return p.conn.LocalAddr().(*net.UDPAddr).Port }
 func (p *echoPeer) reset() {
 	p.mu.Lock()
 	p.first, p.last, p.count = time.Time{}, time.Time{}, 0
-	p.relays, p.perMS = make(map[netip.AddrPort]*[2]time.Time), p.perMS[:0]
+	p.relays, p.perMS = make(map[netip.AddrPort]*relaySeen), p.perMS[:0]
 	p.mu.Unlock()
 }
 
@@ -310,11 +338,11 @@ func (p *echoPeer) steady() (from, to time.Time, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, r := range p.relays {
-		if from.IsZero() || r[0].After(from) {
-			from = r[0]
+		if from.IsZero() || r.first.After(from) {
+			from = r.first
 		}
-		if to.IsZero() || r[1].Before(to) {
-			to = r[1]
+		if to.IsZero() || r.last.Before(to) {
+			to = r.last
 		}
 	}
 	lo, hi := int(from.Sub(p.first)/time.Millisecond), int(to.Sub(p.first)/time.Millisecond)
@@ -322,6 +350,31 @@ func (p *echoPeer) steady() (from, to time.Time, n int) {
 		n += int(p.perMS[ms])
 	}
 	return from, to, n
+}
+
+// outliers describes the relays that bound the steady window (the latest
+// to start, the earliest to stop) beside the median relay, with times from
+// the run's first datagram at the peer.
+func (p *echoPeer) outliers() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rs := make([]*relaySeen, 0, len(p.relays))
+	for _, r := range p.relays {
+		rs = append(rs, r)
+	}
+	if len(rs) == 0 {
+		return "no relay seen"
+	}
+	desc := func(r *relaySeen) string {
+		return fmt.Sprintf("%.2f-%.2f s, %d datagrams", r.first.Sub(p.first).Seconds(), r.last.Sub(p.first).Seconds(), r.count)
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].first.Before(rs[j].first) })
+	latest := rs[len(rs)-1]
+	sort.Slice(rs, func(i, j int) bool { return rs[i].last.Before(rs[j].last) })
+	earliest := rs[0]
+	sort.Slice(rs, func(i, j int) bool { return rs[i].count < rs[j].count })
+	return fmt.Sprintf("%d relays; latest to start %s; earliest to stop %s; median relay %d datagrams, fewest %d",
+		len(rs), desc(latest), desc(earliest), rs[len(rs)/2].count, rs[0].count)
 }
 
 func (p *echoPeer) close() {
