@@ -6,9 +6,39 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"log/slog"
 )
+
+// turnLogs returns the sizes of the turn log files in dir. lumberjack deletes
+// backups past MaxFiles in a goroutine of its own after each rotation, and
+// Close does not wait for it, so this waits (at most 5 s) until no more than
+// 3 files are left.
+func turnLogs(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		sizes := map[string]int64{}
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), "turn") {
+				continue
+			}
+			st, err := e.Info()
+			if err != nil {
+				continue // pruned between ReadDir and Info
+			}
+			sizes[e.Name()] = st.Size()
+		}
+		if len(sizes) <= 3 || time.Now().After(deadline) {
+			return sizes
+		}
+		time.Sleep(10 * time.Millisecond) // lumberjack's pruning gives no signal; bounded by the deadline
+	}
+}
 
 func TestComponentLogsGoToTheirOwnRotatedCappedFiles(t *testing.T) {
 	dir := t.TempDir()
@@ -33,15 +63,11 @@ func TestComponentLogsGoToTheirOwnRotatedCappedFiles(t *testing.T) {
 
 	var turnFiles []string
 	var total int64
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "turn") {
-			turnFiles = append(turnFiles, e.Name())
-			st, _ := e.Info()
-			total += st.Size()
-			if st.Size() > 1<<20+4096 {
-				t.Errorf("%s is %d bytes, over the 1 MB rotation size", e.Name(), st.Size())
-			}
+	for name, size := range turnLogs(t, dir) {
+		turnFiles = append(turnFiles, name)
+		total += size
+		if size > 1<<20+4096 {
+			t.Errorf("%s is %d bytes, over the 1 MB rotation size", name, size)
 		}
 	}
 	if len(turnFiles) != 3 { // the current file and MaxFiles=2 rotated ones
