@@ -77,10 +77,11 @@ func run(bin string, duration, every time.Duration) error {
 	hc := &http.Client{Timeout: 10 * time.Second}
 
 	var relayed *agent.Agent
-	for _, user := range []string{"agent3", "agent4"} {
+	for i, user := range []string{"agent3", "agent4"} {
+		relayOnly := i == 1
 		ag := agent.New(agent.Config{URL: base, Token: agent.PasswordGrant(hc, base, "cxlab-console", "console-secret", user, "agent123"),
-			AutoAnswer: true, PlayHz: 1000, RelayOnly: user == "agent4"})
-		if user == "agent4" {
+			AutoAnswer: true, PlayHz: 1000, RelayOnly: relayOnly})
+		if relayOnly {
 			relayed = ag
 		}
 		if err := ag.SignIn(ctx); err != nil {
