@@ -181,14 +181,18 @@ func (x *index) rebuild(ctx context.Context, st *store, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	pipe := x.rdb.Pipeline()
-	for _, b := range books {
-		// NX: a node that finished its rebuild first may already be booking
-		// on these counters; a slower rebuild must not reset them.
-		pipe.SetNX(ctx, slotKey(b.tenant, b.service, b.start), b.count, max(b.start.Add(slotKeyLife).Sub(now), time.Hour))
+	for i := 0; i < len(books); i += 1000 {
+		pipe := x.rdb.Pipeline()
+		for _, b := range books[i:min(i+1000, len(books))] {
+			// NX: a node that finished its rebuild first may already be
+			// booking on these counters; a slower rebuild must not reset them.
+			pipe.SetNX(ctx, slotKey(b.tenant, b.service, b.start), b.count, max(b.start.Add(slotKeyLife).Sub(now), time.Hour))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("rebuild slot counters: %w", err)
+		}
 	}
-	pipe.Set(ctx, builtKey, now.UTC().Format(time.RFC3339), 0)
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := x.rdb.Set(ctx, builtKey, now.UTC().Format(time.RFC3339), 0).Err(); err != nil {
 		return fmt.Errorf("rebuild slot counters: %w", err)
 	}
 	return nil
