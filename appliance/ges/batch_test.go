@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // The per-number limit holds when creates for one number race through two
@@ -42,6 +44,32 @@ func TestPerNumberLimitAcrossNodes(t *testing.T) {
 	for num := range numbers {
 		if got := ok[num].Load(); got != 3 {
 			t.Errorf("number %d: %d callbacks accepted, want exactly the limit of 3", num, got)
+		}
+	}
+}
+
+// Within one group-commit batch the limit counts the batch's earlier
+// callbacks for the number: with 1 already live and a limit of 3, the first
+// two of five new ones for that number are stored, and a callback for
+// another number in the same batch is not held back by them.
+func TestPerNumberLimitWithinOneBatch(t *testing.T) {
+	e := newEnv(t, withConfig(Config{MaxActivePerNumber: 3}))
+	ctx := context.Background()
+	e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550111"})
+	now := e.clk.Now()
+	cb := func(phone string) *Callback {
+		return &Callback{ID: CallbackID(uuid.NewString()), Tenant: demoTenant, Service: "CB_Support", VirtualQueue: "VQ_Support",
+			PhoneNumber: phone, Immediate: true, OfferType: OfferASAP, Language: "en-US", State: StateScheduled,
+			MaxDialAttempts: 1, CreatedAt: now, UpdatedAt: now, DesiredTime: now}
+	}
+	batch := []*Callback{cb("+12025550111"), cb("+12025550111"), cb("+12025550222"), cb("+12025550111"), cb("+12025550111"), cb("+12025550111")}
+	ok, err := e.svc.st.insertBatch(ctx, batch, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range batch {
+		if want := i <= 2; ok[c.ID] != want {
+			t.Errorf("callback %d of the batch (%s): stored %v, want %v", i, c.PhoneNumber, ok[c.ID], want)
 		}
 	}
 }

@@ -76,6 +76,12 @@ func (s *store) insertBatch(ctx context.Context, cbs []*Callback, maxActive int)
 		maxDials, retry                      = make([]int32, n), make([]int32, n)
 		slots                                = make([]*time.Time, n)
 		locks                                = make([]string, 0, n)
+		// rank is each callback's place among the batch's callbacks for the
+		// same number (1 for the first), so that the limit counts those
+		// earlier in the batch; computed here, the statement needs no window
+		// function, which took a third of its planning.
+		rank = make([]int32, n)
+		seen = make(map[string]int32, n)
 	)
 	for i, c := range cbs {
 		ex, err := jsonOrNil(c.Extra)
@@ -102,32 +108,32 @@ func (s *store) insertBatch(ctx context.Context, cbs []*Callback, maxActive int)
 		desired[i], immediate[i], offers[i], prio[i], langs[i] = c.DesiredTime, c.Immediate, c.OfferType, c.Priority, c.Language
 		states[i], reasons[i], maxDials[i], retry[i] = string(c.State), c.Reason, int32(c.MaxDialAttempts), int32(c.RetryDelaySec)
 		slots[i], hist[i], created[i], updated[i] = c.SlotStart, string(h), c.CreatedAt, c.UpdatedAt
-		locks = append(locks, string(c.Tenant)+"/"+c.PhoneNumber)
+		key := string(c.Tenant) + "/" + c.PhoneNumber
+		seen[key]++
+		rank[i] = seen[key]
+		locks = append(locks, key)
 	}
 	var b pgx.Batch
 	// Statements of one batch run in one implicit transaction; the locks are
 	// taken in a fixed order so that two writers cannot deadlock.
 	b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(x, 0) AS k FROM unnest($1::text[]) x ORDER BY 1) l`, locks)
-	b.Queue(`WITH u AS (
-		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bool[],
-			$8::text[], $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int[], $16::int[],
-			$17::timestamptz[], $18::text[], $19::timestamptz[], $20::timestamptz[])
-			WITH ORDINALITY AS u(id, tenant, service, virtual_queue, phone_number, desired_time, immediate, offer_type,
-				priority, language, extra, user_data, state, reason, max_dial_attempts, retry_delay_sec, slot_start,
-				history, created_at, updated_at, ord)),
-	r AS (SELECT u.*, row_number() OVER (PARTITION BY u.tenant, u.phone_number ORDER BY u.ord) AS rn FROM u)
-	INSERT INTO ges.callbacks (id, tenant, service, virtual_queue, phone_number, desired_time, immediate, offer_type,
-		priority, language, extra, user_data, state, reason, max_dial_attempts, retry_delay_sec, slot_start, history,
-		created_at, updated_at)
+	b.Queue(`INSERT INTO ges.callbacks (id, tenant, service, virtual_queue, phone_number, desired_time, immediate,
+		offer_type, priority, language, extra, user_data, state, reason, max_dial_attempts, retry_delay_sec, slot_start,
+		history, created_at, updated_at)
 	SELECT id, tenant, service, virtual_queue, phone_number, desired_time, immediate, offer_type, priority, language,
 		extra::jsonb, user_data::jsonb, state, reason, max_dial_attempts, retry_delay_sec, slot_start, history::jsonb,
 		created_at, updated_at
-	FROM r
-	WHERE r.rn + (SELECT count(*) FROM ges.callbacks c
-		WHERE c.tenant = r.tenant AND c.phone_number = r.phone_number AND c.state <> 'COMPLETED') <= $21
+	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bool[],
+			$8::text[], $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int[], $16::int[],
+			$17::timestamptz[], $18::text[], $19::timestamptz[], $20::timestamptz[], $21::int[])
+		AS u(id, tenant, service, virtual_queue, phone_number, desired_time, immediate, offer_type, priority, language,
+			extra, user_data, state, reason, max_dial_attempts, retry_delay_sec, slot_start, history, created_at,
+			updated_at, rank)
+	WHERE u.rank + (SELECT count(*) FROM ges.callbacks c
+		WHERE c.tenant = u.tenant AND c.phone_number = u.phone_number AND c.state <> 'COMPLETED') <= $22
 	RETURNING id::text`,
 		ids, tenants, services, vqs, phones, desired, immediate, offers, prio, langs, extra, ud, states, reasons,
-		maxDials, retry, slots, hist, created, updated, maxActive)
+		maxDials, retry, slots, hist, created, updated, rank, maxActive)
 	br := s.pool.SendBatch(ctx, &b)
 	defer br.Close() //nolint:errcheck // the error is read below
 	if _, err := br.Exec(); err != nil {
