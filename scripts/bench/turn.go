@@ -69,16 +69,14 @@ func turnVsCoturn(ctx context.Context, bin string, runs int) ([]Row, error) {
 	if err := os.WriteFile(cfgFile, []byte("turn:\n  user_quota: 1000\n  min_relay_port: 40000\n  max_relay_port: 49999\n"), 0o644); err != nil {
 		return nil, err
 	}
+	// The TURN REST secret comes from the first cxlab start (it stays in the
+	// data dir) and is given to coturn too.
 	in, err := startInstance(ctx, bin, filepath.Join(root, "data"), "--config", cfgFile)
 	if err != nil {
 		return nil, err
 	}
-	defer in.stop()
 	secret, _ := in.endpoints["turn_secret"].(string)
-	cxPort, err := turnPort(in.endpoints)
-	if err != nil {
-		return nil, err
-	}
+	in.stop()
 
 	peer, err := startEchoPeer()
 	if err != nil {
@@ -86,38 +84,68 @@ func turnVsCoturn(ctx context.Context, bin string, runs int) ([]Row, error) {
 	}
 	defer peer.close()
 
+	// Every attempt gets a freshly started server, cxlab and coturn alike:
+	// uclient leaves without deleting its allocations, and a server keeps
+	// them for their lifetime, so a later uclient whose client reuses a local
+	// port gets 437 (allocation mismatch) and gives up, and relay ports run out.
+	type server struct {
+		pid, port int
+		profile   string // console URL to profile, cxlab only
+		stop      func()
+	}
+	startCX := func() (server, error) {
+		in, err := startInstance(ctx, bin, filepath.Join(root, "data"), "--config", cfgFile)
+		if err != nil {
+			return server{}, err
+		}
+		port, err := turnPort(in.endpoints)
+		if err != nil {
+			in.stop()
+			return server{}, err
+		}
+		return server{pid: in.cmd.Process.Pid, port: port, profile: in.consoleURL(), stop: in.stop}, nil
+	}
+	startCO := func() (server, error) {
+		co, port, err := startCoturn(ctx, root, secret)
+		if err != nil {
+			return server{}, err
+		}
+		return server{pid: co.Process.Pid, port: port, stop: func() { _ = co.Process.Kill(); _ = co.Wait() }}, nil
+	}
 	// A run in which the clients' sending never overlapped for a second
 	// (seen about once in 20 runs, cause not yet known: the message names
 	// the relays that bound the window) is run once more, and the rows say so.
 	repeated := 0
-	measure := func(pid, port int) (uclientResult, error) {
-		r, err := uclientLoad(ctx, peer, pid, port, secret)
+	measure := func(start func() (server, error), label string) (uclientResult, error) {
+		attempt := func() (uclientResult, error) {
+			srv, err := start()
+			if err != nil {
+				return uclientResult{}, err
+			}
+			defer srv.stop()
+			profiled := func() {}
+			if srv.profile != "" {
+				profiled = profileCPU(ctx, srv.profile, 12*time.Second, label)
+			}
+			defer profiled()
+			return uclientLoad(ctx, peer, srv.pid, srv.port, secret)
+		}
+		r, err := attempt()
 		if errors.Is(err, errNoSteadyWindow) && repeated < runs {
 			repeated++
 			fmt.Fprintf(os.Stderr, "bench turn: %v; running it again\n", err)
-			r, err = uclientLoad(ctx, peer, pid, port, secret)
+			r, err = attempt()
 		}
 		return r, err
 	}
 	var cx, coturn []uclientResult
 	for i := range runs {
-		profiled := profileCPU(ctx, in.consoleURL(), 12*time.Second, fmt.Sprintf("turn-%d", i+1))
-		r, err := measure(in.cmd.Process.Pid, cxPort)
-		profiled()
+		r, err := measure(startCX, fmt.Sprintf("turn-%d", i+1))
 		if err != nil {
 			return nil, fmt.Errorf("against cxlab (run %d): %w", i+1, err)
 		}
 		cx = append(cx, r)
-		// A fresh coturn each run: it keeps allocations whose clients left
-		// without deleting them, so a later uclient reusing a local port gets
-		// 437, and their relay ports run out.
-		co, coPort, err := startCoturn(ctx, root, secret)
-		if err != nil {
-			return nil, err
-		}
-		r, err = measure(co.Process.Pid, coPort)
-		_ = co.Process.Kill()
-		_ = co.Wait()
+		r, err = measure(startCO, "")
 		if err != nil {
 			return nil, fmt.Errorf("against coturn (run %d): %w", i+1, err)
 		}
