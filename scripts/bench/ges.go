@@ -15,9 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/cxlab/cxlab/scripts/internal/scrape"
 )
 
 const (
@@ -285,23 +283,13 @@ func (t handlerTimings) within10msPct() float64 {
 
 // createTimings scrapes cxlab's metrics for the create endpoint's histogram.
 func createTimings(ctx context.Context, metricsURL string) (handlerTimings, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	fams, err := scrape.Families(ctx, http.DefaultClient, metricsURL)
 	if err != nil {
 		return handlerTimings{}, err
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return handlerTimings{}, fmt.Errorf("scrape %s: %w", metricsURL, err)
-	}
-	defer res.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(res.Body)
-	if err != nil {
-		return handlerTimings{}, fmt.Errorf("parse %s: %w", metricsURL, err)
-	}
 	const name = "ges_http_request_duration_seconds"
 	for _, m := range fams[name].GetMetric() {
-		if !hasLabel(m, "path", "/engagement/v3/callbacks/create") {
+		if !scrape.HasLabel(m, "path", "/engagement/v3/callbacks/create") {
 			continue
 		}
 		h := m.GetHistogram()
@@ -313,13 +301,4 @@ func createTimings(ctx context.Context, metricsURL string) (handlerTimings, erro
 		return handlerTimings{}, fmt.Errorf("%s has no 10-ms bucket", name)
 	}
 	return handlerTimings{}, nil // no create served yet
-}
-
-func hasLabel(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name && l.GetValue() == value {
-			return true
-		}
-	}
-	return false
 }

@@ -69,15 +69,6 @@ func turnVsCoturn(ctx context.Context, bin string, runs int) ([]Row, error) {
 	if err := os.WriteFile(cfgFile, []byte("turn:\n  user_quota: 1000\n  min_relay_port: 40000\n  max_relay_port: 49999\n"), 0o644); err != nil {
 		return nil, err
 	}
-	// The TURN REST secret comes from the first cxlab start (it stays in the
-	// data dir) and is given to coturn too.
-	in, err := startInstance(ctx, bin, filepath.Join(root, "data"), "--config", cfgFile)
-	if err != nil {
-		return nil, err
-	}
-	secret, _ := in.endpoints["turn_secret"].(string)
-	in.stop()
-
 	peer, err := startEchoPeer()
 	if err != nil {
 		return nil, err
@@ -93,11 +84,15 @@ func turnVsCoturn(ctx context.Context, bin string, runs int) ([]Row, error) {
 		profile   string // console URL to profile, cxlab only
 		stop      func()
 	}
+	// The TURN REST secret is cxlab's (kept in its data dir from the first
+	// start on); coturn, started after cxlab in every run, is given it too.
+	var secret string
 	startCX := func() (server, error) {
 		in, err := startInstance(ctx, bin, filepath.Join(root, "data"), "--config", cfgFile)
 		if err != nil {
 			return server{}, err
 		}
+		secret, _ = in.endpoints["turn_secret"].(string)
 		port, err := turnPort(in.endpoints)
 		if err != nil {
 			in.stop()

@@ -12,7 +12,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -28,6 +27,7 @@ import (
 	"time"
 
 	"github.com/cxlab/cxlab/appliance/gateway/agent"
+	"github.com/cxlab/cxlab/scripts/internal/scrape"
 )
 
 const apiKey = "cxlab-demo-api-key-0000000000000000"
@@ -173,29 +173,15 @@ type sample struct {
 }
 
 func metrics(ctx context.Context, hc *http.Client, base string) (m sample) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	resp, err := hc.Do(req)
+	fams, err := scrape.Families(ctx, hc, base+"/metrics")
 	if err != nil {
-		return m
+		return m // a missed sample shows as zeros in its row
 	}
-	defer func() { _ = resp.Body.Close() }()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 2 {
-			continue
-		}
-		v, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "go_memstats_heap_inuse_bytes":
-			m.heap = v
-		case "go_goroutines":
-			m.goroutines = int(v)
-		case "cxlab_turn_allocations":
-			m.turnAllocs = int(v)
-		}
+	return sample{
+		heap:       scrape.Value(fams, "go_memstats_heap_inuse_bytes"),
+		goroutines: int(scrape.Value(fams, "go_goroutines")),
+		turnAllocs: int(scrape.Value(fams, "cxlab_turn_allocations")),
 	}
-	return m
 }
 
 func rss(pid int) int64 {
