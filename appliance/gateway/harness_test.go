@@ -183,6 +183,9 @@ func (v *voice) close() {
 	_ = v.ua.Close()
 }
 
+// unknownDN is the one DN the fake Voice has no configuration for.
+const unknownDN = "99999"
+
 func (v *voice) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	to := req.To()
 	dn := to.Address.User
@@ -193,6 +196,10 @@ func (v *voice) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	bearer := strings.TrimPrefix(authz, "Bearer ")
 	if strings.HasPrefix(authz, "Bearer ") && bearer != goodToken {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 401, "Unauthorized", nil))
+		return
+	}
+	if dn == unknownDN { // as mocks/voice answers a DN it has no configuration for
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 404, "Unknown DN", nil))
 		return
 	}
 	exp := 3600

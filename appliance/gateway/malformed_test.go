@@ -82,8 +82,14 @@ func TestMalformedInput(t *testing.T) {
 	if status, _ := post(t, l.base+"/webrtc/message?from=nope&to=x", "BYE"); status != 404 {
 		t.Errorf("unknown session: %d", status)
 	}
-	if status, _ := post(t, l.base+"/webrtc/sign_in", "bad dn:x"); status != 400 {
-		t.Errorf("bad legacy sign-in: %d", status)
+	for _, body := range []string{"bad dn:x", "70\x0001:x", "7001\xff:x", ":x"} {
+		if status, _ := post(t, l.base+"/webrtc/sign_in", body); status != 400 {
+			t.Errorf("bad legacy sign-in %q: %d, want 400", body, status)
+		}
+	}
+	// A DN Voice does not know is the client's mistake, not an outage.
+	if status, body := post(t, l.base+"/webrtc/sign_in", unknownDN+":x"); status != 404 || !strings.Contains(body, unknownDN) {
+		t.Errorf("unknown DN sign-in: %d %q, want 404 naming the DN", status, body)
 	}
 	// The session survived all of it: a GET-STATS without call is refused but
 	// the client can still sign out cleanly.

@@ -17,6 +17,8 @@ var (
 	ErrUnauthorized = errors.New("token refused")
 	// ErrNoDN means the user has no DN in the configuration service.
 	ErrNoDN = errors.New("user has no DN")
+	// ErrUnknownDN means Voice has no such DN (REGISTER answered 404).
+	ErrUnknownDN = errors.New("unknown DN")
 	// ErrUnavailable means a platform dependency could not be reached or failed.
 	ErrUnavailable = errors.New("platform service unavailable")
 )

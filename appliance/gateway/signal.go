@@ -55,6 +55,20 @@ func (s *Server) readBody(c echo.Context) (string, bool, error) {
 	return string(b), true, nil
 }
 
+// validDN reports whether a legacy sign-in id can be a SIP URI user part:
+// printable ASCII without the characters that would end or split it.
+func validDN(dn string) bool {
+	if dn == "" || len(dn) > 128 {
+		return false
+	}
+	for _, r := range dn {
+		if r <= ' ' || r > '~' || strings.ContainsRune("@&=;/:?<>\"\\", r) {
+			return false
+		}
+	}
+	return true
+}
+
 // handleSignIn implements the three sign-in forms: Bearer token (modern),
 // POST "<dn>:<password>" (SIP digest) and GET ?<dn> (unauthenticated REGISTER).
 func (s *Server) handleSignIn(c echo.Context) error {
@@ -87,7 +101,7 @@ func (s *Server) handleSignIn(c echo.Context) error {
 			raw = c.QueryString()
 		}
 		dn, pw, _ := strings.Cut(raw, ":")
-		if dn == "" || strings.ContainsAny(dn, "@&=; /") {
+		if !validDN(dn) {
 			return textError(c, http.StatusBadRequest, "BAD_REQUEST", "sign_in needs a DN, a DN:password body or a Bearer token")
 		}
 		ss.user, ss.dn, ss.domain, ss.password = dn, DN(dn), s.cfg.LegacyDomain, pw
@@ -96,6 +110,9 @@ func (s *Server) handleSignIn(c echo.Context) error {
 		s.log.Info("sign-in: REGISTER refused", "dn", ss.dn, "err", err)
 		if errors.Is(err, ErrUnauthorized) {
 			return textError(c, http.StatusUnauthorized, "AUTH", "Voice refused the registration")
+		}
+		if errors.Is(err, ErrUnknownDN) {
+			return textError(c, http.StatusNotFound, "REGISTER", fmt.Sprintf("DN %s is not configured in Voice", ss.dn))
 		}
 		return textError(c, http.StatusServiceUnavailable, "REGISTER", err.Error())
 	}

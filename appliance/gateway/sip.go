@@ -175,6 +175,8 @@ func (st *sipStack) register(ctx context.Context, ss *session, expiry time.Durat
 		return nil
 	case res.StatusCode == 401 || res.StatusCode == 403:
 		return fmt.Errorf("register %s: %d %s: %w", ss.dn, res.StatusCode, res.Reason, ErrUnauthorized)
+	case res.StatusCode == 404:
+		return fmt.Errorf("register %s: %d %s: %w", ss.dn, res.StatusCode, res.Reason, ErrUnknownDN)
 	default:
 		return fmt.Errorf("register %s: %d %s", ss.dn, res.StatusCode, res.Reason)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -184,6 +185,10 @@ func (f *fields) str(name string) string {
 	if err := json.Unmarshal(v, &s); err != nil {
 		f.fail("%s must be a string", name)
 	}
+	if strings.ContainsRune(s, 0) {
+		f.fail("%s must not contain NUL characters", name)
+		return ""
+	}
 	return s
 }
 
@@ -238,7 +243,38 @@ func (f *fields) object(name string) map[string]any {
 		f.fail("%s must be a JSON object", name)
 		return nil
 	}
+	if path, bad := findNUL(m, name); bad {
+		f.fail("%s must not contain NUL characters", path)
+		return nil
+	}
 	return m
+}
+
+// findNUL finds a string holding NUL (U+0000) in a decoded JSON value, keys
+// included, and names where it is. PostgreSQL stores neither text nor jsonb
+// with NUL, so such a value is refused at the edge rather than failing the
+// group commit it would share with other clients' callbacks.
+func findNUL(v any, path string) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return path, strings.ContainsRune(v, 0)
+	case map[string]any:
+		for k, e := range v {
+			if strings.ContainsRune(k, 0) {
+				return path, true
+			}
+			if p, bad := findNUL(e, path+"."+k); bad {
+				return p, true
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if p, bad := findNUL(e, fmt.Sprintf("%s[%d]", path, i)); bad {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }
 
 // timeLayouts are the ISO-8601 forms accepted for date-times; without a zone the

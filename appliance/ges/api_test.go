@@ -143,6 +143,8 @@ func TestErrorEnvelope(t *testing.T) {
 		{"cbOfferType", []string{"x-api-key: " + demoKey}, `{"serviceName":"CB_Sales","phoneNumber":"+12025550100","cbOfferType":"SOON"}`, create, 400, "cbOfferType"},
 		{"priority", []string{"x-api-key: " + demoKey}, `{"serviceName":"CB_Sales","phoneNumber":"+12025550100","priority":"high"}`, create, 400, "priority"},
 		{"userData", []string{"x-api-key: " + demoKey}, `{"serviceName":"CB_Sales","phoneNumber":"+12025550100","userData":"x"}`, create, 400, "userData"},
+		{"NUL in userData", []string{"x-api-key: " + demoKey}, `{"serviceName":"CB_Sales","phoneNumber":"+12025550100","userData":{"a":{"b":["x\u0000"]}}}`, create, 400, "userData.a.b[0]"},
+		{"NUL in language", []string{"x-api-key: " + demoKey}, `{"serviceName":"CB_Sales","phoneNumber":"+12025550100","language":"en\u0000"}`, create, 400, "language"},
 		{"too large", []string{"x-api-key: " + demoKey}, `{"serviceName":"CB_Sales","phoneNumber":"+12025550100","userData":{"a":"` + strings.Repeat("x", 2000) + `"}}`, create, 413, "1024"},
 		{"retrieve unknown", []string{"x-api-key: " + demoKey}, `{"id":"3b8f8a52-1111-4111-8111-111111111111"}`, "/engagement/v3/callbacks/retrieve", 404, "not found"},
 		{"retrieve not uuid", []string{"x-api-key: " + demoKey}, `{"id":"x"}`, "/engagement/v3/callbacks/retrieve", 404, "not found"},

@@ -247,3 +247,33 @@ func TestRetrievesShareOneRead(t *testing.T) {
 		t.Fatalf("another tenant read %v", batch[2].out)
 	}
 }
+
+// A callback whose data PostgreSQL refuses (here userData with NUL, which the
+// API refuses earlier) fails only its own create: the others in its group
+// commit are stored.
+func TestBadCallbackFailsOnlyItself(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	now := e.clk.Now()
+	cb := func(phone string, ud map[string]any) *Callback {
+		return &Callback{ID: CallbackID(uuid.NewString()), Tenant: demoTenant, Service: "CB_Support", VirtualQueue: "VQ_Support",
+			PhoneNumber: phone, OfferType: OfferScheduled, Language: "en-US", State: StateScheduled, UserData: ud,
+			MaxDialAttempts: 1, CreatedAt: now, UpdatedAt: now, DesiredTime: now.Add(time.Hour)}
+	}
+	batch := []*Callback{cb("+12025550131", nil), cb("+12025550132", map[string]any{"a": "x\x00y"}), cb("+12025550133", nil)}
+	errs := e.svc.commitCreates(ctx, batch)
+	if !errors.Is(errs[1], ErrInvalid) {
+		t.Errorf("bad callback: %v, want invalid", errs[1])
+	}
+	for _, i := range []int{0, 2} {
+		if errs[i] != nil {
+			t.Fatalf("good callback %d: %v", i, errs[i])
+		}
+		if got, err := e.svc.Retrieve(ctx, demoTenant, batch[i].ID); err != nil || got.State != StateScheduled {
+			t.Fatalf("good callback %d not stored: %+v, %v", i, got, err)
+		}
+	}
+	if _, err := e.svc.Retrieve(ctx, demoTenant, batch[1].ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("bad callback retrievable: %v", err)
+	}
+}

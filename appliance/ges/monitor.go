@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // commitCreates writes one batch of new callbacks in one transaction,
@@ -14,6 +17,19 @@ import (
 func (s *Service) commitCreates(ctx context.Context, batch []*Callback) []error {
 	results := make([]error, len(batch))
 	ok, err := s.st.insertBatch(ctx, batch, s.cfg.MaxActivePerNumber)
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
+		// A data exception belongs to one callback the API's checks let
+		// through: commit each alone so it fails only its own request.
+		if len(batch) > 1 {
+			for i := range batch {
+				results[i] = s.commitCreates(ctx, batch[i:i+1])[0]
+			}
+			return results
+		}
+		s.log.Error("commit callback", "err", err, "callback", batch[0].ID)
+		results[0] = invalidf("the callback holds a value that cannot be stored: %s", pe.Message)
+		return results
+	}
 	if err != nil {
 		s.log.Error("commit callbacks", "err", err, "batch", len(batch))
 		for i := range results {

@@ -49,6 +49,17 @@ func FuzzTokenEndpoint(f *testing.F) {
 	f.Add("grant_type=authorization_code&code=abc&redirect_uri=http%3A%2F%2Fx%2F&code_verifier=v", "cxlab-console", "console-secret", true)
 	f.Add("grant_type=refresh_token&refresh_token=%zz", "cxlab-console", "console-secret", true)
 	f.Add("grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer", "ges%5Fclient", "ges-secret", true)
+	f.Add("grant_type=password&username=%FF&password=x", "cxlab-console", "console-secret", true)
+	f.Add("grant_type=password&username=a%00b&password=x", "cxlab-console", "console-secret", true)
+	f.Add("grant_type=password&username=demo%5C%FF&password=x", "cxlab-console", "console-secret", true)
+	f.Add("grant_type=password&username=x&password=x&tenant=%FF", "cxlab-console", "console-secret", true)
+	f.Add("grant_type=refresh_token&refresh_token=%FF", "cxlab-console", "console-secret", true)
+	f.Add("grant_type=refresh_token&refresh_token=a%00", "cxlab-console", "console-secret", true)
+	f.Add("grant_type=authorization_code&code=%FF&redirect_uri=http%3A%2F%2Fx%2F", "cxlab-console", "console-secret", true)
+	f.Add("grant_type=authorization_code&code=a%00&redirect_uri=http%3A%2F%2Fx%2F", "cxlab-console", "console-secret", true)
+	f.Add("grant_type=client_credentials&scope=%FF", "ges_client", "ges-secret", true)
+	f.Add("grant_type=client_credentials", "%FF", "ges-secret", true)
+	f.Add("grant_type=client_credentials", "a%00", "ges-secret", true)
 	f.Add("", "", "", false)
 	var h http.Handler
 	if !inFuzzCoordinator(f.Name()) {

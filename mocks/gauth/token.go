@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -91,8 +92,18 @@ func parseForm(r *http.Request) (url.Values, *oauthError) {
 		if len(v) > 1 {
 			return nil, errInvalidRequest("parameter %s is repeated", k)
 		}
+		if !validText(k) || !validText(v[0]) {
+			return nil, errInvalidRequest("parameter %q is not UTF-8 text", strings.ToValidUTF8(k, "?"))
+		}
 	}
 	return r.PostForm, nil
+}
+
+// validText reports whether s can be a parameter value: UTF-8 without NUL
+// (RFC 6749 appendix A draws every parameter from Unicode characters, and
+// PostgreSQL text holds neither invalid bytes nor NUL).
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // authenticateClient checks HTTP Basic or client_id/client_secret form
@@ -104,7 +115,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 		var err1, err2 error
 		id, err1 = url.QueryUnescape(id)
 		secret, err2 = url.QueryUnescape(secret)
-		if err1 != nil || err2 != nil {
+		if err1 != nil || err2 != nil || !validText(id) || !validText(secret) {
 			return tenant.Client{}, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "malformed Basic credentials", basic: true}
 		}
 		if form.Get("client_secret") != "" {

@@ -17,7 +17,8 @@ var (
 )
 
 // mapPgError turns unique and foreign-key violations into ErrConflict and
-// ErrNotFound so HTTP layers can answer 409/404 without knowing Postgres codes.
+// ErrNotFound, and malformed input into ErrInvalid, so HTTP layers can answer
+// 409/404/400 without knowing Postgres codes.
 func mapPgError(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -26,9 +27,17 @@ func mapPgError(err error) error {
 			return errors.Join(ErrConflict, err)
 		case "23503":
 			return errors.Join(ErrNotFound, err)
-		case "22P02":
+		case "22P02", "22021": // invalid text representation, bytes invalid in UTF-8 (or NUL)
 			return errors.Join(ErrInvalid, err)
 		}
 	}
 	return err
+}
+
+// isUnstorable reports whether PostgreSQL refused a parameter because its
+// bytes are not UTF-8 (or hold NUL). A lookup by such a key finds nothing:
+// nothing stored can equal it.
+func isUnstorable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "22021"
 }

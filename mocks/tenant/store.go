@@ -120,7 +120,7 @@ func (s *Store) ContactCenter(ctx context.Context, id CCID) (ContactCenter, erro
 // ContactCenterByName returns one tenant by its name (the "tenant" of
 // tenant\username logins).
 func (s *Store) ContactCenterByName(ctx context.Context, name string) (ContactCenter, error) {
-	return queryOne(ctx, s.pool, "get contact center by name", scanCC, `SELECT `+ccCols+` FROM tenant.contact_centers WHERE name = $1`, name)
+	return lookupOne(ctx, s.pool, "get contact center by name", scanCC, `SELECT `+ccCols+` FROM tenant.contact_centers WHERE name = $1`, name)
 }
 
 // PutContactCenter creates or updates a tenant by CCID.
@@ -167,7 +167,7 @@ func (s *Store) Users(ctx context.Context, ccid CCID) ([]User, error) {
 
 // User returns a tenant's person by user name.
 func (s *Store) User(ctx context.Context, ccid CCID, userName string) (User, error) {
-	return queryOne(ctx, s.pool, "get user", scanUser, `SELECT `+userCols+` FROM tenant.users WHERE ccid = $1 AND user_name = $2`, string(ccid), userName)
+	return lookupOne(ctx, s.pool, "get user", scanUser, `SELECT `+userCols+` FROM tenant.users WHERE ccid = $1 AND user_name = $2`, string(ccid), userName)
 }
 
 // UserByDBID returns a person by dbid (unique across tenants).
@@ -177,7 +177,11 @@ func (s *Store) UserByDBID(ctx context.Context, dbid DBID) (User, error) {
 
 // UsersNamed lists persons with that user name in every tenant.
 func (s *Store) UsersNamed(ctx context.Context, userName string) ([]User, error) {
-	return queryAll(ctx, s.pool, "find users", scanUser, `SELECT `+userCols+` FROM tenant.users WHERE user_name = $1 ORDER BY dbid`, userName)
+	us, err := queryAll(ctx, s.pool, "find users", scanUser, `SELECT `+userCols+` FROM tenant.users WHERE user_name = $1 ORDER BY dbid`, userName)
+	if isUnstorable(err) {
+		return []User{}, nil
+	}
+	return us, err
 }
 
 // PutUser creates or updates a person by (ccid, user name). A zero DBID takes
@@ -433,7 +437,7 @@ func (s *Store) Clients(ctx context.Context) ([]Client, error) {
 
 // Client returns one OAuth client.
 func (s *Store) Client(ctx context.Context, id string) (Client, error) {
-	return queryOne(ctx, s.pool, "get client", scanClient, `SELECT `+clientCols+` FROM tenant.oauth_clients WHERE client_id = $1`, id)
+	return lookupOne(ctx, s.pool, "get client", scanClient, `SELECT `+clientCols+` FROM tenant.oauth_clients WHERE client_id = $1`, id)
 }
 
 // PutClient creates or updates an OAuth client. secret is hashed unless it
@@ -504,7 +508,7 @@ SELECT api_key, ccid::text, description, created_at FROM tenant.api_keys WHERE c
 
 // APIKey resolves an Engagement API key to its tenant.
 func (s *Store) APIKey(ctx context.Context, key string) (APIKey, error) {
-	return queryOne(ctx, s.pool, "get api key", scanAPIKey, `
+	return lookupOne(ctx, s.pool, "get api key", scanAPIKey, `
 SELECT api_key, ccid::text, description, created_at FROM tenant.api_keys WHERE api_key = $1`, key)
 }
 
@@ -571,6 +575,17 @@ func queryOne[T any](ctx context.Context, q querier, op string, scan func(pgx.Ro
 		return v, fmt.Errorf("%s: %w", op, mapPgError(err))
 	}
 	return v, nil
+}
+
+// lookupOne is queryOne for a lookup by a key from the wire: a key that
+// PostgreSQL cannot hold as text (invalid UTF-8, NUL) is not found, since
+// nothing stored equals it.
+func lookupOne[T any](ctx context.Context, q querier, op string, scan func(pgx.Row) (T, error), sql string, args ...any) (T, error) {
+	v, err := queryOne(ctx, q, op, scan, sql, args...)
+	if isUnstorable(err) {
+		return v, fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	return v, err
 }
 
 func exec1(ctx context.Context, q querier, op, sql string, args ...any) error {

@@ -254,3 +254,32 @@ func TestSeedValidation(t *testing.T) {
 		t.Fatalf("partial apply left a contact center: %v", err)
 	}
 }
+
+// Keys from the wire may hold bytes PostgreSQL text cannot (invalid UTF-8,
+// NUL): a lookup by one finds nothing, and a write of one is invalid input.
+func TestUnstorableText(t *testing.T) {
+	s, _ := startStore(t)
+	ctx := context.Background()
+	for _, k := range []string{"agent\xff", "agent1\x00", "\xc3"} {
+		if _, err := s.User(ctx, tenant.DemoCCID, k); !errors.Is(err, tenant.ErrNotFound) {
+			t.Errorf("User(%q): %v, want ErrNotFound", k, err)
+		}
+		if us, err := s.UsersNamed(ctx, k); err != nil || len(us) != 0 {
+			t.Errorf("UsersNamed(%q) = %v, %v, want none", k, us, err)
+		}
+		if _, err := s.APIKey(ctx, k); !errors.Is(err, tenant.ErrNotFound) {
+			t.Errorf("APIKey(%q): %v, want ErrNotFound", k, err)
+		}
+		if _, err := s.Client(ctx, k); !errors.Is(err, tenant.ErrNotFound) {
+			t.Errorf("Client(%q): %v, want ErrNotFound", k, err)
+		}
+		_, err := s.PutUser(ctx, tenant.User{CCID: tenant.DemoCCID, UserName: k, Roles: []string{"agent"}}, "pw123456")
+		if !errors.Is(err, tenant.ErrInvalid) {
+			t.Errorf("PutUser(%q): %v, want ErrInvalid", k, err)
+		}
+	}
+	// The store still serves.
+	if _, err := s.User(ctx, tenant.DemoCCID, "agent1"); err != nil {
+		t.Fatal(err)
+	}
+}
