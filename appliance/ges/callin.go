@@ -135,7 +135,7 @@ func (s *Service) CreateCallIn(ctx context.Context, tenant TenantID, p CallInPar
 	}
 	if _, err := s.st.pool.Exec(ctx, `INSERT INTO ges.callin_requests (id, tenant, group_name, to_phone_number,
 		from_phone_number, access_code, callback_service_id, user_data, created_at, expires_at)
-		VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, string(r.ID), string(tenant), r.GroupName, r.ToPhoneNumber,
+		VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, uuidArg(string(r.ID)), string(tenant), r.GroupName, r.ToPhoneNumber,
 		r.FromPhoneNumber, r.AccessCode, r.CallbackServiceID, udV, r.CreatedAt, r.ExpiresAt); err != nil {
 		s.log.Error("store call-in request", "err", err)
 		return nil, errorf(ErrUnavailable, "call-in request could not be stored")

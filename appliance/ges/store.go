@@ -132,7 +132,7 @@ func (s *store) insertBatch(ctx context.Context, cbs []*Callback, maxActive int)
 	WHERE u.rank + (SELECT count(*) FROM ges.callbacks c
 		WHERE c.tenant = u.tenant AND c.phone_number = u.phone_number AND c.state <> 'COMPLETED') <= $22
 	RETURNING id::text`,
-		ids, tenants, services, vqs, phones, desired, immediate, offers, prio, langs, extra, ud, states, reasons,
+		uuidArgs(ids), tenants, services, vqs, phones, desired, immediate, offers, prio, langs, extra, ud, states, reasons,
 		maxDials, retry, slots, hist, created, updated, rank, maxActive)
 	br := s.pool.SendBatch(ctx, &b)
 	defer br.Close() //nolint:errcheck // the error is read below
@@ -157,6 +157,28 @@ func (s *store) insertBatch(ctx context.Context, cbs []*Callback, maxActive int)
 	return out, nil
 }
 
+// uuidArg and uuidArgs convert ids for uuid parameters. pgx sends [16]byte
+// values in binary; a string it would first try to encode in binary, fail,
+// build an error that formats the whole value, and then send as text, which
+// cost 2% of the appliance's CPU at 3,000 creates/s. Ids are validated (or
+// generated) before they get here; one that is not a UUID becomes the nil
+// UUID, which no row has.
+func uuidArg(id string) uuid.UUID {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return uuid.Nil
+	}
+	return u
+}
+
+func uuidArgs(ids []string) []uuid.UUID {
+	out := make([]uuid.UUID, len(ids))
+	for i, id := range ids {
+		out[i] = uuidArg(id)
+	}
+	return out
+}
+
 // validUUID reports whether id parses as a UUID (others cannot exist; skip the query).
 func validUUID(id CallbackID) bool {
 	_, err := uuid.Parse(string(id))
@@ -165,7 +187,7 @@ func validUUID(id CallbackID) bool {
 
 // getMany reads the callbacks among ids (valid UUIDs), whatever their tenant.
 func (s *store) getMany(ctx context.Context, ids []string) (map[CallbackID]*Callback, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+callbackCols+` FROM ges.callbacks WHERE id = ANY($1::uuid[])`, ids)
+	rows, err := s.pool.Query(ctx, `SELECT `+callbackCols+` FROM ges.callbacks WHERE id = ANY($1::uuid[])`, uuidArgs(ids))
 	if err != nil {
 		return nil, fmt.Errorf("get callbacks: %w", err)
 	}
@@ -195,7 +217,7 @@ func historyJSON(st State, reason string, at time.Time) []byte {
 func (s *store) markQueued(ctx context.Context, ids []string, now time.Time) ([]*Callback, error) {
 	rows, err := s.pool.Query(ctx, `UPDATE ges.callbacks SET state = 'QUEUED', updated_at = $2,
 		history = history || $3::jsonb WHERE id = ANY($1::uuid[]) AND state = 'SCHEDULED' RETURNING `+callbackCols,
-		ids, now, historyJSON(StateQueued, "", now))
+		uuidArgs(ids), now, historyJSON(StateQueued, "", now))
 	if err != nil {
 		return nil, fmt.Errorf("mark queued: %w", err)
 	}
@@ -216,7 +238,7 @@ func (s *store) waitingForORS(ctx context.Context) ([]*Callback, error) {
 func (s *store) unmarkQueued(ctx context.Context, ids []string, now time.Time) error {
 	_, err := s.pool.Exec(ctx, `UPDATE ges.callbacks SET state = 'SCHEDULED', updated_at = $2,
 		history = history || $3::jsonb WHERE id = ANY($1::uuid[]) AND state = 'QUEUED' AND ors_session_id = ''`,
-		ids, now, historyJSON(StateScheduled, "ORS_SUBMIT_FAILED", now))
+		uuidArgs(ids), now, historyJSON(StateScheduled, "ORS_SUBMIT_FAILED", now))
 	if err != nil {
 		return fmt.Errorf("unmark queued: %w", err)
 	}
@@ -235,7 +257,7 @@ func (s *store) complete(ctx context.Context, tenant TenantID, id CallbackID, re
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // after commit this is a no-op
 	c, err := scanCallback(tx.QueryRow(ctx, `SELECT `+callbackCols+` FROM ges.callbacks WHERE id = $1::uuid AND tenant = $2 FOR UPDATE`,
-		string(id), string(tenant)))
+		uuidArg(string(id)), string(tenant)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -249,7 +271,7 @@ func (s *store) complete(ctx context.Context, tenant TenantID, id CallbackID, re
 		return nil, invalidf("callback %s is already COMPLETED (%s) and cannot be cancelled", id, c.Reason)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE ges.callbacks SET state = 'COMPLETED', reason = $2, updated_at = $3,
-		history = history || $4::jsonb WHERE id = $1::uuid`, string(id), reason, now, historyJSON(StateCompleted, reason, now)); err != nil {
+		history = history || $4::jsonb WHERE id = $1::uuid`, uuidArg(string(id)), reason, now, historyJSON(StateCompleted, reason, now)); err != nil {
 		return nil, fmt.Errorf("cancel callback: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -297,7 +319,7 @@ func (s *store) queuedAmong(ctx context.Context, ids []string, full bool) (map[C
 		}
 		return all, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id::text, state FROM ges.callbacks WHERE id = ANY($1::uuid[])`, ids)
+	rows, err := s.pool.Query(ctx, `SELECT id::text, state FROM ges.callbacks WHERE id = ANY($1::uuid[])`, uuidArgs(ids))
 	if err != nil {
 		return nil, fmt.Errorf("state report: %w", err)
 	}
@@ -403,7 +425,7 @@ func (s *store) applyRound(ctx context.Context, jobs []*reportJob, round []int, 
 	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[], $8::text[], $9::text[])
 		AS u(id, state, reason, ors, pos, ewt, dials, dn, hist)
 	WHERE c.id = u.id AND c.state <> 'COMPLETED'
-	RETURNING `+returning, ids, states, reasons, ors, pos, ewt, dials, dns, hist, now)
+	RETURNING `+returning, uuidArgs(ids), states, reasons, ors, pos, ewt, dials, dns, hist, now)
 	if err != nil {
 		return fmt.Errorf("state report: %w", err)
 	}
@@ -434,7 +456,7 @@ func (s *store) applyRound(ctx context.Context, jobs []*reportJob, round []int, 
 		return nil
 	}
 	// Not updated: finished already, or unknown.
-	rows, err = s.pool.Query(ctx, `SELECT `+callbackCols+` FROM ges.callbacks WHERE id = ANY($1::uuid[])`, missing)
+	rows, err = s.pool.Query(ctx, `SELECT `+callbackCols+` FROM ges.callbacks WHERE id = ANY($1::uuid[])`, uuidArgs(missing))
 	if err != nil {
 		return fmt.Errorf("state report: %w", err)
 	}
