@@ -182,9 +182,9 @@ func (c *call) runIncoming(dss *sipgo.DialogServerSession, offer sipMedia) {
 		fail(503, "Service Unavailable", err)
 		return
 	}
-	c.mu.Lock()
-	c.rtpConn = conn
-	c.mu.Unlock()
+	if !c.adopt(func() { c.rtpConn = conn }, func() { _ = conn.Close() }) {
+		return
+	}
 	xc := *s.cfg.EnableTranscoding
 	pc, err := c.newPC(rtc.Codecs{Opus: xc, PCMU: true, PCMA: true})
 	if err != nil {
@@ -200,9 +200,9 @@ func (c *call) runIncoming(dss *sipgo.DialogServerSession, offer sipMedia) {
 	}
 	track := rtc.NewTrack(mime, "audio", "cxlab")
 	tr, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
-	c.mu.Lock()
-	c.pc, c.track = pc, track
-	c.mu.Unlock()
+	if !c.adopt(func() { c.pc, c.track = pc, track }, func() { _ = pc.Close() }) {
+		return
+	}
 	if err != nil {
 		fail(500, "Server Internal Error", fmt.Errorf("add transceiver: %w", err))
 		return
@@ -254,10 +254,12 @@ func (c *call) runIncoming(dss *sipgo.DialogServerSession, offer sipMedia) {
 			return
 		}
 	}
-	c.mu.Lock()
-	c.track, c.browserMime = track, chosen
-	c.br = newBridge(c, chosen, offer)
-	c.mu.Unlock()
+	if !c.adopt(func() {
+		c.track, c.browserMime = track, chosen
+		c.br = newBridge(c, chosen, offer) // after the track: the bridge plays into c.track
+	}, nil) {
+		return
+	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.FullSDP()}); err != nil {
 		c.sess.push(c.peer, errorBody("BAD_SDP", "answer rejected"))
 		fail(488, "Not Acceptable Here", fmt.Errorf("set remote answer: %w", err))
@@ -269,15 +271,22 @@ func (c *call) runIncoming(dss *sipgo.DialogServerSession, offer sipMedia) {
 		c.end(context.Background(), "sip answer failed", sideSIP)
 		return
 	}
-	c.established()
+	if !c.established() {
+		// end saw a ringing call and declined it, too late: the 200 OK went
+		// out, so the dialog needs a BYE.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 3*time.Second)
+		_ = dss.Bye(ctx)
+		cancel()
+	}
 }
 
-// established starts the media bridge and the call counters.
-func (c *call) established() {
+// established starts the media bridge and the call counters; false means
+// the call ended first.
+func (c *call) established() bool {
 	c.mu.Lock()
 	if c.state != "ringing" {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.state = "connected"
 	c.answered = c.s.clk.Now()
@@ -287,6 +296,7 @@ func (c *call) established() {
 	br.start()
 	c.s.log.Info("call connected", "dn", c.sess.dn, "peer", c.peer, "direction", c.direction,
 		"browser_codec", c.browserMime, "sip_codec", c.sipMedia.law.String(), "transcoding", br.xcode != nil)
+	return true
 }
 
 // runOutgoing places a 1pcc call from the browser's OFFER (peer is a number).
@@ -308,18 +318,18 @@ func (c *call) runOutgoing(m rtc.Message) {
 		fail("MEDIA", err)
 		return
 	}
-	c.mu.Lock()
-	c.rtpConn = conn
-	c.mu.Unlock()
+	if !c.adopt(func() { c.rtpConn = conn }, func() { _ = conn.Close() }) {
+		return
+	}
 	pc, err := c.newPC(rtc.Codecs{Opus: chosen == webrtc.MimeTypeOpus, PCMU: chosen == webrtc.MimeTypePCMU, PCMA: chosen == webrtc.MimeTypePCMA})
 	if err != nil {
 		fail("MEDIA", err)
 		return
 	}
 	track := rtc.NewTrack(chosen, "audio", "cxlab")
-	c.mu.Lock()
-	c.pc, c.track, c.browserMime = pc, track, chosen
-	c.mu.Unlock()
+	if !c.adopt(func() { c.pc, c.track, c.browserMime = pc, track, chosen }, func() { _ = pc.Close() }) {
+		return
+	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.FullSDP()}); err != nil {
 		fail("BAD_SDP", fmt.Errorf("set remote offer: %w", err))
 		return
@@ -368,11 +378,22 @@ func (c *call) runOutgoing(m rtc.Message) {
 		fail("SIP", fmt.Errorf("invite: %w", err))
 		return
 	}
-	c.mu.Lock()
-	c.dcs, c.sipCallID = dcs, req.CallID().Value()
-	c.mu.Unlock()
-	s.trackCall(c)
-	if err := dcs.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+	// If the call ended while the INVITE went out, end did not see this
+	// dialog: ctx is cancelled, so WaitAnswer sends CANCEL; an answer that
+	// crossed it is hung up below.
+	adopted := c.adopt(func() { c.dcs, c.sipCallID = dcs, req.CallID().Value() }, nil)
+	if adopted {
+		s.trackCall(c)
+	}
+	err = dcs.WaitAnswer(ctx, sipgo.AnswerOptions{})
+	if !adopted {
+		if err == nil {
+			c.hangUpLate(dcs)
+		}
+		_ = dcs.Close()
+		return
+	}
+	if err != nil {
 		var de *sipgo.ErrDialogResponse
 		if errors.As(err, &de) {
 			fail("SIP", fmt.Errorf("%d %s", de.Res.StatusCode, de.Res.Reason))
@@ -380,6 +401,12 @@ func (c *call) runOutgoing(m rtc.Message) {
 			fail("SIP", err)
 		}
 		return
+	}
+	select {
+	case <-c.ended: // ended as the answer came: end saw a ringing call and sent no BYE
+		c.hangUpLate(dcs)
+		return
+	default:
 	}
 	if err := dcs.Ack(ctx); err != nil {
 		fail("SIP", fmt.Errorf("ack: %w", err))
@@ -390,18 +417,53 @@ func (c *call) runOutgoing(m rtc.Message) {
 		fail("SIP", err)
 		return
 	}
-	c.mu.Lock()
-	c.sipMedia = answer
-	c.br = newBridge(c, chosen, answer)
-	pending := c.pending
-	c.mu.Unlock()
+	var pending *webrtc.TrackRemote
+	if !c.adopt(func() {
+		c.sipMedia = answer
+		c.br = newBridge(c, chosen, answer)
+		pending = c.pending
+	}, nil) {
+		c.hangUpLate(dcs)
+		return
+	}
 	if pending != nil {
 		c.br.readBrowserOnce(pending)
 	}
 	c.offerID = m.OffererSessionID
 	ss.push(c.peer, rtc.Message{Type: "ANSWER", SDP: full, OffererSessionID: m.OffererSessionID,
 		AnswererSessionID: ss.nextOfferID(), Seq: m.Seq}.Encode("SDP "))
-	c.established()
+	if !c.established() {
+		c.hangUpLate(dcs) // end saw a ringing call and sent no BYE
+	}
+}
+
+// adopt runs set under c.mu unless the call has ended; then it runs release
+// instead (end took the call's resources before this one was made, so
+// nothing else would free it) and reports false.
+func (c *call) adopt(set, release func()) bool {
+	c.mu.Lock()
+	ended := c.state == "ended"
+	if !ended {
+		set()
+	}
+	c.mu.Unlock()
+	if ended && release != nil {
+		release()
+	}
+	return !ended
+}
+
+// hangUpLate acknowledges and hangs up an outgoing dialog that Voice answered
+// after the call had ended.
+func (c *call) hangUpLate(dcs *sipgo.DialogClientSession) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.s.ctx), 3*time.Second)
+	defer cancel()
+	if dcs.LoadState() == sip.DialogStateEstablished {
+		if err := dcs.Ack(ctx); err != nil {
+			return
+		}
+	}
+	_ = dcs.Bye(ctx)
 }
 
 // headerToken keeps a user-data key usable as a SIP header name.

@@ -3,11 +3,14 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/cxlab/cxlab/appliance/gateway"
 	"github.com/cxlab/cxlab/appliance/gateway/agent"
@@ -126,4 +129,45 @@ func TestLegacySignInAndReplace(t *testing.T) {
 	if err := a2.SignOut(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSignOutDuringCallSetup: a client that signs out right after offering
+// an outgoing call (while the gateway is still building its media) leaves
+// nothing behind: no PeerConnection, socket or goroutine outlives the call.
+func TestSignOutDuringCallSetup(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Run("calls", func(t *testing.T) {
+		l := startLab(t, nil, nil)
+		offer := `RSMP {"messageType":"OFFER","sdp":"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n` +
+			`m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:0 PCMU/8000\r\na=ice-ufrag:abcd\r\n` +
+			`a=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 ` + strings.TrimSuffix(strings.Repeat("AB:", 32), ":") +
+			`\r\na=setup:actpass\r\na=mid:0\r\na=sendrecv\r\n","offererSessionId":102,"seq":1,"tiebreaker":7}`
+		// Each sign-out waits up to a second for a /wait to take the BYE
+		// (none comes here); without the fix about half the rounds leaked.
+		for i := range 10 {
+			res, err := http.Get(fmt.Sprintf("%s/webrtc/sign_in?%d", l.base, 8100+i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(res.Body)
+			res.Body.Close()
+			_, ssid, ok := strings.Cut(strings.TrimSpace(body), "=")
+			if res.StatusCode != http.StatusOK || !ok {
+				t.Fatalf("sign-in: %d %q", res.StatusCode, body)
+			}
+			if code, body := post(t, l.base+"/webrtc/message?"+url.Values{"from": {ssid}, "to": {"5551234"}}.Encode(), offer); code != http.StatusOK {
+				t.Fatalf("offer: %d %q", code, body)
+			}
+			res, err = http.Get(l.base + "/webrtc/sign_out?id=" + ssid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+		}
+		eventually(t, 10*time.Second, "no call left", func() bool { return l.metric(t, "wrtc_current_audio_calls") == 0 })
+	})
+	goleak.VerifyNone(t, before,
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"))
 }
