@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 	"go.uber.org/goleak"
 
 	"github.com/cxlab/cxlab/appliance/gateway"
@@ -163,6 +167,59 @@ func TestSignOutDuringCallSetup(t *testing.T) {
 				t.Fatal(err)
 			}
 			res.Body.Close()
+		}
+		eventually(t, 10*time.Second, "no call left", func() bool { return l.metric(t, "wrtc_current_audio_calls") == 0 })
+	})
+	goleak.VerifyNone(t, before,
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"))
+}
+
+// TestSignOutWhileRinging: a client that signs out while an incoming call is
+// being offered to it declines the call on the SIP side and leaves nothing
+// behind.
+func TestSignOutWhileRinging(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Run("calls", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		l := startLab(t, nil, nil)
+		for i := range 10 {
+			dn := fmt.Sprint(8200 + i)
+			res, err := http.Get(l.base + "/webrtc/sign_in?" + dn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(res.Body)
+			res.Body.Close()
+			_, ssid, ok := strings.Cut(strings.TrimSpace(body), "=")
+			if res.StatusCode != http.StatusOK || !ok {
+				t.Fatalf("sign-in: %d %q", res.StatusCode, body)
+			}
+			l.voice.waitReg(t)
+			target, _ := l.voice.binding(dn)
+			req := sip.NewRequest(sip.INVITE, target)
+			from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "+15550001111", Host: domain}, Params: sip.NewParams()}
+			from.Params.Add("tag", sip.GenerateTagN(8))
+			req.AppendHeader(from)
+			req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: dn, Host: domain}})
+			req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+			req.SetBody(newRTPPeer(t, 440).sdp("sendrecv"))
+			req.SetDestination(net.JoinHostPort(target.Host, strconv.Itoa(target.Port)))
+			d, err := l.voice.clients.WriteInvite(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err = http.Get(l.base + "/webrtc/sign_out?id=" + ssid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if err := d.WaitAnswer(ctx, sipgo.AnswerOptions{}); err == nil {
+				t.Fatalf("call %d answered by a client that signed out", i)
+			}
+			_ = d.Close()
 		}
 		eventually(t, 10*time.Second, "no call left", func() bool { return l.metric(t, "wrtc_current_audio_calls") == 0 })
 	})
