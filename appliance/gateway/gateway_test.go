@@ -14,11 +14,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"), // httptest keep-alive conns closing
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-	)
+	goleak.VerifyTestMain(m, leakIgnores...)
 }
 
 func tokenSource(tok string) agent.TokenSource {

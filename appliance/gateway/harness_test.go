@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/pion/rtp"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 
 	"github.com/cxlab/cxlab/appliance/gateway"
 	"github.com/cxlab/cxlab/appliance/gateway/agent"
@@ -251,16 +253,9 @@ func (v *voice) call(ctx context.Context, t testing.TB, dn string, hz float64) (
 	v.mu.Lock()
 	v.ep = ep
 	v.mu.Unlock()
-	req := sip.NewRequest(sip.INVITE, target)
-	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "+15550001111", Host: domain}, Params: sip.NewParams()}
-	from.Params.Add("tag", sip.GenerateTagN(8))
-	req.AppendHeader(from)
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: dn, Host: domain}})
+	req := invite(target, dn, ep.sdp("sendrecv"))
 	req.AppendHeader(sip.NewHeader("X-Genesys-CallType", "callback"))
 	req.AppendHeader(sip.NewHeader("X-Genesys-UserData", "order=42&name=Ann+Lee"))
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(ep.sdp("sendrecv"))
-	req.SetDestination(net.JoinHostPort(target.Host, strconv.Itoa(target.Port)))
 	d, err := v.clients.WriteInvite(ctx, req)
 	if err != nil {
 		t.Fatalf("invite: %v", err)
@@ -276,6 +271,53 @@ func (v *voice) call(ctx context.Context, t testing.TB, dn string, hz float64) (
 	}
 	ep.start()
 	return d, ep
+}
+
+// invite is a customer's INVITE with an SDP offer to dn, registered at target.
+func invite(target sip.Uri, dn string, sdp []byte) *sip.Request {
+	req := sip.NewRequest(sip.INVITE, target)
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "+15550001111", Host: domain}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: dn, Host: domain}})
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(sdp)
+	req.SetDestination(net.JoinHostPort(target.Host, strconv.Itoa(target.Port)))
+	return req
+}
+
+// legacySignIn signs dn in with GET sign_in?<dn> and returns the session id.
+func legacySignIn(t testing.TB, base, dn string) string {
+	t.Helper()
+	res, err := http.Get(base + "/webrtc/sign_in?" + dn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(res.Body)
+	res.Body.Close()
+	_, ssid, ok := strings.Cut(strings.TrimSpace(body), "=")
+	if res.StatusCode != http.StatusOK || !ok || ssid == "" {
+		t.Fatalf("sign-in %s: %d %q", dn, res.StatusCode, body)
+	}
+	return ssid
+}
+
+// signOut ends session ssid with GET sign_out?id=.
+func signOut(t testing.TB, base, ssid string) {
+	t.Helper()
+	res, err := http.Get(base + "/webrtc/sign_out?id=" + url.QueryEscape(ssid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+}
+
+// leakIgnores are the goroutines goleak may find after a test: httptest's
+// keep-alive connections close asynchronously.
+var leakIgnores = []goleak.Option{
+	goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+	goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
 }
 
 // rtpPeer is a plain-RTP G.711 endpoint: sends a PCMU tone, analyses what it

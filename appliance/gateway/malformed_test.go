@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo"
-	"github.com/emiago/sipgo/sip"
 	"go.uber.org/goleak"
 
 	"github.com/cxlab/cxlab/appliance/gateway"
@@ -149,31 +146,15 @@ func TestSignOutDuringCallSetup(t *testing.T) {
 		// Each sign-out waits up to a second for a /wait to take the BYE
 		// (none comes here); without the fix about half the rounds leaked.
 		for i := range 10 {
-			res, err := http.Get(fmt.Sprintf("%s/webrtc/sign_in?%d", l.base, 8100+i))
-			if err != nil {
-				t.Fatal(err)
-			}
-			body := readAll(res.Body)
-			res.Body.Close()
-			_, ssid, ok := strings.Cut(strings.TrimSpace(body), "=")
-			if res.StatusCode != http.StatusOK || !ok {
-				t.Fatalf("sign-in: %d %q", res.StatusCode, body)
-			}
+			ssid := legacySignIn(t, l.base, fmt.Sprint(8100+i))
 			if code, body := post(t, l.base+"/webrtc/message?"+url.Values{"from": {ssid}, "to": {"5551234"}}.Encode(), offer); code != http.StatusOK {
 				t.Fatalf("offer: %d %q", code, body)
 			}
-			res, err = http.Get(l.base + "/webrtc/sign_out?id=" + ssid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.Body.Close()
+			signOut(t, l.base, ssid)
 		}
 		eventually(t, 10*time.Second, "no call left", func() bool { return l.metric(t, "wrtc_current_audio_calls") == 0 })
 	})
-	goleak.VerifyNone(t, before,
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"))
+	goleak.VerifyNone(t, append(leakIgnores, before)...)
 }
 
 // TestSignOutWhileRinging: a client that signs out while an incoming call is
@@ -187,35 +168,14 @@ func TestSignOutWhileRinging(t *testing.T) {
 		l := startLab(t, nil, nil)
 		for i := range 10 {
 			dn := fmt.Sprint(8200 + i)
-			res, err := http.Get(l.base + "/webrtc/sign_in?" + dn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body := readAll(res.Body)
-			res.Body.Close()
-			_, ssid, ok := strings.Cut(strings.TrimSpace(body), "=")
-			if res.StatusCode != http.StatusOK || !ok {
-				t.Fatalf("sign-in: %d %q", res.StatusCode, body)
-			}
+			ssid := legacySignIn(t, l.base, dn)
 			l.voice.waitReg(t)
 			target, _ := l.voice.binding(dn)
-			req := sip.NewRequest(sip.INVITE, target)
-			from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "+15550001111", Host: domain}, Params: sip.NewParams()}
-			from.Params.Add("tag", sip.GenerateTagN(8))
-			req.AppendHeader(from)
-			req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: dn, Host: domain}})
-			req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-			req.SetBody(newRTPPeer(t, 440).sdp("sendrecv"))
-			req.SetDestination(net.JoinHostPort(target.Host, strconv.Itoa(target.Port)))
-			d, err := l.voice.clients.WriteInvite(ctx, req)
+			d, err := l.voice.clients.WriteInvite(ctx, invite(target, dn, newRTPPeer(t, 440).sdp("sendrecv")))
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err = http.Get(l.base + "/webrtc/sign_out?id=" + ssid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.Body.Close()
+			signOut(t, l.base, ssid)
 			if err := d.WaitAnswer(ctx, sipgo.AnswerOptions{}); err == nil {
 				t.Fatalf("call %d answered by a client that signed out", i)
 			}
@@ -223,8 +183,5 @@ func TestSignOutWhileRinging(t *testing.T) {
 		}
 		eventually(t, 10*time.Second, "no call left", func() bool { return l.metric(t, "wrtc_current_audio_calls") == 0 })
 	})
-	goleak.VerifyNone(t, before,
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"))
+	goleak.VerifyNone(t, append(leakIgnores, before)...)
 }

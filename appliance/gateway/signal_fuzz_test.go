@@ -62,19 +62,9 @@ func FuzzSignalling(f *testing.F) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
-	signIn := func(t *testing.T) string {
-		t.Helper()
-		dn := fmt.Sprintf("8%04d", n.Add(1)%10000)
-		code, body := do(t, http.MethodGet, l.base+"/webrtc/sign_in?"+dn, nil)
-		_, ssid, ok := strings.Cut(strings.TrimSpace(body), "=")
-		if code != http.StatusOK || !ok || ssid == "" {
-			t.Fatalf("sign-in %s: %d %q", dn, code, body)
-		}
-		return ssid
-	}
 	f.Fuzz(func(t *testing.T, verb uint8, body []byte) {
-		ssid := signIn(t)
-		defer do(t, http.MethodGet, l.base+"/webrtc/sign_out?id="+url.QueryEscape(ssid), nil)
+		ssid := legacySignIn(t, l.base, fmt.Sprintf("8%04d", n.Add(1)%10000))
+		defer signOut(t, l.base, ssid)
 		var code int
 		var resp string
 		switch fuzzVerbs[int(verb)%len(fuzzVerbs)] {
