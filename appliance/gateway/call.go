@@ -402,13 +402,12 @@ func (c *call) runOutgoing(m rtc.Message) {
 		}
 		return
 	}
-	select {
-	case <-c.ended: // ended as the answer came: end saw a ringing call and sent no BYE
-		c.hangUpLate(dcs)
-		return
-	default:
-	}
-	if err := dcs.Ack(ctx); err != nil {
+	// Acknowledge even if the call ended as the answer came (ctx is then
+	// cancelled): the dialog is hung up below, and a BYE needs the ACK first.
+	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	err = dcs.Ack(actx)
+	acancel()
+	if err != nil {
 		fail("SIP", fmt.Errorf("ack: %w", err))
 		return
 	}
