@@ -67,6 +67,14 @@ func TestTenantAdminAPIEditsTheModel(t *testing.T) {
 	if code, body := opsRequest(t, http.MethodDelete, s.URL+"/configuration/v3/ops/contact-centers/9350e2fc-a1dd-4c65-8d40-1f75a2e080dd/users/agent9", "", true); code != http.StatusOK {
 		t.Fatalf("delete user: %d %s", code, body)
 	}
+	// Deleting what cannot exist: a user name PostgreSQL cannot store, a
+	// contact center id that is not a UUID.
+	if code, body := opsRequest(t, http.MethodDelete, s.URL+"/configuration/v3/ops/contact-centers/9350e2fc-a1dd-4c65-8d40-1f75a2e080dd/users/a%00b", "", true); code != http.StatusNotFound {
+		t.Fatalf("delete user a\\x00b: %d %s, want 404", code, body)
+	}
+	if code, body := opsRequest(t, http.MethodDelete, s.URL+"/configuration/v3/ops/contact-centers/not-a-uuid/users/agent1", "", true); code != http.StatusBadRequest {
+		t.Fatalf("delete user in contact center not-a-uuid: %d %s, want 400", code, body)
+	}
 	oc := oauth2.Config{ClientID: "cxlab-console", ClientSecret: "console-secret",
 		Endpoint: oauth2.Endpoint{TokenURL: s.URL + "/auth/v3/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}}
 	if _, err := oc.PasswordCredentialsToken(t.Context(), "agent9", "nine999"); err == nil {

@@ -45,12 +45,8 @@ func (s *Server) applySeed(c echo.Context) error {
 }
 
 func (s *Server) deleteUser(c echo.Context) error {
-	err := s.tenants.DeleteUser(c.Request().Context(), tenant.CCID(c.Param("ccid")), c.Param("name"))
-	switch {
-	case errors.Is(err, tenant.ErrNotFound):
-		return v3Error(c, http.StatusNotFound, "no such user")
-	case err != nil:
-		return v3Error(c, http.StatusInternalServerError, "delete user: "+err.Error())
+	if err := s.tenants.DeleteUser(c.Request().Context(), tenant.CCID(c.Param("ccid")), c.Param("name")); err != nil {
+		return s.storeError(c, "delete user", err)
 	}
 	return v3OK(c, map[string]string{"deleted": c.Param("name")})
 }

@@ -588,8 +588,13 @@ func lookupOne[T any](ctx context.Context, q querier, op string, scan func(pgx.R
 	return v, err
 }
 
+// exec1 runs a statement that must touch one row (every caller deletes by
+// key): a key PostgreSQL cannot hold as text names nothing, so it is not found.
 func exec1(ctx context.Context, q querier, op, sql string, args ...any) error {
 	tag, err := q.Exec(ctx, sql, args...)
+	if isUnstorable(err) {
+		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, mapPgError(err))
 	}

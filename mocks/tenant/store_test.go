@@ -273,6 +273,12 @@ func TestUnstorableText(t *testing.T) {
 		if _, err := s.Client(ctx, k); !errors.Is(err, tenant.ErrNotFound) {
 			t.Errorf("Client(%q): %v, want ErrNotFound", k, err)
 		}
+		if err := s.DeleteUser(ctx, tenant.DemoCCID, k); !errors.Is(err, tenant.ErrNotFound) {
+			t.Errorf("DeleteUser(%q): %v, want ErrNotFound", k, err)
+		}
+		if err := s.DeleteClient(ctx, k); !errors.Is(err, tenant.ErrNotFound) {
+			t.Errorf("DeleteClient(%q): %v, want ErrNotFound", k, err)
+		}
 		_, err := s.PutUser(ctx, tenant.User{CCID: tenant.DemoCCID, UserName: k, Roles: []string{"agent"}}, "pw123456")
 		if !errors.Is(err, tenant.ErrInvalid) {
 			t.Errorf("PutUser(%q): %v, want ErrInvalid", k, err)
