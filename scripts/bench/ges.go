@@ -190,10 +190,7 @@ func paced(ctx context.Context, rate int, op func() error) loadResult {
 	close(sched)
 	<-done
 	r := summarize(lat, time.Since(start), errs)
-	sort.Slice(lag, func(i, j int) bool { return lag[i] < lag[j] })
-	if len(lag) > 0 {
-		r.lagP99 = ms(lag[int(float64(len(lag)-1)*0.99)])
-	}
+	r.lagP99 = percentile(lag, 0.99)
 	return r
 }
 
@@ -230,14 +227,16 @@ func workers(op func() error, next func() (time.Time, bool)) ([]time.Duration, [
 }
 
 func summarize(lat []time.Duration, el time.Duration, errs int64) loadResult {
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		return ms(lat[int(float64(len(lat)-1)*p)])
+	return loadResult{perSec: float64(len(lat)) / el.Seconds(), p50: percentile(lat, 0.50), p99: percentile(lat, 0.99), errors: errs}
+}
+
+// percentile sorts ds and returns its p-th percentile in milliseconds (0 when empty).
+func percentile(ds []time.Duration, p float64) float64 {
+	if len(ds) == 0 {
+		return 0
 	}
-	return loadResult{perSec: float64(len(lat)) / el.Seconds(), p50: pct(0.50), p99: pct(0.99), errors: errs}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ms(ds[int(float64(len(ds)-1)*p)])
 }
 
 func post(ctx context.Context, hc *http.Client, url, body string, out any) (int, error) {
