@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -46,8 +47,11 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 		return nil, err
 	}
 	defer in.stop()
-	api, _ := in.endpoints["ges_api_url"].(string)
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency * 2}, Timeout: 10 * time.Second}
+	apiURL, _ := in.endpoints["ges_api_url"].(string)
+	api, err := loadBase(apiURL)
+	if err != nil {
+		return nil, err
+	}
 
 	// Immediate callbacks on the 24x7 service: the create path (validation,
 	// durable commit, hand-over to ORS), with no slot capacity in the way (a
@@ -55,13 +59,13 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 	// 30-min slot). Distinct numbers keep the per-number limit out of it; no
 	// agent is Ready, so nothing is dialed.
 	var n atomic.Int64
-	create := func() (string, error) {
+	create := func(c *loadConn) (string, error) {
 		i := n.Add(1)
 		body := fmt.Sprintf(`{"serviceName":"CB_Support","phoneNumber":"+1202%07d"}`, 5550000+i%1000000)
 		var out struct {
 			Data struct{ ID string } `json:"data"`
 		}
-		code, err := post(ctx, hc, api+"/callbacks/create", body, &out)
+		code, err := c.post(ctx, "/callbacks/create", body, &out)
 		if err != nil || code != 200 {
 			return "", fmt.Errorf("create: %d %w", code, err)
 		}
@@ -77,14 +81,14 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 		}
 		return err
 	}
-	createMax := load(ctx, func() error { return keep(create()) })
+	createMax := load(ctx, api, func(c *loadConn) error { return keep(create(c)) })
 	profiled := profileCPU(ctx, in.consoleURL(), loadFor, "ges-create-open")
 	metricsURL, _ := in.endpoints["metrics_url"].(string)
 	before, err := createTimings(ctx, metricsURL)
 	if err != nil {
 		return nil, err
 	}
-	createAt := paced(ctx, targetRate, func() error { return keep(create()) })
+	createAt := paced(ctx, api, targetRate, func(c *loadConn) error { return keep(create(c)) })
 	after, err := createTimings(ctx, metricsURL)
 	if err != nil {
 		return nil, err
@@ -100,18 +104,18 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 		return nil, fmt.Errorf("no callback created (%d errors)", createMax.errors)
 	}
 	var k atomic.Int64
-	retrieve := func() error {
+	retrieve := func(c *loadConn) error {
 		id := idList[int(k.Add(1))%len(idList)]
-		code, err := post(ctx, hc, api+"/callbacks/retrieve", `{"id":"`+id+`"}`, nil)
+		code, err := c.post(ctx, "/callbacks/retrieve", `{"id":"`+id+`"}`, nil)
 		if err != nil || code != 200 {
 			return fmt.Errorf("retrieve: %d %w", code, err)
 		}
 		return nil
 	}
-	retrieveMax := load(ctx, retrieve)
-	retrieveAt := paced(ctx, targetRate, retrieve)
-	availMax := load(ctx, func() error {
-		code, err := get(ctx, hc, api+"/callbacks/availability/CB_Support?numberOfDays=1&maxTimeSlots=10")
+	retrieveMax := load(ctx, api, retrieve)
+	retrieveAt := paced(ctx, api, targetRate, retrieve)
+	availMax := load(ctx, api, func(c *loadConn) error {
+		code, err := c.get(ctx, "/callbacks/availability/CB_Support?numberOfDays=1&maxTimeSlots=10")
 		if err != nil || code != 200 {
 			return fmt.Errorf("availability: %d %w", code, err)
 		}
@@ -146,10 +150,10 @@ type loadResult struct {
 
 // load runs op from `concurrency` goroutines, each sending its next request
 // when the last one is answered (closed loop), for loadFor.
-func load(ctx context.Context, op func() error) loadResult {
+func load(ctx context.Context, base *url.URL, op func(*loadConn) error) loadResult {
 	start := time.Now()
 	stop := start.Add(loadFor)
-	lat, _, errs := workers(op, func() (time.Time, bool) {
+	lat, _, errs := workers(base, op, func() (time.Time, bool) {
 		now := time.Now()
 		return now, now.Before(stop) && ctx.Err() == nil
 	})
@@ -160,7 +164,7 @@ func load(ctx context.Context, op func() error) loadResult {
 // `concurrency` workers. Each request has a scheduled send time; its latency
 // counts from then, so a stall that delays later sends shows in their latency
 // instead of thinning the load.
-func paced(ctx context.Context, rate int, op func() error) loadResult {
+func paced(ctx context.Context, base *url.URL, rate int, op func(*loadConn) error) loadResult {
 	sched := make(chan time.Time, rate) // a second of backlog at most
 	start := time.Now()
 	done := make(chan struct{})
@@ -168,7 +172,7 @@ func paced(ctx context.Context, rate int, op func() error) loadResult {
 	var errs int64
 	go func() {
 		defer close(done)
-		lat, lag, errs = workers(op, func() (time.Time, bool) {
+		lat, lag, errs = workers(base, op, func() (time.Time, bool) {
 			at, ok := <-sched
 			return at, ok
 		})
@@ -194,10 +198,11 @@ func paced(ctx context.Context, rate int, op func() error) loadResult {
 	return r
 }
 
-// workers runs op from `concurrency` goroutines while next hands out send
-// times, and returns each successful request's latency from its send time and
-// how late each request began after it.
-func workers(op func() error, next func() (time.Time, bool)) ([]time.Duration, []time.Duration, int64) {
+// workers runs op from `concurrency` goroutines, each with a connection of
+// its own to base, while next hands out send times, and returns each
+// successful request's latency from its send time and how late each request
+// began after it.
+func workers(base *url.URL, op func(*loadConn) error, next func() (time.Time, bool)) ([]time.Duration, []time.Duration, int64) {
 	var (
 		mu       sync.Mutex
 		lat, lag []time.Duration
@@ -205,13 +210,15 @@ func workers(op func() error, next func() (time.Time, bool)) ([]time.Duration, [
 		wg       sync.WaitGroup
 	)
 	for range concurrency {
+		c := &loadConn{base: base}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer c.close()
 			var mine, late []time.Duration
 			for at, ok := next(); ok; at, ok = next() {
 				late = append(late, time.Since(at))
-				if err := op(); err != nil {
+				if err := op(c); err != nil {
 					errs.Add(1)
 					continue
 				}
@@ -247,15 +254,6 @@ func post(ctx context.Context, hc *http.Client, url, body string, out any) (int,
 	req.Header.Set("x-api-key", apiKey)
 	req.Header.Set("Content-Type", "application/json")
 	return do(hc, req, out)
-}
-
-func get(ctx context.Context, hc *http.Client, url string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("x-api-key", apiKey)
-	return do(hc, req, nil)
 }
 
 func do(hc *http.Client, req *http.Request, out any) (int, error) {

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// loadConn is one keep-alive HTTP/1.1 connection owned by one load worker,
+// which writes each request and reads its response on its own goroutine, as
+// a load tool such as wrk does. http.Transport hands every request to the
+// connection's write goroutine and every response back from its read
+// goroutine; on this 2-core box those hand-offs made the load generator, which
+// shares the cores with cxlab and PostgreSQL, the third-largest CPU user
+// during the Engagement API runs. Requests and responses are still written
+// and parsed by net/http.
+type loadConn struct {
+	base *url.URL
+	c    net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+}
+
+// loadBase parses the URL that load connections send their paths under.
+func loadBase(base string) (*url.URL, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("load connection: %s: only http is supported", base)
+	}
+	return u, nil
+}
+
+// post sends body as JSON to base+path and decodes the response's JSON into
+// out when out is not nil.
+func (l *loadConn) post(ctx context.Context, path, body string, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base.String()+path, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return l.do(req, out)
+}
+
+func (l *loadConn) get(ctx context.Context, path string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.base.String()+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	return l.do(req, nil)
+}
+
+// do sends req on the connection, dialling it first if needed; after any
+// error the connection is closed and the next request dials a new one.
+func (l *loadConn) do(req *http.Request, out any) (int, error) {
+	req.Header.Set("x-api-key", apiKey)
+	code, err := l.roundTrip(req, out)
+	if err != nil {
+		l.close()
+	}
+	return code, err
+}
+
+func (l *loadConn) roundTrip(req *http.Request, out any) (int, error) {
+	if l.c == nil {
+		c, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(req.Context(), "tcp", l.base.Host)
+		if err != nil {
+			return 0, err
+		}
+		l.c, l.br, l.bw = c, bufio.NewReader(c), bufio.NewWriter(c)
+	}
+	if err := l.c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return 0, err
+	}
+	if err := req.Write(l.bw); err != nil {
+		return 0, err
+	}
+	if err := l.bw.Flush(); err != nil {
+		return 0, err
+	}
+	resp, err := http.ReadResponse(l.br, req)
+	if err != nil {
+		return 0, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.Close {
+		l.close()
+	}
+	if out != nil {
+		if err := json.NewDecoder(bytes.NewReader(b)).Decode(out); err != nil {
+			return resp.StatusCode, err
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func (l *loadConn) close() {
+	if l.c != nil {
+		_ = l.c.Close()
+		l.c = nil
+	}
+}
