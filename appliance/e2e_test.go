@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,4 +186,71 @@ func findHz(raw json.RawMessage, callbackID string) float64 {
 	}
 	walk(v, false)
 	return best
+}
+
+// TestAgentCommandTakesCallbacks runs `cxlab agent` as the README shows it
+// (--user, --password, --auto-answer, --play): without any other flag the
+// agent goes Ready, so a callback booked through the API rings it; it answers
+// and reports what it heard when the customer hangs up, twice in a row (after
+// wrap-up the agent is Ready again); on exit it signs out.
+func TestAgentCommandTakesCallbacks(t *testing.T) {
+	s := apptest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.RunCLI(runCtx, []string{"--url", s.URL, "--user", "agent2", "--password", "agent123",
+			"--auto-answer", "--play", "1000"}, out)
+	}()
+	eventually(t, 20*time.Second, "the agent command to report Ready", func() bool { return strings.Contains(out.String(), "Ready:") })
+
+	for round := 1; round <= 2; round++ {
+		var created struct {
+			ID string `json:"id"`
+		}
+		// +12025550106 answers, plays 440 Hz and hangs up after 5 s.
+		if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{
+			"serviceName": "CB_Support", "phoneNumber": "+12025550106"}, &created); code != 200 {
+			t.Fatalf("round %d: create: %d", round, code)
+		}
+		eventually(t, 40*time.Second, fmt.Sprintf("callback %d to complete", round), func() bool {
+			cb := retrieve(t, s, created.ID)
+			return cb.State == "COMPLETED"
+		})
+		if cb := retrieve(t, s, created.ID); cb.Reason != "AGENT_CONNECTED" {
+			t.Fatalf("round %d: callback ended %s, want AGENT_CONNECTED; agent output:\n%s", round, cb.Reason, out.String())
+		}
+		eventually(t, 10*time.Second, fmt.Sprintf("the agent to report hearing call %d", round), func() bool {
+			return strings.Count(out.String(), "dominant 440 Hz") == round
+		})
+	}
+	stop()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("agent command: %v\n%s", err, out.String())
+	}
+	// Signed out: the gateway unregistered DN 7002 from Voice.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/voice/v1/agents/me", nil)
+	req.Header.Set("Authorization", "Bearer "+agentToken(t, s, "agent2", "agent123"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var me struct {
+		Data struct {
+			Agents []struct {
+				DN         string `json:"dn"`
+				State      string `json:"state"`
+				Registered bool   `json:"registered"`
+			} `json:"agents"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&me); err != nil || len(me.Data.Agents) != 1 {
+		t.Fatalf("voice agents/me: %d %v %+v", resp.StatusCode, err, me)
+	}
+	if a := me.Data.Agents[0]; a.Registered || a.State != "LoggedOut" {
+		t.Fatalf("after the agent command exited, DN %s is %s (registered %v), want LoggedOut", a.DN, a.State, a.Registered)
+	}
 }

@@ -814,13 +814,16 @@ func (c *agentCall) receive(tr *webrtc.TrackRemote) {
 	}
 }
 
-// RunCLI is `cxlab agent`: sign in, poll, optionally auto-answer with a tone,
-// print events, until ctx ends; then sign out. Flags:
+// RunCLI is `cxlab agent`: sign in, go Ready, poll, optionally auto-answer
+// with a tone, print events, until ctx ends; then sign out. Flags:
 //
-//	--url <base> --user U --password P [--auto-answer] [--play 1000] [--pcmu] [--relay] [--ready]
+//	--url <base> --user U --password P [--auto-answer] [--play 1000] [--pcmu] [--relay] [--ready=false]
 //
 // With --user/--password the token comes from GAuth's password grant of the
-// cxlab-console client; --dn signs in with the DN password instead.
+// cxlab-console client, and the agent goes Ready (so that Voice routes
+// callbacks to it) unless --ready=false. --dn signs in with the DN password
+// instead; such an agent has no token to set its state with, and takes calls
+// dialled to its DN.
 func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stdout)
@@ -833,9 +836,17 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 	play := fs.Float64("play", 1000, "tone to send in Hz (0 = silence)")
 	pcmu := fs.Bool("pcmu", false, "answer with PCMU instead of Opus")
 	relay := fs.Bool("relay", false, "iceTransportPolicy relay (TURN only)")
-	ready := fs.Bool("ready", false, "set the agent Ready in Voice after sign-in")
+	ready := fs.Bool("ready", true, "set the agent Ready in Voice after sign-in (token sign-in only)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *dn != "" {
+		readySet := false
+		fs.Visit(func(f *flag.Flag) { readySet = readySet || f.Name == "ready" })
+		if readySet && *ready {
+			return errors.New("agent: --ready needs a token sign-in (--user), not --dn")
+		}
+		*ready = false
 	}
 	cfg := Config{URL: *base, AutoAnswer: *auto, PlayHz: *play, PCMU: *pcmu, RelayOnly: *relay}
 	switch {
@@ -855,6 +866,8 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 	if *ready {
 		if err := a.SetState(ctx, "Ready"); err != nil {
 			_, _ = fmt.Fprintf(stdout, "set Ready: %v\n", err)
+		} else {
+			_, _ = fmt.Fprintln(stdout, "Ready: Voice routes callbacks to this agent")
 		}
 	}
 	done := make(chan error, 1)
