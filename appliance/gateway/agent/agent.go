@@ -163,15 +163,24 @@ func (a *Agent) url(p string, q url.Values) string {
 	return u
 }
 
-// StatusError is a non-200 signalling answer.
+// StatusError is a non-200 answer: from the gateway's signalling, or from
+// the service From names.
 type StatusError struct {
 	// Status is the HTTP status.
 	Status int
-	// Body is the gateway's text.
+	// Body is the answer's text.
 	Body string
+	// From is the service that answered; empty means the gateway.
+	From string
 }
 
-func (e *StatusError) Error() string { return fmt.Sprintf("gateway answered %d: %s", e.Status, e.Body) }
+func (e *StatusError) Error() string {
+	from := e.From
+	if from == "" {
+		from = "gateway"
+	}
+	return fmt.Sprintf("%s answered %d: %s", from, e.Status, strings.TrimSpace(e.Body))
+}
 
 // reply is the status line and headers of a signalling answer whose body
 // do has already read and closed.
@@ -210,7 +219,7 @@ func (a *Agent) SignIn(ctx context.Context) error {
 	case a.cfg.Token != nil:
 		tok, terr := a.cfg.Token(ctx)
 		if terr != nil {
-			return fmt.Errorf("sign in: token: %w", terr)
+			return fmt.Errorf("sign in: %w", terr)
 		}
 		hdr.Set("Authorization", "Bearer "+tok)
 		res, body, err = a.do(ctx, http.MethodPost, a.url("/sign_in", nil), "", hdr)
@@ -571,7 +580,7 @@ func (a *Agent) SetState(ctx context.Context, state string) error {
 	defer res.Body.Close()
 	if res.StatusCode/100 != 2 {
 		rb, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-		return &StatusError{Status: res.StatusCode, Body: string(rb)}
+		return &StatusError{Status: res.StatusCode, Body: string(rb), From: "Voice"}
 	}
 	return nil
 }
@@ -844,7 +853,7 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 		readySet := false
 		fs.Visit(func(f *flag.Flag) { readySet = readySet || f.Name == "ready" })
 		if readySet && *ready {
-			return errors.New("agent: --ready needs a token sign-in (--user), not --dn")
+			return errors.New("--ready needs a token sign-in (--user), not --dn")
 		}
 		*ready = false
 	}
@@ -856,7 +865,7 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 		id, secret, _ := strings.Cut(*client, ":")
 		cfg.Token = PasswordGrant(nil, *base, id, secret, *user, *password)
 	default:
-		return errors.New("agent: --user or --dn is required")
+		return errors.New("--user or --dn is required")
 	}
 	a := New(cfg)
 	if err := a.SignIn(ctx); err != nil {
@@ -924,7 +933,7 @@ func PasswordGrant(hc *http.Client, base, clientID, secret, user, password strin
 		}
 		if res.StatusCode != http.StatusOK {
 			b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-			return "", fmt.Errorf("token: %w", &StatusError{Status: res.StatusCode, Body: string(b)})
+			return "", fmt.Errorf("token: %w", &StatusError{Status: res.StatusCode, Body: string(b), From: "GAuth"})
 		}
 		if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
 			return "", fmt.Errorf("token: %w", err)
