@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -191,8 +193,8 @@ func findHz(raw json.RawMessage, callbackID string) float64 {
 // TestAgentCommandTakesCallbacks runs `cxlab agent` as the README shows it
 // (--user, --password, --auto-answer, --play): without any other flag the
 // agent goes Ready, so a callback booked through the API rings it; it answers
-// and reports what it heard when the customer hangs up, twice in a row (after
-// wrap-up the agent is Ready again); on exit it signs out.
+// and reports what that call carried when the customer hangs up, twice in a
+// row (after wrap-up the agent is Ready again); on exit it signs out.
 func TestAgentCommandTakesCallbacks(t *testing.T) {
 	s := apptest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
@@ -225,6 +227,13 @@ func TestAgentCommandTakesCallbacks(t *testing.T) {
 		eventually(t, 10*time.Second, fmt.Sprintf("the agent to report hearing call %d", round), func() bool {
 			return strings.Count(out.String(), "dominant 440 Hz") == round
 		})
+	}
+	// Each report is that call's own: the customer hangs up 5 s after it
+	// answered, so no call carried much more than 5 s of its audio (two did).
+	for _, m := range regexp.MustCompile(`heard (\d+) ms of audio, dominant 440 Hz`).FindAllStringSubmatch(out.String(), -1) {
+		if ms, _ := strconv.Atoi(m[1]); ms < 500 || ms > 5500 {
+			t.Fatalf("a call's report says %s ms of audio, want 500-5500 (one call's):\n%s", m[1], out.String())
+		}
 	}
 	stop()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {

@@ -152,8 +152,14 @@ func (a *Agent) Heard() media.Snapshot { return a.heard.Snapshot() }
 // Digits returns the RFC 4733 keys received.
 func (a *Agent) Digits() string { a.mu.Lock(); defer a.mu.Unlock(); return a.digits.String() }
 
-// ResetHeard forgets what was heard (e.g. before checking a resume).
-func (a *Agent) ResetHeard() { a.heard.Reset() }
+// ResetHeard forgets what was heard, audio and digits (e.g. before checking a
+// resume, or between calls).
+func (a *Agent) ResetHeard() {
+	a.heard.Reset()
+	a.mu.Lock()
+	a.digits.Reset()
+	a.mu.Unlock()
+}
 
 func (a *Agent) url(p string, q url.Values) string {
 	u := strings.TrimRight(a.cfg.URL, "/") + a.cfg.BasePath + p
@@ -889,6 +895,7 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 				h := a.Heard()
 				_, _ = fmt.Fprintf(stdout, "heard %d ms of audio, dominant %.0f Hz, level %.1f dBFS, digits %q\n",
 					h.AudioMS, h.DominantHz, h.LevelDBFS, a.Digits())
+				a.ResetHeard() // each call's own figures
 			}
 		case err := <-done:
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
