@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/pion/logging"
 )
@@ -54,10 +55,35 @@ func (l pionLogger) Debug(msg string)                  { l.log(slog.LevelDebug, 
 func (l pionLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
 func (l pionLogger) Info(msg string)                   { l.log(slog.LevelInfo, msg) }
 func (l pionLogger) Infof(format string, args ...any)  { l.logf(slog.LevelInfo, format, args...) }
-func (l pionLogger) Warn(msg string)                   { l.log(slog.LevelWarn, msg) }
-func (l pionLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
+func (l pionLogger) Warn(msg string)                   { l.log(warnLevel(msg), msg) }
+func (l pionLogger) Warnf(format string, args ...any) {
+	if !l.logger.Enabled(context.Background(), slog.LevelWarn) {
+		return // nor Debug, below it
+	}
+	msg := fmt.Sprintf(format, args...)
+	l.log(warnLevel(msg), msg)
+}
 func (l pionLogger) Error(msg string)                  { l.log(slog.LevelError, msg) }
 func (l pionLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
+
+// closedMarks are the error texts of an I/O call on something already closed
+// (net.ErrClosed, io.ErrClosedPipe, pion/srtp's closed session).
+var closedMarks = []string{"use of closed network connection", "read/write on closed pipe", "already closed"}
+
+// warnLevel is the level of a pion warning. pion warns when a read or
+// accept loop ends on a closed connection, stream or pipe, which is how
+// every PeerConnection and allocation ends: "Failed to accept RTP stream is
+// already closed", "Failed to read from candidate ...: io: read/write on
+// closed pipe". On a lab that ends calls all day those would fill the
+// console with warnings about nothing, so they are logged at Debug.
+func warnLevel(msg string) slog.Level {
+	for _, m := range closedMarks {
+		if strings.Contains(msg, m) {
+			return slog.LevelDebug
+		}
+	}
+	return slog.LevelWarn
+}
 
 var (
 	_ logging.LoggerFactory = pionLoggerFactory{}

@@ -28,3 +28,22 @@ func TestPionLoggerFactoryWritesToSlog(t *testing.T) {
 		t.Errorf("disabled levels were logged:\n%s", out)
 	}
 }
+
+// pion's warnings that a loop met a closed connection, stream or pipe (how
+// every call and allocation ends) are Debug; other warnings stay Warn.
+func TestPionTeardownWarningsAreDebug(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	l := NewPionLoggerFactory(logger).NewLogger("pc")
+	l.Warnf("Failed to accept RTP %v", "stream is already closed")
+	l.Warn("Failed to read from candidate udp4 host 127.0.0.1:5000: io: read/write on closed pipe")
+	l.Warnf("Failed to read: %v", "read udp 127.0.0.1:1: use of closed network connection")
+	l.Warnf("Failed to handle DTLS %s", "alert")
+	out := buf.String()
+	if n := strings.Count(out, "level=DEBUG"); n != 3 {
+		t.Errorf("%d teardown warnings at Debug, want 3:\n%s", n, out)
+	}
+	if !strings.Contains(out, `level=WARN msg="Failed to handle DTLS alert"`) {
+		t.Errorf("an ordinary warning is no longer Warn:\n%s", out)
+	}
+}
