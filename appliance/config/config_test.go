@@ -38,8 +38,8 @@ func TestUnknownYAMLKeyIsAnErrorNamingIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Load([]string{"--config", yml}, env(nil), io.Discard)
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "prot") {
-		t.Fatalf("want invalid config naming 'prot', got %v", err)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "line 2: unknown key prot") || strings.Contains(err.Error(), "config.HTTP") {
+		t.Fatalf("want invalid config naming the key 'prot' and its line (not a Go type), got %v", err)
 	}
 }
 
@@ -65,7 +65,11 @@ func TestBadSettingsAreNamed(t *testing.T) {
 			t.Errorf("Load(%v) = %v, want an invalid-config error naming %q", c.args, err, c.want)
 		}
 	}
-	_, err := Load(nil, env(map[string]string{"CXLAB_SIP_PORT": "-1"}), io.Discard)
+	_, err := Load(nil, env(map[string]string{"CXLAB_HTTP_PORT": "x"}), io.Discard)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `CXLAB_HTTP_PORT="x"`) {
+		t.Errorf("an env value that does not parse is not named with its value: %v", err)
+	}
+	_, err = Load(nil, env(map[string]string{"CXLAB_SIP_PORT": "-1"}), io.Discard)
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "sip.port") {
 		t.Errorf("bad env value: %v", err)
 	}

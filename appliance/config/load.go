@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -89,7 +90,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	fs2.VisitAll(func(f *flag.Flag) {
 		if v := getenv(EnvName(f.Name)); v != "" && f.Name != "config" && err == nil {
 			if e := fs2.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%w: %s: %w", ErrInvalid, EnvName(f.Name), e)
+				err = fmt.Errorf("%w: %s=%q: %w", ErrInvalid, EnvName(f.Name), v, e)
 			}
 		}
 	})
@@ -113,11 +114,29 @@ func loadYAML(path string, cfg *Config) error {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: config file %s: %s", ErrInvalid, path, strings.ReplaceAll(err.Error(), "\n", "; "))
+	err = dec.Decode(cfg)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
 	}
-	return nil
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("%w: config file %s: %w", ErrInvalid, path, err)
+	}
+	// yaml.v3 names the Go type an unknown key was not found in; a user
+	// knows the file's keys, which `cxlab config print` lists.
+	msgs := make([]string, len(te.Errors))
+	hint := ""
+	for i, m := range te.Errors {
+		msgs[i] = unknownField.ReplaceAllString(m, "unknown key $1")
+		if msgs[i] != m {
+			hint = " (`cxlab config print` shows every key)"
+		}
+	}
+	return fmt.Errorf("%w: config file %s: %s%s", ErrInvalid, path, strings.Join(msgs, "; "), hint)
 }
+
+// unknownField matches yaml.v3's message for a key with no matching field.
+var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
 
 // YAML renders the configuration as `cxlab config print` shows it.
 // Secrets and URL passwords are redacted.
