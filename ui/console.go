@@ -434,6 +434,10 @@ func fmtGB(kb float64) string { return fmtNum(kb/1e6) + " GB" }
 
 func fmtF(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
+// fmtF1 is f to one decimal place, for a measured percentage a form field
+// starts from (1.4, not 1.3698760133126493).
+func fmtF1(f float64) string { return strconv.FormatFloat(math.Round(f*10)/10, 'f', -1, 64) }
+
 func fmtPct(f float64) string { return strconv.FormatFloat(f, 'f', 0, 64) + "%" }
 
 func ewtText(s int) string {
