@@ -225,14 +225,15 @@ func TestAgentCommandTakesCallbacks(t *testing.T) {
 			t.Fatalf("round %d: callback ended %s, want AGENT_CONNECTED; agent output:\n%s", round, cb.Reason, out.String())
 		}
 		eventually(t, 10*time.Second, fmt.Sprintf("the agent to report hearing call %d", round), func() bool {
-			return strings.Count(out.String(), "dominant 440 Hz") == round
+			return len(callReports(out.String())) == round
 		})
 	}
 	// Each report is that call's own: the customer hangs up 5 s after it
 	// answered, so no call carried much more than 5 s of its audio (two did).
-	for _, m := range regexp.MustCompile(`heard (\d+) ms of audio, dominant 440 Hz`).FindAllStringSubmatch(out.String(), -1) {
-		if ms, _ := strconv.Atoi(m[1]); ms < 500 || ms > 5500 {
-			t.Fatalf("a call's report says %s ms of audio, want 500-5500 (one call's):\n%s", m[1], out.String())
+	for _, r := range callReports(out.String()) {
+		if r.ms < 500 || r.ms > 5500 || math.Abs(r.hz-440) > 25 {
+			t.Fatalf("a call's report says %d ms of audio at %.0f Hz, want 500-5500 ms (one call's) of the customer's 440 Hz:\n%s",
+				r.ms, r.hz, out.String())
 		}
 	}
 	stop()
@@ -262,4 +263,22 @@ func TestAgentCommandTakesCallbacks(t *testing.T) {
 	if a := me.Data.Agents[0]; a.Registered || a.State != "LoggedOut" {
 		t.Fatalf("after the agent command exited, DN %s is %s (registered %v), want LoggedOut", a.DN, a.State, a.Registered)
 	}
+}
+
+// callReport is one "heard N ms of audio, dominant F Hz" line of `cxlab agent`.
+type callReport struct {
+	ms int
+	hz float64
+}
+
+var reportLine = regexp.MustCompile(`heard (\d+) ms of audio, dominant (\d+) Hz`)
+
+func callReports(out string) []callReport {
+	var rs []callReport
+	for _, m := range reportLine.FindAllStringSubmatch(out, -1) {
+		ms, _ := strconv.Atoi(m[1])
+		hz, _ := strconv.ParseFloat(m[2], 64)
+		rs = append(rs, callReport{ms: ms, hz: hz})
+	}
+	return rs
 }
