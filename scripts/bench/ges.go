@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -247,33 +246,40 @@ func percentile(ds []time.Duration, p float64) float64 {
 }
 
 func post(ctx context.Context, hc *http.Client, url, body string, out any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	req, err := apiRequest(ctx, http.MethodPost, url, body)
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("x-api-key", apiKey)
-	req.Header.Set("Content-Type", "application/json")
-	return do(hc, req, out)
-}
-
-func do(hc *http.Client, req *http.Request, out any) (int, error) {
 	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	if out != nil {
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return resp.StatusCode, err
-		}
-		if err := json.NewDecoder(bytes.NewReader(b)).Decode(out); err != nil {
-			return resp.StatusCode, err
-		}
-		return resp.StatusCode, nil
+	defer func() { _ = resp.Body.Close() }()
+	return resp.StatusCode, readBody(resp, out)
+}
+
+// apiRequest is a request to the Engagement API with the demo key; a
+// non-empty body is sent as JSON.
+func apiRequest(ctx context.Context, method, url, body string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
+	req.Header.Set("x-api-key", apiKey)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
+// readBody reads resp's whole body (so that its connection can carry the
+// next request) and decodes it as JSON into out unless out is nil.
+func readBody(resp *http.Response, out any) error {
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || out == nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
 }
 
 // handlerTimings is the create path's ges_http_request_duration_seconds

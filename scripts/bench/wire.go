@@ -2,15 +2,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -44,16 +40,15 @@ func loadBase(base string) (*url.URL, error) {
 // post sends body as JSON to base+path and decodes the response's JSON into
 // out when out is not nil.
 func (l *loadConn) post(ctx context.Context, path, body string, out any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base.String()+path, strings.NewReader(body))
+	req, err := apiRequest(ctx, http.MethodPost, l.base.String()+path, body)
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Content-Type", "application/json")
 	return l.do(req, out)
 }
 
 func (l *loadConn) get(ctx context.Context, path string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.base.String()+path, nil)
+	req, err := apiRequest(ctx, http.MethodGet, l.base.String()+path, "")
 	if err != nil {
 		return 0, err
 	}
@@ -63,7 +58,6 @@ func (l *loadConn) get(ctx context.Context, path string) (int, error) {
 // do sends req on the connection, dialling it first if needed; after any
 // error the connection is closed and the next request dials a new one.
 func (l *loadConn) do(req *http.Request, out any) (int, error) {
-	req.Header.Set("x-api-key", apiKey)
 	code, err := l.roundTrip(req, out)
 	if err != nil {
 		l.close()
@@ -92,20 +86,11 @@ func (l *loadConn) roundTrip(req *http.Request, out any) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	b, err := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if err != nil {
-		return resp.StatusCode, err
-	}
+	defer func() { _ = resp.Body.Close() }()
 	if resp.Close {
-		l.close()
+		defer l.close()
 	}
-	if out != nil {
-		if err := json.NewDecoder(bytes.NewReader(b)).Decode(out); err != nil {
-			return resp.StatusCode, err
-		}
-	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, readBody(resp, out)
 }
 
 func (l *loadConn) close() {
