@@ -105,7 +105,7 @@ func (a *Appliance) wire() error {
 	// its package-level logger, slog.Default unless set: into sip.log with
 	// everything else, not raw onto stderr. One appliance per process in
 	// production; in tests the last one started owns it.
-	sip.SetDefaultLogger(a.log.With("component", "sip"))
+	sip.SetDefaultLogger(slog.New(sipgoLogs{a.log.With("component", "sip").Handler()}))
 	var tlsCert *tls.Certificate
 	if cfg.HTTP.TLS == "on" || (cfg.HTTP.TLS == "auto" && !config.IsLoopback(cfg.HTTP.Host)) {
 		c, err := httpd.SelfSigned(a.dir.sub("tls"), cfg.HTTP.Host)
