@@ -891,6 +891,9 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 		select {
 		case e := <-a.Events():
 			_, _ = fmt.Fprintf(stdout, "%s %s\n", e.Type, e.Peer)
+			if e.Type == "OFFER" && !*auto {
+				_, _ = fmt.Fprintln(stdout, "not answering (--auto-answer answers); Voice takes the call back after its answer timeout")
+			}
 			if e.Type == "BYE" {
 				h := a.Heard()
 				_, _ = fmt.Fprintf(stdout, "heard %d ms of audio, dominant %.0f Hz, level %.1f dBFS, digits %q\n",
