@@ -17,7 +17,7 @@ type sipgoLogs struct{ slog.Handler }
 
 func (h sipgoLogs) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level == slog.LevelWarn && strings.Contains(r.Message, "ref went negative") {
-		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+		if !h.Enabled(ctx, slog.LevelDebug) {
 			return nil
 		}
 		r.Level = slog.LevelDebug
