@@ -194,7 +194,8 @@ func findHz(raw json.RawMessage, callbackID string) float64 {
 // (--user, --password, --auto-answer, --play): without any other flag the
 // agent goes Ready, so a callback booked through the API rings it; it answers
 // and reports what that call carried when the customer hangs up, twice in a
-// row (after wrap-up the agent is Ready again); on exit it signs out.
+// row (after wrap-up the agent is Ready again); stopped during a third call,
+// it reports that one, ends it and signs out.
 func TestAgentCommandTakesCallbacks(t *testing.T) {
 	s := apptest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
@@ -236,10 +237,33 @@ func TestAgentCommandTakesCallbacks(t *testing.T) {
 				r.ms, r.hz, out.String())
 		}
 	}
+
+	// Stopped in the middle of a third call (+12025550100 never hangs up):
+	// the command reports that call too, and its sign-out ends it.
+	var last struct {
+		ID string `json:"id"`
+	}
+	if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{
+		"serviceName": "CB_Support", "phoneNumber": "+12025550100"}, &last); code != 200 {
+		t.Fatalf("create the third callback: %d", code)
+	}
+	eventually(t, 40*time.Second, "the third call to connect", func() bool {
+		return retrieve(t, s, last.ID).State == "PROCESSING" && strings.Count(out.String(), "CONNECTED") == 3
+	})
+	eventually(t, 15*time.Second, "audio both ways on the third call", func() bool {
+		return math.Abs(customerDominantHz(t, s, last.ID)-1000) < 30
+	})
 	stop()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("agent command: %v\n%s", err, out.String())
 	}
+	if rs := callReports(out.String()); len(rs) != 3 || rs[2].ms <= 0 || math.Abs(rs[2].hz-440) > 25 {
+		t.Fatalf("stopped mid-call, the command did not report that call's 440 Hz (reports %+v):\n%s", rs, out.String())
+	}
+	eventually(t, 15*time.Second, "the third callback to complete", func() bool {
+		cb := retrieve(t, s, last.ID)
+		return cb.State == "COMPLETED" && cb.Reason == "AGENT_CONNECTED"
+	})
 	// Signed out: the gateway unregistered DN 7002 from Voice.
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/voice/v1/agents/me", nil)
 	req.Header.Set("Authorization", "Bearer "+agentToken(t, s, "agent2", "agent123"))

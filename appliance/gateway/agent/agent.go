@@ -885,22 +885,36 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 			_, _ = fmt.Fprintln(stdout, "Ready: Voice routes callbacks to this agent")
 		}
 	}
+	// report prints what the call that just ended carried, then forgets it so
+	// that each call's report is its own.
+	report := func() {
+		h := a.Heard()
+		_, _ = fmt.Fprintf(stdout, "heard %d ms of audio, dominant %.0f Hz, level %.1f dBFS, digits %q\n",
+			h.AudioMS, h.DominantHz, h.LevelDBFS, a.Digits())
+		a.ResetHeard()
+	}
+	inCall := false
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	for {
 		select {
 		case e := <-a.Events():
 			_, _ = fmt.Fprintf(stdout, "%s %s\n", e.Type, e.Peer)
-			if e.Type == "OFFER" && !*auto {
-				_, _ = fmt.Fprintln(stdout, "not answering (--auto-answer answers); Voice takes the call back after its answer timeout")
-			}
-			if e.Type == "BYE" {
-				h := a.Heard()
-				_, _ = fmt.Fprintf(stdout, "heard %d ms of audio, dominant %.0f Hz, level %.1f dBFS, digits %q\n",
-					h.AudioMS, h.DominantHz, h.LevelDBFS, a.Digits())
-				a.ResetHeard() // each call's own figures
+			switch e.Type {
+			case "OFFER":
+				if !*auto {
+					_, _ = fmt.Fprintln(stdout, "not answering (--auto-answer answers); Voice takes the call back after its answer timeout")
+				}
+			case "CONNECTED":
+				inCall = true
+			case "BYE":
+				inCall = false
+				report()
 			}
 		case err := <-done:
+			if inCall { // stopped mid-call: the sign-out below ends it
+				report()
+			}
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			_ = a.SignOut(sctx)
 			cancel()
