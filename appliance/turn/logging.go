@@ -57,11 +57,9 @@ func (l pionLogger) Info(msg string)                   { l.log(slog.LevelInfo, m
 func (l pionLogger) Infof(format string, args ...any)  { l.logf(slog.LevelInfo, format, args...) }
 func (l pionLogger) Warn(msg string)                   { l.log(warnLevel(msg), msg) }
 func (l pionLogger) Warnf(format string, args ...any) {
-	if !l.logger.Enabled(context.Background(), slog.LevelWarn) {
-		return // nor Debug, below it
+	if l.logger.Enabled(context.Background(), slog.LevelWarn) { // else nor Debug, below it
+		l.Warn(fmt.Sprintf(format, args...))
 	}
-	msg := fmt.Sprintf(format, args...)
-	l.log(warnLevel(msg), msg)
 }
 func (l pionLogger) Error(msg string)                  { l.log(slog.LevelError, msg) }
 func (l pionLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
