@@ -129,6 +129,13 @@ func dialTURN(t testing.TB, srv *testServer, transport, username, password strin
 	default:
 		t.Fatalf("unknown transport %q", transport)
 	}
+	return newTURNClient(t, srv, conn, addr, username, password)
+}
+
+// newTURNClient returns a listening pion TURN client on conn toward the
+// server at addr; the client and conn are closed when the test ends.
+func newTURNClient(t testing.TB, srv *testServer, conn net.PacketConn, addr, username, password string) *pionturn.Client {
+	t.Helper()
 	client, err := pionturn.NewClient(&pionturn.ClientConfig{
 		STUNServerAddr: addr,
 		TURNServerAddr: addr,

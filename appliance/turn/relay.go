@@ -1,6 +1,7 @@
 package turn
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"sync"
@@ -11,12 +12,21 @@ import (
 )
 
 // relay is the bookkeeping of one relayed transport address: the peers it has
-// permissions for and the traffic it carried.
+// permissions for, its channels, the UDP client it relays for and the traffic
+// it carried. Permissions and channels mirror pion's (from its events), so
+// that a polled relay socket can forward a peer's datagram on a channel
+// without pion.
 type relay struct {
 	addr string
 
-	mu    sync.RWMutex
-	peers map[netip.Addr]struct{}
+	mu       sync.RWMutex
+	peers    map[netip.Addr]struct{}
+	channels map[netip.AddrPort]uint16 // peer -> channel number
+	numbers  map[uint16]netip.AddrPort // channel number -> peer
+	client   *net.UDPAddr
+	// sender sends to peers past pion (the relay poller's socket); nil
+	// when pion owns the relayed socket.
+	sender peerSender
 
 	toPeerBytes     atomic.Uint64
 	toPeerPackets   atomic.Uint64
@@ -45,6 +55,70 @@ func (r *relay) setPeer(ip net.IP, allowed bool) {
 	}
 }
 
+// setClient records the UDP client address of the relay's allocation.
+func (r *relay) setClient(a *net.UDPAddr) {
+	r.mu.Lock()
+	r.client = a
+	r.mu.Unlock()
+}
+
+// setChannel records (bound) or forgets a channel to peer.
+func (r *relay) setChannel(peer net.Addr, number uint16, bound bool) {
+	ua, ok := peer.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	ap := unmapped(ua.AddrPort())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if bound {
+		r.channels[ap], r.numbers[number] = number, ap
+		return
+	}
+	if r.channels[ap] == number {
+		delete(r.channels, ap)
+	}
+	if r.numbers[number] == ap {
+		delete(r.numbers, number)
+	}
+}
+
+// channelPeer returns the peer bound to channel number when it also holds a
+// permission, and the relay's sender.
+func (r *relay) channelPeer(number uint16) (netip.AddrPort, peerSender, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	peer, ok := r.numbers[number]
+	if !ok || r.sender == nil {
+		return peer, nil, false
+	}
+	_, ok = r.peers[peer.Addr()]
+	return peer, r.sender, ok
+}
+
+// peerSender sends a client's data to a peer from a relayed socket; false
+// when the socket is closed.
+type peerSender interface {
+	sendToPeer(p []byte, peer netip.AddrPort) bool
+}
+
+// route says what to do with a datagram from peer: permitted is whether peer's
+// IP holds a permission; channel (0: none) and client are set when it also has
+// a channel toward a UDP client.
+func (r *relay) route(peer netip.AddrPort) (channel uint16, client *net.UDPAddr, permitted bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, permitted = r.peers[peer.Addr()]
+	if permitted && r.client != nil {
+		channel = r.channels[peer]
+	}
+	return channel, r.client, permitted
+}
+
+func unmapped(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
 func (r *relay) peerList() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -61,23 +135,26 @@ type trafficCounters struct {
 	toPeerBytes, toPeerPackets, fromPeerBytes, fromPeerPackets prometheus.Counter
 }
 
-// relayTable maps relayed addresses (as advertised to clients) to their relay.
+// relayTable maps relayed addresses (as advertised to clients), and UDP
+// clients, to their relay.
 type relayTable struct {
 	traffic trafficCounters
 
-	mu     sync.Mutex
-	relays map[string]*relay
+	mu       sync.Mutex
+	relays   map[string]*relay
+	byClient map[netip.AddrPort]*relay
 	// open counts relayed sockets not yet closed; Stop waits for it to reach
 	// zero so that no pion relay goroutine outlives the server.
 	open atomic.Int64
 }
 
 func newRelayTable(traffic trafficCounters) *relayTable {
-	return &relayTable{traffic: traffic, relays: make(map[string]*relay)}
+	return &relayTable{traffic: traffic, relays: make(map[string]*relay), byClient: make(map[netip.AddrPort]*relay)}
 }
 
 func (t *relayTable) add(addr net.Addr) *relay {
-	r := &relay{addr: addr.String(), peers: make(map[netip.Addr]struct{})}
+	r := &relay{addr: addr.String(), peers: make(map[netip.Addr]struct{}),
+		channels: make(map[netip.AddrPort]uint16), numbers: make(map[uint16]netip.AddrPort)}
 	t.mu.Lock()
 	t.relays[r.addr] = r
 	t.mu.Unlock()
@@ -85,11 +162,54 @@ func (t *relayTable) add(addr net.Addr) *relay {
 }
 
 func (t *relayTable) remove(r *relay) {
+	r.mu.RLock()
+	client := r.client
+	r.mu.RUnlock()
 	t.mu.Lock()
 	if t.relays[r.addr] == r {
 		delete(t.relays, r.addr)
 	}
+	if client != nil && t.byClient[unmapped(client.AddrPort())] == r {
+		delete(t.byClient, unmapped(client.AddrPort()))
+	}
 	t.mu.Unlock()
+}
+
+// setClient records r as the relay of the UDP client at a.
+func (t *relayTable) setClient(r *relay, a *net.UDPAddr) {
+	r.setClient(a)
+	t.mu.Lock()
+	t.byClient[unmapped(a.AddrPort())] = r
+	t.mu.Unlock()
+}
+
+// forwardChannelData sends a client's ChannelData message (RFC 8656 section
+// 12.4) to the channel's peer when the relay's mirror of pion's state holds
+// the channel and the peer's permission and the relayed socket is the
+// poller's. It returns false, leaving the datagram to pion, for anything else.
+func (t *relayTable) forwardChannelData(p []byte, from net.Addr) bool {
+	if len(p) < 4 || p[0]&0xC0 != 0x40 {
+		return false
+	}
+	ua, ok := from.(*net.UDPAddr)
+	if !ok {
+		return false
+	}
+	n := int(binary.BigEndian.Uint16(p[2:4]))
+	if 4+n > len(p) {
+		return false
+	}
+	t.mu.Lock()
+	r := t.byClient[unmapped(ua.AddrPort())]
+	t.mu.Unlock()
+	if r == nil {
+		return false
+	}
+	peer, sender, ok := r.channelPeer(binary.BigEndian.Uint16(p[0:2]))
+	if !ok {
+		return false
+	}
+	return sender.sendToPeer(p[4:4+n], peer)
 }
 
 func (t *relayTable) closed() { t.open.Add(-1) }
@@ -126,6 +246,9 @@ func (t *relayTable) countFromPeer(r *relay, n int) {
 type countingGenerator struct {
 	inner  pionturn.RelayAddressGenerator
 	relays *relayTable
+	// poller, when set, takes over reading the relayed UDP sockets (the
+	// UDP listener's allocations; nil for TCP clients and off Linux).
+	poller *relayPoller
 }
 
 // Validate implements pionturn.RelayAddressGenerator.
@@ -138,7 +261,13 @@ func (g *countingGenerator) AllocatePacketConn(conf pionturn.AllocateListenerCon
 		return nil, nil, err
 	}
 	g.relays.open.Add(1)
-	return &relayPacketConn{PacketConn: conn, table: g.relays, relay: g.relays.add(addr)}, addr, nil
+	r := g.relays.add(addr)
+	if g.poller != nil {
+		if pc, ok := g.poller.adopt(conn, r); ok {
+			return pc, addr, nil
+		}
+	}
+	return &relayPacketConn{PacketConn: conn, table: g.relays, relay: r}, addr, nil
 }
 
 // AllocateListener implements pionturn.RelayAddressGenerator.

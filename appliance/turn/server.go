@@ -50,6 +50,7 @@ type Server struct {
 	state   serverState
 	pion    *pionturn.Server
 	udp     *trackedPacketConn
+	poller  *relayPoller // nil: pion reads every relayed socket itself
 	tcp     *trackedListener
 	udpAddr net.Addr
 	tcpAddr net.Addr
@@ -165,13 +166,24 @@ func (s *Server) Start(ctx context.Context) error {
 		bc := udpbatch.New(uc, 32, readBufferSize)
 		bc.BatchWrites(writeQueueDepth, writeQueueDatagram)
 		pc = bc
+		// One goroutine reads every relayed socket and forwards channel
+		// traffic to the clients (see relayPoller).
+		if p, err := newRelayPoller(bc, s.relays); err == nil {
+			s.poller = p
+		} else {
+			s.log.Debug("turn relay poller off: pion reads each relayed socket", "err", err)
+		}
 	}
 	s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{})}
+	if s.poller != nil {
+		// Channel traffic toward peers of the poller's sockets skips pion.
+		s.udp.forward = s.relays.forwardChannelData
+	}
 	s.udpAddr = pc.LocalAddr()
 	sc := pionturn.ServerConfig{
 		PacketConnConfigs: []pionturn.PacketConnConfig{{
 			PacketConn:            s.udp,
-			RelayAddressGenerator: s.generator(),
+			RelayAddressGenerator: s.generator(s.poller),
 			PermissionHandler:     s.permit,
 		}},
 		LoggerFactory:      NewPionLoggerFactory(s.log),
@@ -186,12 +198,13 @@ func (s *Server) Start(ctx context.Context) error {
 		s.tcpAddr = ln.Addr()
 		sc.ListenerConfigs = []pionturn.ListenerConfig{{
 			Listener:              s.tcp,
-			RelayAddressGenerator: s.generator(),
+			RelayAddressGenerator: s.generator(nil),
 			PermissionHandler:     s.permit,
 		}}
 	}
 	srv, err := pionturn.NewServer(sc)
 	if err != nil {
+		s.stopPoller()
 		_ = pc.Close()
 		if ln != nil {
 			_ = ln.Close()
@@ -221,6 +234,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.tcp.closeConns()
 	}
 	waitErr := s.waitIdle(ctx)
+	s.stopPoller()
 	s.allocs.reset()
 	if waitErr != nil {
 		return fmt.Errorf("stop turn server: %w", waitErr)
@@ -375,8 +389,17 @@ func (s *Server) listenErr(port int, err error) error {
 	return fmt.Errorf("can't listen on %s %d: %w", s.cfg.PortSetting, port, err)
 }
 
-// generator builds the relay address generator for one listener.
-func (s *Server) generator() pionturn.RelayAddressGenerator {
+// stopPoller stops the relay poller, if any; its sockets are closed by then.
+func (s *Server) stopPoller() {
+	if s.poller != nil {
+		s.poller.close()
+		s.poller = nil
+	}
+}
+
+// generator builds the relay address generator for one listener; poller, when
+// set, reads the relayed sockets it opens.
+func (s *Server) generator(poller *relayPoller) pionturn.RelayAddressGenerator {
 	ip := s.cfg.relayIP()
 	var inner pionturn.RelayAddressGenerator
 	if s.cfg.MinPort == 0 && s.cfg.MaxPort == 0 {
@@ -393,7 +416,7 @@ func (s *Server) generator() pionturn.RelayAddressGenerator {
 			MaxRetries: min(max(3*size, 10), 300),
 		}
 	}
-	return &countingGenerator{inner: inner, relays: s.relays}
+	return &countingGenerator{inner: inner, relays: s.relays, poller: poller}
 }
 
 // authenticate is pion's AuthHandler: static users first, then TURN REST.
@@ -453,7 +476,11 @@ func (s *Server) events() pionturn.EventHandler {
 			}
 		},
 		OnAllocationCreated: func(src, dst net.Addr, _, user, _ string, relayAddr net.Addr, _ int) {
-			s.allocs.created(src, dst, user, relayAddr, s.relays.get(relayAddr), s.clk.Now())
+			r := s.relays.get(relayAddr)
+			if ua, ok := src.(*net.UDPAddr); ok && r != nil {
+				s.relays.setClient(r, ua)
+			}
+			s.allocs.created(src, dst, user, relayAddr, r, s.clk.Now())
 			s.m.allocationsTotal.WithLabelValues(transportOf(src)).Inc()
 			s.log.Debug("turn allocation created", "client", src, "user", user, "relay", relayAddr)
 		},
@@ -474,6 +501,16 @@ func (s *Server) events() pionturn.EventHandler {
 				r.setPeer(peer, false)
 			}
 		},
+		OnChannelCreated: func(_, _ net.Addr, _, _, _ string, relayAddr, peer net.Addr, number uint16) {
+			if r := s.relays.get(relayAddr); r != nil {
+				r.setChannel(peer, number, true)
+			}
+		},
+		OnChannelDeleted: func(_, _ net.Addr, _, _, _ string, relayAddr, peer net.Addr, number uint16) {
+			if r := s.relays.get(relayAddr); r != nil {
+				r.setChannel(peer, number, false)
+			}
+		},
 	}
 }
 
@@ -482,14 +519,22 @@ type trackedPacketConn struct {
 	net.PacketConn
 	done     chan struct{}
 	doneOnce sync.Once
+	// forward, when set, takes datagrams it can relay itself before pion
+	// sees them (true: taken).
+	forward func(p []byte, from net.Addr) bool
 }
 
 func (c *trackedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, addr, err := c.PacketConn.ReadFrom(p)
-	if err != nil {
-		c.doneOnce.Do(func() { close(c.done) })
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil {
+			c.doneOnce.Do(func() { close(c.done) })
+			return n, addr, err
+		}
+		if c.forward == nil || !c.forward(p[:n], addr) {
+			return n, addr, nil
+		}
 	}
-	return n, addr, err
 }
 
 // trackedListener keeps the accepted client connections so that Stop can close

@@ -108,3 +108,9 @@ func (c *Conn) take() (*ipv4.Message, error) {
 	c.next++
 	return m, nil
 }
+
+// WriteBatch sends ms with one sendmmsg(2), past the write queue, for a
+// writer that batches its own datagrams; it returns how many were sent.
+func (c *Conn) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
+	return c.batch.WriteBatch(ms, flags)
+}
