@@ -17,6 +17,11 @@ import (
 // fakeEngagement is the slice of the Engagement API v3 the customer page uses,
 // checking the API key and refusing ccid headers as GES's ingress would.
 type fakeEngagement struct {
+	// noImmediate makes queue-status offer no immediate callback (with EWT 0,
+	// as GES answers without agents); openFor is open-for's answer then.
+	noImmediate bool
+	openFor     int
+
 	mu      sync.Mutex
 	state   map[string]string
 	reason  map[string]string
@@ -37,7 +42,13 @@ func (f *fakeEngagement) mount(e *echo.Echo) {
 		}
 	}
 	e.GET("/engagement/v3/callbacks/queue-status/:q", guard(func(c echo.Context) error {
+		if f.noImmediate {
+			return ok(c, map[string]any{"ewt": 0, "offerImmediateCallback": false, "offerScheduledCallback": true})
+		}
 		return ok(c, map[string]any{"ewt": 95, "offerImmediateCallback": true, "offerScheduledCallback": true})
+	}))
+	e.GET("/engagement/v3/callbacks/open-for/:svc", guard(func(c echo.Context) error {
+		return ok(c, map[string]any{"openFor": f.openFor})
 	}))
 	e.GET("/engagement/v3/callbacks/availability/:svc", guard(func(c echo.Context) error {
 		return ok(c, map[string]any{"durationMin": 30, "timezone": "UTC", "slots": []any{
@@ -138,4 +149,35 @@ func TestBrowserCustomerCallback(t *testing.T) {
 	browsertest.Eval[any](t, ctx, `document.getElementById('phone').value = '12345'`)
 	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-now")))
 	browsertest.WaitJS(t, ctx, 20*time.Second, "refusal", `document.getElementById('error').textContent.includes('must be an E.164 number')`)
+}
+
+// Without an immediate offer the page says why (closed, or no agent to take
+// it) instead of an EWT of "0 s", and leaves only scheduling enabled.
+func TestBrowserCustomerExplainsNoImmediateCallback(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	for _, tc := range []struct {
+		name    string
+		openFor int
+		want    string
+	}{
+		{"no agent", 3600, "no agent is logged in and Ready"},
+		{"closed", 0, "the service is closed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng := &fakeEngagement{noImmediate: true, openFor: tc.openFor, state: map[string]string{}, reason: map[string]string{}, desired: map[string]string{}}
+			ts := newTestServer(t, Config{}, Deps{}, eng.mount)
+			ctx := browsertest.New(t)
+			browsertest.Run(t, ctx, 20*time.Second, chromedp.Navigate(ts.URL+"/customer/"), chromedp.WaitVisible(chromedp.ID("btn-now")))
+			browsertest.WaitJS(t, ctx, 20*time.Second, "queue status", `document.getElementById('queue-status').textContent.includes('no immediate callback now')`)
+			if got := browsertest.Eval[string](t, ctx, `document.getElementById('queue-status').textContent`); !strings.Contains(got, tc.want) {
+				t.Errorf("queue status %q, want it to say %q", got, tc.want)
+			}
+			if got := browsertest.Eval[string](t, ctx, `document.getElementById('ewt').textContent`); got != "unknown" {
+				t.Errorf("EWT shows %q, want unknown", got)
+			}
+			if !browsertest.Eval[bool](t, ctx, `document.getElementById('btn-now').disabled && !document.getElementById('btn-schedule').disabled`) {
+				t.Error("Call me now should be disabled and scheduling enabled")
+			}
+		})
+	}
 }

@@ -40,10 +40,12 @@
   async function refreshQueue() {
     try {
       const q = await call('GET', '/callbacks/queue-status/' + encodeURIComponent(service()));
-      $('ewt').textContent = fmtWait(q.ewt);
-      $('ewt').dataset.seconds = String(q.ewt);
+      // Without an immediate offer an EWT of 0 means "not known", not "no wait".
+      const known = q.offerImmediateCallback || q.ewt > 0;
+      $('ewt').textContent = known ? fmtWait(q.ewt) : 'unknown';
+      $('ewt').dataset.seconds = known ? String(q.ewt) : '';
       const parts = [];
-      parts.push(q.offerImmediateCallback ? 'immediate callbacks offered' : 'no immediate callback now');
+      parts.push(q.offerImmediateCallback ? 'immediate callbacks offered' : await whyNoImmediate());
       parts.push(q.offerScheduledCallback ? 'scheduled callbacks offered' : 'no scheduled callback');
       $('queue-status').textContent = parts.join(' · ');
       $('btn-now').disabled = !q.offerImmediateCallback;
@@ -51,6 +53,17 @@
     } catch (e) {
       $('queue-status').textContent = 'queue status unavailable: ' + e.message;
     }
+  }
+
+  // whyNoImmediate says why queue-status offers no immediate callback: the
+  // service is closed now (open-for is 0), or no agent can take one.
+  async function whyNoImmediate() {
+    try {
+      const o = await call('GET', '/callbacks/open-for/' + encodeURIComponent(service()));
+      if (!o.openFor) return 'no immediate callback now: the service is closed (outside its business hours); pick a time below';
+    } catch (e) { /* say what else it can be */ }
+    return 'no immediate callback now: no agent is logged in and Ready for this service (sign one in on the softphone page, ' +
+      'or run cxlab agent), or the wait would outlast today\'s opening hours; pick a time below';
   }
 
   async function loadSlots() {
