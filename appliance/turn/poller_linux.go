@@ -112,9 +112,6 @@ func (p *relayPoller) adopt(conn net.PacketConn, r *relay) (net.PacketConn, bool
 	c := &polledRelayConn{fd: fd, local: local, table: p.table, relay: r, poller: p,
 		slow: make(chan datagram, slowQueue), done: make(chan struct{})}
 	c.batch = ipv4.NewPacketConn(fdConn{fd: fd, local: local})
-	r.mu.Lock()
-	r.sender = c
-	r.mu.Unlock()
 	p.mu.Lock()
 	p.next++
 	c.id = p.next
@@ -126,6 +123,9 @@ func (p *relayPoller) adopt(conn net.PacketConn, r *relay) (net.PacketConn, bool
 		_ = unix.Close(fd)
 		return nil, false
 	}
+	r.mu.Lock()
+	r.sender = c
+	r.mu.Unlock()
 	// The duplicate keeps the socket (and its port) open.
 	_ = uc.Close()
 	return c, true
@@ -151,10 +151,11 @@ func (p *relayPoller) run(rc syscall.RawConn) {
 	for i := range in {
 		in[i].Buffers = [][]byte{make([]byte, readBufferSize)}
 	}
-	w := &clientWriter{out: p.out, msgs: make([]ipv4.Message, 0, pollWriteBatch)}
-	for i := range w.msgs[:cap(w.msgs)] {
-		w.msgs[:cap(w.msgs)][i].Buffers = [][]byte{make([]byte, readBufferSize+8)}
+	out := make([]ipv4.Message, pollWriteBatch)
+	for i := range out {
+		out[i].Buffers = [][]byte{make([]byte, readBufferSize+8)} // header and padding
 	}
+	w := &clientWriter{out: p.out, msgs: out[:0]}
 	for {
 		var n int
 		var werr error
