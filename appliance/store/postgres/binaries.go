@@ -44,6 +44,10 @@ type finder struct {
 	downloadVersion string
 	downloadTimeout time.Duration
 	systemRoots     []string
+	// cluster is the major version of the cluster already in the data dir
+	// (0: none yet). Only binaries of that major can run it, so the finder
+	// neither downloads another major nor prefers one that is installed.
+	cluster int
 }
 
 func newFinder(c Config, l layout) finder {
@@ -70,21 +74,39 @@ func (f finder) find(ctx context.Context) (binaries, error) {
 		}
 		tried = append(tried, fmt.Sprintf("%s %s: %v", FlagBinaries, f.explicit, err))
 	}
-	if f.repositoryURL != DownloadOff {
+	switch {
+	case f.repositoryURL == DownloadOff:
+		tried = append(tried, "download: disabled")
+	case f.cluster != 0 && versionMajor(f.downloadVersion) != f.cluster:
+		// Without this a start would wait on the network for binaries that
+		// cannot run the cluster, then refuse it once the network is back.
+		tried = append(tried, fmt.Sprintf("download of PostgreSQL %s: skipped, the data dir holds a PostgreSQL %d cluster",
+			f.downloadVersion, f.cluster))
+	default:
 		b, err := f.fromDownload(ctx)
 		if err == nil {
 			b.Source = "download"
 			return b, nil
 		}
 		tried = append(tried, fmt.Sprintf("download of PostgreSQL %s: %v", f.downloadVersion, err))
-	} else {
-		tried = append(tried, "download: disabled")
 	}
+	// Installed binaries: the cluster's major if it has one, else the newest.
+	var first *binaries
 	for _, dir := range f.systemCandidates(ctx) {
-		if b, err := probeBinaries(ctx, dir); err == nil {
-			b.Source = "system"
+		b, err := probeBinaries(ctx, dir)
+		if err != nil {
+			continue
+		}
+		b.Source = "system"
+		if f.cluster == 0 || b.Major == f.cluster {
 			return b, nil
 		}
+		if first == nil {
+			first = &b
+		}
+	}
+	if first != nil {
+		return *first, nil // the caller refuses the mismatch, naming both versions
 	}
 	tried = append(tried, fmt.Sprintf("installed PostgreSQL: none under %s and no pg_config on PATH",
 		strings.Join(f.systemRoots, ", ")))
@@ -93,6 +115,12 @@ func (f finder) find(ctx context.Context) (binaries, error) {
 		"(2) allow network access to %s so PostgreSQL %s is downloaded once into %s; "+
 		"(3) install PostgreSQL on this machine: apt-get install postgresql",
 		strings.Join(tried, "; "), FlagBinaries, EnvBinaries, f.repositoryURL, f.downloadVersion, f.cacheDir)
+}
+
+// versionMajor is the major of a version such as "18.3.0" (0 if unreadable).
+func versionMajor(v string) int {
+	major, _ := strconv.Atoi(strings.SplitN(v, ".", 2)[0])
+	return major
 }
 
 // systemCandidates lists installed PostgreSQL dirs, highest version first,

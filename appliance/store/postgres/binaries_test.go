@@ -174,3 +174,40 @@ func TestExplicitBinariesWin(t *testing.T) {
 		t.Fatalf("got %+v", b)
 	}
 }
+
+// A data dir that already holds a cluster needs binaries of its major: the
+// finder does not go to the network for another major (an offline start
+// would wait on it, and an online one would fetch binaries that cannot run
+// the cluster), and among installed versions it takes the cluster's.
+func TestExistingClusterPicksItsMajor(t *testing.T) {
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	system := fakeSystemRoot(t) // 9 and 16
+	f := finder{
+		cacheDir: t.TempDir(), extractRoot: t.TempDir(), repositoryURL: srv.URL,
+		downloadVersion: "17.5.0", downloadTimeout: time.Second, systemRoots: []string{system}, cluster: 9,
+	}
+	b, err := f.find(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Source != "system" || b.Major != 9 {
+		t.Fatalf("got %+v, want the installed 9 for a PostgreSQL 9 cluster (16 is newer)", b)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("%d download requests for PostgreSQL 17 with a 9 cluster, want none", n)
+	}
+
+	// The cluster's own major is still downloaded.
+	f.cluster, f.downloadVersion = 17, "17.5.0"
+	if _, err := f.find(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Fatalf("%d download requests for a PostgreSQL 17 cluster, want 1", n)
+	}
+}

@@ -20,8 +20,10 @@ func Diagnose(ctx context.Context, cfg Config) (Diagnosis, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = filepath.Join(os.TempDir(), "cxlab-doctor")
 	}
-	f := newFinder(cfg, newLayout(cfg.DataDir))
-	f.repositoryURL = DownloadOff // never download from doctor
+	l := newLayout(cfg.DataDir)
+	f := newFinder(cfg, l)
+	f.repositoryURL = DownloadOff         // never download from doctor
+	f.cluster, _ = dataDirMajor(l.pgdata) // an unreadable PG_VERSION is the start's error to report
 	b, err := f.find(ctx)
 	d := Diagnosis{Dir: b.Dir, Version: b.Version, Source: b.Source}
 	if err != nil {

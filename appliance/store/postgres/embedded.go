@@ -135,13 +135,17 @@ func (e *Embedded) Start(ctx context.Context) error {
 		return fmt.Errorf("postgres: %s %s: %w", FlagDataDir, cfg.DataDir, err)
 	}
 	l := newLayout(root)
-	bins, err := newFinder(cfg, l).find(ctx)
+	major, err := dataDirMajor(l.pgdata)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
-	if major, err := dataDirMajor(l.pgdata); err != nil {
+	fd := newFinder(cfg, l)
+	fd.cluster = major
+	bins, err := fd.find(ctx)
+	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
-	} else if major != 0 && major != bins.Major {
+	}
+	if major != 0 && major != bins.Major {
 		// embedded-postgres would wipe a cluster of another version: refuse.
 		return fmt.Errorf("postgres: %s holds a PostgreSQL %d cluster but the binaries at %s are PostgreSQL %s; "+
 			"point %s at PostgreSQL %d binaries (e.g. /usr/lib/postgresql/%d) or move %s away to start afresh",
