@@ -29,6 +29,10 @@ type fakeEngagement struct {
 	created []map[string]any
 }
 
+func newFakeEngagement() *fakeEngagement {
+	return &fakeEngagement{state: map[string]string{}, reason: map[string]string{}, desired: map[string]string{}}
+}
+
 func (f *fakeEngagement) mount(e *echo.Echo) {
 	ok := func(c echo.Context, data any) error {
 		return c.JSON(http.StatusOK, map[string]any{"status": map[string]any{"code": 0, "message": "Successful"}, "data": data})
@@ -109,7 +113,7 @@ func (f *fakeEngagement) set(id, state string) {
 
 func TestBrowserCustomerCallback(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
-	eng := &fakeEngagement{state: map[string]string{}, reason: map[string]string{}, desired: map[string]string{}}
+	eng := newFakeEngagement()
 	ts := newTestServer(t, Config{}, Deps{}, eng.mount)
 	ctx := browsertest.New(t)
 	browsertest.Run(t, ctx, 20*time.Second, chromedp.Navigate(ts.URL+"/customer/"), chromedp.WaitVisible(chromedp.ID("btn-now")))
@@ -164,7 +168,8 @@ func TestBrowserCustomerExplainsNoImmediateCallback(t *testing.T) {
 		{"closed", 0, "the service is closed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			eng := &fakeEngagement{noImmediate: true, openFor: tc.openFor, state: map[string]string{}, reason: map[string]string{}, desired: map[string]string{}}
+			eng := newFakeEngagement()
+			eng.noImmediate, eng.openFor = true, tc.openFor
 			ts := newTestServer(t, Config{}, Deps{}, eng.mount)
 			ctx := browsertest.New(t)
 			browsertest.Run(t, ctx, 20*time.Second, chromedp.Navigate(ts.URL+"/customer/"), chromedp.WaitVisible(chromedp.ID("btn-now")))

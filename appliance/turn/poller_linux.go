@@ -303,22 +303,29 @@ func (c *polledRelayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if !ap.Addr().Is4() {
 		return 0, fmt.Errorf("relay %s: peer %v is not IPv4", c.local, addr)
 	}
-	sa := unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
-	c.mu.RLock()
-	if c.closed {
-		c.mu.RUnlock()
-		return 0, net.ErrClosed
-	}
-	err := unix.Sendto(c.fd, p, unix.MSG_DONTWAIT, &sa)
-	c.mu.RUnlock()
-	switch {
-	case err == nil:
-		c.table.countToPeer(c.relay, len(p))
-	case errors.Is(err, unix.EAGAIN):
+	switch err := c.sendto(p, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); {
+	case err == nil, errors.Is(err, unix.EAGAIN):
+	case errors.Is(err, net.ErrClosed):
+		return 0, err
 	default:
 		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.local, Addr: addr, Err: err}
 	}
 	return len(p), nil
+}
+
+// sendto sends p to sa and counts it; net.ErrClosed once the socket is closed.
+func (c *polledRelayConn) sendto(p []byte, sa *unix.SockaddrInet4) error {
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return net.ErrClosed
+	}
+	err := unix.Sendto(c.fd, p, unix.MSG_DONTWAIT, sa)
+	c.mu.RUnlock()
+	if err == nil {
+		c.table.countToPeer(c.relay, len(p))
+	}
+	return err
 }
 
 // sendToPeer sends a client's channel data to peer; only the UDP listener's
@@ -328,17 +335,8 @@ func (c *polledRelayConn) sendToPeer(p []byte, peer netip.AddrPort) bool {
 	if peer != c.lastPeer || c.lastSA == nil {
 		c.lastPeer, c.lastSA = peer, &unix.SockaddrInet4{Port: int(peer.Port()), Addr: peer.Addr().As4()}
 	}
-	c.mu.RLock()
-	if c.closed {
-		c.mu.RUnlock()
-		return false
-	}
-	err := unix.Sendto(c.fd, p, unix.MSG_DONTWAIT, c.lastSA)
-	c.mu.RUnlock()
-	if err == nil {
-		c.table.countToPeer(c.relay, len(p))
-	}
-	return true // a datagram the kernel refused is dropped, as pion's write would drop it
+	// A datagram the kernel refused is dropped, as pion's write would drop it.
+	return !errors.Is(c.sendto(p, c.lastSA), net.ErrClosed)
 }
 
 // Close takes the socket off the poller and closes it.
