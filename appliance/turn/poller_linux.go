@@ -38,6 +38,10 @@ type relayPoller struct {
 	out   *udpbatch.Conn
 	table *relayTable
 	done  chan struct{}
+	// peers batches the listener's channel data toward peers; nil where
+	// io_uring is refused (peersErr says why), and each goes with sendto.
+	peers    *peerBatch
+	peersErr error
 
 	mu    sync.Mutex
 	conns map[uint32]*polledRelayConn
@@ -77,6 +81,7 @@ func newRelayPoller(out *udpbatch.Conn, table *relayTable) (*relayPoller, error)
 	}
 	p := &relayPoller{ep: ep, epfd: epfd, out: out, table: table, done: make(chan struct{}),
 		conns: make(map[uint32]*polledRelayConn)}
+	p.peers, p.peersErr = newPeerBatch()
 	go p.run(rc)
 	return p, nil
 }
@@ -85,6 +90,17 @@ func newRelayPoller(out *udpbatch.Conn, table *relayTable) (*relayPoller, error)
 func (p *relayPoller) close() {
 	_ = p.ep.Close()
 	<-p.done
+	if p.peers != nil {
+		p.peers.close()
+	}
+}
+
+// flushPeers sends the channel data the listener's read loop queued toward
+// peers; the loop calls it before a read that may wait.
+func (p *relayPoller) flushPeers() {
+	if p.peers != nil {
+		p.peers.flush()
+	}
 }
 
 // adopt takes over conn, a relayed socket pion's generator just opened:
@@ -236,9 +252,11 @@ type polledRelayConn struct {
 	poller *relayPoller
 	slow   chan datagram
 
-	// lastPeer and lastSA belong to sendToPeer's one caller.
+	// lastPeer and lastSA belong to sendToPeer's one caller, flushGen to
+	// the peer batch's flush (the same goroutine).
 	lastPeer netip.AddrPort
 	lastSA   *unix.SockaddrInet4
+	flushGen uint64
 
 	mu       sync.RWMutex // held for reading while the descriptor is used
 	closed   bool
@@ -332,6 +350,10 @@ func (c *polledRelayConn) sendto(p []byte, sa *unix.SockaddrInet4) error {
 // read loop calls it (see relayTable.forwardChannelData), so the socket
 // address of the last peer is kept for the next datagram. False when closed.
 func (c *polledRelayConn) sendToPeer(p []byte, peer netip.AddrPort) bool {
+	if c.poller.peers != nil {
+		c.poller.peers.queue(c, p, peer)
+		return true
+	}
 	if peer != c.lastPeer || c.lastSA == nil {
 		c.lastPeer, c.lastSA = peer, &unix.SockaddrInet4{Port: int(peer.Port()), Addr: peer.Addr().As4()}
 	}

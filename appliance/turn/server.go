@@ -170,14 +170,21 @@ func (s *Server) Start(ctx context.Context) error {
 		// traffic to the clients (see relayPoller).
 		if p, err := newRelayPoller(bc, s.relays); err == nil {
 			s.poller = p
+			if p.peersErr != nil {
+				s.log.Debug("turn: io_uring refused: channel data toward peers is sent one datagram at a time", "err", p.peersErr)
+			}
 		} else {
 			s.log.Debug("turn relay poller off: pion reads each relayed socket", "err", err)
 		}
 	}
 	s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{})}
 	if s.poller != nil {
-		// Channel traffic toward peers of the poller's sockets skips pion.
+		// Channel traffic toward peers of the poller's sockets skips pion,
+		// sent in batches when the read loop has handled what it read.
 		s.udp.forward = s.relays.forwardChannelData
+		if bc, ok := pc.(*udpbatch.Conn); ok {
+			s.udp.flush, s.udp.buffered = s.poller.flushPeers, bc.Buffered
+		}
 	}
 	s.udpAddr = pc.LocalAddr()
 	sc := pionturn.ServerConfig{
@@ -522,10 +529,17 @@ type trackedPacketConn struct {
 	// forward, when set, takes datagrams it can relay itself before pion
 	// sees them (true: taken).
 	forward func(p []byte, from net.Addr) bool
+	// flush, when set, sends what forward queued; it runs before a read that
+	// may wait (buffered says none of the last batch is left).
+	flush    func()
+	buffered func() int
 }
 
 func (c *trackedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
+		if c.flush != nil && c.buffered() == 0 {
+			c.flush()
+		}
 		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil {
 			c.doneOnce.Do(func() { close(c.done) })

@@ -95,6 +95,14 @@ func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 	return copy(p, m.Buffers[0][:m.N]), m.Addr, nil
 }
 
+// Buffered is how many datagrams of the last batch ReadFrom has yet to hand
+// out: at 0 the next ReadFrom reads the socket, and may wait.
+func (c *Conn) Buffered() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n - c.next
+}
+
 // take returns the next datagram of the batch, reading a batch first if
 // none is left. The caller holds c.mu.
 func (c *Conn) take() (*ipv4.Message, error) {
