@@ -39,21 +39,28 @@ type peerBatch struct {
 // at most what one recvmmsg brought, all of it channel data at worst.
 const peerBatchSize = 32
 
-// newPeerBatch returns nil where io_uring is refused (old kernels, seccomp
-// profiles): the read loop then sends each datagram with sendto.
+// newPeerBatch returns an error where io_uring is refused (old kernels,
+// seccomp profiles): the read loop then sends each datagram with sendto.
 func newPeerBatch() (*peerBatch, error) {
 	r, err := uring.New(peerBatchSize)
 	if err != nil {
 		return nil, err
 	}
-	n := r.Entries()
-	b := &peerBatch{ring: r, conns: make([]*polledRelayConn, n), fds: make([]int32, n),
+	b := sizedPeerBatch(r.Entries())
+	b.ring = r
+	return b, nil
+}
+
+// sizedPeerBatch is a batch of n datagrams with no ring yet: flush then
+// sends each with sendmsg.
+func sizedPeerBatch(n int) *peerBatch {
+	b := &peerBatch{conns: make([]*polledRelayConn, n), fds: make([]int32, n),
 		names: make([]unix.RawSockaddrInet4, n), iovs: make([]unix.Iovec, n), msgs: make([]unix.Msghdr, n),
 		bufs: make([][]byte, n), res: make([]int32, n)}
 	for i := range b.msgs {
 		b.msgs[i] = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&b.names[i])), Namelen: unix.SizeofSockaddrInet4, Iov: &b.iovs[i], Iovlen: 1}
 	}
-	return b, nil
+	return b
 }
 
 // queue copies p (the read loop's buffer is reused) to be sent from c to
