@@ -3,9 +3,12 @@ package ges
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func TestPurgeAfter14Days(t *testing.T) {
@@ -191,4 +194,45 @@ func redisBytes(e *env) int {
 		}
 	}
 	return total
+}
+
+// The create insert runs on one generic plan per connection. A plan made
+// while the table is tiny and analyzed (a sequential scan is then cheapest)
+// must still look a number's active callbacks up in callbacks_active_number,
+// or every create would scan the table once it has grown.
+func TestCreateInsertPlanUsesTheIndexFromATinyTable(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550140"})
+	conn, err := e.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "ANALYZE ges.callbacks"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	if _, err := tx.Exec(ctx, genericPlanSQL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "PREPARE create_insert AS "+insertCallbacksSQL); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.Query(ctx, "EXPLAIN EXECUTE create_insert("+strings.Repeat("NULL, ", 21)+"3)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "callbacks_active_number") || strings.Contains(plan, "Seq Scan on callbacks") {
+		t.Fatalf("generic plan of the create insert on a tiny analyzed table:\n%s", plan)
+	}
 }
