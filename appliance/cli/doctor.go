@@ -2,14 +2,20 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/cxlab/cxlab/appliance/httpd"
+	"github.com/cxlab/cxlab/appliance/internal/uring"
 	"github.com/cxlab/cxlab/appliance/store/postgres"
+	"github.com/cxlab/cxlab/appliance/turn"
 )
 
 // doctor checks this machine for what `cxlab up` and the test suite need and
@@ -90,6 +96,11 @@ func doctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_, err := exec.LookPath(t.bin)
 		check(false, t.bin, err, "apt-get install "+t.pkg+"  (or: make deps)")
 	}
+	_, _ = fmt.Fprintln(stdout, "\nLoad tests (optional):")
+	check(false, "io_uring (TURN sends channel data toward peers in batches)", ioURing(),
+		"allow io_uring (sysctl kernel.io_uring_disabled=0; containers: a seccomp profile that permits it); without it each datagram is sent on its own")
+	check(false, fmt.Sprintf("UDP receive buffers up to %d MB (net.core.rmem_max)", turn.ListenerReceiveBuffer>>20), rmemMax(),
+		fmt.Sprintf("sysctl -w net.core.rmem_max=%d", turn.ListenerReceiveBuffer))
 	if failed {
 		_, _ = fmt.Fprintln(stdout, "\nSome required pieces are missing; fix them and run `cxlab doctor` again.")
 		return exitFailure
@@ -130,4 +141,32 @@ func writable(dir string) error {
 			return fmt.Errorf("no existing parent of %s", dir)
 		}
 	}
+}
+
+// ioURing sets up and closes a small io_uring.
+func ioURing() error {
+	r, err := uring.New(2)
+	if err != nil {
+		return err
+	}
+	return r.Close()
+}
+
+// rmemMax reports a cap below what the TURN listener asks for (Linux only; elsewhere nil).
+func rmemMax() error {
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("net.core.rmem_max: %w", err)
+	}
+	if n < turn.ListenerReceiveBuffer {
+		return fmt.Errorf("capped at %d bytes: under load the TURN listener drops bursts", n)
+	}
+	return nil
 }

@@ -113,16 +113,16 @@ const writeQueueDepth = 512
 // indication (about 60 more). Longer ones bypass the queue.
 const writeQueueDatagram = 1700
 
-// listenerReceiveBuffer is the receive buffer asked for the UDP listener. At
+// ListenerReceiveBuffer is the receive buffer asked for the UDP listener. At
 // the kernel's default (208 kB, a few hundred small datagrams once each one's
 // overhead counts) a pause of the single reader of a few milliseconds at
 // 35,000 packets/s overflows it; 4 MB rides out about 100 ms.
-const listenerReceiveBuffer = 4 << 20
+const ListenerReceiveBuffer = 4 << 20
 
-// growReceiveBuffer asks for listenerReceiveBuffer on the UDP listener and
+// growReceiveBuffer asks for ListenerReceiveBuffer on the UDP listener and
 // says so in the log when the kernel grants less (net.core.rmem_max caps it).
 func (s *Server) growReceiveBuffer(uc *net.UDPConn) {
-	if err := uc.SetReadBuffer(listenerReceiveBuffer); err != nil {
+	if err := uc.SetReadBuffer(ListenerReceiveBuffer); err != nil {
 		s.log.Warn("turn UDP receive buffer not sized", "err", err)
 		return
 	}
@@ -133,9 +133,9 @@ func (s *Server) growReceiveBuffer(uc *net.UDPConn) {
 	got := 0
 	_ = rc.Control(func(fd uintptr) { got, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
 	// Linux reports twice the size it was asked for (its bookkeeping share).
-	if got > 0 && got < listenerReceiveBuffer {
+	if got > 0 && got < ListenerReceiveBuffer {
 		s.log.Info("turn UDP receive buffer smaller than asked; raise the net.core.rmem_max sysctl to absorb bursts",
-			"bytes", got, "asked", listenerReceiveBuffer)
+			"bytes", got, "asked", ListenerReceiveBuffer)
 	}
 }
 

@@ -492,8 +492,8 @@ func TestListenerReceiveBufferAbsorbsBursts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rmemMax < listenerReceiveBuffer {
-		t.Skipf("net.core.rmem_max is %d here, below the %d asked (the server logs it); raise it to run this test", rmemMax, listenerReceiveBuffer)
+	if rmemMax < ListenerReceiveBuffer {
+		t.Skipf("net.core.rmem_max is %d here, below the %d asked (the server logs it); raise it to run this test", rmemMax, ListenerReceiveBuffer)
 	}
 	srv := startServer(t, nil)
 	uc := srv.udp.PacketConn.(*udpbatch.Conn).UDPConn
@@ -508,7 +508,7 @@ func TestListenerReceiveBufferAbsorbsBursts(t *testing.T) {
 	if gerr != nil {
 		t.Fatal(gerr)
 	}
-	if got < listenerReceiveBuffer {
-		t.Fatalf("listener SO_RCVBUF = %d bytes, want at least %d", got, listenerReceiveBuffer)
+	if got < ListenerReceiveBuffer {
+		t.Fatalf("listener SO_RCVBUF = %d bytes, want at least %d", got, ListenerReceiveBuffer)
 	}
 }

@@ -105,7 +105,7 @@ func TestConfigPrintVersionDoctor(t *testing.T) {
 		t.Errorf("version: exit %d %q", code, out)
 	}
 	out, _, _ = run(t, append([]string{"doctor", "--ephemeral"}, freeArgs...)...)
-	if !strings.Contains(out, "PostgreSQL") || !strings.Contains(out, "Ports") {
+	if !strings.Contains(out, "PostgreSQL") || !strings.Contains(out, "Ports") || !strings.Contains(out, "io_uring") {
 		t.Errorf("doctor output lacks sections:\n%s", out)
 	}
 }
