@@ -3,6 +3,7 @@
 package turn
 
 import (
+	"math"
 	"net/netip"
 	"sync"
 	"unsafe"
@@ -108,17 +109,19 @@ func (b *peerBatch) flush() {
 		b.conns[k], b.fds[k], b.msgs[k] = c, int32(c.fd), b.msgs[i]
 		k++
 	}
+	for i := range k {
+		b.res[i] = unsent
+	}
 	if b.ring != nil {
 		if err := b.ring.SendMsgs(b.fds[:k], b.msgs[:k], b.res[:k]); err != nil {
-			// The ring is unusable: send these and the rest one by one.
+			// The ring is unusable: from here datagrams go one by one,
+			// starting with those of this batch it did not send.
 			_ = b.ring.Close()
 			b.ring = nil
-			for i := range k {
-				b.res[i] = int32(sendmsg(b.fds[i], &b.msgs[i]))
-			}
 		}
-	} else {
-		for i := range k {
+	}
+	for i := range k {
+		if b.res[i] == unsent {
 			b.res[i] = int32(sendmsg(b.fds[i], &b.msgs[i]))
 		}
 	}
@@ -137,6 +140,9 @@ func (b *peerBatch) flush() {
 	clear(b.conns[:b.n])
 	b.n = 0
 }
+
+// unsent marks a result the ring has not filled in.
+const unsent = math.MinInt32
 
 // sendmsg sends one queued datagram: its byte count or a negative errno.
 func sendmsg(fd int32, m *unix.Msghdr) int {

@@ -346,9 +346,10 @@ func (c *polledRelayConn) sendto(p []byte, sa *unix.SockaddrInet4) error {
 	return err
 }
 
-// sendToPeer sends a client's channel data to peer; only the UDP listener's
-// read loop calls it (see relayTable.forwardChannelData), so the socket
-// address of the last peer is kept for the next datagram. False when closed.
+// sendToPeer sends a client's channel data to peer, or queues it for the
+// listener's next peer batch; only the UDP listener's read loop calls it (see
+// relayTable.forwardChannelData), so the socket address of the last peer is
+// kept for the next datagram. False when sent at once on a closed socket.
 func (c *polledRelayConn) sendToPeer(p []byte, peer netip.AddrPort) bool {
 	if c.poller.peers != nil {
 		c.poller.peers.queue(c, p, peer)

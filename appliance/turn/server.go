@@ -157,13 +157,14 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start turn server: %w", err)
 	}
+	var bc *udpbatch.Conn // the UDP listener, when it reads in batches
 	if uc, ok := pc.(*net.UDPConn); ok {
 		s.growReceiveBuffer(uc)
 		// Every client's packets toward its peers arrive here, read by one
 		// goroutine: under load it takes what queued in one system call.
 		// Every allocation's goroutine writes its peer's packets here: one
 		// writer sends what they queued with one system call.
-		bc := udpbatch.New(uc, 32, readBufferSize)
+		bc = udpbatch.New(uc, 32, readBufferSize)
 		bc.BatchWrites(writeQueueDepth, writeQueueDatagram)
 		pc = bc
 		// One goroutine reads every relayed socket and forwards channel
@@ -182,9 +183,7 @@ func (s *Server) Start(ctx context.Context) error {
 		// Channel traffic toward peers of the poller's sockets skips pion,
 		// sent in batches when the read loop has handled what it read.
 		s.udp.forward = s.relays.forwardChannelData
-		if bc, ok := pc.(*udpbatch.Conn); ok {
-			s.udp.flush, s.udp.buffered = s.poller.flushPeers, bc.Buffered
-		}
+		s.udp.flush, s.udp.buffered = s.poller.flushPeers, bc.Buffered
 	}
 	s.udpAddr = pc.LocalAddr()
 	sc := pionturn.ServerConfig{
