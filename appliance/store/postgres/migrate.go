@@ -20,7 +20,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 		return fmt.Errorf("migrate: schema %q must match [a-z_][a-z0-9_]*", schema)
 	}
 	// A dedicated *sql.DB with search_path set: the pool's own connections
-	// keep their settings.
+	// keep their settings. It connects only when first used.
 	cc := pool.Config().ConnConfig.Copy()
 	cc.RuntimeParams["search_path"] = schema
 	var opts []stdlib.OptionOpenDB
@@ -31,35 +31,76 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 	}
 	db := stdlib.OpenDB(*cc, opts...)
 	defer func() { _ = db.Close() }()
-
-	// One session holds the lock for the whole run. pg_advisory_lock blocks
-	// until the holder finishes, so a waiting process starts at once then
-	// (goose's own locker polls every few seconds).
-	lockConn, err := db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate %s: %w", schema, err)
-	}
-	defer func() { _ = lockConn.Close() }()
-	const lockSQL = "SELECT pg_advisory_lock(hashtextextended('cxlab.migrate.' || $1, 0))"
-	if _, err := lockConn.ExecContext(ctx, lockSQL, schema); err != nil {
-		return fmt.Errorf("migrate %s: take lock: %w", schema, err)
-	}
-	defer func() {
-		_, _ = lockConn.ExecContext(context.WithoutCancel(ctx),
-			"SELECT pg_advisory_unlock(hashtextextended('cxlab.migrate.' || $1, 0))", schema)
-	}()
-
-	if _, err := lockConn.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+schema); err != nil {
-		return fmt.Errorf("migrate %s: create schema: %w", schema, err)
-	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations,
 		goose.WithTableName(schema+".goose_db_version"),
 		goose.WithDisableGlobalRegistry(true))
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", schema, err)
 	}
+	// A warm start finds every migration applied: one query on a pooled
+	// connection says so, where the run below opens two new connections
+	// (a PostgreSQL backend each) and takes the lock.
+	if applied(ctx, pool, schema, p.ListSources()) {
+		return nil
+	}
+
+	// One session holds the lock for the whole run: a pooled one, so that
+	// only goose's connection is new. pg_advisory_lock blocks until the
+	// holder finishes, so a waiting process starts at once then (goose's own
+	// locker polls every few seconds).
+	lockConn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", schema, err)
+	}
+	defer lockConn.Release()
+	const lockSQL = "SELECT pg_advisory_lock(hashtextextended('cxlab.migrate.' || $1, 0))"
+	if _, err := lockConn.Exec(ctx, lockSQL, schema); err != nil {
+		return fmt.Errorf("migrate %s: take lock: %w", schema, err)
+	}
+	defer func() {
+		ctx := context.WithoutCancel(ctx)
+		if _, err := lockConn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended('cxlab.migrate.' || $1, 0))", schema); err != nil {
+			// A session that may still hold the lock must not go back to
+			// the pool: closing it releases the lock.
+			_ = lockConn.Conn().Close(ctx)
+		}
+	}()
+
+	if _, err := lockConn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+schema); err != nil {
+		return fmt.Errorf("migrate %s: create schema: %w", schema, err)
+	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate %s: %w", schema, err)
 	}
 	return nil
+}
+
+// applied reports whether schema's version table records every source as
+// applied (its latest row for each version says so). Any error, such as a
+// schema not yet created, answers false: the full run decides.
+func applied(ctx context.Context, pool *pgxpool.Pool, schema string, sources []*goose.Source) bool {
+	rows, err := pool.Query(ctx, `SELECT DISTINCT ON (version_id) version_id, is_applied
+		FROM `+schema+`.goose_db_version ORDER BY version_id, id DESC`)
+	if err != nil {
+		return false
+	}
+	done := map[int64]bool{}
+	for rows.Next() {
+		var v int64
+		var ok bool
+		if rows.Scan(&v, &ok) != nil {
+			rows.Close()
+			return false
+		}
+		done[v] = ok
+	}
+	if rows.Err() != nil {
+		return false
+	}
+	for _, src := range sources {
+		if !done[src.Version] {
+			return false
+		}
+	}
+	return true
 }
