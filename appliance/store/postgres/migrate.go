@@ -76,9 +76,15 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 }
 
 // applied reports whether schema's version table records every source as
-// applied (its latest row for each version says so). Any error, such as a
-// schema not yet created, answers false: the full run decides.
+// applied (its latest row for each version says so). No table yet, or any
+// error, answers false: the full run decides.
 func applied(ctx context.Context, pool *pgxpool.Pool, schema string, sources []*goose.Source) bool {
+	// Asked first so that a first start leaves no "relation does not exist"
+	// error in PostgreSQL's log.
+	var exists bool
+	if pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", schema+".goose_db_version").Scan(&exists) != nil || !exists {
+		return false
+	}
 	rows, err := pool.Query(ctx, `SELECT DISTINCT ON (version_id) version_id, is_applied
 		FROM `+schema+`.goose_db_version ORDER BY version_id, id DESC`)
 	if err != nil {
