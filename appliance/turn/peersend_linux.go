@@ -22,16 +22,22 @@ import (
 //
 // Only the listener's read loop queues and flushes; close may come from Stop.
 type peerBatch struct {
-	mu     sync.Mutex // held by flush and close: close unmaps the ring
-	ring   *uring.Ring
-	n      int
-	gen    uint64
-	conns  []*polledRelayConn
+	mu   sync.Mutex // held by flush and close: close unmaps the ring
+	ring *uring.Ring
+	n    int
+	gen  uint64
+	// Slot i of the queue: its socket, and a msghdr that always points at
+	// slot i's address and buffer.
+	conns []*polledRelayConn
+	names []unix.RawSockaddrInet4
+	iovs  []unix.Iovec
+	msgs  []unix.Msghdr
+	bufs  [][]byte
+	// One flush's submission: the queued slots whose socket is still open,
+	// compacted, and each send's result.
+	sconns []*polledRelayConn
 	fds    []int32
-	names  []unix.RawSockaddrInet4
-	iovs   []unix.Iovec
-	msgs   []unix.Msghdr
-	bufs   [][]byte
+	smsgs  []unix.Msghdr
 	res    []int32
 	locked []*polledRelayConn
 }
@@ -55,9 +61,9 @@ func newPeerBatch() (*peerBatch, error) {
 // sizedPeerBatch is a batch of n datagrams with no ring yet: flush then
 // sends each with sendmsg.
 func sizedPeerBatch(n int) *peerBatch {
-	b := &peerBatch{conns: make([]*polledRelayConn, n), fds: make([]int32, n),
-		names: make([]unix.RawSockaddrInet4, n), iovs: make([]unix.Iovec, n), msgs: make([]unix.Msghdr, n),
-		bufs: make([][]byte, n), res: make([]int32, n)}
+	b := &peerBatch{conns: make([]*polledRelayConn, n), names: make([]unix.RawSockaddrInet4, n),
+		iovs: make([]unix.Iovec, n), msgs: make([]unix.Msghdr, n), bufs: make([][]byte, n),
+		sconns: make([]*polledRelayConn, n), fds: make([]int32, n), smsgs: make([]unix.Msghdr, n), res: make([]int32, n)}
 	for i := range b.msgs {
 		b.msgs[i] = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&b.names[i])), Namelen: unix.SizeofSockaddrInet4, Iov: &b.iovs[i], Iovlen: 1}
 	}
@@ -106,14 +112,13 @@ func (b *peerBatch) flush() {
 		if c.closed {
 			continue
 		}
-		b.conns[k], b.fds[k], b.msgs[k] = c, int32(c.fd), b.msgs[i]
+		// The submission is a compacted copy: slot i's msghdr keeps
+		// pointing at slot i's buffer and address for the next batches.
+		b.sconns[k], b.fds[k], b.smsgs[k], b.res[k] = c, int32(c.fd), b.msgs[i], unsent
 		k++
 	}
-	for i := range k {
-		b.res[i] = unsent
-	}
 	if b.ring != nil {
-		if err := b.ring.SendMsgs(b.fds[:k], b.msgs[:k], b.res[:k]); err != nil {
+		if err := b.ring.SendMsgs(b.fds[:k], b.smsgs[:k], b.res[:k]); err != nil {
 			// The ring is unusable: from here datagrams go one by one,
 			// starting with those of this batch it did not send.
 			_ = b.ring.Close()
@@ -122,14 +127,12 @@ func (b *peerBatch) flush() {
 	}
 	for i := range k {
 		if b.res[i] == unsent {
-			b.res[i] = int32(sendmsg(b.fds[i], &b.msgs[i]))
+			b.res[i] = int32(sendmsg(b.fds[i], &b.smsgs[i]))
 		}
-	}
-	for i := range k {
 		// A datagram the kernel refused (a full socket buffer) is dropped,
 		// as pion's write would drop it.
 		if b.res[i] >= 0 {
-			b.conns[i].table.countToPeer(b.conns[i].relay, int(b.res[i]))
+			b.sconns[i].table.countToPeer(b.sconns[i].relay, int(b.res[i]))
 		}
 	}
 	for _, c := range b.locked {
@@ -138,6 +141,7 @@ func (b *peerBatch) flush() {
 	clear(b.locked)
 	b.locked = b.locked[:0]
 	clear(b.conns[:b.n])
+	clear(b.sconns[:k])
 	b.n = 0
 }
 

@@ -69,17 +69,44 @@ func TestPeerBatchSendsFromEachRelayedSocket(t *testing.T) {
 
 			// More than one batch holds: the queue flushes itself when full.
 			const total = peerBatchSize + 8
-			want := map[int][]string{} // source port -> payloads in order
-			for i := range total {
-				src := a
-				if i%3 == 1 {
-					src = c
+			queueRound := func(round int, closedFirstInBatch2 bool) map[int][]string {
+				want := map[int][]string{} // source port -> payloads in order
+				for i := range total {
+					if i == peerBatchSize && closedFirstInBatch2 {
+						b.queue(gone, []byte("never sent"), to)
+					}
+					src := a
+					if i%3 == 1 {
+						src = c
+					}
+					p := fmt.Sprintf("round %d datagram %02d %s", round, i, make([]byte, i))
+					b.queue(src, []byte(p), to)
+					want[src.local.Port] = append(want[src.local.Port], p)
 				}
-				p := fmt.Sprintf("datagram %02d %s", i, make([]byte, i))
-				b.queue(src, []byte(p), to)
-				want[src.local.Port] = append(want[src.local.Port], p)
+				return want
 			}
-			b.queue(gone, []byte("never sent"), to)
+			buf := make([]byte, 2048)
+			receive := func(round int, want map[int][]string) {
+				t.Helper()
+				got := map[int][]string{}
+				for range total {
+					_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+					n, from, err := peer.ReadFromUDP(buf)
+					if err != nil {
+						t.Fatalf("round %d, after %d datagrams: %v", round, len(got[a.local.Port])+len(got[c.local.Port]), err)
+					}
+					got[from.Port] = append(got[from.Port], string(buf[:n]))
+				}
+				for port, w := range want {
+					if fmt.Sprint(got[port]) != fmt.Sprint(w) {
+						t.Fatalf("round %d: from port %d got %q, want %q", round, port, got[port], w)
+					}
+				}
+			}
+
+			// The closed socket's datagram leads the second batch, so the
+			// flush leaves a gap among the datagrams it submits.
+			want := queueRound(1, true)
 			gone.mu.Lock()
 			gone.closed = true
 			_ = unix.Close(gone.fd)
@@ -88,32 +115,22 @@ func TestPeerBatchSendsFromEachRelayedSocket(t *testing.T) {
 			// takes it, and must not send the closed one's datagram.
 			reuse := relaySocket(t, table)
 			b.flush()
-
-			got := map[int][]string{}
-			buf := make([]byte, 2048)
-			for range total {
-				_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
-				n, from, err := peer.ReadFromUDP(buf)
-				if err != nil {
-					t.Fatalf("after %d datagrams: %v", len(got[a.local.Port])+len(got[c.local.Port]), err)
-				}
-				got[from.Port] = append(got[from.Port], string(buf[:n]))
-			}
-			for port, w := range want {
-				if fmt.Sprint(got[port]) != fmt.Sprint(w) {
-					t.Fatalf("from port %d got %q, want %q", port, got[port], w)
-				}
-			}
+			receive(1, want)
 			_ = peer.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 			if n, from, err := peer.ReadFromUDP(buf); err == nil {
 				t.Fatalf("extra datagram %q from %v (descriptor %d, reused: %v)", buf[:n], from, gone.fd, reuse.fd == gone.fd)
 			}
-			if a.relay.toPeerPackets.Load()+c.relay.toPeerPackets.Load() != total || gone.relay.toPeerPackets.Load() != 0 {
+			// The batch after that gap still sends each slot's own datagram.
+			want = queueRound(2, false)
+			b.flush()
+			receive(2, want)
+
+			if a.relay.toPeerPackets.Load()+c.relay.toPeerPackets.Load() != 2*total || gone.relay.toPeerPackets.Load() != 0 {
 				t.Fatalf("relay counters: %d + %d (closed: %d), want %d", a.relay.toPeerPackets.Load(),
-					c.relay.toPeerPackets.Load(), gone.relay.toPeerPackets.Load(), total)
+					c.relay.toPeerPackets.Load(), gone.relay.toPeerPackets.Load(), 2*total)
 			}
-			if v := testutil.ToFloat64(packets); v != total {
-				t.Fatalf("server-wide packets toward peers = %v, want %d", v, total)
+			if v := testutil.ToFloat64(packets); v != 2*total {
+				t.Fatalf("server-wide packets toward peers = %v, want %d", v, 2*total)
 			}
 		})
 	}
