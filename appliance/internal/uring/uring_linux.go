@@ -72,7 +72,8 @@ type cqe struct {
 type Ring struct {
 	fd             int
 	rings, sqeMem  []byte
-	sqTail, sqMask *uint32
+	sqHead, sqTail *uint32
+	sqMask         *uint32
 	cqHead, cqTail *uint32
 	cqMask         uint32
 	sqes           []sqe
@@ -105,7 +106,7 @@ func New(entries uint32) (*Ring, error) {
 		return nil, fmt.Errorf("io_uring: map submissions: %w", err)
 	}
 	at := func(off uint32) *uint32 { return (*uint32)(unsafe.Pointer(&r.rings[off])) }
-	r.sqTail, r.sqMask = at(p.sqOff.tail), at(p.sqOff.ringMask)
+	r.sqHead, r.sqTail, r.sqMask = at(p.sqOff.head), at(p.sqOff.tail), at(p.sqOff.ringMask)
 	r.cqHead, r.cqTail, r.cqMask = at(p.cqOff.head), at(p.cqOff.tail), *at(p.cqOff.ringMask)
 	r.sqes = unsafe.Slice((*sqe)(unsafe.Pointer(&r.sqeMem[0])), p.sqEntries)
 	r.cqes = unsafe.Slice((*cqe)(unsafe.Pointer(&r.rings[p.cqOff.cqes])), p.cqEntries)
@@ -140,18 +141,19 @@ func (r *Ring) SendMsgs(fds []int32, msgs []unix.Msghdr, res []int32) error {
 			len: 1, msgFlags: unix.MSG_DONTWAIT, userData: uint64(i)}
 	}
 	atomic.StoreUint32(r.sqTail, tail+n) // publishes the entries to the kernel
-	var submitted, done uint32
+	var done uint32
 	for tries := 0; done < n; tries++ {
 		if tries == 64 {
 			return fmt.Errorf("io_uring: %d of %d sends completed", done, n)
 		}
-		// The kernel waits for the completions only when it took every
-		// submission; otherwise it returns and the rest go in the next call.
-		ret, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(n-submitted), uintptr(n-done), enterGetEvents, 0, 0)
+		// How many the kernel took is its submission head, whatever the
+		// last call returned (an interrupted wait reports EINTR after
+		// taking them all). It waits for the completions only when it took
+		// every submission asked for; otherwise the rest go in the next call.
+		submitted := atomic.LoadUint32(r.sqHead) - tail
+		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(n-submitted), uintptr(n-done), enterGetEvents, 0, 0)
 		switch errno {
-		case 0:
-			submitted += uint32(ret)
-		case unix.EINTR, unix.EAGAIN, unix.EBUSY:
+		case 0, unix.EINTR, unix.EAGAIN, unix.EBUSY:
 		default:
 			return fmt.Errorf("io_uring_enter: %w", errno)
 		}
