@@ -29,6 +29,7 @@ type bridge struct {
 	sipLaw       media.Law
 	sipEventPT   uint8
 	conn         *net.UDPConn
+	fd           int32 // conn's descriptor for the pacer's batches; -1 when unknown
 	track        *rtc.Track
 	jbB, jbS     *media.JitterBuffer
 	anaB, anaS   *media.Analyzer // what the browser said / what SIP said
@@ -66,6 +67,10 @@ func newBridge(c *call, browserMime string, sm sipMedia) *bridge {
 	b := &bridge{c: c, sipLaw: sm.law, sipEventPT: sm.eventPT, conn: c.rtpConn, track: c.track, remote: addrPort(sm.addr),
 		stopCh: make(chan struct{}), sipSSRC: rand.Uint32(), sipSeq: uint16(rand.Uint32()), sipTS: rand.Uint32(),
 		brSeq: uint16(rand.Uint32()), brTS: rand.Uint32()}
+	b.fd = -1
+	if rc, err := b.conn.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { b.fd = int32(fd) }) //nolint:gosec // a descriptor fits
+	}
 	b.digitsToSIP.Store("")
 	b.digitsToBrowser.Store("")
 	b.browserClock = media.G711ClockRate
@@ -290,6 +295,13 @@ const rtpHeaderSize = 12
 // writeSIP marshals one packet into buf (which must hold the header and the
 // payload) and sends it.
 func (b *bridge) writeSIP(remote netip.AddrPort, h *rtp.Header, payload []byte, buf []byte) {
+	b.sendSIP(nil, remote, h, payload, buf)
+}
+
+// sendSIP marshals one packet into buf (which must hold the header and the
+// payload) and queues it on the sweep's batch sc, or sends it at once when sc
+// is nil or cannot take it.
+func (b *bridge) sendSIP(sc *frameScratch, remote netip.AddrPort, h *rtp.Header, payload []byte, buf []byte) {
 	if !remote.IsValid() {
 		return
 	}
@@ -298,6 +310,15 @@ func (b *bridge) writeSIP(remote netip.AddrPort, h *rtp.Header, payload []byte, 
 	if err != nil {
 		b.errors.Add(1)
 		return
+	}
+	if sc != nil && b.fd >= 0 {
+		if sc.sip.Full() {
+			sc.flushSIP()
+		}
+		if i := sc.sip.Queue(b.fd, buf[:n], remote); i >= 0 {
+			sc.sipFrom[i] = b
+			return
+		}
 	}
 	if _, err := b.conn.WriteToUDPAddrPort(buf[:n], remote); err != nil {
 		b.errors.Add(1)
@@ -386,7 +407,7 @@ func (b *bridge) frame(sc *frameScratch) {
 			Timestamp: b.sipTS, SSRC: b.sipSSRC}
 		remote := b.remote
 		b.mu.Unlock()
-		b.writeSIP(remote, h, frame, sipBuf)
+		b.sendSIP(sc, remote, h, frame, sipBuf)
 	}
 }
 

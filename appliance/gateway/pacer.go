@@ -3,10 +3,12 @@ package gateway
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
 
+	"github.com/cxlab/cxlab/appliance/internal/uring"
 	"github.com/cxlab/cxlab/appliance/media"
 )
 
@@ -15,8 +17,15 @@ import (
 // goroutine switch per call per frame cost as much as the rest of the
 // per-frame work outside the codec. Shards start with their first bridge and
 // exit once they have none.
+//
+// A sweep's packets leave in batches: toward browsers through the ICE
+// socket's queue (see mediaConn), toward SIP through one io_uring
+// submission across the calls' RTP sockets (see uring.Batch); each is sent
+// when the sweep ends or its batch is full. A bridge's RTP socket is closed
+// only after remove, so it is open whenever a sweep sends from it.
 type pacer struct {
 	shards []*pacerShard
+	media  atomic.Pointer[mediaConn] // nil: the ICE socket is not batched
 	wg     sync.WaitGroup
 }
 
@@ -39,6 +48,19 @@ type frameScratch struct {
 	pcm    []int16
 	sipBuf []byte
 	h      rtp.Header // reused: a header per packet would escape to the heap through the track writer
+
+	sip     *uring.Batch // the sweep's packets toward SIP
+	sipFrom []*bridge    // the bridge of each queued packet
+	sipSent func(i int, res int32)
+}
+
+// sipBatchSize is the most packets toward SIP sent in one submission.
+const sipBatchSize = 32
+
+// flushSIP sends the packets toward SIP queued so far.
+func (sc *frameScratch) flushSIP() {
+	sc.sip.Flush(nil, sc.sipSent)
+	clear(sc.sipFrom)
 }
 
 func newPacer() *pacer {
@@ -104,6 +126,16 @@ func (s *pacerShard) run() {
 		g711:   make([]byte, media.MaxOpusFrameSamples),
 		pcm:    make([]int16, media.MaxOpusFrameSamples),
 		sipBuf: make([]byte, rtpHeaderSize+media.MaxOpusFrameSamples),
+		sip:    uring.NewBatch(sipBatchSize),
+	}
+	defer sc.sip.Close()
+	sc.sipFrom = make([]*bridge, sipBatchSize)
+	sc.sipSent = func(i int, res int32) {
+		if b := sc.sipFrom[i]; res >= 0 {
+			b.pktToSIP.Add(1)
+		} else {
+			b.errors.Add(1)
+		}
 	}
 	sleepToGrid()
 	t := time.NewTicker(media.FrameDuration)
@@ -115,8 +147,16 @@ func (s *pacerShard) run() {
 			s.mu.Unlock()
 			return
 		}
+		m := s.p.media.Load()
+		if m != nil {
+			m.hold()
+		}
 		for _, b := range s.bridges {
 			b.frame(sc)
+		}
+		sc.flushSIP()
+		if m != nil {
+			m.release()
 		}
 		s.mu.Unlock()
 	}

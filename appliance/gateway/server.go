@@ -110,7 +110,13 @@ func (s *Server) Start(ctx context.Context) error {
 		conn = c
 	}
 	s.mediaConn = conn
-	s.udpMux = webrtc.NewICEUDPMux(nil, conn)
+	mux := conn
+	if uc, ok := conn.(*net.UDPConn); ok {
+		mc := newMediaConn(uc)
+		s.pacer.media.Store(mc)
+		mux = mc
+	}
+	s.udpMux = webrtc.NewICEUDPMux(nil, mux)
 	se, err := s.settingEngine()
 	if err != nil {
 		_ = s.udpMux.Close()

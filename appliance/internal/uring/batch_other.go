@@ -1,0 +1,26 @@
+//go:build !linux
+
+package uring
+
+import "net/netip"
+
+// Batch queues nothing off Linux: callers send each datagram on its own.
+type Batch struct{}
+
+// NewBatch returns a batch that takes no datagram.
+func NewBatch(int) *Batch { return &Batch{} }
+
+// Ring is false.
+func (*Batch) Ring() bool { return false }
+
+// Full is true.
+func (*Batch) Full() bool { return true }
+
+// Queue refuses every datagram.
+func (*Batch) Queue(int32, []byte, netip.AddrPort) int { return -1 }
+
+// Flush does nothing.
+func (*Batch) Flush(func(int) bool, func(int, int32)) {}
+
+// Close does nothing.
+func (*Batch) Close() {}
