@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -350,4 +351,39 @@ func processCPU(pid int) time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+st) * 10 * time.Millisecond // USER_HZ = 100
+}
+
+// pgCPU is the CPU time of the PostgreSQL server whose command line names a
+// directory under dataDir (pg_ctl detaches it from cxlab) and of its backends.
+func pgCPU(dataDir string) time.Duration {
+	parent := map[int]int{}
+	var roots []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 1 {
+			parent[p], _ = strconv.Atoi(f[1])
+		}
+		if cl, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.Contains(string(cl), dataDir+"/") {
+			roots = append(roots, p)
+		}
+	}
+	var total time.Duration
+	for p := range parent {
+		for q := p; q > 1; q = parent[q] {
+			if slices.Contains(roots, q) {
+				total += processCPU(p)
+				break
+			}
+		}
+	}
+	return total
 }

@@ -41,7 +41,7 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 	// "most req/s" is what the service can do.
 	up := append([]string{"--ges-tenant-creates-per-sec", "1000000", "--ges-tenant-create-burst", "1000000"},
 		strings.Fields(os.Getenv("CXLAB_BENCH_UP_ARGS"))...)
-	in, err := startInstance(ctx, bin, filepath.Join(root, "data"), up...)
+	in, err := startInstance(ctx, bin, filepath.Join(root, "data"), up...) // its PostgreSQL's command line names this directory
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +87,12 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
+	dataDir := filepath.Join(root, "data")
+	cx0, pg0, gen0, t0 := processCPU(in.cmd.Process.Pid), pgCPU(dataDir), processCPU(os.Getpid()), time.Now()
 	createAt := paced(ctx, api, targetRate, func(c *loadConn) error { return keep(create(c)) })
+	cores := func(d time.Duration) float64 { return d.Seconds() / time.Since(t0).Seconds() }
+	used := fmt.Sprintf("; cores used: cxlab %.2f, its PostgreSQL %.2f, the load generator %.2f",
+		cores(processCPU(in.cmd.Process.Pid)-cx0), cores(pgCPU(dataDir)-pg0), cores(processCPU(os.Getpid())-gen0))
 	after, err := createTimings(ctx, metricsURL)
 	if err != nil {
 		return nil, err
@@ -129,7 +134,7 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 		row("create: most req/s", createMax.perSec, "req/s", ">= 3000/s", closed, createMax.errors),
 		row("create: latency p50 / p99 at most req/s", createMax.p50, fmt.Sprintf("ms / %.1f ms", createMax.p99), "", closed, createMax.errors),
 		row(fmt.Sprintf("create: latency p50 / p99 at %d/s", targetRate), createAt.p50, fmt.Sprintf("ms / %.1f ms", createAt.p99), "p99 <= 10 ms",
-			open+fmt.Sprintf("; %.0f req/s achieved; the generator began 99%% of requests within %.1f ms of their scheduled time", createAt.perSec, createAt.lagP99), createAt.errors),
+			open+fmt.Sprintf("; %.0f req/s achieved; the generator began 99%% of requests within %.1f ms of their scheduled time", createAt.perSec, createAt.lagP99)+used, createAt.errors),
 		row(fmt.Sprintf("create at %d/s: share the server answered within 10 ms", targetRate), after.sub(before).within10msPct(), "%", ">= 99%",
 			open+"; from cxlab's ges_http_request_duration_seconds (handler start to end: the client's queueing and the kernel are outside it)", createAt.errors),
 		row("retrieve: most req/s", retrieveMax.perSec, "req/s", "faster than create", closed, retrieveMax.errors),
