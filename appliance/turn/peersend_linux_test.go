@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
+
+	"github.com/cxlab/cxlab/appliance/internal/uring"
 )
 
 // relaySocket is a bound UDP descriptor standing in for a polled relayed
@@ -44,7 +46,7 @@ func relaySocket(t *testing.T, table *relayTable) *polledRelayConn {
 func TestPeerBatchSendsFromEachRelayedSocket(t *testing.T) {
 	for _, ring := range []bool{true, false} {
 		t.Run(fmt.Sprintf("io_uring=%v", ring), func(t *testing.T) {
-			b := sizedPeerBatch(peerBatchSize) // what flush does after a ring failed
+			b := withBatch(uring.NewSendmsgBatch(peerBatchSize)) // what flush does after a ring failed
 			if ring {
 				var err error
 				if b, err = newPeerBatch(); err != nil {

@@ -351,8 +351,7 @@ func (c *polledRelayConn) sendto(p []byte, sa *unix.SockaddrInet4) error {
 // relayTable.forwardChannelData), so the socket address of the last peer is
 // kept for the next datagram. False when sent at once on a closed socket.
 func (c *polledRelayConn) sendToPeer(p []byte, peer netip.AddrPort) bool {
-	if c.poller.peers != nil {
-		c.poller.peers.queue(c, p, peer)
+	if c.poller.peers != nil && c.poller.peers.queue(c, p, peer) {
 		return true
 	}
 	if peer != c.lastPeer || c.lastSA == nil {

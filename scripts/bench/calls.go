@@ -356,31 +356,20 @@ func processCPU(pid int) time.Duration {
 // pgCPU is the CPU time of the PostgreSQL server whose command line names a
 // directory under dataDir (pg_ctl detaches it from cxlab) and of its backends.
 func pgCPU(dataDir string) time.Duration {
-	parent := map[int]int{}
+	all := procs()
+	parent := make(map[int]int, len(all))
 	var roots []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 1 {
-			parent[p], _ = strconv.Atoi(f[1])
-		}
-		if cl, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.Contains(string(cl), dataDir+"/") {
-			roots = append(roots, p)
+	for _, p := range all {
+		parent[p.pid] = p.ppid
+		if strings.Contains(p.cmdline, dataDir+"/") {
+			roots = append(roots, p.pid)
 		}
 	}
 	var total time.Duration
-	for p := range parent {
-		for q := p; q > 1; q = parent[q] {
+	for pid := range parent {
+		for q := pid; q > 1; q = parent[q] {
 			if slices.Contains(roots, q) {
-				total += processCPU(p)
+				total += processCPU(pid)
 				break
 			}
 		}

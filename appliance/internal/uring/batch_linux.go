@@ -35,15 +35,20 @@ type Batch struct {
 // entries when io_uring is allowed).
 func NewBatch(n int) *Batch {
 	r, err := New(uint32(n))
-	if err == nil {
-		n = min(n, r.Entries())
+	if err != nil {
+		return NewSendmsgBatch(n)
 	}
+	b := NewSendmsgBatch(min(n, r.Entries()))
+	b.ring = r
+	return b
+}
+
+// NewSendmsgBatch returns a batch of n datagrams that sends each with
+// sendmsg(2), as a batch does once its ring has failed.
+func NewSendmsgBatch(n int) *Batch {
 	b := &Batch{fds: make([]int32, n), names: make([]unix.RawSockaddrInet4, n), iovs: make([]unix.Iovec, n),
 		msgs: make([]unix.Msghdr, n), bufs: make([][]byte, n),
 		slot: make([]int, n), sfds: make([]int32, n), smsgs: make([]unix.Msghdr, n), res: make([]int32, n)}
-	if err == nil {
-		b.ring = r
-	}
 	for i := range b.msgs {
 		b.msgs[i] = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&b.names[i])), Namelen: unix.SizeofSockaddrInet4, Iov: &b.iovs[i], Iovlen: 1}
 	}

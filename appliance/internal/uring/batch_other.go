@@ -10,6 +10,9 @@ type Batch struct{}
 // NewBatch returns a batch that takes no datagram.
 func NewBatch(int) *Batch { return &Batch{} }
 
+// NewSendmsgBatch returns a batch that takes no datagram.
+func NewSendmsgBatch(int) *Batch { return &Batch{} }
+
 // Ring is false.
 func (*Batch) Ring() bool { return false }
 
