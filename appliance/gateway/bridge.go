@@ -210,7 +210,7 @@ func (b *bridge) relayEventToSIP(p *rtp.Packet, clock uint32) {
 	remote := b.remote
 	b.mu.Unlock()
 	var raw [rtpHeaderSize + 4]byte // events are rare; the pacer owns the audio buffer
-	b.writeSIP(remote, &h, ev.Marshal(), raw[:])
+	b.sendSIP(nil, remote, &h, ev.Marshal(), raw[:])
 }
 
 func (b *bridge) readSIP() {
@@ -291,12 +291,6 @@ func (b *bridge) relayEventToBrowser(p *rtp.Packet) {
 // rtpHeaderSize is the size of the RTP headers the gateway writes (no CSRC,
 // no extension).
 const rtpHeaderSize = 12
-
-// writeSIP marshals one packet into buf (which must hold the header and the
-// payload) and sends it.
-func (b *bridge) writeSIP(remote netip.AddrPort, h *rtp.Header, payload []byte, buf []byte) {
-	b.sendSIP(nil, remote, h, payload, buf)
-}
 
 // sendSIP marshals one packet into buf (which must hold the header and the
 // payload) and queues it on the sweep's batch sc, or sends it at once when sc
