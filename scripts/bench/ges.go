@@ -89,7 +89,7 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 	}
 	dataDir := filepath.Join(root, "data")
 	cx0, pg0, gen0, t0 := processCPU(in.cmd.Process.Pid), pgCPU(dataDir), processCPU(os.Getpid()), time.Now()
-	createAt := paced(ctx, api, targetRate, func(c *loadConn) error { return keep(create(c)) })
+	createAt := paced(ctx, api, targetRate, "create", func(c *loadConn) error { return keep(create(c)) })
 	cores := func(d time.Duration) float64 { return d.Seconds() / time.Since(t0).Seconds() }
 	used := fmt.Sprintf("; cores used: cxlab %.2f, its PostgreSQL %.2f, the load generator %.2f",
 		cores(processCPU(in.cmd.Process.Pid)-cx0), cores(pgCPU(dataDir)-pg0), cores(processCPU(os.Getpid())-gen0))
@@ -117,7 +117,7 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 		return nil
 	}
 	retrieveMax := load(ctx, api, retrieve)
-	retrieveAt := paced(ctx, api, targetRate, retrieve)
+	retrieveAt := paced(ctx, api, targetRate, "retrieve", retrieve)
 	availMax := load(ctx, api, func(c *loadConn) error {
 		code, err := c.get(ctx, "/callbacks/availability/CB_Support?numberOfDays=1&maxTimeSlots=10")
 		if err != nil || code != 200 {
@@ -157,26 +157,27 @@ type loadResult struct {
 func load(ctx context.Context, base *url.URL, op func(*loadConn) error) loadResult {
 	start := time.Now()
 	stop := start.Add(loadFor)
-	lat, _, errs := workers(base, op, func() (time.Time, bool) {
+	samples := workers(base, op, func() (time.Time, bool) {
 		now := time.Now()
 		return now, now.Before(stop) && ctx.Err() == nil
 	})
-	return summarize(lat, time.Since(start), errs)
+	return summarize(samples, time.Since(start))
 }
 
 // paced offers rate requests per second for loadFor (open loop) through
 // `concurrency` workers. Each request has a scheduled send time; its latency
 // counts from then, so a stall that delays later sends shows in their latency
-// instead of thinning the load.
-func paced(ctx context.Context, base *url.URL, rate int, op func(*loadConn) error) loadResult {
+// instead of thinning the load. With CXLAB_BENCH_PROFILE=dir, every
+// request's send time, lateness and latency go to dir/ges-<label>-requests.csv:
+// slow requests come in episodes, and the file shows when and how long.
+func paced(ctx context.Context, base *url.URL, rate int, label string, op func(*loadConn) error) loadResult {
 	sched := make(chan time.Time, rate) // a second of backlog at most
 	start := time.Now()
 	done := make(chan struct{})
-	var lat, lag []time.Duration
-	var errs int64
+	var samples []sample
 	go func() {
 		defer close(done)
-		lat, lag, errs = workers(base, op, func() (time.Time, bool) {
+		samples = workers(base, op, func() (time.Time, bool) {
 			at, ok := <-sched
 			return at, ok
 		})
@@ -197,21 +198,50 @@ func paced(ctx context.Context, base *url.URL, rate int, op func(*loadConn) erro
 	}
 	close(sched)
 	<-done
-	r := summarize(lat, time.Since(start), errs)
+	r := summarize(samples, time.Since(start))
+	lag := make([]time.Duration, len(samples))
+	for i, s := range samples {
+		lag[i] = s.late
+	}
 	r.lagP99 = percentile(lag, 0.99)
+	writeRequests(label, samples)
 	return r
 }
 
+// sample is one request: when it was to be sent, how late it began, and its
+// latency from the send time; ok is false when it failed.
+type sample struct {
+	at        time.Time
+	late, lat time.Duration
+	ok        bool
+}
+
+// writeRequests writes samples as CSV to CXLAB_BENCH_PROFILE, when set.
+func writeRequests(label string, samples []sample) {
+	dir := os.Getenv("CXLAB_BENCH_PROFILE")
+	if dir == "" {
+		return
+	}
+	sort.Slice(samples, func(i, j int) bool { return samples[i].at.Before(samples[j].at) })
+	var b strings.Builder
+	b.WriteString("send_time_unix_us,late_us,latency_us,ok\n")
+	for _, s := range samples {
+		fmt.Fprintf(&b, "%d,%d,%d,%t\n", s.at.UnixMicro(), s.late.Microseconds(), s.lat.Microseconds(), s.ok)
+	}
+	f := filepath.Join(dir, "ges-"+label+"-requests.csv")
+	if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil { //nolint:gosec // a report for the user
+		fmt.Fprintln(os.Stderr, "bench:", err)
+	}
+}
+
 // workers runs op from `concurrency` goroutines, each with a connection of
-// its own to base, while next hands out send times, and returns each
-// successful request's latency from its send time and how late each request
-// began after it.
-func workers(base *url.URL, op func(*loadConn) error, next func() (time.Time, bool)) ([]time.Duration, []time.Duration, int64) {
+// its own to base, while next hands out send times, and returns a sample of
+// each request.
+func workers(base *url.URL, op func(*loadConn) error, next func() (time.Time, bool)) []sample {
 	var (
-		mu       sync.Mutex
-		lat, lag []time.Duration
-		errs     atomic.Int64
-		wg       sync.WaitGroup
+		mu  sync.Mutex
+		all []sample
+		wg  sync.WaitGroup
 	)
 	for range concurrency {
 		c := &loadConn{base: base}
@@ -219,25 +249,34 @@ func workers(base *url.URL, op func(*loadConn) error, next func() (time.Time, bo
 		go func() {
 			defer wg.Done()
 			defer c.close()
-			var mine, late []time.Duration
+			var mine []sample
 			for at, ok := next(); ok; at, ok = next() {
-				late = append(late, time.Since(at))
-				if err := op(c); err != nil {
-					errs.Add(1)
-					continue
-				}
-				mine = append(mine, time.Since(at))
+				s := sample{at: at, late: time.Since(at)}
+				s.ok = op(c) == nil
+				s.lat = time.Since(at)
+				mine = append(mine, s)
 			}
 			mu.Lock()
-			lat, lag = append(lat, mine...), append(lag, late...)
+			all = append(all, mine...)
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return lat, lag, errs.Load()
+	return all
 }
 
-func summarize(lat []time.Duration, el time.Duration, errs int64) loadResult {
+// summarize gives the rate and latency percentiles of the successful
+// requests, and counts the failed ones.
+func summarize(samples []sample, el time.Duration) loadResult {
+	var lat []time.Duration
+	var errs int64
+	for _, s := range samples {
+		if !s.ok {
+			errs++
+			continue
+		}
+		lat = append(lat, s.lat)
+	}
 	return loadResult{perSec: float64(len(lat)) / el.Seconds(), p50: percentile(lat, 0.50), p99: percentile(lat, 0.99), errors: errs}
 }
 
