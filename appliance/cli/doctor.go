@@ -97,7 +97,7 @@ func doctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		check(false, t.bin, err, "apt-get install "+t.pkg+"  (or: make deps)")
 	}
 	_, _ = fmt.Fprintln(stdout, "\nLoad tests (optional):")
-	check(false, "io_uring (TURN sends channel data toward peers in batches)", ioURing(),
+	check(false, "io_uring (TURN channel data toward peers and the gateway's RTP toward SIP go in batches)", ioURing(),
 		"allow io_uring (sysctl kernel.io_uring_disabled=0; containers: a seccomp profile that permits it); without it each datagram is sent on its own")
 	check(false, fmt.Sprintf("UDP receive buffers up to %d MB (net.core.rmem_max)", turn.ListenerReceiveBuffer>>20), rmemMax(),
 		fmt.Sprintf("sysctl -w net.core.rmem_max=%d", turn.ListenerReceiveBuffer))
