@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -65,14 +66,19 @@ func (m *mediaConn) release() {
 }
 
 // flushLocked sends the queue with as few sendmmsg calls as it takes. A
-// datagram the kernel refuses is dropped, as a failed sendto drops it.
+// datagram the kernel refuses is dropped, as a failed sendto drops it; the
+// ones after it are still sent (sendmmsg stops at the first it refuses).
 func (m *mediaConn) flushLocked() {
 	for sent := 0; sent < len(m.q); {
 		n, err := m.batch.WriteBatch(m.q[sent:], 0)
-		if err != nil || n <= 0 {
-			break
+		switch {
+		case n > 0:
+			sent += n
+		case errors.Is(err, net.ErrClosed):
+			sent = len(m.q)
+		default:
+			sent++ // the refused datagram
 		}
-		sent += n
 	}
 	m.q = m.q[:0]
 }

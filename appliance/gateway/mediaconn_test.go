@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -74,4 +75,15 @@ func TestMediaConnSendsASweepsDatagramsTogether(t *testing.T) {
 	expect(many[mediaFlushAt:]...)
 	write("after the sweeps")
 	expect("after the sweeps")
+
+	// A datagram the kernel refuses (port 0) is dropped alone; the ones
+	// queued after it still leave.
+	m.hold()
+	write("before the refused one")
+	if _, err := m.WriteToAddrPort([]byte("refused"), netip.AddrPortFrom(to.Addr(), 0)); err != nil {
+		t.Fatal(err) // queued: the refusal comes at the flush
+	}
+	write("after the refused one")
+	m.release()
+	expect("before the refused one", "after the refused one")
 }
