@@ -3,7 +3,6 @@
 package turn
 
 import (
-	"errors"
 	"net/netip"
 	"sync"
 
@@ -36,9 +35,9 @@ const peerBatchSize = 32
 // seccomp profiles): the read loop then sends each datagram with sendto.
 func newPeerBatch() (*peerBatch, error) {
 	b := uring.NewBatch(peerBatchSize)
-	if !b.Ring() {
+	if err := b.RingErr(); err != nil {
 		b.Close()
-		return nil, errors.New("io_uring is not available")
+		return nil, err
 	}
 	return withBatch(b), nil
 }

@@ -41,7 +41,8 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 	// "most req/s" is what the service can do.
 	up := append([]string{"--ges-tenant-creates-per-sec", "1000000", "--ges-tenant-create-burst", "1000000"},
 		strings.Fields(os.Getenv("CXLAB_BENCH_UP_ARGS"))...)
-	in, err := startInstance(ctx, bin, filepath.Join(root, "data"), up...) // its PostgreSQL's command line names this directory
+	dataDir := filepath.Join(root, "data") // its PostgreSQL's command line names it (see pgCPU)
+	in, err := startInstance(ctx, bin, dataDir, up...)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +88,6 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	dataDir := filepath.Join(root, "data")
 	cx0, pg0, gen0, t0 := processCPU(in.cmd.Process.Pid), pgCPU(dataDir), processCPU(os.Getpid()), time.Now()
 	createAt := paced(ctx, api, targetRate, "create", func(c *loadConn) error { return keep(create(c)) })
 	cores := func(d time.Duration) float64 { return d.Seconds() / time.Since(t0).Seconds() }

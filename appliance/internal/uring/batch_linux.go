@@ -1,6 +1,7 @@
 package uring
 
 import (
+	"errors"
 	"math"
 	"net/netip"
 	"unsafe"
@@ -14,8 +15,9 @@ import (
 // so callers may reuse theirs at once. One goroutine uses a Batch; the
 // sockets it names must stay open until the Flush that sends them returns.
 type Batch struct {
-	ring *Ring
-	n    int
+	ring    *Ring
+	ringErr error // why ring is nil
+	n       int
 	// Slot i: its socket, address, payload, and a msghdr that always points
 	// at slot i's address and payload.
 	fds   []int32
@@ -36,17 +38,19 @@ type Batch struct {
 func NewBatch(n int) *Batch {
 	r, err := New(uint32(n))
 	if err != nil {
-		return NewSendmsgBatch(n)
+		b := NewSendmsgBatch(n)
+		b.ringErr = err
+		return b
 	}
 	b := NewSendmsgBatch(min(n, r.Entries()))
-	b.ring = r
+	b.ring, b.ringErr = r, nil
 	return b
 }
 
 // NewSendmsgBatch returns a batch of n datagrams that sends each with
 // sendmsg(2), as a batch does once its ring has failed.
 func NewSendmsgBatch(n int) *Batch {
-	b := &Batch{fds: make([]int32, n), names: make([]unix.RawSockaddrInet4, n), iovs: make([]unix.Iovec, n),
+	b := &Batch{ringErr: errSendmsg, fds: make([]int32, n), names: make([]unix.RawSockaddrInet4, n), iovs: make([]unix.Iovec, n),
 		msgs: make([]unix.Msghdr, n), bufs: make([][]byte, n),
 		slot: make([]int, n), sfds: make([]int32, n), smsgs: make([]unix.Msghdr, n), res: make([]int32, n)}
 	for i := range b.msgs {
@@ -55,8 +59,16 @@ func NewSendmsgBatch(n int) *Batch {
 	return b
 }
 
-// Ring reports whether the batch submits through io_uring.
-func (b *Batch) Ring() bool { return b.ring != nil }
+// errSendmsg is RingErr of a batch made to send with sendmsg.
+var errSendmsg = errors.New("io_uring: not used (sendmsg batch)")
+
+// errClosed is RingErr once Close released the ring.
+var errClosed = errors.New("io_uring: batch closed")
+
+// RingErr is nil while the batch submits through io_uring, and otherwise
+// says why it sends each datagram with sendmsg (the kernel refused the ring,
+// or the ring failed).
+func (b *Batch) RingErr() error { return b.ringErr }
 
 // Full reports whether Queue would refuse the next datagram.
 func (b *Batch) Full() bool { return b.n == len(b.msgs) }
@@ -106,7 +118,7 @@ func (b *Batch) Flush(skip func(i int) bool, sent func(i int, res int32)) {
 			// The ring is unusable: from here datagrams go one by one,
 			// starting with those of this batch it did not send.
 			_ = b.ring.Close()
-			b.ring = nil
+			b.ring, b.ringErr = nil, err
 		}
 	}
 	for j := range k {
@@ -124,7 +136,7 @@ func (b *Batch) Close() {
 	b.n = 0
 	if b.ring != nil {
 		_ = b.ring.Close()
-		b.ring = nil
+		b.ring, b.ringErr = nil, errClosed
 	}
 }
 

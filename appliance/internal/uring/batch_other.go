@@ -2,7 +2,10 @@
 
 package uring
 
-import "net/netip"
+import (
+	"errors"
+	"net/netip"
+)
 
 // Batch queues nothing off Linux: callers send each datagram on its own.
 type Batch struct{}
@@ -13,8 +16,8 @@ func NewBatch(int) *Batch { return &Batch{} }
 // NewSendmsgBatch returns a batch that takes no datagram.
 func NewSendmsgBatch(int) *Batch { return &Batch{} }
 
-// Ring is false.
-func (*Batch) Ring() bool { return false }
+// RingErr says io_uring is unsupported.
+func (*Batch) RingErr() error { return errors.ErrUnsupported }
 
 // Full is true.
 func (*Batch) Full() bool { return true }
