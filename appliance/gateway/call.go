@@ -42,6 +42,10 @@ type call struct {
 	answerCh chan rtc.Message
 	ended    chan struct{}
 	endOnce  sync.Once
+	// sipMu serializes the calls into the SIP dialog sessions, which sipgo
+	// does not make safe for concurrent use: runIncoming answers or fails an
+	// incoming INVITE while end may decline it.
+	sipMu sync.Mutex
 
 	mu          sync.Mutex
 	state       string // ringing, connected, held, ended
@@ -170,11 +174,11 @@ func (c *call) runIncoming(dss *sipgo.DialogServerSession, offer sipMedia) {
 	c.dss, c.sipCallID, c.sipMedia = dss, dss.InviteRequest.CallID().Value(), offer
 	c.mu.Unlock()
 	s.trackCall(c)
-	_ = dss.Respond(180, "Ringing", nil, sip.NewHeader("Allow-Events", "talk, hold"))
+	c.withDialog(func() { _ = dss.Respond(180, "Ringing", nil, sip.NewHeader("Allow-Events", "talk, hold")) })
 
 	fail := func(code int, reason string, err error) {
 		s.log.Info("incoming call failed", "dn", c.sess.dn, "err", err)
-		_ = dss.Respond(code, reason, nil)
+		c.withDialog(func() { _ = dss.Respond(code, reason, nil) })
 		c.end(context.Background(), "failed: "+err.Error(), sideSIP)
 	}
 	conn, err := c.openRTP()
@@ -233,7 +237,7 @@ func (c *call) runIncoming(dss *sipgo.DialogServerSession, offer sipMedia) {
 	case <-c.ended:
 		return
 	case <-timer.C:
-		_ = dss.Respond(480, "Temporarily Unavailable", nil)
+		c.withDialog(func() { _ = dss.Respond(480, "Temporarily Unavailable", nil) })
 		c.end(context.Background(), "no answer", sideSIP)
 		return
 	}
@@ -267,7 +271,10 @@ func (c *call) runIncoming(dss *sipgo.DialogServerSession, offer sipMedia) {
 	}
 	c.sess.push(c.peer, rtc.Message{Type: "OK", OffererSessionID: c.offerID, AnswererSessionID: ans.AnswererSessionID,
 		Seq: c.offerSeq}.Encode("SDP "))
-	if err := dss.RespondSDP(c.localSDP([]media.Law{offer.law}, offer.eventPT, "sendrecv")); err != nil {
+	answer := c.localSDP([]media.Law{offer.law}, offer.eventPT, "sendrecv")
+	var err200 error
+	c.withDialog(func() { err200 = dss.RespondSDP(answer) })
+	if err200 != nil {
 		c.end(context.Background(), "sip answer failed", sideSIP)
 		return
 	}
@@ -275,9 +282,16 @@ func (c *call) runIncoming(dss *sipgo.DialogServerSession, offer sipMedia) {
 		// end saw a ringing call and declined it, too late: the 200 OK went
 		// out, so the dialog needs a BYE.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 3*time.Second)
-		_ = dss.Bye(ctx)
+		c.withDialog(func() { _ = dss.Bye(ctx) })
 		cancel()
 	}
+}
+
+// withDialog runs f, which uses the call's SIP dialog session, holding sipMu.
+func (c *call) withDialog(f func()) {
+	c.sipMu.Lock()
+	defer c.sipMu.Unlock()
+	f()
 }
 
 // established starts the media bridge and the call counters; false means
@@ -378,14 +392,18 @@ func (c *call) runOutgoing(m rtc.Message) {
 		fail("SIP", fmt.Errorf("invite: %w", err))
 		return
 	}
-	// If the call ended while the INVITE went out, end did not see this
-	// dialog: ctx is cancelled, so WaitAnswer sends CANCEL; an answer that
-	// crossed it is hung up below.
-	adopted := c.adopt(func() { c.dcs, c.sipCallID = dcs, req.CallID().Value() }, nil)
+	// The call takes the dialog only once it is answered: WaitAnswer writes
+	// the session, so end must not touch it meanwhile. If the call ends while
+	// the INVITE is out, ctx is cancelled and WaitAnswer sends CANCEL; an
+	// answer that crossed it is hung up here.
+	adopted := c.adopt(func() { c.sipCallID = req.CallID().Value() }, nil)
 	if adopted {
 		s.trackCall(c)
 	}
 	err = dcs.WaitAnswer(ctx, sipgo.AnswerOptions{})
+	if adopted && err == nil {
+		adopted = c.adopt(func() { c.dcs = dcs }, nil)
+	}
 	if !adopted {
 		if err == nil {
 			c.hangUpLate(dcs)
@@ -394,6 +412,7 @@ func (c *call) runOutgoing(m rtc.Message) {
 		return
 	}
 	if err != nil {
+		_ = dcs.Close() // the call never took it
 		var de *sipgo.ErrDialogResponse
 		if errors.As(err, &de) {
 			fail("SIP", fmt.Errorf("%d %s", de.Res.StatusCode, de.Res.Reason))
@@ -652,11 +671,11 @@ func (c *call) end(ctx context.Context, reason string, by side) {
 				if by == sideGateway {
 					code, why = 480, "Temporarily Unavailable"
 				}
-				_ = dss.Respond(code, why, nil)
+				c.withDialog(func() { _ = dss.Respond(code, why, nil) })
 			case dss != nil:
-				_ = dss.Bye(bctx)
+				c.withDialog(func() { _ = dss.Bye(bctx) })
 			case dcs != nil && prev != "ringing":
-				_ = dcs.Bye(bctx)
+				c.withDialog(func() { _ = dcs.Bye(bctx) })
 			}
 			cancel()
 		}
@@ -674,10 +693,10 @@ func (c *call) end(ctx context.Context, reason string, by side) {
 			br.finish()
 		}
 		if dss != nil {
-			_ = dss.Close()
+			c.withDialog(func() { _ = dss.Close() })
 		}
 		if dcs != nil {
-			_ = dcs.Close()
+			c.withDialog(func() { _ = dcs.Close() })
 		}
 		c.sess.releaseCall(c)
 		c.s.untrackCall(c)
