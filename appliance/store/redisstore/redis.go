@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -36,10 +34,10 @@ type Store interface {
 }
 
 // Embedded runs miniredis on a TCP port for users' tools. The appliance's own
-// client reaches it over Unix socket pairs handed straight to the server, which
-// still speak RESP but skip the loopback TCP stack: a round trip took 15.6 us
-// against 22.1 us over TCP (HSET, 2 CPUs). miniredis does not expire keys by
-// wall clock on its own, so its clock is driven from the appliance clock.
+// client reaches it over in-memory connections handed straight to the server
+// (see memPipe), which still speak RESP but make no system call. miniredis
+// does not expire keys by wall clock on its own, so its clock is driven from
+// the appliance clock.
 type Embedded struct {
 	host    string
 	port    int
@@ -56,7 +54,7 @@ type Embedded struct {
 
 // NewEmbedded returns an embedded Redis bound to host:port when started. Its
 // client exists at once (components take it at construction) and connects to
-// the running server through a socket pair per pooled connection.
+// the running server through an in-memory connection per pooled connection.
 func NewEmbedded(host string, port int, setting string, clk clock.Clock, log *slog.Logger) *Embedded {
 	e := &Embedded{host: host, port: port, setting: setting, clk: clk, log: log}
 	e.client = redis.NewClient(&redis.Options{
@@ -69,54 +67,12 @@ func NewEmbedded(host string, port int, setting string, clk clock.Clock, log *sl
 			if m == nil {
 				return nil, fmt.Errorf("embedded redis is not running")
 			}
-			return connect(m)
+			client, server := memPipe()
+			m.Server().ServeConn(server)
+			return client, nil
 		},
 	})
 	return e
-}
-
-// pairBuffer is the send buffer asked for on each end of a socket pair (the
-// kernel caps it at net.core.wmem_max). miniredis writes each reply before it
-// reads the next command, so a pipeline whose replies outgrow the buffer
-// while its commands are still being written would stall. With Linux's
-// default cap a pair carries pipelines of 2,000 XADDs (not 4,000); the
-// appliance's pipelines hold at most 1,000 commands (batches of 256 XADDs).
-const pairBuffer = 4 << 20
-
-// connect makes a connected pair of Unix stream sockets, serves one end as a
-// client connection of m and returns the other.
-func connect(m *miniredis.Miniredis) (net.Conn, error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("embedded redis: socketpair: %w", err)
-	}
-	for _, fd := range fds {
-		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, pairBuffer) // best effort: capped, never refused
-	}
-	server, err := fileConn(fds[0], "redis-server")
-	if err != nil {
-		_ = syscall.Close(fds[1])
-		return nil, err
-	}
-	client, err := fileConn(fds[1], "redis-client")
-	if err != nil {
-		_ = server.Close()
-		return nil, err
-	}
-	m.Server().ServeConn(server)
-	return client, nil
-}
-
-// fileConn wraps fd in a net.Conn on the runtime's poller and releases fd
-// (net.FileConn works on its own duplicate).
-func fileConn(fd int, name string) (net.Conn, error) {
-	f := os.NewFile(uintptr(fd), name)
-	defer func() { _ = f.Close() }()
-	c, err := net.FileConn(f)
-	if err != nil {
-		return nil, fmt.Errorf("embedded redis: %s: %w", name, err)
-	}
-	return c, nil
 }
 
 // Name implements the component.
