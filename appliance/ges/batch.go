@@ -2,6 +2,7 @@ package ges
 
 import (
 	"context"
+	"time"
 )
 
 // job is one request waiting for a group-commit writer.
@@ -14,12 +15,20 @@ type job[T any] struct {
 // shares it, up to max. Creates and ORS state reports each have one, so a
 // burst costs one PostgreSQL transaction (and one fsync) per batch, not per
 // request.
+//
+// With a linger, a batch whose predecessor was shared (requests are arriving
+// faster than transactions commit) also waits up to that long for more. A
+// lone request, as when the service is quiet, is committed at once.
 type batcher[T any] struct {
 	ch     chan *job[T]
 	max    int
 	commit func(ctx context.Context, batch []T) []error
 	quit   <-chan struct{}
 	done   chan struct{} // closed when run returns
+
+	linger time.Duration
+	timer  *time.Timer // for linger; owned by run
+	shared bool        // the last batch held more than one request
 }
 
 func newBatcher[T any](max int, quit <-chan struct{}, commit func(context.Context, []T) []error) *batcher[T] {
@@ -34,7 +43,12 @@ func (b *batcher[T]) run(ctx context.Context) {
 	for {
 		select {
 		case j := <-b.ch:
-			b.flush(ctx, b.fill(append(batch[:0], j)))
+			batch = b.fill(append(batch[:0], j))
+			if b.shared && b.linger > 0 && len(batch) < b.max {
+				batch = b.gather(batch)
+			}
+			b.shared = len(batch) > 1
+			b.flush(ctx, batch)
 		case <-b.quit:
 			for {
 				select {
@@ -55,6 +69,28 @@ func (b *batcher[T]) fill(batch []*job[T]) []*job[T] {
 		case j := <-b.ch:
 			batch = append(batch, j)
 		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// gather adds jobs to batch as they arrive, for up to the linger or until
+// the batch is full.
+func (b *batcher[T]) gather(batch []*job[T]) []*job[T] {
+	if b.timer == nil {
+		b.timer = time.NewTimer(b.linger)
+	} else {
+		b.timer.Reset(b.linger)
+	}
+	defer b.timer.Stop()
+	for len(batch) < b.max {
+		select {
+		case j := <-b.ch:
+			batch = append(batch, j)
+		case <-b.timer.C:
+			return batch
+		case <-b.quit:
 			return batch
 		}
 	}

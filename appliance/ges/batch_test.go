@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -275,5 +276,68 @@ func TestBadCallbackFailsOnlyItself(t *testing.T) {
 	}
 	if _, err := e.svc.Retrieve(ctx, demoTenant, batch[1].ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("bad callback retrievable: %v", err)
+	}
+}
+
+// A lone request is committed at once however long the linger; once a batch
+// was shared (requests arrive faster than commits), the next one waits for
+// more, here until it is full since the linger is an hour.
+func TestBatcherLingersOnlyWhileRequestsQueueUp(t *testing.T) {
+	quit := make(chan struct{})
+	sizes := make(chan int, 8)
+	b := newBatcher(3, quit, func(_ context.Context, batch []int) []error {
+		sizes <- len(batch)
+		return make([]error, len(batch))
+	})
+	b.linger = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { close(quit); cancel(); <-b.done }()
+	enqueue := func(v int) chan error {
+		j := &job[int]{v: v, done: make(chan error, 1)}
+		b.ch <- j
+		return j.done
+	}
+	wait := func(dones ...chan error) {
+		t.Helper()
+		for _, d := range dones {
+			if err := <-d; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	next := func() int {
+		t.Helper()
+		select {
+		case n := <-sizes:
+			return n
+		case <-time.After(10 * time.Second):
+			t.Fatal("no batch committed")
+			return 0
+		}
+	}
+
+	first := enqueue(1)
+	go b.run(ctx)
+	wait(first)
+	if n := next(); n != 1 {
+		t.Fatalf("a lone first request was committed in a batch of %d", n)
+	}
+	// Queued together, two share a batch; the linger is not used for it
+	// since the batch before was alone.
+	a, c := enqueue(2), enqueue(3)
+	wait(a, c)
+	if n := next(); n != 2 {
+		t.Fatalf("two queued requests were committed in a batch of %d, want 2", n)
+	}
+	// Now the batch lingers: three requests sent one after the other, each
+	// alone in the queue, end up in one batch.
+	var dones []chan error
+	for v := range 3 {
+		dones = append(dones, enqueue(10+v))
+		runtime.Gosched() // give run the chance to take each alone
+	}
+	wait(dones...)
+	if n := next(); n != 3 {
+		t.Fatalf("after a shared batch, requests arriving one by one were committed in a batch of %d, want the full 3", n)
 	}
 }

@@ -108,6 +108,7 @@ func New(cfg Config, pool *pgxpool.Pool, rdb redis.UniversalClient, platform Pla
 		quit:     make(chan struct{}),
 	}
 	s.creates = newBatcher(cfg.WriterBatch, s.quit, s.commitCreates)
+	s.creates.linger = max(cfg.CreateLinger, 0)
 	s.reports = newBatcher(cfg.WriterBatch, s.quit, s.commitReports)
 	s.reads = newBatcher(cfg.WriterBatch, s.quit, s.commitReads)
 	s.keys = newTTLCache[string, keyLookup](clk.Now, 10000)
