@@ -28,6 +28,11 @@ const keepBuffer = 64 << 10
 
 // memHalf carries bytes one way.
 type memHalf struct {
+	// readMu lets one read at a time wait, with timer as its deadline's
+	// clock (go-redis sets a read deadline for every command).
+	readMu sync.Mutex
+	timer  *time.Timer
+
 	mu       sync.Mutex
 	buf      []byte
 	off      int       // buf[off:] is unread
@@ -49,10 +54,12 @@ func (h *memHalf) signal() {
 }
 
 func (h *memHalf) read(p []byte) (int, error) {
-	var timer *time.Timer
+	h.readMu.Lock()
+	defer h.readMu.Unlock()
+	armed := false
 	defer func() {
-		if timer != nil {
-			timer.Stop()
+		if armed {
+			h.timer.Stop()
 		}
 	}()
 	for {
@@ -89,14 +96,15 @@ func (h *memHalf) read(p []byte) (int, error) {
 		if wait <= 0 {
 			return 0, os.ErrDeadlineExceeded
 		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
+		if h.timer == nil {
+			h.timer = time.NewTimer(wait)
 		} else {
-			timer.Reset(wait)
+			h.timer.Reset(wait)
 		}
+		armed = true
 		select {
 		case <-h.wake:
-		case <-timer.C:
+		case <-h.timer.C:
 		}
 	}
 }
