@@ -170,10 +170,17 @@ func (c *call) localSDP(laws []media.Law, eventPT uint8, direction string) []byt
 // runIncoming offers a SIP call to the browser and bridges it on answer.
 func (c *call) runIncoming(dss *sipgo.DialogServerSession, offer sipMedia) {
 	s := c.s
-	c.mu.Lock()
-	c.dss, c.sipCallID, c.sipMedia = dss, dss.InviteRequest.CallID().Value(), offer
-	c.mu.Unlock()
-	s.trackCall(c)
+	callID := dss.InviteRequest.CallID().Value()
+	if !c.adopt(func() { c.dss, c.sipCallID, c.sipMedia = dss, callID, offer }, nil) {
+		// The agent signed out while the INVITE was being read: end found no
+		// dialog to decline, so the INVITE is answered here.
+		c.withDialog(func() {
+			_ = dss.Respond(480, "Temporarily Unavailable", nil)
+			_ = dss.Close()
+		})
+		return
+	}
+	s.trackCall(c, callID)
 	c.withDialog(func() { _ = dss.Respond(180, "Ringing", nil, sip.NewHeader("Allow-Events", "talk, hold")) })
 
 	fail := func(code int, reason string, err error) {
@@ -396,9 +403,10 @@ func (c *call) runOutgoing(m rtc.Message) {
 	// the session, so end must not touch it meanwhile. If the call ends while
 	// the INVITE is out, ctx is cancelled and WaitAnswer sends CANCEL; an
 	// answer that crossed it is hung up here.
-	adopted := c.adopt(func() { c.sipCallID = req.CallID().Value() }, nil)
+	callID := req.CallID().Value()
+	adopted := c.adopt(func() { c.sipCallID = callID }, nil)
 	if adopted {
-		s.trackCall(c)
+		s.trackCall(c, callID)
 	}
 	err = dcs.WaitAnswer(ctx, sipgo.AnswerOptions{})
 	if adopted && err == nil {
@@ -709,12 +717,19 @@ func (c *call) end(ctx context.Context, reason string, by side) {
 	})
 }
 
-// trackCall indexes the call by SIP Call-ID.
-func (s *Server) trackCall(c *call) {
+// trackCall indexes the call by its SIP Call-ID, unless it has ended: end
+// closes c.ended before it untracks the call, so an index entry made before
+// then is removed, and none is made after.
+func (s *Server) trackCall(c *call, callID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.sipCallID != "" {
-		s.calls[c.sipCallID] = c
+	select {
+	case <-c.ended:
+		return
+	default:
+	}
+	if callID != "" {
+		s.calls[callID] = c
 	}
 }
 
@@ -723,8 +738,8 @@ func (s *Server) untrackCall(c *call) {
 	info := c.info()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.calls[c.sipCallID] == c {
-		delete(s.calls, c.sipCallID)
+	if s.calls[info.SIPCallID] == c {
+		delete(s.calls, info.SIPCallID)
 	}
 	s.recent = append(s.recent, info)
 	if len(s.recent) > s.cfg.RecentCalls {

@@ -226,6 +226,7 @@ func (st *sipStack) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		peer = f.Address.User
 	}
 	c := newCall(s, ss, "inbound", peer)
+	c.attached = attachedData(req) // before the session publishes the call
 	if !ss.claimCall(c) {
 		respond(req, tx, 486, "Busy Here")
 		return
@@ -236,7 +237,6 @@ func (st *sipStack) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		respond(req, tx, 400, "Bad Request")
 		return
 	}
-	c.attached = attachedData(req)
 	// sipgo terminates the transaction when the handler returns, so the
 	// handler stays until the final response.
 	c.runIncoming(dss, offer)
