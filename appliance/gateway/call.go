@@ -171,13 +171,15 @@ func (c *call) localSDP(laws []media.Law, eventPT uint8, direction string) []byt
 func (c *call) runIncoming(dss *sipgo.DialogServerSession, offer sipMedia) {
 	s := c.s
 	callID := dss.InviteRequest.CallID().Value()
-	if !c.adopt(func() { c.dss, c.sipCallID, c.sipMedia = dss, callID, offer }, nil) {
-		// The agent signed out while the INVITE was being read: end found no
-		// dialog to decline, so the INVITE is answered here.
+	// If the agent signed out while the INVITE was being read, end found no
+	// dialog to decline: the INVITE is answered here.
+	decline := func() {
 		c.withDialog(func() {
 			_ = dss.Respond(480, "Temporarily Unavailable", nil)
 			_ = dss.Close()
 		})
+	}
+	if !c.adopt(func() { c.dss, c.sipCallID, c.sipMedia = dss, callID, offer }, decline) {
 		return
 	}
 	s.trackCall(c, callID)
