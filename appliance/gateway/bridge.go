@@ -33,6 +33,11 @@ type bridge struct {
 	track        *rtc.Track
 	jbB, jbS     *media.JitterBuffer
 	anaB, anaS   *media.Analyzer // what the browser said / what SIP said
+	sipSwept     bool            // the sweep reads the RTP socket; false: readSIP's goroutine does
+
+	// The RTP socket's one reader (the sweep or readSIP) owns these.
+	sipPkt  rtp.Packet
+	sipDTMF media.DTMFReceiver
 
 	stopCh   chan struct{}
 	stopOnce sync.Once
@@ -71,6 +76,7 @@ func newBridge(c *call, browserMime string, sm sipMedia) *bridge {
 	if rc, err := b.conn.SyscallConn(); err == nil {
 		_ = rc.Control(func(fd uintptr) { b.fd = int32(fd) }) //nolint:gosec // a descriptor fits
 	}
+	b.sipSwept = sweepReadsSIP(b.fd)
 	b.digitsToSIP.Store("")
 	b.digitsToBrowser.Store("")
 	b.browserClock = media.G711ClockRate
@@ -99,8 +105,10 @@ func newBridge(c *call, browserMime string, sm sipMedia) *bridge {
 }
 
 func (b *bridge) start() {
-	b.wg.Add(1)
-	go b.readSIP()
+	if !b.sipSwept {
+		b.wg.Add(1)
+		go b.readSIP()
+	}
 	b.c.s.pacer.add(b)
 }
 
@@ -171,7 +179,7 @@ func (b *bridge) readBrowser(tr *webrtc.TrackRemote) {
 			b.relayEventToSIP(&p, tr.Codec().ClockRate)
 			continue
 		}
-		b.jitB.update(p.Timestamp, b.browserClock, b.c.s.met.clientJitter)
+		b.jitB.update(p.Timestamp, b.browserClock, time.Now(), b.c.s.met.clientJitter)
 		if b.jbB.PushRTP(&p) != nil {
 			b.errors.Add(1)
 		}
@@ -216,42 +224,46 @@ func (b *bridge) relayEventToSIP(p *rtp.Packet, clock uint32) {
 func (b *bridge) readSIP() {
 	defer b.wg.Done()
 	buf := make([]byte, 1500)
-	var p rtp.Packet
-	var recv media.DTMFReceiver
 	for {
 		// ReadFromUDPAddrPort: ReadFromUDP would allocate an address per packet.
 		n, from, err := b.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
-		if p.Unmarshal(buf[:n]) != nil {
+		b.fromSIP(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), time.Now())
+	}
+}
+
+// fromSIP takes one datagram from the SIP side, which arrived at at. Only
+// the socket's one reader calls it.
+func (b *bridge) fromSIP(data []byte, from netip.AddrPort, at time.Time) {
+	p := &b.sipPkt
+	if p.Unmarshal(data) != nil {
+		b.errors.Add(1)
+		return
+	}
+	b.pktFromSIP.Add(1)
+	b.mu.Lock()
+	if b.remote != from {
+		b.remote = from // symmetric RTP: answer where the peer really sends from
+	}
+	b.mu.Unlock()
+	switch {
+	case b.sipEventPT != 0 && p.PayloadType == b.sipEventPT:
+		if d, ok, _ := b.sipDTMF.PushRTP(p); ok {
+			b.digitsToBrowser.Store(b.digitsToBrowser.Load().(string) + string(d))
+		}
+		b.relayEventToBrowser(p)
+	case p.PayloadType == 0 || p.PayloadType == 8:
+		if law, _ := media.LawFromPayloadType(p.PayloadType); law != b.sipLaw {
+			p.Payload = media.TranscodeG711(law, b.sipLaw, p.Payload, nil)
+		}
+		b.jitS.update(p.Timestamp, media.G711ClockRate, at, b.c.s.met.gatewayJitter)
+		if b.jbS.PushRTP(p) != nil {
 			b.errors.Add(1)
-			continue
 		}
-		b.pktFromSIP.Add(1)
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		b.mu.Lock()
-		if b.remote != from {
-			b.remote = from // symmetric RTP: answer where the peer really sends from
-		}
-		b.mu.Unlock()
-		switch {
-		case b.sipEventPT != 0 && p.PayloadType == b.sipEventPT:
-			if d, ok, _ := recv.PushRTP(&p); ok {
-				b.digitsToBrowser.Store(b.digitsToBrowser.Load().(string) + string(d))
-			}
-			b.relayEventToBrowser(&p)
-		case p.PayloadType == 0 || p.PayloadType == 8:
-			if law, _ := media.LawFromPayloadType(p.PayloadType); law != b.sipLaw {
-				p.Payload = media.TranscodeG711(law, b.sipLaw, p.Payload, nil)
-			}
-			b.jitS.update(p.Timestamp, media.G711ClockRate, b.c.s.met.gatewayJitter)
-			if b.jbS.PushRTP(&p) != nil {
-				b.errors.Add(1)
-			}
-		default:
-			b.errors.Add(1)
-		}
+	default:
+		b.errors.Add(1)
 	}
 }
 
@@ -416,8 +428,7 @@ type jitterEstimate struct {
 	crossed int // thresholds already counted for this call
 }
 
-func (e *jitterEstimate) update(ts, clock uint32, over *prometheus.CounterVec) {
-	now := time.Now()
+func (e *jitterEstimate) update(ts, clock uint32, now time.Time, over *prometheus.CounterVec) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.started {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -21,8 +22,9 @@ import (
 // A sweep's packets leave in batches: toward browsers through the ICE
 // socket's queue (see mediaConn), toward SIP through one io_uring
 // submission across the calls' RTP sockets (see uring.Batch); each is sent
-// when the sweep ends or its batch is full. A bridge's RTP socket is closed
-// only after remove, so it is open whenever a sweep sends from it.
+// when the sweep ends or its batch is full. The sweep also reads what SIP
+// sent each call since the last one (see sipReader). A bridge's RTP socket is
+// closed only after remove, so it is open whenever a sweep uses it.
 type pacer struct {
 	shards []*pacerShard
 	media  atomic.Pointer[mediaConn] // nil: the ICE socket is not batched
@@ -52,6 +54,39 @@ type frameScratch struct {
 	sip     *uring.Batch // the sweep's packets toward SIP
 	sipFrom []*bridge    // the bridge of each queued packet
 	sipSent func(i int, res int32)
+
+	sipIn     *uring.RecvBatch // reads the calls' RTP sockets
+	sipInFDs  []int32
+	sipInFrom []*bridge // the bridge of each socket read
+	sipInAt   time.Time // when the sweep read: the arrival of an unstamped datagram
+	sipGot    func(i int, data []byte, from netip.AddrPort, control []byte)
+}
+
+// sipReadSockets is the most RTP sockets read with one submission, and
+// sipReadsPerSocket how many datagrams are read from each per round (a peer
+// sends one per 20 ms, plus telephone-events; more queued are read in
+// further rounds).
+const (
+	sipReadSockets    = 64
+	sipReadsPerSocket = 2
+)
+
+// readSIP hands what SIP sent to each of bridges whose socket the sweep
+// reads, since the last sweep, to its bridge.
+func (sc *frameScratch) readSIP(bridges []*bridge) {
+	sc.sipInFDs, sc.sipInFrom = sc.sipInFDs[:0], sc.sipInFrom[:0]
+	for _, b := range bridges {
+		if b.sipSwept {
+			sc.sipInFDs = append(sc.sipInFDs, b.fd)
+			sc.sipInFrom = append(sc.sipInFrom, b)
+		}
+	}
+	if len(sc.sipInFDs) == 0 {
+		return
+	}
+	sc.sipInAt = time.Now()
+	sc.sipIn.Read(sc.sipInFDs, sc.sipGot)
+	clear(sc.sipInFrom)
 }
 
 // sipBatchSize is the most packets toward SIP sent in one submission.
@@ -127,8 +162,17 @@ func (s *pacerShard) run() {
 		pcm:    make([]int16, media.MaxOpusFrameSamples),
 		sipBuf: make([]byte, rtpHeaderSize+media.MaxOpusFrameSamples),
 		sip:    uring.NewBatch(sipBatchSize),
+		sipIn:  uring.NewRecvBatch(sipReadSockets, sipReadsPerSocket, 1500, sipControlSize),
 	}
 	defer sc.sip.Close()
+	defer sc.sipIn.Close()
+	sc.sipGot = func(i int, data []byte, from netip.AddrPort, control []byte) {
+		at, ok := arrival(control)
+		if !ok {
+			at = sc.sipInAt
+		}
+		sc.sipInFrom[i].fromSIP(data, from, at)
+	}
 	sc.sipFrom = make([]*bridge, sipBatchSize)
 	sc.sipSent = func(i int, res int32) {
 		if b := sc.sipFrom[i]; res >= 0 {
@@ -151,6 +195,7 @@ func (s *pacerShard) run() {
 		if m != nil {
 			m.hold()
 		}
+		sc.readSIP(s.bridges)
 		for _, b := range s.bridges {
 			b.frame(sc)
 		}

@@ -48,7 +48,19 @@ func main() {
 	out := flag.String("out", "", "write the report as JSON here too")
 	runs := flag.Int("runs", 5, "repetitions of each start measurement (median reported)")
 	only := flag.String("only", "", "comma-separated areas to run (startup,ges,...); empty runs all")
+	counts := flag.String("calls", "", "comma-separated concurrent call counts for the calls area, ascending; empty: "+fmt.Sprint(callCounts))
 	flag.Parse()
+	if *counts != "" {
+		callCounts = nil
+		for f := range strings.SplitSeq(*counts, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 || (len(callCounts) > 0 && n <= callCounts[len(callCounts)-1]) {
+				fmt.Fprintf(os.Stderr, "bench: -calls %q: want ascending positive counts\n", *counts)
+				os.Exit(2)
+			}
+			callCounts = append(callCounts, n)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 

@@ -30,3 +30,21 @@ func (*Batch) Flush(func(int) bool, func(int, int32)) {}
 
 // Close does nothing.
 func (*Batch) Close() {}
+
+// RecvBatch reads nothing off Linux: callers read each socket on its own.
+type RecvBatch struct{}
+
+// NewRecvBatch returns a batch that reads nothing.
+func NewRecvBatch(int, int, int, int) *RecvBatch { return &RecvBatch{} }
+
+// NewRecvmsgBatch returns a batch that reads nothing.
+func NewRecvmsgBatch(int, int, int) *RecvBatch { return &RecvBatch{} }
+
+// RingErr says io_uring is unsupported.
+func (*RecvBatch) RingErr() error { return errors.ErrUnsupported }
+
+// Read reads nothing.
+func (*RecvBatch) Read([]int32, func(int, []byte, netip.AddrPort, []byte)) {}
+
+// Close does nothing.
+func (*RecvBatch) Close() {}

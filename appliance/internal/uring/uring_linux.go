@@ -1,5 +1,5 @@
-// Package uring sends batches of datagrams from many UDP sockets with one
-// system call, through a small io_uring(7) submission ring.
+// Package uring sends and reads batches of datagrams on many UDP sockets
+// with one system call, through a small io_uring(7) submission ring.
 //
 // sendmmsg(2) batches the datagrams of one socket; a TURN server's traffic
 // toward peers leaves from one relayed socket per allocation, and the
@@ -10,11 +10,16 @@
 // of 32 SENDMSG submissions 2.0 µs: most of a sendto is entering and leaving
 // the kernel (a bare getppid(2) took 1.0 µs).
 //
+// The gateway also reads every call's RTP socket once per 20 ms sweep
+// (RecvBatch): one RECVMSG submission per socket in one call, instead of a
+// recvmsg(2) each.
+//
 // No maintained Go io_uring library is available to this build, and the part
-// needed is small: one ring, one opcode (IORING_OP_SENDMSG with MSG_DONTWAIT,
-// which completes inline), submitted and reaped by one goroutine. Where the
-// kernel or a seccomp filter refuses io_uring, New fails and the caller sends
-// each datagram with sendto(2).
+// needed is small: one ring, two opcodes (IORING_OP_SENDMSG and
+// IORING_OP_RECVMSG with MSG_DONTWAIT, which complete inline: a socket with
+// nothing to read answers -EAGAIN at once), submitted and reaped by one
+// goroutine. Where the kernel or a seccomp filter refuses io_uring, New fails
+// and the caller makes one system call per datagram.
 package uring
 
 import (
@@ -29,6 +34,7 @@ import (
 // The kernel ABI (include/uapi/linux/io_uring.h).
 const (
 	opSendmsg      = 9          // IORING_OP_SENDMSG
+	opRecvmsg      = 10         // IORING_OP_RECVMSG
 	enterGetEvents = 1          // IORING_ENTER_GETEVENTS
 	featSingleMmap = 1          // IORING_FEAT_SINGLE_MMAP
 	offSQEs        = 0x10000000 // IORING_OFF_SQES
@@ -120,7 +126,7 @@ func New(entries uint32) (*Ring, error) {
 	return r, nil
 }
 
-// Entries is the most datagrams one SendMsgs call takes.
+// Entries is the most messages one SendMsgs or RecvMsgs call takes.
 func (r *Ring) Entries() int { return int(r.entries) }
 
 // SendMsgs sends msgs[i] on socket fds[i], each with MSG_DONTWAIT, with one
@@ -129,6 +135,21 @@ func (r *Ring) Entries() int { return int(r.entries) }
 // most Entries messages; the msghdrs and what they point to must stay
 // untouched until it returns. After an error the ring is not used again.
 func (r *Ring) SendMsgs(fds []int32, msgs []unix.Msghdr, res []int32) error {
+	return r.submit(opSendmsg, fds, msgs, res)
+}
+
+// RecvMsgs reads one datagram into msgs[i] from socket fds[i], each with
+// MSG_DONTWAIT, with one io_uring_enter(2), and stores each read's result in
+// res[i]: the bytes read, or a negative errno (-EAGAIN when the socket had
+// nothing queued). The kernel runs the reads in order, so several on one
+// socket take its datagrams in turn. Like recvmsg(2), each read updates its
+// msghdr's name and control lengths and flags. Same limits as SendMsgs.
+func (r *Ring) RecvMsgs(fds []int32, msgs []unix.Msghdr, res []int32) error {
+	return r.submit(opRecvmsg, fds, msgs, res)
+}
+
+// submit runs op on msgs[i] and socket fds[i] for each i, as SendMsgs says.
+func (r *Ring) submit(op uint8, fds []int32, msgs []unix.Msghdr, res []int32) error {
 	n := uint32(len(msgs))
 	if n == 0 {
 		return nil
@@ -139,14 +160,14 @@ func (r *Ring) SendMsgs(fds []int32, msgs []unix.Msghdr, res []int32) error {
 	tail := atomic.LoadUint32(r.sqTail)
 	mask := *r.sqMask
 	for i := range n {
-		r.sqes[(tail+i)&mask] = sqe{opcode: opSendmsg, fd: fds[i], addr: uint64(uintptr(unsafe.Pointer(&msgs[i]))),
+		r.sqes[(tail+i)&mask] = sqe{opcode: op, fd: fds[i], addr: uint64(uintptr(unsafe.Pointer(&msgs[i]))),
 			len: 1, msgFlags: unix.MSG_DONTWAIT, userData: uint64(i)}
 	}
 	atomic.StoreUint32(r.sqTail, tail+n) // publishes the entries to the kernel
 	var done uint32
 	for tries := 0; done < n; tries++ {
 		if tries == 64 {
-			return fmt.Errorf("io_uring: %d of %d sends completed", done, n)
+			return fmt.Errorf("io_uring: %d of %d submissions completed", done, n)
 		}
 		// How many the kernel took is its submission head, whatever the
 		// last call returned (an interrupted wait reports EINTR after

@@ -20,5 +20,8 @@ func (*Ring) Entries() int { return 0 }
 // SendMsgs is unsupported.
 func (*Ring) SendMsgs([]int32, []unix.Msghdr, []int32) error { return errors.ErrUnsupported }
 
+// RecvMsgs is unsupported.
+func (*Ring) RecvMsgs([]int32, []unix.Msghdr, []int32) error { return errors.ErrUnsupported }
+
 // Close does nothing.
 func (*Ring) Close() error { return nil }
