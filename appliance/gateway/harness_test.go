@@ -245,11 +245,19 @@ func (v *voice) waitReg(t testing.TB) regEvent {
 // once the gateway answered (or fails the test).
 func (v *voice) call(ctx context.Context, t testing.TB, dn string, hz float64) (*sipgo.DialogClientSession, *rtpPeer) {
 	t.Helper()
+	return v.callPaced(ctx, t, dn, hz, nil)
+}
+
+// callPaced is call with the customer's packets sent after the gaps given,
+// in turn (nil: every 20 ms).
+func (v *voice) callPaced(ctx context.Context, t testing.TB, dn string, hz float64, gaps []time.Duration) (*sipgo.DialogClientSession, *rtpPeer) {
+	t.Helper()
 	target, ok := v.binding(dn)
 	if !ok {
 		t.Fatalf("dn %s not registered", dn)
 	}
 	ep := newRTPPeer(t, hz)
+	ep.gaps = gaps
 	v.mu.Lock()
 	v.ep = ep
 	v.mu.Unlock()
@@ -335,6 +343,7 @@ type rtpPeer struct {
 	digits strings.Builder
 	dtmf   []byte
 	pkts   int
+	gaps   []time.Duration // between packets, in turn; nil: 20 ms
 }
 
 func newRTPPeer(t testing.TB, hz float64) *rtpPeer {
@@ -399,11 +408,17 @@ func (p *rtpPeer) send() {
 	var evStart time.Time
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	for {
+	next := time.Now() // paced by gaps: when the next packet is due
+	for k := 0; ; k++ {
+		tick := t.C
+		if len(p.gaps) > 0 {
+			next = next.Add(p.gaps[k%len(p.gaps)]) // on a fixed schedule: a late send does not move the next
+			tick = time.After(time.Until(next))
+		}
 		select {
 		case <-p.stop:
 			return
-		case <-t.C:
+		case <-tick:
 		}
 		p.mu.Lock()
 		remote := p.remote
