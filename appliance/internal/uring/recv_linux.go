@@ -19,6 +19,8 @@ type RecvBatch struct {
 	ring    *Ring
 	ringErr error
 	per     int // reads per socket per round
+	size    int // bytes of each slot's datagram buffer
+	control int // bytes of each slot's control buffer
 	// Slot j: its buffers, and a msghdr that always points at them.
 	bufs  [][]byte
 	ctrls [][]byte
@@ -72,21 +74,26 @@ func NewRecvmsgBatch(perSocket, size, control int) *RecvBatch {
 var errRecvmsg = errors.New("io_uring: not used (recvmsg batch)")
 
 func newRecvBatch(slots, perSocket, size, control int) *RecvBatch {
-	b := &RecvBatch{per: max(1, perSocket), bufs: make([][]byte, slots), ctrls: make([][]byte, slots),
+	return &RecvBatch{per: max(1, perSocket), size: size, control: control, bufs: make([][]byte, slots), ctrls: make([][]byte, slots),
 		names: make([]unix.RawSockaddrInet4, slots), iovs: make([]unix.Iovec, slots), msgs: make([]unix.Msghdr, slots),
 		sfds: make([]int32, slots), smsgs: make([]unix.Msghdr, slots), res: make([]int32, slots), owner: make([]int, slots)}
-	for j := range slots {
-		b.bufs[j] = make([]byte, size)
+}
+
+// slot returns slot j's msghdr, giving the slot its buffers on first use
+// (a batch sized for many sockets may only ever read a few).
+func (b *RecvBatch) slot(j int) unix.Msghdr {
+	if b.bufs[j] == nil {
+		b.bufs[j] = make([]byte, b.size)
 		b.iovs[j].Base = &b.bufs[j][0]
-		b.iovs[j].SetLen(size)
+		b.iovs[j].SetLen(b.size)
 		b.msgs[j] = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&b.names[j])), Namelen: unix.SizeofSockaddrInet4, Iov: &b.iovs[j], Iovlen: 1}
-		if control > 0 {
-			b.ctrls[j] = make([]byte, control)
+		if b.control > 0 {
+			b.ctrls[j] = make([]byte, b.control)
 			b.msgs[j].Control = &b.ctrls[j][0]
-			b.msgs[j].SetControllen(control)
+			b.msgs[j].SetControllen(b.control)
 		}
 	}
-	return b
+	return b.msgs[j]
 }
 
 // RingErr is nil while the batch reads through io_uring, and otherwise says
@@ -121,7 +128,7 @@ func (b *RecvBatch) readSome(fds []int32, idx []int, got func(int, []byte, netip
 	k := 0
 	for _, i := range idx {
 		for range b.per {
-			b.sfds[k], b.smsgs[k], b.res[k], b.owner[k] = fds[i], b.msgs[k], unsent, i
+			b.sfds[k], b.smsgs[k], b.res[k], b.owner[k] = fds[i], b.slot(k), unsent, i
 			k++
 		}
 	}
