@@ -23,8 +23,8 @@ import (
 // socket's queue (see mediaConn), toward SIP through one io_uring
 // submission across the calls' RTP sockets (see uring.Batch); each is sent
 // when the sweep ends or its batch is full. The sweep also reads what SIP
-// sent each call since the last one (see sipReader). A bridge's RTP socket is
-// closed only after remove, so it is open whenever a sweep uses it.
+// sent each call since the last one (frameScratch.readSIP). A bridge's RTP
+// socket is closed only after remove, so it is open whenever a sweep uses it.
 type pacer struct {
 	shards []*pacerShard
 	media  atomic.Pointer[mediaConn] // nil: the ICE socket is not batched
@@ -71,8 +71,8 @@ const (
 	sipReadsPerSocket = 2
 )
 
-// readSIP hands what SIP sent to each of bridges whose socket the sweep
-// reads, since the last sweep, to its bridge.
+// readSIP reads what SIP sent since the last sweep to each of bridges whose
+// socket the sweep reads (see sipread_linux.go), and hands it to the bridge.
 func (sc *frameScratch) readSIP(bridges []*bridge) {
 	sc.sipInFDs, sc.sipInFrom = sc.sipInFDs[:0], sc.sipInFrom[:0]
 	for _, b := range bridges {

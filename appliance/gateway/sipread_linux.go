@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The pacer's sweep reads every call's RTP socket (see pacerShard.readSIP)
+// The pacer's sweep reads every call's RTP socket (frameScratch.readSIP)
 // instead of a goroutine per call. That goroutine woke for each datagram
 // through the runtime's poller and read twice (the datagram, then EAGAIN);
 // the sweep reads all its calls' sockets with one io_uring submission. The

@@ -294,10 +294,11 @@ func fetchProfile(ctx context.Context, base, what, label string) func() {
 // inflate it) with the nanosecond thread clock, after a warm-up, and keeps the
 // fastest of three rounds.
 //
-// Sessions before 2026-12-08 timed one transcoder re-encoding its own decoded
-// output with a 4 ms-granular clock: that input costs the encoder about 1.7x
-// what the customer's tone does, so it overstated the reference and
-// understated the overhead (1.58x where this reference gives 2.3x).
+// Until 2026-12-07 the reference was one transcoder re-encoding its own
+// decoded output, timed with a 4 ms-granular clock: that input costs the
+// encoder about 1.7x what the customers' tone does, so it overstated the
+// reference and understated the overhead (at 150 calls 1.58x, where this
+// reference timed on the quiet box gave 3.3x).
 func codecOnlyPerCallSecond(n int) (float64, error) {
 	enc, err := media.NewOpusEncoder(media.OpusConfig{})
 	if err != nil {
