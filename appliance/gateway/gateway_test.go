@@ -143,14 +143,7 @@ func TestRemoteByeAndPCMU(t *testing.T) {
 	defer cancel()
 	l := startLab(t, nil, nil)
 	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken), AutoAnswer: true, PlayHz: 1000, PCMU: true, BindIP: "127.0.0.1"})
-	if err := a.SignIn(ctx); err != nil {
-		t.Fatal(err)
-	}
-	l.voice.waitReg(t)
-	runCtx, stopRun := context.WithCancel(ctx)
-	runDone := make(chan error, 1)
-	go func() { runDone <- a.Run(runCtx) }()
-	defer func() { stopRun(); <-runDone }()
+	runAgent(ctx, t, l, a)
 	dlg, ep := l.voice.call(ctx, t, "7001", 440)
 	eventually(t, 15*time.Second, "agent hears 440 Hz", func() bool { s := a.Heard(); return s.AudioMS > 300 && near(s.DominantHz, 440) })
 	eventually(t, 15*time.Second, "SIP hears 1000 Hz", func() bool { s := ep.heard.Snapshot(); return s.AudioMS > 300 && near(s.DominantHz, 1000) })
@@ -172,14 +165,7 @@ func TestTURNRelay(t *testing.T) {
 	ts := startTURN(t)
 	l := startLab(t, nil, ts)
 	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken), AutoAnswer: true, PlayHz: 1000, RelayOnly: true, BindIP: "127.0.0.1"})
-	if err := a.SignIn(ctx); err != nil {
-		t.Fatal(err)
-	}
-	l.voice.waitReg(t)
-	runCtx, stopRun := context.WithCancel(ctx)
-	runDone := make(chan error, 1)
-	go func() { runDone <- a.Run(runCtx) }()
-	defer func() { stopRun(); <-runDone }()
+	runAgent(ctx, t, l, a)
 	_, ep := l.voice.call(ctx, t, "7001", 440)
 	ans := waitEvent(t, a, "CONNECTED")
 	_ = ans
@@ -213,17 +199,10 @@ func TestPollTimeout(t *testing.T) {
 	defer cancel()
 	l := startLab(t, func(c *gateway.Config) { c.ClientTimeout = 2 * time.Second; c.WaitTimeout = 300 * time.Millisecond }, nil)
 	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken), AutoAnswer: true, BindIP: "127.0.0.1"})
-	if err := a.SignIn(ctx); err != nil {
-		t.Fatal(err)
-	}
-	l.voice.waitReg(t)
-	runCtx, stopRun := context.WithCancel(ctx)
-	runDone := make(chan error, 1)
-	go func() { runDone <- a.Run(runCtx) }()
+	stop := runAgent(ctx, t, l, a)
 	_, _ = l.voice.call(ctx, t, "7001", 440)
 	waitEvent(t, a, "CONNECTED")
-	stopRun() // the "browser" goes away without BYE or sign_out
-	<-runDone
+	stop() // the "browser" goes away without BYE or sign_out
 	if reg := l.voice.waitReg(t); reg.expires != 0 || reg.dn != "7001" {
 		t.Fatalf("expected unregister, got %+v", reg)
 	}

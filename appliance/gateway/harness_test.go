@@ -281,6 +281,22 @@ func (v *voice) callPaced(ctx context.Context, t testing.TB, dn string, hz float
 	return d, ep
 }
 
+// runAgent signs a in, waits for its REGISTER and runs it until the test
+// ends, or until stop (which returns once a has stopped).
+func runAgent(ctx context.Context, t testing.TB, l *lab, a *agent.Agent) (stop func()) {
+	t.Helper()
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.voice.waitReg(t)
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan struct{})
+	go func() { _ = a.Run(runCtx); close(runDone) }()
+	stop = func() { stopRun(); <-runDone }
+	t.Cleanup(stop)
+	return stop
+}
+
 // invite is a customer's INVITE with an SDP offer to dn, registered at target.
 func invite(target sip.Uri, dn string, sdp []byte) *sip.Request {
 	req := sip.NewRequest(sip.INVITE, target)

@@ -18,14 +18,7 @@ func TestSIPJitterComesFromArrivalTimes(t *testing.T) {
 	defer cancel()
 	l := startLab(t, nil, nil)
 	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken), AutoAnswer: true, PlayHz: 1000, BindIP: "127.0.0.1"})
-	if err := a.SignIn(ctx); err != nil {
-		t.Fatal(err)
-	}
-	l.voice.waitReg(t)
-	runCtx, stopRun := context.WithCancel(ctx)
-	runDone := make(chan error, 1)
-	go func() { runDone <- a.Run(runCtx) }()
-	defer func() { stopRun(); <-runDone }()
+	runAgent(ctx, t, l, a)
 
 	l.voice.callPaced(ctx, t, "7001", 440, []time.Duration{10 * time.Millisecond, 30 * time.Millisecond})
 	eventually(t, 15*time.Second, "agent hears 440 Hz", func() bool { s := a.Heard(); return s.AudioMS > 400 && near(s.DominantHz, 440) })

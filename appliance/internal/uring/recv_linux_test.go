@@ -5,8 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // Every datagram queued on each socket is read, in each socket's order and
@@ -26,20 +24,10 @@ func TestRecvBatchReadsEverySocket(t *testing.T) {
 				t.Skipf("io_uring unavailable here: %v", b.RingErr())
 			}
 			const socks = 10
-			fds := make([]int32, socks)
+			fds, ports := loopbackSockets(t, socks)
 			txs := make([]*net.UDPConn, socks)
 			for i := range fds {
-				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = unix.Close(fd) })
-				if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-					t.Fatal(err)
-				}
-				sa, _ := unix.Getsockname(fd)
-				fds[i] = int32(fd) //nolint:gosec // a descriptor fits
-				tx, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*unix.SockaddrInet4).Port})
+				tx, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ports[i]})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -45,20 +45,10 @@ func TestSendMsgsFromManySockets(t *testing.T) {
 	}
 	defer dst.Close()
 	const socks = 8
-	fds := make([]int32, socks)
+	fds, lports := loopbackSockets(t, socks)
 	ports := map[int]int{} // source port -> socket index
-	for i := range fds {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = unix.Close(fd) })
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			t.Fatal(err)
-		}
-		sa, _ := unix.Getsockname(fd)
-		ports[sa.(*unix.SockaddrInet4).Port] = i
-		fds[i] = int32(fd)
+	for i, p := range lports {
+		ports[p] = i
 	}
 	port := dst.LocalAddr().(*net.UDPAddr).Port
 	name := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: [4]byte{127, 0, 0, 1}}
@@ -115,4 +105,27 @@ func TestSendMsgsFromManySockets(t *testing.T) {
 	if err := r.SendMsgs(make([]int32, 9), make([]unix.Msghdr, 9), make([]int32, 9)); err == nil {
 		t.Fatal("9 messages into a ring of 8 accepted")
 	}
+}
+
+// loopbackSockets opens n UDP sockets bound to loopback, closed when the test
+// ends, and returns their descriptors and ports.
+func loopbackSockets(t *testing.T, n int) ([]int32, []int) {
+	t.Helper()
+	fds, ports := make([]int32, n), make([]int, n)
+	for i := range n {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = unix.Close(fd) })
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatal(err)
+		}
+		sa, err := unix.Getsockname(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds[i], ports[i] = int32(fd), sa.(*unix.SockaddrInet4).Port //nolint:gosec // a descriptor fits
+	}
+	return fds, ports
 }
