@@ -56,10 +56,7 @@ func NewRecvBatch(sockets, perSocket, size, control int) *RecvBatch {
 		b.ringErr = err
 		return b
 	}
-	if r.Entries() < slots {
-		b = newRecvBatch(r.Entries()/perSocket*perSocket, perSocket, size, control)
-	}
-	b.ring = r
+	b.ring = r // io_uring_setup rounds the entries up (or fails): the ring holds every slot
 	return b
 }
 
