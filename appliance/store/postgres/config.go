@@ -16,10 +16,14 @@
 package postgres
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	embeddedpostgres "github.com/fergusstrange/embedded-postgres"
@@ -173,17 +177,66 @@ func isIdent(s string) bool {
 type layout struct {
 	root    string // Config.DataDir, absolute
 	pgdata  string // the PostgreSQL cluster
-	run     string // unix sockets; embedded-postgres wipes it at every start
+	run     string // embedded-postgres' runtime dir: it wipes it at every start
+	sock    string // unix sockets: run, or a short dir if run's path is too long
 	tmp     string // TMPDIR of the supervisor (embedded-postgres' temp logs)
 	binRoot string // extracted downloaded binaries, one dir per version
 }
 
 func newLayout(root string) layout {
+	run := filepath.Join(root, "run")
 	return layout{
 		root:    root,
 		pgdata:  filepath.Join(root, "pgdata"),
-		run:     filepath.Join(root, "run"),
+		run:     run,
+		sock:    socketDir(run, root),
 		tmp:     filepath.Join(root, "tmp"),
 		binRoot: filepath.Join(root, "binaries"),
 	}
+}
+
+// maxSocketPath is the longest unix socket path Linux takes (sun_path holds
+// 108 bytes with the terminating NUL); PostgreSQL refuses to start when it
+// cannot create its socket, and names this limit in its log.
+const maxSocketPath = 107
+
+// socketDir is where PostgreSQL puts its unix socket: run, unless the
+// socket's path there would be too long (a deep data dir, as CI workspaces
+// and test temp dirs often are). Then it is a short directory in the system's
+// temp dir named after root, so that every start of the same data dir finds
+// the same one (and the socket locks a killed run left there).
+func socketDir(run, root string) string {
+	const socketName = "/.s.PGSQL.65535"
+	if len(run)+len(socketName) <= maxSocketPath {
+		return run
+	}
+	sum := sha256.Sum256([]byte(root))
+	name := "cxlab-pg-" + hex.EncodeToString(sum[:6])
+	if dir := filepath.Join(os.TempDir(), name); len(dir)+len(socketName) <= maxSocketPath {
+		return dir
+	}
+	return filepath.Join("/tmp", name)
+}
+
+// ensureSocketDir creates the short socket directory, readable by this
+// process's user alone. One that already exists must be a directory (not a
+// link) owned by this user with no access for others: it is in a directory
+// every user can write to, and whoever owns it could stand in for the server.
+func ensureSocketDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err == nil || !errors.Is(err, fs.ErrExist) {
+		if err != nil {
+			return fmt.Errorf("postgres socket directory: %w", err)
+		}
+		return nil
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("postgres socket directory: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() || fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("postgres socket directory %s exists but is not a private directory of uid %d; "+
+			"remove it (it is used because the data dir's path is too long for a unix socket in it)", dir, os.Geteuid())
+	}
+	return nil
 }

@@ -107,6 +107,69 @@ func TestStartStop(t *testing.T) {
 	}
 }
 
+// A data dir too deep for a unix socket in it (CI workspaces often are) still
+// starts: the socket goes to a short private directory, gone after Stop.
+func TestDeepDataDir(t *testing.T) {
+	dir := filepath.Join(tempDir(t), strings.Repeat("workspace-", 8), strings.Repeat("job-", 10))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for d := dir; d != filepath.Dir(d) && strings.Contains(d, "workspace-"); d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755)
+	}
+	l := newLayout(filepath.Join(dir, "pg"))
+	if len(l.run+"/.s.PGSQL.5432") <= maxSocketPath {
+		t.Fatalf("test data dir %s is not deep enough", l.run)
+	}
+	if len(l.sock+"/.s.PGSQL.65535") > maxSocketPath || l.sock != newLayout(l.root).sock {
+		t.Fatalf("socket dir %q: want one short and the same for every start of the data dir", l.sock)
+	}
+	e := startEmbedded(t, Config{DataDir: l.root})
+	if got := query(t, e.DSN(), "SELECT current_setting('unix_socket_directories')"); got != l.sock {
+		t.Fatalf("unix_socket_directories = %q, want %q", got, l.sock)
+	}
+	fi, err := os.Stat(l.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("socket directory mode %v, want 0700", fi.Mode().Perm())
+	}
+	if err := e.Stop(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(l.sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket directory left after Stop: %v", err)
+	}
+}
+
+// The short socket directory sits where every user can write: one that is
+// not this user's private directory is refused, not used.
+func TestSocketDirMustBePrivate(t *testing.T) {
+	base := tempDir(t)
+	open := filepath.Join(base, "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(open, 0o777)
+	link := filepath.Join(base, "link")
+	if err := os.Symlink(base, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{open, link} {
+		if err := ensureSocketDir(dir); err == nil || !strings.Contains(err.Error(), "remove it") {
+			t.Errorf("ensureSocketDir(%s) = %v, want a refusal naming the fix", dir, err)
+		}
+	}
+	fresh := filepath.Join(base, "fresh")
+	if err := ensureSocketDir(fresh); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensureSocketDir(fresh); err != nil {
+		t.Errorf("second start on the same socket dir: %v", err)
+	}
+}
+
 func TestWarmRestartKeepsData(t *testing.T) {
 	dir := filepath.Join(tempDir(t), "pg")
 	ctx := testCtx(t)

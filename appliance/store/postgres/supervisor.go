@@ -211,6 +211,11 @@ func (s *supervisor) start() (supervisorReport, error) {
 			return rep, s.accessError(d, err)
 		}
 	}
+	if s.l.sock != s.l.run {
+		if err := ensureSocketDir(s.l.sock); err != nil {
+			return rep, err
+		}
+	}
 	if _, err := os.Stat(filepath.Join(s.cfg.BinariesDir, "bin", "pg_ctl")); err != nil {
 		return rep, fmt.Errorf("postgres runs as %s and can't reach %s %s: %w", runAs, FlagBinaries, s.cfg.BinariesDir, err)
 	}
@@ -433,7 +438,7 @@ func (s *supervisor) finishCluster(tmp string) error {
 func (s *supervisor) ensureDatabase() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StartTimeout)
 	defer cancel()
-	cc, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=disable", s.l.run, s.cfg.Port, s.cfg.User))
+	cc, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=disable", s.l.sock, s.cfg.Port, s.cfg.User))
 	if err != nil {
 		return fmt.Errorf("create database: %w", err)
 	}
@@ -461,6 +466,10 @@ func (s *supervisor) ensureDatabase() error {
 func (s *supervisor) stop() int {
 	if !s.started {
 		return 0
+	}
+	if s.l.sock != s.l.run {
+		// Empty once postgres has removed its socket and lock.
+		defer func() { _ = os.Remove(s.l.sock) }()
 	}
 	// Nothing to stop when no postmaster runs (it crashed and was not
 	// restarted); pg_ctl would only complain about the stale pid file.
@@ -511,7 +520,7 @@ func recoverStale(l layout, binDir string, log *slog.Logger, quit <-chan struct{
 			log.Info("removed stale postmaster.pid", "pid", pid)
 		}
 	}
-	locks, _ := filepath.Glob(filepath.Join(l.run, ".s.PGSQL.*.lock"))
+	locks, _ := filepath.Glob(filepath.Join(l.sock, ".s.PGSQL.*.lock"))
 	for _, lock := range locks {
 		b, err := os.ReadFile(lock)
 		if err != nil {
@@ -669,7 +678,7 @@ func servesDataDir(pid int, pgdata string) bool {
 func startParameters(l layout, version string) map[string]string {
 	p := map[string]string{
 		"listen_addresses":                 "127.0.0.1",
-		"unix_socket_directories":          l.run,
+		"unix_socket_directories":          l.sock,
 		"unix_socket_permissions":          "0700",
 		"max_connections":                  "50",
 		"shared_buffers":                   "128MB",
