@@ -108,38 +108,48 @@ func TestStartStop(t *testing.T) {
 }
 
 // A data dir too deep for a unix socket in it (CI workspaces often are) still
-// starts: the socket goes to a short private directory, gone after Stop.
-func TestDeepDataDir(t *testing.T) {
-	dir := filepath.Join(tempDir(t), strings.Repeat("workspace-", 8), strings.Repeat("job-", 10))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for d := dir; d != filepath.Dir(d) && strings.Contains(d, "workspace-"); d = filepath.Dir(d) {
-		_ = os.Chmod(d, 0o755)
-	}
-	l := newLayout(filepath.Join(dir, "pg"))
-	if len(l.run+"/.s.PGSQL.5432") <= maxSocketPath {
-		t.Fatalf("test data dir %s is not deep enough", l.run)
-	}
-	if len(l.sock+"/.s.PGSQL.65535") > maxSocketPath || l.sock != newLayout(l.root).sock {
-		t.Fatalf("socket dir %q: want one short and the same for every start of the data dir", l.sock)
-	}
-	e := startEmbedded(t, Config{DataDir: l.root})
-	if got := query(t, e.DSN(), "SELECT current_setting('unix_socket_directories')"); got != l.sock {
-		t.Fatalf("unix_socket_directories = %q, want %q", got, l.sock)
-	}
-	fi, err := os.Stat(l.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o700 {
-		t.Errorf("socket directory mode %v, want 0700", fi.Mode().Perm())
-	}
-	if err := e.Stop(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(l.sock); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("socket directory left after Stop: %v", err)
+// starts: the socket goes to a short private directory, gone after Stop. So
+// does one whose path holds a space and a quote, as a CI job's name may.
+func TestAwkwardDataDirs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sub  []string
+		deep bool
+	}{
+		{"deep", []string{strings.Repeat("workspace-", 8), strings.Repeat("job-", 10)}, true},
+		{"space and quote", []string{"nightly job's run"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(append([]string{tempDir(t)}, tc.sub...)...)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			l := newLayout(filepath.Join(dir, "pg"))
+			if deep := len(l.run+"/.s.PGSQL.5432") > maxSocketPath; deep != tc.deep {
+				t.Fatalf("%s: too long for a socket %v, want %v", l.run, deep, tc.deep)
+			}
+			if len(l.sock+"/.s.PGSQL.65535") > maxSocketPath || l.sock != newLayout(l.root).sock {
+				t.Fatalf("socket dir %q: want one short enough and the same for every start of the data dir", l.sock)
+			}
+			e := startEmbedded(t, Config{DataDir: l.root})
+			if got := query(t, e.DSN(), "SELECT current_setting('unix_socket_directories')"); got != l.sock {
+				t.Fatalf("unix_socket_directories = %q, want %q", got, l.sock)
+			}
+			fi, err := os.Stat(l.sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The socket itself is 0700 (unix_socket_permissions) either way.
+			if tc.deep && fi.Mode().Perm() != 0o700 {
+				t.Errorf("short socket directory mode %v, want 0700", fi.Mode().Perm())
+			}
+			if err := e.Stop(testCtx(t)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(l.sock); tc.deep && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("short socket directory left after Stop: %v", err)
+			}
+		})
 	}
 }
 

@@ -438,7 +438,7 @@ func (s *supervisor) finishCluster(tmp string) error {
 func (s *supervisor) ensureDatabase() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StartTimeout)
 	defer cancel()
-	cc, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=disable", s.l.sock, s.cfg.Port, s.cfg.User))
+	cc, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=disable", connValue(s.l.sock), s.cfg.Port, s.cfg.User))
 	if err != nil {
 		return fmt.Errorf("create database: %w", err)
 	}
@@ -458,6 +458,12 @@ func (s *supervisor) ensureDatabase() error {
 		return fmt.Errorf("create database %s: %w", s.cfg.Database, err)
 	}
 	return nil
+}
+
+// connValue quotes v for a keyword/value connection string, so that a path
+// with spaces or quotes stays one value.
+func connValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
 // stop shuts postgres down: fast (rolls back sessions, checkpoints), then
