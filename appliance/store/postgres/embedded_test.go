@@ -357,6 +357,33 @@ func TestStaleSocketLock(t *testing.T) {
 	}
 }
 
+// Run as root, postgres runs as an unprivileged user; a data dir that user
+// cannot reach (under /root, say) fails at once, naming that user and the fix.
+func TestUnreachableDataDirNamesRunAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root hands postgres to another user; run as root (CI does)")
+	}
+	private := tempDir(t)
+	if err := os.Chmod(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e := NewEmbedded(Config{DataDir: filepath.Join(private, "data", "postgres")}, testLogger(t))
+	err := e.Start(testCtx(t))
+	if err == nil {
+		_ = e.Stop(testCtx(t))
+		t.Fatal("start on a data dir postgres' user cannot reach: want an error")
+	}
+	runAs, lerr := lookupRunAs("")
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	for _, want := range []string{"postgres runs as user " + runAs.Username + ",", "can't reach " + private, "choose a " + FlagDataDir} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
 func TestMissingBinariesNamesAllFixes(t *testing.T) {
 	empty := tempDir(t)
 	t.Setenv("PATH", tempDir(t)) // no pg_config

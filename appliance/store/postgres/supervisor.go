@@ -370,12 +370,13 @@ func chownTree(root string, uid, gid int) error {
 // setting the user can change.
 func (s *supervisor) accessError(dir string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
+		// Not user.Current: it caches the first answer, given while still root.
 		who := strconv.Itoa(os.Geteuid())
-		if u, uerr := user.Current(); uerr == nil {
+		if u, uerr := user.LookupId(who); uerr == nil {
 			who = u.Username
 		}
-		return fmt.Errorf("postgres runs as user %s, which can't reach %s (%s %s): %w; choose a %s that user can traverse (not under /root) or chmod o+x its parent directories",
-			who, dir, FlagDataDir, s.l.root, err, FlagDataDir)
+		return fmt.Errorf("postgres runs as user %s, which can't reach %s: %w; choose a %s that user can traverse (not under /root) or chmod o+x its parent directories",
+			who, dir, err, FlagDataDir)
 	}
 	return fmt.Errorf("prepare %s: %w", dir, err)
 }
