@@ -3,6 +3,7 @@ package ges
 import (
 	"context"
 	"fmt"
+	"github.com/google/uuid"
 	"strings"
 	"sync"
 	"testing"
@@ -129,6 +130,79 @@ func TestTwoMonitorsNeverDoubleRun(t *testing.T) {
 		if c != 1 {
 			t.Fatalf("callback %s started %d times", id, c)
 		}
+	}
+}
+
+// A node that dies between PostgreSQL and Redis while Redis lives on (an
+// external Redis shared by several nodes) strands callbacks: claimed from the
+// due index but still SCHEDULED, or QUEUED without a start entry on the
+// stream. The surviving node hands each over exactly once, after
+// StrandedAfter, and leaves a hand-over younger than that to the node doing it.
+func TestStrandedCallbacksAreHandedOverOnce(t *testing.T) {
+	e := newEnv(t, withConfig(Config{MaxActivePerNumber: 1000}))
+	ctx := context.Background()
+	due := e.clk.Now().Add(time.Hour)
+	claimed := e.create2(e.svc, due)   // claimed by the dead node, never marked QUEUED
+	unsent := e.create2(e.svc, due)    // marked QUEUED, start entry never added
+	handed := e.create2(e.svc, due)    // handed over normally
+	e.mr.ZRem(dueKey, string(claimed)) //nolint:errcheck // the dead node's claim
+	e.mr.ZRem(dueKey, string(unsent))  //nolint:errcheck
+	e.mr.ZRem(dueKey, string(handed))  //nolint:errcheck
+	e.clk.Set(due)
+	for _, id := range []CallbackID{unsent, handed} {
+		cbs, err := e.svc.st.markQueued(ctx, []string{string(id)}, e.clk.Now())
+		if err != nil || len(cbs) != 1 {
+			t.Fatalf("mark queued: %d %v", len(cbs), err)
+		}
+		if id == handed {
+			e.svc.handOver(ctx, cbs, e.clk.Now())
+		}
+	}
+	// An ASAP create committed to PostgreSQL; the node died before the stream.
+	asap := func() CallbackID {
+		now := e.clk.Now()
+		c := &Callback{ID: CallbackID(uuid.NewString()), Tenant: demoTenant, Service: "CB_Support", VirtualQueue: "VQ_Support",
+			PhoneNumber: "+12025550188", Immediate: true, OfferType: OfferASAP, Language: "en-US", State: StateQueued,
+			MaxDialAttempts: 1, CreatedAt: now, UpdatedAt: now, DesiredTime: now}
+		if ok, err := e.svc.st.insertBatch(ctx, []*Callback{c}, 1000); err != nil || !ok[c.ID] {
+			t.Fatalf("insert: %v %v", ok, err)
+		}
+		return c.ID
+	}
+	created := asap()
+	starts := func() map[string]int {
+		n := map[string]int{}
+		for _, m := range e.streamEntries() {
+			if v := entryOf(t, m); v["action"] == "start" {
+				n[v["id"].(string)]++
+			}
+		}
+		return n
+	}
+
+	// Within StrandedAfter a living node may still be between the stores.
+	e.svc.purgeOnce(ctx)
+	if got := starts(); len(got) != 1 || got[string(handed)] != 1 {
+		t.Fatalf("start entries before StrandedAfter = %v, want only the handed-over callback", got)
+	}
+
+	e.clk.Advance(time.Minute + time.Second)
+	young := asap() // stranded only a moment ago
+	for range 3 {   // recovery, then rounds that must not send anything again
+		e.svc.purgeOnce(ctx)
+		e.svc.dispatchDue(ctx)
+	}
+	got := starts()
+	for _, id := range []CallbackID{claimed, unsent, handed, created} {
+		if got[string(id)] != 1 {
+			t.Errorf("callback %s: %d start entries, want 1 (all: %v)", id, got[string(id)], got)
+		}
+		if st := e.retrieve(id)["callbackState"]; st != "QUEUED" {
+			t.Errorf("callback %s is %v, want QUEUED", id, st)
+		}
+	}
+	if got[string(young)] != 0 {
+		t.Errorf("a callback QUEUED %s ago was handed over again; the node doing it may still be alive", time.Second)
 	}
 }
 

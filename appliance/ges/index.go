@@ -129,6 +129,19 @@ func (x *index) addDue(ctx context.Context, ids []string, due []time.Time) error
 	return nil
 }
 
+// restoreDue puts ids back into the due index unless they are there already
+// (ZADD NX: a later time set by a retry stays).
+func (x *index) restoreDue(ctx context.Context, ids []string, due []time.Time) error {
+	zs := make([]redis.Z, len(ids))
+	for i := range ids {
+		zs[i] = redis.Z{Score: float64(due[i].UnixMilli()), Member: ids[i]}
+	}
+	if err := x.rdb.ZAddNX(ctx, dueKey, zs...).Err(); err != nil {
+		return fmt.Errorf("restore due callbacks: %w", err)
+	}
+	return nil
+}
+
 // removeDue drops a callback from the due index.
 func (x *index) removeDue(ctx context.Context, id CallbackID) error {
 	if err := x.rdb.ZRem(ctx, dueKey, string(id)).Err(); err != nil {
@@ -213,14 +226,15 @@ func isBusyGroup(err error) bool {
 	return err != nil && len(err.Error()) >= 9 && err.Error()[:9] == "BUSYGROUP"
 }
 
-// publish XADDs entries to NewCallbackStream in one pipeline. The callbacks
-// in queued (those the entries start) get their queuedMark first, so the mark
-// is there before ORS can read the entry.
+// publish XADDs entries to NewCallbackStream in one transaction. The callbacks
+// in queued (those the entries start) get their queuedMark in it too, so the
+// mark is there before ORS can read the entry, and a QUEUED callback without
+// a mark was never handed over (see recoverStranded).
 func (x *index) publish(ctx context.Context, entries []map[string]any, queued []CallbackID) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	pipe := x.rdb.Pipeline()
+	pipe := x.rdb.TxPipeline()
 	if len(queued) > 0 {
 		args := make([]any, 0, 2*len(queued))
 		for _, id := range queued {

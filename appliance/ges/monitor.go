@@ -228,8 +228,77 @@ func (s *Service) purger(ctx context.Context) {
 	}
 }
 
-// purgeOnce runs one purge and gauge refresh.
+// recoverStranded hands over what a node left half done when it died between
+// PostgreSQL and Redis while Redis outlived it (an external Redis; an
+// embedded one dies with the node and is rebuilt from PostgreSQL on start):
+//   - a callback the monitor had claimed from the due index but not yet
+//     marked QUEUED stays SCHEDULED and overdue, out of the index: it goes
+//     back in (the conditional QUEUED mark keeps a second monitor from
+//     running one that is only slow);
+//   - a callback marked QUEUED (or created ASAP) whose start entry was never
+//     added has no queue mark, which publish adds in the same transaction as
+//     the entry: it is handed over again.
+//
+// Only callbacks stranded for longer than StrandedAfter count, well past the
+// time a living node takes between the two stores, so that none is handed
+// over twice.
+func (s *Service) recoverStranded(ctx context.Context) {
+	now := s.clock.Now()
+	cutoff := now.Add(-s.cfg.StrandedAfter)
+	ids, due, err := s.st.overdueScheduled(ctx, cutoff)
+	if err != nil {
+		s.log.Warn("recover stranded callbacks", "err", err)
+		return
+	}
+	for i := 0; i < len(ids); i += 1000 {
+		j := min(i+1000, len(ids))
+		if err := s.idx.restoreDue(ctx, ids[i:j], due[i:j]); err != nil {
+			s.log.Warn("recover stranded callbacks", "err", err)
+			return
+		}
+	}
+	queued, err := s.st.queuedBefore(ctx, cutoff)
+	if err != nil {
+		s.log.Warn("recover stranded callbacks", "err", err)
+		return
+	}
+	var unmarked []string
+	for i := 0; i < len(queued); i += 1000 {
+		chunk := queued[i:min(i+1000, len(queued))]
+		marked, err := s.idx.markedQueued(ctx, chunk)
+		if err != nil {
+			s.log.Warn("recover stranded callbacks", "err", err)
+			return
+		}
+		for k, ok := range marked {
+			if !ok {
+				unmarked = append(unmarked, chunk[k])
+			}
+		}
+	}
+	if len(unmarked) == 0 {
+		return
+	}
+	got, err := s.st.getMany(ctx, unmarked)
+	if err != nil {
+		s.log.Warn("recover stranded callbacks", "err", err)
+		return
+	}
+	cbs := make([]*Callback, 0, len(got))
+	for _, c := range got {
+		if c.State == StateQueued {
+			cbs = append(cbs, c)
+		}
+	}
+	s.log.Warn("handing over again callbacks that were QUEUED but never reached ORS", "count", len(cbs))
+	for i := 0; i < len(cbs); i += 500 {
+		s.handOver(ctx, cbs[i:min(i+500, len(cbs))], now)
+	}
+}
+
+// purgeOnce runs one purge, the recovery of stranded callbacks and the gauge refresh.
 func (s *Service) purgeOnce(ctx context.Context) {
+	s.recoverStranded(ctx)
 	n, gone, err := s.st.purge(ctx, s.clock.Now().Add(-s.cfg.Retention))
 	if err != nil {
 		if ctx.Err() == nil {

@@ -548,6 +548,38 @@ func (s *store) scheduled(ctx context.Context) (ids []string, due []time.Time, e
 	return ids, due, rows.Err()
 }
 
+// overdueScheduled returns the SCHEDULED callbacks due before cutoff.
+func (s *store) overdueScheduled(ctx context.Context, cutoff time.Time) (ids []string, due []time.Time, err error) {
+	rows, err := s.pool.Query(ctx, `SELECT id::text, desired_time FROM ges.callbacks
+		WHERE state = 'SCHEDULED' AND desired_time < $1`, cutoff)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list overdue callbacks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var t time.Time
+		if err := rows.Scan(&id, &t); err != nil {
+			return nil, nil, fmt.Errorf("list overdue callbacks: %w", err)
+		}
+		ids, due = append(ids, id), append(due, t)
+	}
+	return ids, due, rows.Err()
+}
+
+// queuedBefore returns the ids of the callbacks QUEUED since before cutoff.
+func (s *store) queuedBefore(ctx context.Context, cutoff time.Time) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id::text FROM ges.callbacks WHERE state = 'QUEUED' AND updated_at < $1`, cutoff)
+	if err != nil {
+		return nil, fmt.Errorf("list queued callbacks: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list queued callbacks: %w", err)
+	}
+	return ids, nil
+}
+
 // slotBooking is how many live bookings one slot holds.
 type slotBooking struct {
 	tenant  TenantID
