@@ -474,16 +474,37 @@ func (s *Service) commitReports(ctx context.Context, batch []*reportJob) []error
 	if err != nil {
 		return fail(err)
 	}
-	changed := make([]CallbackID, 0, len(rest))
+	// A callback's last report in the batch decides: back in ORS's queue
+	// (from ROUTING, say), its field is the mark that ORS holds it (see
+	// recoverStranded) and is set; in any other state it is dropped.
+	last := map[CallbackID]int{}
 	for k, i := range restAt {
 		errs[i] = restErrs[k]
 		if restErrs[k] == nil {
-			changed = append(changed, rest[k].id)
+			last[rest[k].id] = k
 		}
+	}
+	changed := make([]CallbackID, 0, len(last))
+	var requeued []CallbackID
+	var requeuedAt []liveState
+	for k, j := range rest {
+		if at, ok := last[j.id]; !ok || at != k {
+			continue
+		}
+		if j.r.State != StateQueued {
+			changed = append(changed, j.id)
+			continue
+		}
+		requeued, requeuedAt = append(requeued, j.id), append(requeuedAt, liveOf(j.r))
 	}
 	if err := s.idx.dropLive(ctx, changed); err != nil {
 		// A stale hash is only read while the callback is QUEUED; it expires.
 		s.log.Warn("drop queue state", "err", err, "count", len(changed))
+	}
+	if len(requeued) > 0 {
+		if err := s.idx.setLive(ctx, requeued, requeuedAt); err != nil {
+			s.log.Warn("store queue state", "err", err, "count", len(requeued))
+		}
 	}
 	return errs
 }
@@ -550,13 +571,7 @@ func (s *Service) applyLive(ctx context.Context, batch []*reportJob) ([]bool, er
 		if !ok || j.r.State != StateQueued || count[j.id] != 1 {
 			continue
 		}
-		st := liveState{orsSession: j.r.ORSSessionID}
-		if j.r.PositionInQueue != nil {
-			st.position = *j.r.PositionInQueue
-		}
-		if j.r.EstimatedWait != nil {
-			st.ewt = *j.r.EstimatedWait
-		}
+		st := liveOf(j.r)
 		liveIDs, states, at = append(liveIDs, j.id), append(states, st), append(at, i)
 		if j.want && c != nil {
 			c.PositionInQueue, c.EstimatedWait = st.position, st.ewt

@@ -142,20 +142,26 @@ func TestStrandedCallbacksAreHandedOverOnce(t *testing.T) {
 	e := newEnv(t, withConfig(Config{MaxActivePerNumber: 1000}))
 	ctx := context.Background()
 	due := e.clk.Now().Add(time.Hour)
-	claimed := e.create2(e.svc, due)   // claimed by the dead node, never marked QUEUED
-	unsent := e.create2(e.svc, due)    // marked QUEUED, start entry never added
-	handed := e.create2(e.svc, due)    // handed over normally
-	e.mr.ZRem(dueKey, string(claimed)) //nolint:errcheck // the dead node's claim
-	e.mr.ZRem(dueKey, string(unsent))  //nolint:errcheck
-	e.mr.ZRem(dueKey, string(handed))  //nolint:errcheck
+	claimed := e.create2(e.svc, due) // claimed by the dead node, never marked QUEUED
+	unsent := e.create2(e.svc, due)  // marked QUEUED, start entry never added
+	handed := e.create2(e.svc, due)  // handed over normally
+	back := e.create2(e.svc, due)    // handed over, routed, then back in ORS's queue
+	for _, id := range []CallbackID{claimed, unsent, handed, back} {
+		e.mr.ZRem(dueKey, string(id)) //nolint:errcheck // the dead node's claim
+	}
 	e.clk.Set(due)
-	for _, id := range []CallbackID{unsent, handed} {
+	for _, id := range []CallbackID{unsent, handed, back} {
 		cbs, err := e.svc.st.markQueued(ctx, []string{string(id)}, e.clk.Now())
 		if err != nil || len(cbs) != 1 {
 			t.Fatalf("mark queued: %d %v", len(cbs), err)
 		}
-		if id == handed {
+		if id != unsent {
 			e.svc.handOver(ctx, cbs, e.clk.Now())
+		}
+	}
+	for _, st := range []State{StateRouting, StateQueued} {
+		if err := e.svc.ApplyReport(ctx, back, StateReport{State: st}); err != nil {
+			t.Fatalf("report %s: %v", st, err)
 		}
 	}
 	// An ASAP create committed to PostgreSQL; the node died before the stream.
@@ -182,8 +188,8 @@ func TestStrandedCallbacksAreHandedOverOnce(t *testing.T) {
 
 	// Within StrandedAfter a living node may still be between the stores.
 	e.svc.purgeOnce(ctx)
-	if got := starts(); len(got) != 1 || got[string(handed)] != 1 {
-		t.Fatalf("start entries before StrandedAfter = %v, want only the handed-over callback", got)
+	if got := starts(); len(got) != 2 || got[string(handed)] != 1 || got[string(back)] != 1 {
+		t.Fatalf("start entries before StrandedAfter = %v, want only the two handed over", got)
 	}
 
 	e.clk.Advance(time.Minute + time.Second)
@@ -193,7 +199,7 @@ func TestStrandedCallbacksAreHandedOverOnce(t *testing.T) {
 		e.svc.dispatchDue(ctx)
 	}
 	got := starts()
-	for _, id := range []CallbackID{claimed, unsent, handed, created} {
+	for _, id := range []CallbackID{claimed, unsent, handed, back, created} {
 		if got[string(id)] != 1 {
 			t.Errorf("callback %s: %d start entries, want 1 (all: %v)", id, got[string(id)], got)
 		}

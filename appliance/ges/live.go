@@ -35,6 +35,18 @@ type liveState struct {
 	orsSession    string
 }
 
+// liveOf is the queue state a QUEUED report carries.
+func liveOf(r StateReport) liveState {
+	st := liveState{orsSession: r.ORSSessionID}
+	if r.PositionInQueue != nil {
+		st.position = *r.PositionInQueue
+	}
+	if r.EstimatedWait != nil {
+		st.ewt = *r.EstimatedWait
+	}
+	return st
+}
+
 func (l liveState) encode() string {
 	return strconv.Itoa(l.position) + " " + strconv.Itoa(l.ewt) + " " + l.orsSession
 }
