@@ -119,11 +119,7 @@ func (x *index) addDue(ctx context.Context, ids []string, due []time.Time) error
 	if len(ids) == 0 {
 		return nil
 	}
-	zs := make([]redis.Z, len(ids))
-	for i := range ids {
-		zs[i] = redis.Z{Score: float64(due[i].UnixMilli()), Member: ids[i]}
-	}
-	if err := x.rdb.ZAdd(ctx, dueKey, zs...).Err(); err != nil {
+	if err := x.rdb.ZAdd(ctx, dueKey, dueMembers(ids, due)...).Err(); err != nil {
 		return fmt.Errorf("index due callbacks: %w", err)
 	}
 	return nil
@@ -132,14 +128,19 @@ func (x *index) addDue(ctx context.Context, ids []string, due []time.Time) error
 // restoreDue puts ids back into the due index unless they are there already
 // (ZADD NX: a later time set by a retry stays).
 func (x *index) restoreDue(ctx context.Context, ids []string, due []time.Time) error {
+	if err := x.rdb.ZAddNX(ctx, dueKey, dueMembers(ids, due)...).Err(); err != nil {
+		return fmt.Errorf("restore due callbacks: %w", err)
+	}
+	return nil
+}
+
+// dueMembers pairs ids with their due times (milliseconds) for the due index.
+func dueMembers(ids []string, due []time.Time) []redis.Z {
 	zs := make([]redis.Z, len(ids))
 	for i := range ids {
 		zs[i] = redis.Z{Score: float64(due[i].UnixMilli()), Member: ids[i]}
 	}
-	if err := x.rdb.ZAddNX(ctx, dueKey, zs...).Err(); err != nil {
-		return fmt.Errorf("restore due callbacks: %w", err)
-	}
-	return nil
+	return zs
 }
 
 // removeDue drops a callback from the due index.
@@ -180,7 +181,7 @@ func (x *index) claim(ctx context.Context, now time.Time, limit int) (ids []stri
 // rebuild restores the due index and slot counters from PostgreSQL, then marks the
 // index as built. Safe to run on several nodes at once (all writes are idempotent).
 func (x *index) rebuild(ctx context.Context, st *store, now time.Time) error {
-	ids, due, err := st.scheduled(ctx)
+	ids, due, err := st.scheduled(ctx, time.Time{})
 	if err != nil {
 		return err
 	}

@@ -245,7 +245,7 @@ func (s *Service) purger(ctx context.Context) {
 func (s *Service) recoverStranded(ctx context.Context) {
 	now := s.clock.Now()
 	cutoff := now.Add(-s.cfg.StrandedAfter)
-	ids, due, err := s.st.overdueScheduled(ctx, cutoff)
+	ids, due, err := s.st.scheduled(ctx, cutoff)
 	if err != nil {
 		s.log.Warn("recover stranded callbacks", "err", err)
 		return

@@ -530,9 +530,14 @@ func (s *store) purge(ctx context.Context, cutoff time.Time) (n int64, ids []Cal
 	return int64(len(ids)), ids, nil
 }
 
-// scheduled returns every SCHEDULED callback's id and due time (index rebuild).
-func (s *store) scheduled(ctx context.Context) (ids []string, due []time.Time, err error) {
-	rows, err := s.pool.Query(ctx, `SELECT id::text, desired_time FROM ges.callbacks WHERE state = 'SCHEDULED'`)
+// scheduled returns the id and due time of every SCHEDULED callback (for the
+// index rebuild), or of those due before dueBefore unless it is zero.
+func (s *store) scheduled(ctx context.Context, dueBefore time.Time) (ids []string, due []time.Time, err error) {
+	q, args := `SELECT id::text, desired_time FROM ges.callbacks WHERE state = 'SCHEDULED'`, []any(nil)
+	if !dueBefore.IsZero() {
+		q, args = q+` AND desired_time < $1`, []any{dueBefore}
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list scheduled: %w", err)
 	}
@@ -542,25 +547,6 @@ func (s *store) scheduled(ctx context.Context) (ids []string, due []time.Time, e
 		var t time.Time
 		if err := rows.Scan(&id, &t); err != nil {
 			return nil, nil, fmt.Errorf("list scheduled: %w", err)
-		}
-		ids, due = append(ids, id), append(due, t)
-	}
-	return ids, due, rows.Err()
-}
-
-// overdueScheduled returns the SCHEDULED callbacks due before cutoff.
-func (s *store) overdueScheduled(ctx context.Context, cutoff time.Time) (ids []string, due []time.Time, err error) {
-	rows, err := s.pool.Query(ctx, `SELECT id::text, desired_time FROM ges.callbacks
-		WHERE state = 'SCHEDULED' AND desired_time < $1`, cutoff)
-	if err != nil {
-		return nil, nil, fmt.Errorf("list overdue callbacks: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var t time.Time
-		if err := rows.Scan(&id, &t); err != nil {
-			return nil, nil, fmt.Errorf("list overdue callbacks: %w", err)
 		}
 		ids, due = append(ids, id), append(due, t)
 	}
