@@ -144,7 +144,7 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		// be slow and keep idle Redis traffic near zero.
 		g, err := ges.New(ges.Config{PollInterval: 15 * time.Second,
 			TenantCreatesPerSec: float64(cfg.GES.TenantCreatesPerSec), TenantCreateBurst: cfg.GES.TenantCreateBurst,
-			MaxActivePerNumber: cfg.GES.MaxActivePerNumber}, a.pool, a.redis.Client(), platform, a.clock, logFor("ges").get(), a.reg, base())
+			MaxActivePerNumber: cfg.GES.MaxActivePerNumber, StrandedAfter: cfg.GES.StrandedAfter}, a.pool, a.redis.Client(), platform, a.clock, logFor("ges").get(), a.reg, base())
 		if err != nil {
 			return nil, fmt.Errorf("ges: %w", err)
 		}

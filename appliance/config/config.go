@@ -132,6 +132,10 @@ type GES struct {
 	TenantCreateBurst int `yaml:"tenant_create_burst"`
 	// MaxActivePerNumber caps the callbacks not yet COMPLETED per phone number and tenant. Default: 5.
 	MaxActivePerNumber int `yaml:"max_active_per_number"`
+	// StrandedAfter is how long a callback left half handed over to ORS by a
+	// process that died (with an external Redis that lived on) waits before
+	// another process hands it over; they look twice as often. Default: 1m.
+	StrandedAfter time.Duration `yaml:"stranded_after"`
 }
 
 // Default returns the configuration used when nothing overrides it.
@@ -148,7 +152,7 @@ func Default() Config {
 		SIP:             SIP{Host: "127.0.0.1", Port: 5070},
 		TURN:            TURN{Host: "127.0.0.1", Port: 3478, MinRelayPort: 49160, MaxRelayPort: 49200, UserQuota: 10},
 		Gateway:         Gateway{MediaPort: 8473, EnableTranscoding: true},
-		GES:             GES{TenantCreatesPerSec: 5000, TenantCreateBurst: 5000, MaxActivePerNumber: 5},
+		GES:             GES{TenantCreatesPerSec: 5000, TenantCreateBurst: 5000, MaxActivePerNumber: 5, StrandedAfter: time.Minute},
 	}
 }
 
@@ -234,6 +238,9 @@ func (c Config) Validate() error {
 		if g.v <= 0 {
 			return invalid(g.name, "must be positive, got %d", g.v)
 		}
+	}
+	if c.GES.StrandedAfter < time.Second {
+		return invalid("ges.stranded_after (--ges-stranded-after)", "must be at least 1s, got %s", c.GES.StrandedAfter)
 	}
 	if c.TURN.UserQuota <= 0 {
 		return invalid("turn.user_quota (--turn-user-quota)", "must be positive, got %d", c.TURN.UserQuota)

@@ -46,6 +46,7 @@ func Bind(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.GES.TenantCreatesPerSec, "ges-tenant-creates-per-sec", c.GES.TenantCreatesPerSec, "callback creations per tenant and second; more get 429")
 	fs.IntVar(&c.GES.TenantCreateBurst, "ges-tenant-create-burst", c.GES.TenantCreateBurst, "callback creations a tenant may make at once")
 	fs.IntVar(&c.GES.MaxActivePerNumber, "ges-max-active-per-number", c.GES.MaxActivePerNumber, "callbacks not yet COMPLETED per phone number; more get 429")
+	fs.DurationVar(&c.GES.StrandedAfter, "ges-stranded-after", c.GES.StrandedAfter, "how long a callback a dead process left half handed over to ORS waits before another hands it over")
 	fs.BoolVar(&c.Gateway.EnableTranscoding, "enable-transcoding", c.Gateway.EnableTranscoding, "allow Opus on the browser leg")
 }
 

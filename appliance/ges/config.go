@@ -18,12 +18,12 @@ type Config struct {
 	TenantCreateBurst int
 	// PollInterval is how often the monitor looks for callbacks made due by other nodes. Default 3s.
 	PollInterval time.Duration
-	// PurgeInterval is how often records past their retention are deleted,
-	// and callbacks stranded by a node that died mid-hand-over recovered. Default 1m.
+	// PurgeInterval is how often records past their retention are deleted. Default 1m.
 	PurgeInterval time.Duration
 	// StrandedAfter is how long a callback must have been overdue and out of
 	// the due index, or QUEUED without having reached ORS, before another
-	// hand-over is tried (see recoverStranded). Default 1m.
+	// hand-over is tried (see recoverStranded); the check runs twice as
+	// often. Default 1m.
 	StrandedAfter time.Duration
 	// Retention is how long a record lives after its desired time (seed 004: 14 days). Default 336h.
 	Retention time.Duration

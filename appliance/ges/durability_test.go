@@ -189,7 +189,7 @@ func TestStrandedCallbacksAreHandedOverOnce(t *testing.T) {
 	}
 
 	// Within StrandedAfter a living node may still be between the stores.
-	e.svc.purgeOnce(ctx)
+	e.svc.recoverStranded(ctx)
 	if got := starts(); len(got) != 2 || got[string(handed)] != 1 || got[string(back)] != 1 {
 		t.Fatalf("start entries before StrandedAfter = %v, want only the two handed over", got)
 	}
@@ -197,7 +197,7 @@ func TestStrandedCallbacksAreHandedOverOnce(t *testing.T) {
 	e.clk.Advance(time.Minute + time.Second)
 	young := asap() // stranded only a moment ago
 	for range 3 {   // recovery, then rounds that must not send anything again
-		e.svc.purgeOnce(ctx)
+		e.svc.recoverStranded(ctx)
 		e.svc.dispatchDue(ctx)
 	}
 	got := starts()

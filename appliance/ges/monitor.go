@@ -216,15 +216,21 @@ func cancelEntry(c *Callback) map[string]any {
 func (s *Service) purger(ctx context.Context) {
 	t := time.NewTicker(s.cfg.PurgeInterval)
 	defer t.Stop()
+	r := time.NewTicker(s.cfg.StrandedAfter / 2)
+	defer r.Stop()
+	s.recoverStranded(ctx)
 	s.purgeOnce(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-r.C:
+			s.recoverStranded(ctx)
 		case <-t.C:
+			s.purgeOnce(ctx)
 		case <-s.purgeCh:
+			s.purgeOnce(ctx)
 		}
-		s.purgeOnce(ctx)
 	}
 }
 
@@ -296,9 +302,8 @@ func (s *Service) recoverStranded(ctx context.Context) {
 	}
 }
 
-// purgeOnce runs one purge, the recovery of stranded callbacks and the gauge refresh.
+// purgeOnce runs one purge and gauge refresh.
 func (s *Service) purgeOnce(ctx context.Context) {
-	s.recoverStranded(ctx)
 	n, gone, err := s.st.purge(ctx, s.clock.Now().Add(-s.cfg.Retention))
 	if err != nil {
 		if ctx.Err() == nil {
