@@ -263,6 +263,9 @@ func (s *Service) recoverStranded(ctx context.Context) {
 			return
 		}
 	}
+	if len(ids) > 0 {
+		s.Wake() // due now: the monitor need not wait for its next poll
+	}
 	queued, err := s.st.queuedBefore(ctx, cutoff)
 	if err != nil {
 		s.log.Warn("recover stranded callbacks", "err", err)

@@ -2,13 +2,16 @@ package faults
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cxlab/cxlab/appliance/apptest"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -19,13 +22,38 @@ import (
 // both runs).
 func TestFaultKill9DuringCreates(t *testing.T) {
 	needFaults(t)
+	kill9DuringCreates(t, "")
+}
+
+// TestFaultKill9DuringCreatesExternalRedis is the same with an external
+// redis-server that outlives the kill, as several processes sharing one Redis
+// would: the stream and the due index survive, so nothing is handed to ORS
+// again wholesale; what the kill left half handed over (committed in
+// PostgreSQL, not yet on the stream) must still reach the stream, once, after
+// --ges-stranded-after.
+func TestFaultKill9DuringCreatesExternalRedis(t *testing.T) {
+	needFaults(t)
+	bin := apptest.NeedTool(t, "redis-server", "redis-server")
+	port := freePort(t)
+	startRedis(t, bin, port)
+	kill9DuringCreates(t, fmt.Sprintf("redis://127.0.0.1:%d/0", port))
+}
+
+// kill9DuringCreates runs the kill -9 test on the embedded Redis, or on the
+// external one at redisURL.
+func kill9DuringCreates(t *testing.T, redisURL string) {
 	const (
 		clients  = 32
 		loadFor  = 3 * time.Second
 		dueAfter = 90 * time.Second
 	)
+	external := redisURL != ""
+	var extra []string
+	if external {
+		extra = []string{"--redis-url", redisURL, "--ges-stranded-after", strandedAfter.String()}
+	}
 	dir := labDir(t)
-	l1 := startLab(t, dir)
+	l1 := startLab(t, dir, extra...)
 	tail, err := tailStream(l1.ep.RedisURL, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -90,8 +118,9 @@ func TestFaultKill9DuringCreates(t *testing.T) {
 		t.Fatal("no create was acknowledged before the kill")
 	}
 
-	l2 := startLab(t, dir)
+	l2 := startLab(t, dir, extra...)
 	t.Logf("restart after kill -9 ready in %s", l2.took.Round(time.Millisecond))
+	tail.resume = external
 	tail, err = tailStream(l2.ep.RedisURL, tail)
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +142,14 @@ func TestFaultKill9DuringCreates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	// Whether the kill fell between PostgreSQL and Redis is luck; two rows as
+	// a dead node leaves them make sure run 2 meets both kinds: a due callback
+	// claimed from the index but still SCHEDULED, and one QUEUED whose entry
+	// never reached the stream.
+	var planted []string
+	if external {
+		planted = plantStranded(rctx, t, conn)
+	}
 	deadline := time.Now().Add(dueAfter)
 	var dueLeft int
 	for {
@@ -132,7 +169,9 @@ func TestFaultKill9DuringCreates(t *testing.T) {
 	if err := conn.QueryRow(rctx, "SELECT count(*) FROM ges.callbacks WHERE state <> 'SCHEDULED'").Scan(&inStream); err != nil {
 		t.Fatal(err)
 	}
-	waitTail(tail, inStream, 10*time.Second)
+	// On a surviving Redis, a callback the kill left QUEUED without its entry
+	// reaches the stream once it has been stranded for strandedAfter.
+	waitTail(tail, inStream, 10*time.Second+strandedAfter)
 	all, entries := tail.snapshot()
 	// A callback started twice within one life of the appliance would be run
 	// twice. A callback started in run 1 and again in run 2 is not: run 1's ORS
@@ -180,12 +219,36 @@ func TestFaultKill9DuringCreates(t *testing.T) {
 		}
 	}
 	rows.Close()
-	t.Logf("SUMMARY kill -9 during creates: %d acknowledged, %d missing after restart, states %v; started %d in run 1 + %d in run 2 (%d stream entries), %d started twice within one run, %d handed to ORS again after the crash, %d out of SCHEDULED with no start seen on the stream, %d left QUEUED/ROUTING/PROCESSING by run 1 (stuck); kill->restart ready %s",
-		len(ackedIDs), len(missing), states, len(run1), run2, entries, twice, again, queuedUnseen, stuck, time.Since(killedAt).Round(time.Millisecond))
+	stuckText := fmt.Sprintf("%d left QUEUED/ROUTING/PROCESSING by run 1 (stuck)", stuck)
+	if external {
+		stuckText = "run 1's ORS sessions pending on the surviving stream for run 2's ORS"
+	}
+	t.Logf("SUMMARY kill -9 during creates (%s Redis): %d acknowledged, %d missing after restart, states %v; started %d in run 1 + %d in run 2 (%d stream entries), %d started twice within one run, %d handed to ORS again after the crash, %d out of SCHEDULED with no start seen on the stream, %s; kill->restart ready %s",
+		map[bool]string{false: "embedded", true: "external"}[external], len(ackedIDs), len(missing), states, len(run1), run2, entries, twice, again, queuedUnseen, stuckText, time.Since(killedAt).Round(time.Millisecond))
 	if twice > 0 {
 		t.Errorf("%d callbacks were started twice within one run (e.g. %s: %d times)", twice, example, all[example])
 	}
-	if stuck > 0 {
+	if external {
+		for _, line := range strings.Split(l2.out.String(), "\n") {
+			if strings.Contains(line, "never reached ORS") {
+				t.Logf("run 2 recovered what the kill left half handed over: %s", line)
+			}
+		}
+		// The stream survived: a second start entry, in either run, is a
+		// second run of the callback. Run 1's ORS sessions stay pending on
+		// the stream for run 2's ORS to take over (not counted as stuck).
+		if again > 0 {
+			t.Errorf("%d callbacks were started in both runs although the stream survived", again)
+		}
+		if queuedUnseen > 0 {
+			t.Errorf("%d callbacks left SCHEDULED but never reached the stream", queuedUnseen)
+		}
+		for _, id := range planted {
+			if all[id] != 1 {
+				t.Errorf("stranded callback %s: %d start entries, want 1", id, all[id])
+			}
+		}
+	} else if stuck > 0 {
 		t.Errorf("%d callbacks handed to ORS in run 1 were never handed again and stay unfinished", stuck)
 	}
 	if code := stopLab(t, l2); code != 0 {
@@ -193,6 +256,31 @@ func TestFaultKill9DuringCreates(t *testing.T) {
 	}
 	waitNoPostgres(t, dir, 10*time.Second)
 }
+
+// plantStranded copies an acknowledged callback twice under new ids, as a node
+// that died between the stores leaves them (in PostgreSQL, not in Redis):
+// SCHEDULED and due, and QUEUED, both for longer than strandedAfter.
+func plantStranded(ctx context.Context, t *testing.T, conn *pgx.Conn) []string {
+	t.Helper()
+	const cols = `tenant, service, virtual_queue, phone_number, desired_time, immediate, offer_type, priority, language,
+		extra, user_data, state, reason, max_dial_attempts, retry_delay_sec, history, created_at, updated_at`
+	var ids []string
+	for _, state := range []string{"SCHEDULED", "QUEUED"} {
+		var id string
+		err := conn.QueryRow(ctx, `INSERT INTO ges.callbacks (id, `+cols+`)
+			SELECT gen_random_uuid(), tenant, service, virtual_queue, '+12025559999', now() - $2::interval, immediate, offer_type,
+				priority, language, extra, user_data, $1, '', max_dial_attempts, retry_delay_sec, history, created_at, now() - $2::interval
+			FROM ges.callbacks LIMIT 1 RETURNING id::text`, state, (strandedAfter + time.Second).String()).Scan(&id)
+		if err != nil {
+			t.Fatalf("plant a stranded %s callback: %v", state, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// strandedAfter is --ges-stranded-after for the external-Redis run.
+const strandedAfter = 2 * time.Second
 
 // waitTail waits until the tail has seen at least want start entries, or
 // within has passed (a shortfall is reported by the caller's figures).

@@ -405,8 +405,12 @@ type streamTail struct {
 	mu      sync.Mutex
 	starts  map[string]int
 	entries int
-	cancel  context.CancelFunc
-	done    chan struct{}
+	last    string // the last entry read
+	// resume makes the next tailStream go on after last: the Redis outlived
+	// the process (an embedded one is new, and read from the beginning).
+	resume bool
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // tailStream follows the stream of the Redis at redisURL from its beginning
@@ -427,6 +431,9 @@ func tailStream(redisURL string, into *streamTail) (*streamTail, error) {
 		defer close(into.done)
 		defer rdb.Close()
 		last := "0"
+		if into.resume {
+			last = into.last
+		}
 		for ctx.Err() == nil {
 			res, err := rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{"NewCallbackStream", last}, Count: 1000, Block: 200 * time.Millisecond}).Result()
 			if errors.Is(err, redis.Nil) {
@@ -442,7 +449,7 @@ func tailStream(redisURL string, into *streamTail) (*streamTail, error) {
 			into.mu.Lock()
 			for _, s := range res {
 				for _, m := range s.Messages {
-					last = m.ID
+					last, into.last = m.ID, m.ID
 					into.entries++
 					// One field, callback: a JSON object (README, "NewCallbackStream").
 					var cb struct{ Action, ID string }
