@@ -75,6 +75,48 @@ func TestRestartLosesNothing(t *testing.T) {
 	}
 }
 
+// A callback whose call was up (PROCESSING) when the process died, taking its
+// embedded Redis and its calls along, is completed at the next start: no
+// report will ever end it, it cannot be cancelled, and running it again would
+// call a customer who already reached an agent.
+func TestLostCallCompletedAtRestart(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	talking := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550100"})
+	routed := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550101"})
+	for _, r := range []struct {
+		id CallbackID
+		st State
+	}{{talking, StateRouting}, {talking, StateProcessing}, {routed, StateRouting}} {
+		if err := e.svc.ApplyReport(ctx, r.id, StateReport{State: r.st, AgentDN: "7001"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.svc.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.mr.FlushAll() // the embedded Redis died with the process
+	svc2 := e.newService()
+	got, err := svc2.Get(ctx, demoTenant, talking)
+	if err != nil || got.State != StateCompleted || got.Reason != ReasonAgentConnected {
+		t.Fatalf("the PROCESSING callback after the restart: %+v %v, want COMPLETED (AGENT_CONNECTED)", got, err)
+	}
+	if last := got.History[len(got.History)-1]; last.State != StateCompleted || last.Reason != ReasonAgentConnected {
+		t.Errorf("last history entry %+v, want COMPLETED AGENT_CONNECTED", last)
+	}
+	if c, err := svc2.Get(ctx, demoTenant, routed); err != nil || c.State != StateRouting {
+		t.Fatalf("the ROUTING callback after the restart: %+v %v; it waits for ORS again", c, err)
+	}
+	for _, m := range e.streamEntries() {
+		if id := entryOf(t, m)["id"]; id == string(talking) {
+			t.Fatalf("the completed callback was handed to ORS again: %v", entryOf(t, m))
+		}
+	}
+	if len(e.streamEntries()) != 1 {
+		t.Fatalf("stream entries after the restart: %d, want 1 (the ROUTING callback)", len(e.streamEntries()))
+	}
+}
+
 // create2 books a scheduled callback directly on svc.
 func (e *env) create2(svc *Service, at time.Time) CallbackID {
 	e.t.Helper()

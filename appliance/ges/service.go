@@ -151,6 +151,9 @@ func (s *Service) Start(ctx context.Context) error {
 		if err := s.resubmitWaiting(ctx); err != nil {
 			return fmt.Errorf("ges: %w", err)
 		}
+		if err := s.endLostCalls(ctx); err != nil {
+			return fmt.Errorf("ges: %w", err)
+		}
 	}
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
@@ -186,6 +189,23 @@ func (s *Service) resubmitWaiting(ctx context.Context) error {
 	}
 	if len(cbs) > 0 {
 		s.log.Info("handed waiting callbacks to ORS again after Redis lost the stream", "count", len(cbs))
+	}
+	return nil
+}
+
+// endLostCalls completes the PROCESSING callbacks when ORS forgot every
+// session (Redis lost the stream): their calls ended with the process that
+// carried them (the embedded Redis dies with it too), so no report will ever
+// end them, and a PROCESSING callback cannot be cancelled. Their customer
+// had reached an agent: the reason is AGENT_CONNECTED. Running them again
+// would call the customer a second time.
+func (s *Service) endLostCalls(ctx context.Context) error {
+	n, err := s.st.completeProcessing(ctx, s.clock.Now())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.log.Warn("completed callbacks whose calls ended with a previous run (their ORS sessions are gone)", "count", n, "reason", ReasonAgentConnected)
 	}
 	return nil
 }

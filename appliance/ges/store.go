@@ -253,6 +253,17 @@ func (s *store) waitingForORS(ctx context.Context) ([]*Callback, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Callback, error) { return scanCallback(r) })
 }
 
+// completeProcessing ends every PROCESSING callback with AGENT_CONNECTED.
+func (s *store) completeProcessing(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE ges.callbacks SET state = 'COMPLETED', reason = $2, updated_at = $1,
+		history = history || $3::jsonb WHERE state = 'PROCESSING'`,
+		now, ReasonAgentConnected, historyJSON(StateCompleted, ReasonAgentConnected, now))
+	if err != nil {
+		return 0, fmt.Errorf("complete lost calls: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // unmarkQueued puts callbacks whose hand-over to ORS failed back to SCHEDULED.
 func (s *store) unmarkQueued(ctx context.Context, ids []string, now time.Time) error {
 	_, err := s.pool.Exec(ctx, `UPDATE ges.callbacks SET state = 'SCHEDULED', updated_at = $2,
