@@ -117,7 +117,7 @@ func TestEndpointsListDemoTenantServicesCustomersAndQueues(t *testing.T) {
 // 429 past its limit.
 func TestGESThrottlesComeFromTheConfiguration(t *testing.T) {
 	s := apptest.Start(t, apptest.WithConfig(func(c *config.Config) {
-		c.GES = config.GES{TenantCreatesPerSec: 1, TenantCreateBurst: 2, MaxActivePerNumber: 1}
+		c.GES.TenantCreatesPerSec, c.GES.TenantCreateBurst, c.GES.MaxActivePerNumber = 1, 2, 1
 	}))
 	create := func(phone string) int {
 		return gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{"serviceName": "CB_Support", "phoneNumber": phone}, nil)
