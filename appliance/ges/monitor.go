@@ -264,7 +264,7 @@ func (s *Service) recoverStranded(ctx context.Context) {
 		}
 	}
 	if len(ids) > 0 {
-		s.Wake() // due now: the monitor need not wait for its next poll
+		s.kick() // due now: the monitor need not wait for its next poll
 	}
 	queued, err := s.st.queuedBefore(ctx, cutoff)
 	if err != nil {
