@@ -223,11 +223,12 @@ func socketDir(run, root string) string {
 // link) owned by this user with no access for others: it is in a directory
 // every user can write to, and whoever owns it could stand in for the server.
 func ensureSocketDir(dir string) error {
-	if err := os.Mkdir(dir, 0o700); err == nil || !errors.Is(err, fs.ErrExist) {
-		if err != nil {
-			return fmt.Errorf("postgres socket directory: %w", err)
-		}
+	err := os.Mkdir(dir, 0o700)
+	switch {
+	case err == nil:
 		return nil
+	case !errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("postgres socket directory: %w", err)
 	}
 	fi, err := os.Lstat(dir)
 	if err != nil {
