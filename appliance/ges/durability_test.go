@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/google/uuid"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -114,6 +115,35 @@ func TestLostCallCompletedAtRestart(t *testing.T) {
 	}
 	if len(e.streamEntries()) != 1 {
 		t.Fatalf("stream entries after the restart: %d, want 1 (the ROUTING callback)", len(e.streamEntries()))
+	}
+}
+
+// A second ORS session for a callback already PROCESSING (it took the stream
+// entry over from an ORS that died with the call) is refused with 409, and
+// the callback is completed rather than run again.
+func TestSecondORSSessionForAConnectedCallback(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	id := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550100"})
+	for _, st := range []State{StateRouting, StateProcessing} {
+		if err := e.svc.ApplyReport(ctx, id, StateReport{State: st, AgentDN: "7001"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pos := 1
+	if r := e.report(id, "ors_client", map[string]any{"state": "QUEUED", "positionInQueue": pos, "orsSessionId": "second"}); r.code != http.StatusConflict {
+		t.Fatalf("QUEUED report for a PROCESSING callback: %d %s, want 409", r.code, r.Status.Message)
+	}
+	got := e.retrieve(id)
+	if got["callbackState"] != "COMPLETED" || got["callbackReason"] != ReasonAgentConnected {
+		t.Fatalf("callback after a second ORS session: %v (%v), want COMPLETED (AGENT_CONNECTED)", got["callbackState"], got["callbackReason"])
+	}
+	// The same session's own reports still apply: PROCESSING again is no change.
+	id2 := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550101"})
+	for _, st := range []State{StateRouting, StateProcessing, StateProcessing, StateCompleted} {
+		if err := e.svc.ApplyReport(ctx, id2, StateReport{State: st, Reason: map[bool]string{true: ReasonAgentConnected}[st == StateCompleted]}); err != nil {
+			t.Fatalf("report %s: %v", st, err)
+		}
 	}
 }
 

@@ -455,6 +455,7 @@ func (s *store) applyRound(ctx context.Context, jobs []*reportJob, round []int, 
 	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[], $8::text[], $9::text[])
 		AS u(id, state, reason, ors, pos, ewt, dials, dn, hist)
 	WHERE c.id = u.id AND c.state <> 'COMPLETED'
+		AND NOT (c.state = 'PROCESSING' AND u.state IN ('SCHEDULED', 'QUEUED', 'ROUTING'))
 	RETURNING `+returning, uuidArgs(ids), states, reasons, ors, pos, ewt, dials, dns, hist, now)
 	if err != nil {
 		return fmt.Errorf("state report: %w", err)
@@ -484,6 +485,17 @@ func (s *store) applyRound(ctx context.Context, jobs []*reportJob, round []int, 
 	}
 	if len(missing) == 0 {
 		return nil
+	}
+	// A callback goes from PROCESSING only to COMPLETED. An earlier state
+	// comes from a second ORS session: one that took the callback over from
+	// an ORS that died with its call (a shared Redis kept the stream entry
+	// pending). That call is over; its customer had reached an agent. The
+	// callback is completed so, and the new session gets 409 and stops
+	// rather than call the customer again.
+	if _, err := s.pool.Exec(ctx, `UPDATE ges.callbacks SET state = 'COMPLETED', reason = $2, updated_at = $3,
+		history = history || $4::jsonb WHERE id = ANY($1::uuid[]) AND state = 'PROCESSING'`,
+		uuidArgs(missing), ReasonAgentConnected, now, historyJSON(StateCompleted, ReasonAgentConnected, now)); err != nil {
+		return fmt.Errorf("state report: %w", err)
 	}
 	// Not updated: finished already, or unknown.
 	rows, err = s.pool.Query(ctx, `SELECT `+callbackCols+` FROM ges.callbacks WHERE id = ANY($1::uuid[])`, uuidArgs(missing))

@@ -102,6 +102,8 @@
 // ClaimMinIdle is taken over with XCLAIM.
 // A start for a callback already running or finished here is a no-op; one
 // GES already completed answers 409 to the first report and is not re-run.
+// So does one GES has PROCESSING (its call was up on a consumer that died,
+// and GES completes it as AGENT_CONNECTED): the customer is not called twice.
 //
 // A session is customer-first: QUEUED (position, EWT) -> an agent is
 // reserved (ROUTING) -> the customer is dialled -> the agent's DN is called
