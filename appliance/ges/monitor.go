@@ -251,33 +251,47 @@ func (s *Service) purger(ctx context.Context) {
 func (s *Service) recoverStranded(ctx context.Context) {
 	now := s.clock.Now()
 	cutoff := now.Add(-s.cfg.StrandedAfter)
-	ids, due, err := s.st.scheduled(ctx, cutoff)
-	if err != nil {
+	if err := s.restoreClaimed(ctx, cutoff); err != nil {
 		s.log.Warn("recover stranded callbacks", "err", err)
 		return
+	}
+	if err := s.handOverUnsent(ctx, cutoff, now); err != nil {
+		s.log.Warn("recover stranded callbacks", "err", err)
+	}
+}
+
+// restoreClaimed puts the SCHEDULED callbacks due before cutoff back into the
+// due index, where they normally are already.
+func (s *Service) restoreClaimed(ctx context.Context, cutoff time.Time) error {
+	ids, due, err := s.st.scheduled(ctx, cutoff)
+	if err != nil {
+		return err
 	}
 	for i := 0; i < len(ids); i += 1000 {
 		j := min(i+1000, len(ids))
 		if err := s.idx.restoreDue(ctx, ids[i:j], due[i:j]); err != nil {
-			s.log.Warn("recover stranded callbacks", "err", err)
-			return
+			return err
 		}
 	}
 	if len(ids) > 0 {
 		s.kick() // due now: the monitor need not wait for its next poll
 	}
+	return nil
+}
+
+// handOverUnsent hands over the callbacks QUEUED since before cutoff that
+// have no queue mark.
+func (s *Service) handOverUnsent(ctx context.Context, cutoff, now time.Time) error {
 	queued, err := s.st.queuedBefore(ctx, cutoff)
 	if err != nil {
-		s.log.Warn("recover stranded callbacks", "err", err)
-		return
+		return err
 	}
 	var unmarked []string
 	for i := 0; i < len(queued); i += 1000 {
 		chunk := queued[i:min(i+1000, len(queued))]
 		marked, err := s.idx.markedQueued(ctx, chunk)
 		if err != nil {
-			s.log.Warn("recover stranded callbacks", "err", err)
-			return
+			return err
 		}
 		for k, ok := range marked {
 			if !ok {
@@ -286,23 +300,26 @@ func (s *Service) recoverStranded(ctx context.Context) {
 		}
 	}
 	if len(unmarked) == 0 {
-		return
+		return nil
 	}
 	got, err := s.st.getMany(ctx, unmarked)
 	if err != nil {
-		s.log.Warn("recover stranded callbacks", "err", err)
-		return
+		return err
 	}
 	cbs := make([]*Callback, 0, len(got))
 	for _, c := range got {
-		if c.State == StateQueued {
+		if c.State == StateQueued { // not moved on meanwhile
 			cbs = append(cbs, c)
 		}
+	}
+	if len(cbs) == 0 {
+		return nil
 	}
 	s.log.Warn("handing over again callbacks that were QUEUED but never reached ORS", "count", len(cbs))
 	for i := 0; i < len(cbs); i += 500 {
 		s.handOver(ctx, cbs[i:min(i+500, len(cbs))], now)
 	}
+	return nil
 }
 
 // purgeOnce runs one purge and gauge refresh.

@@ -200,7 +200,7 @@ func (s *Service) resubmitWaiting(ctx context.Context) error {
 // had reached an agent: the reason is AGENT_CONNECTED. Running them again
 // would call the customer a second time.
 func (s *Service) endLostCalls(ctx context.Context) error {
-	n, err := s.st.completeProcessing(ctx, s.clock.Now())
+	n, err := s.st.completeProcessing(ctx, nil, s.clock.Now())
 	if err != nil {
 		return err
 	}

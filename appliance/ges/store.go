@@ -253,13 +253,18 @@ func (s *store) waitingForORS(ctx context.Context) ([]*Callback, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Callback, error) { return scanCallback(r) })
 }
 
-// completeProcessing ends every PROCESSING callback with AGENT_CONNECTED.
-func (s *store) completeProcessing(ctx context.Context, now time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE ges.callbacks SET state = 'COMPLETED', reason = $2, updated_at = $1,
-		history = history || $3::jsonb WHERE state = 'PROCESSING'`,
-		now, ReasonAgentConnected, historyJSON(StateCompleted, ReasonAgentConnected, now))
+// completeProcessing ends the PROCESSING callbacks among ids (every one when
+// ids is nil) with AGENT_CONNECTED, and says how many.
+func (s *store) completeProcessing(ctx context.Context, ids []string, now time.Time) (int64, error) {
+	q := `UPDATE ges.callbacks SET state = 'COMPLETED', reason = $2, updated_at = $1,
+		history = history || $3::jsonb WHERE state = 'PROCESSING'`
+	args := []any{now, ReasonAgentConnected, historyJSON(StateCompleted, ReasonAgentConnected, now)}
+	if ids != nil {
+		q, args = q+` AND id = ANY($4::uuid[])`, append(args, uuidArgs(ids))
+	}
+	tag, err := s.pool.Exec(ctx, q, args...)
 	if err != nil {
-		return 0, fmt.Errorf("complete lost calls: %w", err)
+		return 0, fmt.Errorf("complete connected callbacks: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }
@@ -492,9 +497,7 @@ func (s *store) applyRound(ctx context.Context, jobs []*reportJob, round []int, 
 	// pending). That call is over; its customer had reached an agent. The
 	// callback is completed so, and the new session gets 409 and stops
 	// rather than call the customer again.
-	if _, err := s.pool.Exec(ctx, `UPDATE ges.callbacks SET state = 'COMPLETED', reason = $2, updated_at = $3,
-		history = history || $4::jsonb WHERE id = ANY($1::uuid[]) AND state = 'PROCESSING'`,
-		uuidArgs(missing), ReasonAgentConnected, now, historyJSON(StateCompleted, ReasonAgentConnected, now)); err != nil {
+	if _, err := s.completeProcessing(ctx, missing, now); err != nil {
 		return fmt.Errorf("state report: %w", err)
 	}
 	// Not updated: finished already, or unknown.
