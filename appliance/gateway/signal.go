@@ -55,14 +55,17 @@ func (s *Server) readBody(c echo.Context) (string, bool, error) {
 	return string(b), true, nil
 }
 
-// validDN reports whether a legacy sign-in id can be a SIP URI user part:
-// printable ASCII without the characters that would end or split it.
+// validDN reports whether a legacy sign-in id can be a SIP URI user part as
+// it is (RFC 3261: alphanumerics, the marks -_.!~*'() and +$,), so that Voice
+// can parse the REGISTER. A character outside that set ('[' say) made the
+// REGISTER unreadable and the sign-in wait 5 s for an answer that never came.
 func validDN(dn string) bool {
 	if dn == "" || len(dn) > 128 {
 		return false
 	}
 	for _, r := range dn {
-		if r <= ' ' || r > '~' || strings.ContainsRune("@&=;/:?<>\"\\", r) {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.!~*'()+$,", r)
+		if !ok {
 			return false
 		}
 	}
