@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/cxlab/cxlab/appliance/gateway"
 )
 
 // fuzzVerbs are the signalling requests the fuzzer writes: the body of a
@@ -45,7 +48,9 @@ func FuzzSignalling(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.verb, []byte(s.body))
 	}
-	l := startLab(f, nil, nil)
+	// An input that names a live session in wait is held like any long-poll:
+	// with the default 25 s, one such input stalled the whole run.
+	l := startLab(f, func(c *gateway.Config) { c.WaitTimeout = 200 * time.Millisecond }, nil)
 	hc := &http.Client{}
 	var n atomic.Int64
 	do := func(t *testing.T, method, u string, body []byte) (int, string) {
@@ -64,7 +69,20 @@ func FuzzSignalling(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, verb uint8, body []byte) {
 		ssid := legacySignIn(t, l.base, fmt.Sprintf("8%04d", n.Add(1)%10000))
-		defer signOut(t, l.base, ssid)
+		defer func() {
+			// A sign-out with a call holds up to a second for the client's
+			// /wait to take the BYE (as a browser's would); one is waiting.
+			polled := make(chan struct{})
+			go func() {
+				defer close(polled)
+				if res, err := hc.Get(l.base + "/webrtc/wait?id=" + url.QueryEscape(ssid)); err == nil {
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+				}
+			}()
+			signOut(t, l.base, ssid)
+			<-polled
+		}()
 		var code int
 		var resp string
 		switch fuzzVerbs[int(verb)%len(fuzzVerbs)] {
