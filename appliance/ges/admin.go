@@ -93,6 +93,10 @@ func (s *Service) List(ctx context.Context, q ListQuery) (ListPage, error) {
 	if err := s.st.pool.QueryRow(ctx, `SELECT count(*) FROM ges.callbacks WHERE `+where, args...).Scan(&total); err != nil {
 		return ListPage{}, fmt.Errorf("list callbacks: %w", err)
 	}
+	// A page past the last (a stale link after cancellations, or a number
+	// typed into the URL) shows the last page.
+	pages := (total + q.PageSize - 1) / q.PageSize
+	q.Page = min(q.Page, max(pages, 1))
 	order := sortColumns[q.SortBy]
 	if order == "" {
 		order = "desired_time"
@@ -112,8 +116,7 @@ func (s *Service) List(ctx context.Context, q ListQuery) (ListPage, error) {
 		return ListPage{}, fmt.Errorf("list callbacks: %w", err)
 	}
 	s.overlayLive(ctx, items...)
-	return ListPage{Items: items, Total: total, Page: q.Page, PageSize: q.PageSize,
-		Pages: (total + q.PageSize - 1) / q.PageSize}, nil
+	return ListPage{Items: items, Total: total, Page: q.Page, PageSize: q.PageSize, Pages: pages}, nil
 }
 
 // Get returns one callback with its full record (UI details view).

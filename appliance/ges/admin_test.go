@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,14 @@ func TestAdminListExportRecreate(t *testing.T) {
 	page, _ = e.svc.List(ctx, ListQuery{Tenant: demoTenant, SortBy: "desiredTime", Desc: true, PageSize: 1, Page: 2})
 	if page.Total != 2 || page.Pages != 2 || len(page.Items) != 1 || page.Items[0].ID != b {
 		t.Fatalf("paging = %+v", page)
+	}
+	// A page past the last shows the last; one too large to multiply by the
+	// page size used to reach PostgreSQL as a negative OFFSET.
+	for _, p := range []int{3, math.MaxInt} {
+		page, err = e.svc.List(ctx, ListQuery{Tenant: demoTenant, SortBy: "desiredTime", Desc: true, PageSize: 1, Page: p})
+		if err != nil || page.Page != 2 || len(page.Items) != 1 || page.Items[0].ID != b {
+			t.Fatalf("page %d = %+v %v, want the last page", p, page, err)
+		}
 	}
 	if failed := e.svc.CancelByAdmin(ctx, demoTenant, a, b, "3b8f8a52-1111-4111-8111-111111111111"); len(failed) != 1 {
 		t.Fatalf("bulk cancel failures = %v, want only the unknown id", failed)
