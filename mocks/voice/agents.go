@@ -113,9 +113,11 @@ func (s *Server) setAgentLocked(a *agent, st AgentState) {
 		a.since = now
 	}
 	a.state = st
+	if st != Busy && st != AfterCallWork {
+		a.call = "" // the call (kept through wrap-up) is over
+	}
 	if st == Ready {
 		a.readySince = now
-		a.call = ""
 		for _, sk := range a.skills {
 			s.dispatchLocked(queueKey{tenant: a.key.tenant, vq: sk})
 		}

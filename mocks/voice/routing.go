@@ -164,9 +164,7 @@ func (s *Server) failInbound(in *inLeg, c *call, err error) {
 	case in.dss.Context().Err() != nil:
 		code = sip.StatusRequestTerminated
 	}
-	in.mu.Lock()
 	in.setCode(code)
-	in.mu.Unlock()
 	s.endCall(c, nil, "failed: "+strconv.Itoa(code))
 }
 

@@ -171,6 +171,44 @@ func TestCallToUnregisteredAndUnknownTargets(t *testing.T) {
 	}
 }
 
+// A registered DN that turns a call down: the caller gets its status, the
+// call is filed as failed, and Voice still stops. The failure path used to
+// take the leg's lock twice, leaving the call ringing, the caller Busy and
+// Voice's Stop blocked for ever.
+func TestCallToRegisteredDNThatRejects(t *testing.T) {
+	l := newLab(t, nil)
+	a1 := newTestUA(t, l, "7001", 1000)
+	a2 := newTestUA(t, l, "7002", 600)
+	a2.reject = 486
+	if a1.registerBearer("tok-agent1", 60) != 200 || a2.registerDigest("dnpass", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	if code, body := l.api2("PUT", "/voice/v1/agents/me/state", "tok-agent2", `{"state":"Ready"}`); code != 200 {
+		t.Fatalf("set Ready: %d %v", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a1.call(ctx, "7002"); err == nil || !strings.Contains(err.Error(), "486") {
+		t.Fatalf("call to a DN that rejects: %v, want 486", err)
+	}
+	eventually(t, 3*time.Second, "the call filed as failed and the caller no longer Busy", func() bool {
+		calls := l.v.Calls()
+		return len(calls) == 1 && calls[0].State == "ended" && l.agentState("7001") != Busy
+	})
+	for _, a := range l.v.Agents(testCCID) {
+		if a.DN == "7001" && a.CallID != "" {
+			t.Fatalf("caller %s still shows call %s", a.State, a.CallID)
+		}
+	}
+	stopped := make(chan struct{})
+	go func() { l.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Voice did not stop after a failed call to a registered DN")
+	}
+}
+
 func TestAgentDialsSimulatedCustomerWithDTMF(t *testing.T) {
 	l := newLab(t, nil)
 	a1 := newTestUA(t, l, "7001", 1000)
