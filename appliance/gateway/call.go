@@ -378,9 +378,13 @@ func (c *call) runOutgoing(m rtc.Message) {
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.peer, Host: ss.domain}})
 	req.AppendHeader(sip.NewHeader("Allow-Events", "talk, hold"))
-	if ss.token != "" {
-		req.AppendHeader(sip.NewHeader("Authorization", "Bearer "+ss.token))
-	}
+	// Voice is the outbound proxy: a loose route to it, which sipgo copies to
+	// the CANCEL it sends for an unanswered call (it does not copy the
+	// INVITE's destination, so a CANCEL without the route was sent where
+	// DNS put the tenant's SIP domain). The INVITE carries no Bearer token:
+	// Voice knows the caller by the DN this session registered, and a
+	// GAuth JWT would push the request past what SIP allows over UDP.
+	req.AppendHeader(&sip.RouteHeader{Address: s.sip.route})
 	for _, a := range m.AttachedData {
 		req.AppendHeader(sip.NewHeader("X-Genesys-"+headerToken(a.Key), a.Value))
 	}

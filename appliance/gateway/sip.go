@@ -28,6 +28,7 @@ type sipStack struct {
 	ln      net.Listener
 	addr    *net.UDPAddr
 	voice   string
+	route   sip.Uri // Voice as a loose route (outbound proxy) for outgoing calls
 	servers *sipgo.DialogServerCache
 	clients *sipgo.DialogClientCache
 	contact sip.ContactHeader
@@ -69,6 +70,10 @@ func newSIPStack(s *Server) (*sipStack, error) {
 		return nil, fmt.Errorf("sip client: %w", err)
 	}
 	st := &sipStack{s: s, ua: ua, srv: srv, cli: cli, cliTCP: cliTCP, conn: conn, ln: ln, addr: addr, voice: s.cfg.VoiceSIPAddr}
+	if host, port, err := net.SplitHostPort(st.voice); err == nil {
+		p, _ := strconv.Atoi(port)
+		st.route = sip.Uri{Scheme: "sip", Host: host, Port: p, UriParams: sip.HeaderParams{{K: "lr"}}}
+	}
 	st.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: addr.IP.String(), Port: addr.Port}}
 	st.servers = sipgo.NewDialogServerCache(cli, st.contact)
 	st.clients = sipgo.NewDialogClientCache(cli, st.contact)

@@ -1,0 +1,118 @@
+package appliance_test
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/cxlab/cxlab/appliance/apptest"
+	"github.com/cxlab/cxlab/appliance/gateway/agent"
+)
+
+// voiceCall is a call record of the Voice emulator, as /voice/v1/calls lists it.
+type voiceCall struct {
+	ID               string `json:"id"`
+	From             string `json:"from"`
+	To               string `json:"to"`
+	State            string `json:"state"`
+	CustomerAnalysis *struct {
+		DominantHz float64 `json:"dominant_hz"`
+	} `json:"customer_analysis"`
+}
+
+// voiceCallTo returns Voice's latest record of a call to number.
+func voiceCallTo(t *testing.T, s *apptest.Stack, number string) (voiceCall, bool) {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/voice/v1/calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Calls []voiceCall `json:"calls"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	var found voiceCall
+	ok := false
+	for _, c := range body.Data.Calls {
+		if c.To == number {
+			found, ok = c, true
+		}
+	}
+	return found, ok
+}
+
+// waitVoiceCall waits for Voice's record of the call to number to satisfy
+// cond, and names the record it last saw when it gives up.
+func waitVoiceCall(t *testing.T, s *apptest.Stack, number string, within time.Duration, what string, cond func(voiceCall) bool) {
+	t.Helper()
+	var last voiceCall
+	var seen bool
+	deadline := time.Now().Add(within)
+	for {
+		if last, seen = voiceCallTo(t, s, number); seen && cond(last) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; Voice's call to %s: %+v (found %v)", within, what, number, last, seen)
+		}
+		time.Sleep(50 * time.Millisecond) // polling observable state, bounded by the deadline
+	}
+}
+
+// TestAgentCallsOutWithToken: an agent signed in with a GAuth token (a JWT of
+// about a kilobyte, as the softphone signs in) dials customers from the
+// browser (1pcc). The call carries audio both ways; a call hung up while it
+// rings is cancelled at Voice at once, not left ringing until the customer's
+// own timeout. Both used to fail: the INVITE carried the token and was too
+// large for SIP over UDP, and the CANCEL was routed by DNS.
+func TestAgentCallsOutWithToken(t *testing.T) {
+	s := apptest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+
+	tok := agentToken(t, s, "agent1", "agent123")
+	a := agent.New(agent.Config{URL: s.URL, Token: func(context.Context) (string, error) { return tok, nil }, PlayHz: 1000})
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(runCtx) }()
+	defer func() { stopRun(); <-runDone }()
+
+	const answers = "+12025550100" // answers at once, plays 440 Hz
+	if err := a.Call(ctx, answers); err != nil {
+		t.Fatalf("call %s: %v", answers, err)
+	}
+	eventually(t, 15*time.Second, "the agent to hear the customer's 440 Hz", func() bool {
+		h := a.Heard()
+		return h.AudioMS > 500 && math.Abs(h.DominantHz-440) < 25
+	})
+	waitVoiceCall(t, s, answers, 15*time.Second, "the customer to hear the agent's 1000 Hz", func(c voiceCall) bool {
+		return c.From == "7001" && c.CustomerAnalysis != nil && math.Abs(c.CustomerAnalysis.DominantHz-1000) < 30
+	})
+	if err := a.Hangup(ctx); err != nil {
+		t.Fatalf("hang up: %v", err)
+	}
+	waitVoiceCall(t, s, answers, 10*time.Second, "the answered call to end at Voice", func(c voiceCall) bool { return c.State == "ended" })
+
+	const rings = "+12025550103" // never answers (480 after the no-answer timeout)
+	dialed := make(chan error, 1)
+	go func() { dialed <- a.Call(ctx, rings) }()
+	waitVoiceCall(t, s, rings, 10*time.Second, "the call to ring at Voice", func(c voiceCall) bool { return c.State != "ended" })
+	hungUp := time.Now()
+	if err := a.Hangup(ctx); err != nil {
+		t.Fatalf("hang up while ringing: %v", err)
+	}
+	<-dialed
+	waitVoiceCall(t, s, rings, 5*time.Second, "the ringing call to be cancelled at Voice", func(c voiceCall) bool { return c.State == "ended" })
+	t.Logf("cancelled at Voice %v after the hang-up", time.Since(hungUp).Round(time.Millisecond))
+}
