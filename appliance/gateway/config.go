@@ -55,10 +55,16 @@ type Config struct {
 	// tenant. Default "demo.cxlab.local".
 	LegacyDomain string `yaml:"legacy_domain"`
 
-	// WaitTimeout is how long /wait holds a request open. Default 25s.
+	// WaitTimeout is how long /wait holds a request open before it answers
+	// 200 with an empty body. Default 55s: longer than the JS library's
+	// default polling_timeout (30 s), so such a client re-polls on its own,
+	// and shorter than the 60 s idle timeout of common proxies.
 	WaitTimeout time.Duration `yaml:"wait_timeout"`
 	// ClientTimeout signs out a client that has not polled for this long. Default 60s.
 	ClientTimeout time.Duration `yaml:"client_timeout"`
+	// ProbeInterval is how often GAuth and GWS are checked for
+	// wrtc_system_error. Default 10s.
+	ProbeInterval time.Duration `yaml:"probe_interval"`
 	// AnswerTimeout bounds how long an offer waits for the browser's answer
 	// (the JS noanswer_timeout). Default 60s.
 	AnswerTimeout time.Duration `yaml:"answer_timeout"`
@@ -87,7 +93,7 @@ func Default() Config {
 	return Config{
 		BasePath: "/webrtc", MediaHost: "127.0.0.1", MediaPortSetting: "--media-port",
 		SIPHost: "127.0.0.1", SIPPortSetting: "--gateway-sip-port", RegisterExpiry: 10 * time.Minute,
-		LegacyDomain: "demo.cxlab.local", WaitTimeout: 25 * time.Second, ClientTimeout: 60 * time.Second,
+		LegacyDomain: "demo.cxlab.local", WaitTimeout: 55 * time.Second, ProbeInterval: 10 * time.Second, ClientTimeout: 60 * time.Second,
 		AnswerTimeout: 60 * time.Second, MaxBodyBytes: 64 << 10, MaxClients: 2000,
 		EnableTranscoding: &t, JitterDepth: 60 * time.Millisecond, AnalyzeAudio: &t, RecentCalls: 50,
 	}
@@ -123,6 +129,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WaitTimeout <= 0 {
 		c.WaitTimeout = d.WaitTimeout
+	}
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = d.ProbeInterval
 	}
 	if c.ClientTimeout <= 0 {
 		c.ClientTimeout = d.ClientTimeout

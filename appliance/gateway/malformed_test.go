@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -103,6 +104,34 @@ func TestMalformedInput(t *testing.T) {
 		t.Fatalf("session did not survive malformed input: %v", err)
 	}
 	// With transcoding off an incoming call is offered with G.711 only.
+}
+
+// TestIdleWaitKeepsTheSession: a /wait with nothing to deliver ends after
+// the hold with 200 and an empty body, never another status: the JS library
+// signs out on anything but 200. The session stays signed in.
+func TestIdleWaitKeepsTheSession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l := startLab(t, func(c *gateway.Config) { c.WaitTimeout = 200 * time.Millisecond }, nil)
+	a := agent.New(agent.Config{URL: l.base, DN: "7002", Password: "dnpass"})
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, l.base+"/webrtc/wait?id="+a.SSID(), nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusOK || len(body) != 0 || res.Header.Get("Pragma") != "" {
+			t.Fatalf("idle wait %d: %d %q (Pragma %q), want 200 with an empty body", i, res.StatusCode, body, res.Header.Get("Pragma"))
+		}
+	}
+	if err := a.SignOut(ctx); err != nil {
+		t.Fatalf("session ended by idle waits: %v", err)
+	}
 }
 
 // TestLegacySignInAndReplace: DN:password sign-in, then a second sign-in for

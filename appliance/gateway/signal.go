@@ -147,7 +147,10 @@ func (s *Server) handleWait(c echo.Context) error {
 		if s.session(ss.id) == nil {
 			return textError(c, http.StatusNotFound, "UNKNOWN_SESSION", "signed out")
 		}
-		return c.NoContent(http.StatusNoContent)
+		// Nothing to say within the hold: 200 with an empty body. The JS
+		// library signs out on any status but 200, and re-polls on its own
+		// timeout (polling_timeout, 30 s by default, shorter than the hold).
+		return c.String(http.StatusOK, "")
 	}
 	c.Response().Header().Set("Pragma", m.peer)
 	return c.String(http.StatusOK, m.body)

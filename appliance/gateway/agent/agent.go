@@ -60,7 +60,9 @@ type Config struct {
 	ICEServers []webrtc.ICEServer
 	// BindIP restricts host candidates to one local IP (tests use 127.0.0.1). Default "" (all).
 	BindIP string
-	// PollTimeout is the client-side /wait timeout. Default 35s.
+	// PollTimeout is the client-side /wait timeout (the JS polling_timeout);
+	// on it the agent polls again at once. Default 60s, longer than the
+	// gateway's hold, which then answers first.
 	PollTimeout time.Duration
 	// HTTPClient is used for signalling; a cookie jar is added. Default a new client.
 	HTTPClient *http.Client
@@ -111,7 +113,7 @@ func New(cfg Config) *Agent {
 		cfg.PlayLevelDBFS = -20
 	}
 	if cfg.PollTimeout <= 0 {
-		cfg.PollTimeout = 35 * time.Second
+		cfg.PollTimeout = 60 * time.Second
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -262,10 +264,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		pctx, cancel := context.WithTimeout(ctx, a.cfg.PollTimeout)
 		res, body, err := a.do(pctx, http.MethodGet, a.url("/wait", url.Values{"id": {a.SSID()}}), "", nil)
+		timedOut := errors.Is(pctx.Err(), context.DeadlineExceeded)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
 			return nil
+		case err != nil && timedOut:
+			continue // the JS library re-polls at once on its own timeout
 		case err != nil:
 			select { // the JS library retries after 3 s on network errors
 			case <-ctx.Done():
@@ -273,7 +278,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			case <-time.After(time.Second):
 			}
 			continue
-		case res.StatusCode == http.StatusNoContent:
+		case res.StatusCode == http.StatusNoContent,
+			res.StatusCode == http.StatusOK && body == "": // the hold ended with nothing to say
 			continue
 		case res.StatusCode != http.StatusOK:
 			a.emit(Event{Type: "SIGNED-OUT", Body: body})
