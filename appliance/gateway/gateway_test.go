@@ -2,8 +2,11 @@ package gateway_test
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,5 +219,44 @@ func TestPollTimeout(t *testing.T) {
 	}
 	if l.metric(t, signInMetric) != 0 {
 		t.Fatal("session still counted")
+	}
+}
+
+// TestSystemErrorFollowsDependencies: wrtc_system_error is 1 for auth and cfg
+// while GAuth and GWS cannot be reached, and 0 again once they answer, with
+// nobody signing in meanwhile (the alert is `wrtc_system_error > 0`).
+func TestSystemErrorFollowsDependencies(t *testing.T) {
+	var down atomic.Bool
+	plat := platform(t)
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, plat.URL+r.URL.RequestURI(), nil)
+		req.Header = r.Header.Clone()
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		w.WriteHeader(res.StatusCode)
+		_, _ = io.Copy(w, res.Body)
+	}))
+	t.Cleanup(flaky.Close)
+	l := startLab(t, func(c *gateway.Config) { c.AuthURL, c.ProbeInterval = flaky.URL, 20*time.Millisecond }, nil)
+	state := func(want float64) func() bool {
+		return func() bool {
+			return l.metric(t, "wrtc_system_error", "type", "auth") == want && l.metric(t, "wrtc_system_error", "type", "cfg") == want
+		}
+	}
+	eventually(t, 5*time.Second, "auth and cfg up (0)", state(0))
+	down.Store(true)
+	eventually(t, 5*time.Second, "auth and cfg down (1) with no sign-in", state(1))
+	down.Store(false)
+	eventually(t, 5*time.Second, "auth and cfg up again (0)", state(0))
+	if got := l.metric(t, "wrtc_system_error", "type", "env"); got != 0 {
+		t.Fatalf("env = %v", got)
 	}
 }

@@ -17,7 +17,7 @@ type metrics struct {
 	xcodingCalls  prometheus.Gauge
 	peakXcoding   prometheus.Gauge
 	totalXcoding  prometheus.Counter
-	systemErrors  *prometheus.CounterVec
+	systemErrors  *prometheus.GaugeVec
 	clientErrors  *prometheus.CounterVec
 	rtpLost       prometheus.Counter
 	rtpErrors     prometheus.Counter
@@ -40,7 +40,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		xcodingCalls: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wrtc_current_xcoding_calls", Help: "Active transcoded calls."}),
 		peakXcoding:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "wrtc_peak_xcoding_calls", Help: "Peak concurrent transcoded calls."}),
 		totalXcoding: prometheus.NewCounter(prometheus.CounterOpts{Name: "wrtc_total_xcoding_calls", Help: "Transcoded calls since start."}),
-		systemErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wrtc_system_error", Help: "Failures reaching a dependency (auth, env, cfg, es)."}, []string{"type"}),
+		systemErrors: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wrtc_system_error",
+			Help: "1 while the connection to a dependency is lost (auth, env, cfg, es), else 0."}, []string{"type"}),
 		clientErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wrtc_client_errors", Help: "Sign-outs on timeout and calls dropped on sign-out."}, []string{"type"}),
 		rtpLost:      prometheus.NewCounter(prometheus.CounterOpts{Name: "wrtc_rtp_losts", Help: "RTP packets lost (both legs)."}),
 		rtpErrors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "wrtc_rtp_errors", Help: "RTP packets that could not be parsed, decoded or sent."}),

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Sentinel errors of the platform lookups; the HTTP layer maps them.
@@ -50,20 +51,22 @@ type identity struct {
 }
 
 // resolveAgent validates token with GAuth and finds the user's DN in GWS.
-// The error kind tells the caller which wrtc_system_error type to count.
+// A dependency that cannot be reached sets its wrtc_system_error type.
 func (s *Server) resolveAgent(ctx context.Context, token string) (identity, error) {
 	var ui userInfo
 	status, err := s.getJSON(ctx, s.cfg.AuthURL+"/auth/v3/userinfo", token, &ui)
 	switch {
 	case err != nil:
-		s.met.systemErrors.WithLabelValues("auth").Inc()
+		s.dependency("auth", false)
 		return identity{}, fmt.Errorf("userinfo: %w: %w", ErrUnavailable, err)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		s.dependency("auth", true)
 		return identity{}, fmt.Errorf("userinfo: %w", ErrUnauthorized)
 	case status != http.StatusOK:
-		s.met.systemErrors.WithLabelValues("auth").Inc()
+		s.dependency("auth", false)
 		return identity{}, fmt.Errorf("userinfo: %w: status %d", ErrUnavailable, status)
 	}
+	s.dependency("auth", true)
 	user := ui.CMEUserName
 	if user == "" {
 		user = ui.LoginName
@@ -80,14 +83,16 @@ func (s *Server) resolveAgent(ctx context.Context, token string) (identity, erro
 	status, err = s.getJSON(ctx, u, token, &env)
 	switch {
 	case err != nil:
-		s.met.systemErrors.WithLabelValues("cfg").Inc()
+		s.dependency("cfg", false)
 		return identity{}, fmt.Errorf("persons: %w: %w", ErrUnavailable, err)
 	case status == http.StatusUnauthorized:
+		s.dependency("cfg", true)
 		return identity{}, fmt.Errorf("persons: %w", ErrUnauthorized)
 	case status != http.StatusOK:
-		s.met.systemErrors.WithLabelValues("cfg").Inc()
+		s.dependency("cfg", false)
 		return identity{}, fmt.Errorf("persons: %w: status %d", ErrUnavailable, status)
 	}
+	s.dependency("cfg", true)
 	for _, p := range env.Data.Objects {
 		if strings.EqualFold(p.UserName, user) && p.DN != "" {
 			domain := p.SIPDomain
@@ -102,6 +107,54 @@ func (s *Server) resolveAgent(ctx context.Context, token string) (identity, erro
 		}
 	}
 	return identity{}, fmt.Errorf("persons %q: %w", user, ErrNoDN)
+}
+
+// dependency records whether a dependency (a wrtc_system_error type) answered.
+func (s *Server) dependency(typ string, up bool) {
+	v := 1.0
+	if up {
+		v = 0
+	}
+	s.met.systemErrors.WithLabelValues(typ).Set(v)
+}
+
+// probeDependencies checks GAuth (auth) and GWS (cfg) every
+// cfg.ProbeInterval, so that wrtc_system_error follows a lost connection,
+// and its return, while nobody signs in. A dependency is up when it answers
+// HTTP at all below 500 (the probe carries no token); down on a network
+// error or a 5xx.
+func (s *Server) probeDependencies() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.ProbeInterval)
+	defer t.Stop()
+	probe := func(typ, u string) {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ProbeInterval)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return
+		}
+		res, err := s.hc.Do(req)
+		if s.ctx.Err() != nil {
+			return // stopping: not the dependency's fault
+		}
+		if err != nil {
+			s.dependency(typ, false)
+			return
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<16))
+		_ = res.Body.Close()
+		s.dependency(typ, res.StatusCode < http.StatusInternalServerError)
+	}
+	for {
+		probe("auth", s.cfg.AuthURL+"/auth/v3/ping")
+		probe("cfg", s.cfg.ConfigURL+"/configuration/v3/objects/persons")
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // getJSON GETs u with a Bearer token and decodes a 200 body into v.

@@ -135,6 +135,10 @@ func (s *Server) Start(ctx context.Context) error {
 	s.state = 1
 	s.wg.Add(1)
 	go s.janitor()
+	if s.cfg.AuthURL != "" {
+		s.wg.Add(1)
+		go s.probeDependencies()
+	}
 	s.log.Info("gateway started", "media", conn.LocalAddr().String(), "sip", sp.addr.String(), "voice", s.cfg.VoiceSIPAddr)
 	return nil
 }
