@@ -27,6 +27,11 @@ type Config struct {
 	Port    int              // 0 = free port
 	Setting string           // flag naming the port in errors, e.g. "--http-port"
 	TLS     *tls.Certificate // nil serves plain HTTP
+	// ReadTimeout bounds reading a whole request, body included, so a client
+	// that never finishes its body does not hold a connection and a handler
+	// for ever. Long-polls are not affected: the limit ends once the body
+	// is read. Default 30s.
+	ReadTimeout time.Duration
 }
 
 // ReadyFunc reports overall readiness and a per-component body for /readyz.
@@ -88,7 +93,11 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, ready ReadyFunc
 		log: log, e: e, ln: ln,
 		url: scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port)),
 	}
-	s.srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	s.srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.ReadTimeout,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	return s, nil
 }
 
