@@ -2,6 +2,7 @@ package httpd_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -65,7 +66,7 @@ func TestUnfinishedBodyIsCutOff(t *testing.T) {
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(10 * limit))
 	got, err := io.ReadAll(conn) // the server answers and closes, or just closes
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("request with an unfinished body still open after %s (read %q)", 10*limit, got)
 	}
 
