@@ -114,7 +114,7 @@ func (a *Appliance) wire() error {
 		}
 		tlsCert = &c
 	}
-	h, err := httpd.New(httpd.Config{Host: cfg.HTTP.Host, Port: cfg.HTTP.Port, Setting: "--http-port", TLS: tlsCert},
+	h, err := httpd.New(httpd.Config{Host: cfg.HTTP.Host, Port: cfg.HTTP.Port, Setting: "--http-port", TLS: tlsCert, CORSOrigins: cfg.HTTP.CORSOrigins},
 		a.log.With("component", "http"), a.reg, a.ready)
 	if err != nil {
 		return err

@@ -66,6 +66,11 @@ type HTTP struct {
 	Port int `yaml:"port"`
 	// TLS is auto (plain HTTP on loopback, self-signed HTTPS otherwise), on, or off (loopback only). Default: auto.
 	TLS string `yaml:"tls"`
+	// CORSOrigins are web origins (scheme://host[:port]) whose pages may call
+	// the APIs from a browser, with credentials, besides pages served from
+	// this machine (http(s)://localhost, 127.0.0.1 or [::1], any port), which
+	// always may. Default: none.
+	CORSOrigins []string `yaml:"cors_origins"`
 }
 
 // Redis configures the embedded Redis or an external one.
@@ -261,6 +266,12 @@ func (c Config) Validate() error {
 		}
 	default:
 		return invalid("http.tls (--tls)", "must be auto, on or off, got %q", c.HTTP.TLS)
+	}
+	for _, o := range c.HTTP.CORSOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			return invalid("http.cors_origins (--cors-origins)", "must be origins such as https://app.example.com:8443, got %q", o)
+		}
 	}
 	if c.Redis.URL != "" {
 		if err := checkURL(c.Redis.URL, "redis", "rediss"); err != nil {

@@ -30,6 +30,7 @@ func Bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.HTTP.Host, "http-host", c.HTTP.Host, "HTTP bind address (non-loopback requires TLS)")
 	fs.IntVar(&c.HTTP.Port, "http-port", c.HTTP.Port, "HTTP port for console, APIs and emulators (0 = free port)")
 	fs.StringVar(&c.HTTP.TLS, "tls", c.HTTP.TLS, "auto, on or off")
+	fs.Var((*listValue)(&c.HTTP.CORSOrigins), "cors-origins", "comma-separated web origins allowed to call the APIs from a browser (this machine's always are)")
 	fs.StringVar(&c.Redis.URL, "redis-url", c.Redis.URL, "external Redis URL instead of the embedded one")
 	fs.IntVar(&c.Redis.Port, "redis-port", c.Redis.Port, "embedded Redis port (0 = free port)")
 	fs.StringVar(&c.Postgres.URL, "postgres-url", c.Postgres.URL, "external PostgreSQL URL instead of the embedded one")

@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -32,6 +34,9 @@ type Config struct {
 	// for ever. Long-polls are not affected: the limit ends once the body
 	// is read. Default 30s.
 	ReadTimeout time.Duration
+	// CORSOrigins are the web origins, besides this machine's, whose pages
+	// may call the APIs from a browser (see allowOrigin).
+	CORSOrigins []string
 }
 
 // ReadyFunc reports overall readiness and a per-component body for /readyz.
@@ -72,6 +77,15 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, ready ReadyFunc
 			log.Error("handler panic", "path", c.Path(), "err", err, "stack", string(stack))
 			return err
 		},
+	}))
+	// Browser apps under development (a page on localhost:3000 signing in at
+	// GAuth, long-polling the gateway) call across origins, with cookies
+	// (the JS library sets withCredentials for the gateway's sticky cookie).
+	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+		AllowOriginFunc:  allowOrigin(cfg.CORSOrigins),
+		AllowCredentials: true,
+		ExposeHeaders:    []string{"X-GWS-User", "Pragma", "Location"},
+		MaxAge:           600,
 	}))
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "alive"})
@@ -143,6 +157,27 @@ func (s *Server) Stop(ctx context.Context) error {
 		return fmt.Errorf("shutdown http: %w", err)
 	}
 	return serveErr
+}
+
+// allowOrigin admits pages served from this machine (http or https on
+// localhost, 127.0.0.1 or [::1], any port) and the configured origins.
+func allowOrigin(extra []string) func(string) (bool, error) {
+	allowed := map[string]bool{}
+	for _, o := range extra {
+		allowed[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	return func(origin string) (bool, error) {
+		if allowed[strings.ToLower(origin)] {
+			return true, nil
+		}
+		u, err := url.Parse(origin)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Path != "" {
+			return false, nil
+		}
+		h := u.Hostname()
+		ip := net.ParseIP(h)
+		return strings.EqualFold(h, "localhost") || (ip != nil && ip.IsLoopback()), nil
+	}
 }
 
 // loopbackOnly refuses requests whose peer is not on this machine.

@@ -80,3 +80,47 @@ func TestUnfinishedBodyIsCutOff(t *testing.T) {
 		t.Fatalf("long-poll past the read timeout: %d %q", res.StatusCode, body)
 	}
 }
+
+// TestCORS: pages served from this machine, on any port, and the configured
+// origins may call the APIs from a browser with credentials (a preflight is
+// answered); any other origin gets no CORS headers, so the browser refuses.
+func TestCORS(t *testing.T) {
+	s := start(t, httpd.Config{Host: "127.0.0.1", CORSOrigins: []string{"https://app.example.com"}})
+	s.Echo().POST("/auth/v3/oauth/token", func(c echo.Context) error {
+		c.Response().Header().Set("X-GWS-User", "jwt")
+		return c.JSON(http.StatusOK, map[string]string{"access_token": "t"})
+	})
+	do := func(method, origin string, hdr map[string]string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), method, s.URL()+"/auth/v3/oauth/token", nil)
+		req.Header.Set("Origin", origin)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		return res
+	}
+	for _, origin := range []string{"http://localhost:3000", "http://127.0.0.1:5173", "https://app.example.com"} {
+		pre := do(http.MethodOptions, origin, map[string]string{"Access-Control-Request-Method": "POST",
+			"Access-Control-Request-Headers": "authorization,content-type"})
+		if pre.StatusCode != http.StatusNoContent || pre.Header.Get("Access-Control-Allow-Origin") != origin ||
+			pre.Header.Get("Access-Control-Allow-Credentials") != "true" ||
+			!strings.Contains(strings.ToLower(pre.Header.Get("Access-Control-Allow-Headers")), "authorization") {
+			t.Errorf("preflight from %s: %d %v", origin, pre.StatusCode, pre.Header)
+		}
+		res := do(http.MethodPost, origin, nil)
+		if res.StatusCode != http.StatusOK || res.Header.Get("Access-Control-Allow-Origin") != origin ||
+			!strings.Contains(res.Header.Get("Access-Control-Expose-Headers"), "X-GWS-User") {
+			t.Errorf("POST from %s: %d %v", origin, res.StatusCode, res.Header)
+		}
+	}
+	for _, origin := range []string{"https://evil.example", "http://localhost.evil.example", "null"} {
+		if res := do(http.MethodPost, origin, nil); res.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("origin %s admitted: %v", origin, res.Header)
+		}
+	}
+}
