@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -333,12 +335,17 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, hashToken(code), ar.client.ID
 }
 
 // signIn is POST /auth/v3/sign-in (form username, password): it opens a login
-// session for the browser; with redirectUri it redirects there (loopback or a
-// path only), otherwise it answers the envelope.
+// session for the browser; with redirectUri it redirects there (a path on
+// this server only), otherwise it answers the envelope. redirectUri is checked
+// before anything happens, so a refused one sets no cookie.
 func (s *Server) signIn(c echo.Context) error {
 	r := c.Request()
 	if err := r.ParseForm(); err != nil {
 		return envelope(c, http.StatusBadRequest, "malformed form", nil)
+	}
+	to := r.PostForm.Get("redirectUri")
+	if to != "" && !safeLocalRedirect(to) {
+		return envelope(c, http.StatusBadRequest, badRedirectURI, nil)
 	}
 	login, password := r.PostForm.Get("username"), r.PostForm.Get("password")
 	if login == "" || password == "" {
@@ -355,19 +362,38 @@ func (s *Server) signIn(c echo.Context) error {
 	if _, err := s.createSession(c, u); err != nil {
 		return err
 	}
-	if to := r.PostForm.Get("redirectUri"); to != "" {
-		if !safeLocalRedirect(to) {
-			return envelope(c, http.StatusBadRequest, "redirectUri must be a path or a loopback URL", nil)
-		}
+	if to != "" {
 		return c.Redirect(http.StatusFound, to)
 	}
 	return ok(c, map[string]any{"userName": u.UserName, "contactCenterId": u.CCID})
 }
 
+const badRedirectURI = "redirectUri must be a path on this server (like /console/) or a loopback URL (like http://localhost:3000/)"
+
+// safeLocalRedirect reports whether sign-in or sign-out may redirect to to:
+// a path on this server, or an http(s) URL on this machine (an app under
+// development on localhost:3000, say), and nothing a browser could read as
+// another host. Browsers drop tabs and newlines from URLs and read "\" as
+// "/", so "/<tab>/evil.example" and "/\evil.example" both become
+// "//evil.example"; hence no control characters, whitespace or backslashes
+// at all, and what is left must parse as a bare path starting with exactly
+// one "/", or as an absolute URL whose host is loopback.
 func safeLocalRedirect(to string) bool {
-	if strings.HasPrefix(to, "/") && !strings.HasPrefix(to, "//") && !strings.Contains(to, `\`) {
-		return true
+	if !utf8.ValidString(to) {
+		return false
+	}
+	for _, r := range to {
+		if r == '\\' || unicode.IsControl(r) || unicode.IsSpace(r) {
+			return false
+		}
 	}
 	u, err := url.Parse(to)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && isLoopbackHost(u.Hostname())
+	if err != nil || u.User != nil || u.Opaque != "" {
+		return false
+	}
+	if u.Scheme != "" || u.Host != "" {
+		return (u.Scheme == "http" || u.Scheme == "https") && isLoopbackHost(u.Hostname())
+	}
+	return strings.HasPrefix(to, "/") && !strings.HasPrefix(to, "//") &&
+		strings.HasPrefix(u.Path, "/") && !strings.HasPrefix(u.Path, "//")
 }

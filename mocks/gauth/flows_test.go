@@ -3,10 +3,12 @@ package gauth_test
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,6 +202,14 @@ func TestTokenEndpointErrors(t *testing.T) {
 		t.Fatalf("two auth methods: %d %v", code, m)
 	}
 
+	// A JSON body is refused for its content type, not for a "missing" grant_type.
+	code, _, b := e.do(http.MethodPost, "/auth/v3/oauth/token", map[string]string{"Content-Type": "application/json",
+		"Authorization": "Basic b3JzX2NsaWVudDpvcnMtc2VjcmV0"}, strings.NewReader(`{"grant_type":"client_credentials"}`))
+	if m := decode(t, b); code != 400 || m["error"] != "invalid_request" ||
+		!strings.Contains(m["error_description"].(string), "application/x-www-form-urlencoded") {
+		t.Errorf("JSON body: %d %s", code, b)
+	}
+
 	// Malformed, repeated and oversized bodies get the OAuth error shape.
 	hdr := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Authorization": "Basic b3JzX2NsaWVudDpvcnMtc2VjcmV0"}
 	for _, tc := range []struct {
@@ -242,7 +252,9 @@ func TestExpiryRefreshRotationAndRevocation(t *testing.T) {
 	if code != 400 || m["error"] != "invalid_grant" {
 		t.Fatalf("refresh by another client: %d %v", code, m)
 	}
-	// Replaying the rotated refresh token revokes the whole session.
+	// Replaying the rotated refresh token, after the reuse grace, revokes the
+	// whole session.
+	e.clk.Advance(6 * time.Second)
 	if code, m := refresh(tok.RefreshToken); code != 400 || m["error"] != "invalid_grant" {
 		t.Fatalf("reused refresh token: %d %v", code, m)
 	}
@@ -342,5 +354,279 @@ func TestJWTBearerAndTokenExchange(t *testing.T) {
 	exchange.Set("subject_token", agent.AccessToken)
 	if code, _, m := e.postForm("webrtc-clientid", "webrtc-secret", exchange); code != 400 || m["error"] != "invalid_grant" {
 		t.Fatalf("revoked subject: %d %v", code, m)
+	}
+}
+
+// refreshAs posts a refresh_token grant without calling t.Fatal, so it can
+// run in goroutines.
+func (e *env) refreshAs(id, secret, rt string) (int, map[string]any, error) {
+	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, e.base+"/auth/v3/oauth/token",
+		strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode()))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m, err
+}
+
+// A refresh refused for another reason than reuse leaves the token alone, and
+// two tabs refreshing with one token at once both get tokens; only a reuse
+// after the grace is taken for a leak.
+func TestRefreshRefusalsAndConcurrentTabs(t *testing.T) {
+	e := newEnv(t)
+	tok := e.password("agent3", "agent123")
+	refresh := func(rt string) (int, map[string]any) {
+		t.Helper()
+		code, m, err := e.refreshAs("cxlab-console", "console-secret", rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, m
+	}
+	code, m, err := e.refreshAs("external_api_client", "external-secret", tok.RefreshToken)
+	if err != nil || code != 400 || m["error"] != "invalid_grant" || !strings.Contains(m["error_description"].(string), "another client") {
+		t.Fatalf("refresh by another client: %d %v %v", code, m, err)
+	}
+	code, first := refresh(tok.RefreshToken)
+	if code != 200 {
+		t.Fatalf("owner's refresh after another client's attempt: %d %v", code, first)
+	}
+	if code, _ := e.get("/auth/v3/userinfo", first["access_token"].(string)); code != 200 {
+		t.Fatalf("owner's new token: %d", code)
+	}
+
+	// Two tabs refresh with the same token at once.
+	rt := first["refresh_token"].(string)
+	var wg sync.WaitGroup
+	var codes [2]int
+	var tabs [2]map[string]any
+	var errs [2]error
+	for i := range 2 {
+		wg.Go(func() { codes[i], tabs[i], errs[i] = e.refreshAs("cxlab-console", "console-secret", rt) })
+	}
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil || codes[i] != 200 {
+			t.Fatalf("tab %d: %d %v %v", i, codes[i], tabs[i], errs[i])
+		}
+	}
+	if tabs[0]["access_token"] == tabs[1]["access_token"] || tabs[0]["refresh_token"] == tabs[1]["refresh_token"] {
+		t.Fatal("the two tabs got the same tokens")
+	}
+	for i, access := range []any{first["access_token"], tabs[0]["access_token"], tabs[1]["access_token"]} {
+		if code, _ := e.get("/auth/v3/userinfo", access.(string)); code != 200 {
+			t.Fatalf("access token %d after concurrent refreshes: %d", i, code)
+		}
+	}
+	// Each tab's new refresh token keeps working.
+	if code, m := refresh(tabs[1]["refresh_token"].(string)); code != 200 {
+		t.Fatalf("second tab's refresh token: %d %v", code, m)
+	}
+
+	// After the grace a reuse is a leak: the session goes, for every tab.
+	e.clk.Advance(6 * time.Second)
+	if code, m := refresh(rt); code != 400 || m["error"] != "invalid_grant" {
+		t.Fatalf("reuse after the grace: %d %v", code, m)
+	}
+	for i := range 2 {
+		if code, _ := e.get("/auth/v3/userinfo", tabs[i]["access_token"].(string)); code != 401 {
+			t.Fatalf("tab %d still signed in after reuse detection: %d", i, code)
+		}
+	}
+	if code, _ := refresh(tabs[0]["refresh_token"].(string)); code != 400 {
+		t.Fatalf("tab 0 refresh token survived reuse detection: %d", code)
+	}
+}
+
+// userinfoJWT returns the X-GWS-User JWT of an access token.
+func (e *env) userinfoJWT(access string) string {
+	e.t.Helper()
+	code, hdr, _ := e.do(http.MethodGet, "/auth/v3/jwt-userinfo", map[string]string{"Authorization": "Bearer " + access}, nil)
+	if code != 200 || hdr.Get("X-GWS-User") == "" {
+		e.t.Fatalf("jwt-userinfo: %d", code)
+	}
+	return hdr.Get("X-GWS-User")
+}
+
+// An X-GWS-User JWT is no way around a sign-out: once the session (or, with
+// global, the user) is signed out, neither grant takes it.
+func TestSignOutEndsUserinfoJWTs(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.password("agent1", "agent123"), e.password("agent1", "agent123")
+	ja, jb := e.userinfoJWT(a.AccessToken), e.userinfoJWT(b.AccessToken)
+	grants := map[string]func(string) url.Values{
+		"jwt-bearer": func(j string) url.Values {
+			return url.Values{"grant_type": {gauth.GrantJWTBearer}, "assertion": {j}}
+		},
+		"token exchange": func(j string) url.Values {
+			return url.Values{"grant_type": {gauth.GrantTokenExchange}, "subject_token": {j}, "subject_token_type": {gauth.TokenTypeJWT}}
+		},
+	}
+	expect := func(stage, j string, status int) {
+		t.Helper()
+		for name, form := range grants {
+			code, _, m := e.postForm("webrtc-clientid", "webrtc-secret", form(j))
+			if code != status || (status == 400 && m["error"] != "invalid_grant") {
+				t.Fatalf("%s: %s: %d %v, want %d", stage, name, code, m, status)
+			}
+		}
+	}
+	expect("before sign-out", ja, 200)
+	expect("before sign-out", jb, 200)
+
+	if code, _, _ := e.do(http.MethodPost, "/auth/v3/sign-out", map[string]string{"Authorization": "Bearer " + a.AccessToken}, nil); code != 200 {
+		t.Fatalf("sign-out: %d", code)
+	}
+	expect("session signed out", ja, 400)
+	expect("other session", jb, 200)
+
+	if code, _, _ := e.do(http.MethodPost, "/auth/v3/sign-out?global=true", map[string]string{"Authorization": "Bearer " + b.AccessToken}, nil); code != 200 {
+		t.Fatalf("global sign-out: %d", code)
+	}
+	expect("global sign-out", jb, 400)
+	expect("global sign-out, again", jb, 400)
+}
+
+// A code issued before its browser session signed out cannot be redeemed.
+func TestCodeOfSignedOutSession(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.oauthConfig("ges_client", "ges-secret", "http://localhost:4321/ges/callback")
+	b := e.browser()
+	code := func(state string) string {
+		t.Helper()
+		resp, _ := b.authorize(cfg.AuthCodeURL(state), "agent2", "agent123")
+		_, q := redirectParams(t, resp, false)
+		return q.Get("code")
+	}
+
+	// The browser signs out (login cookie) before the app redeems the code.
+	c1 := code("s1")
+	resp, err := b.hc.Get(e.base + "/auth/v3/sign-out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("browser sign-out: %d", resp.StatusCode)
+	}
+	if _, err := cfg.Exchange(e.ctx, c1); oauthErrCode(err) != "invalid_grant" {
+		t.Fatalf("code of a signed-out session: %v", err)
+	}
+
+	// A global sign-out from elsewhere ends the codes of every session.
+	c2 := code("s2")
+	other := e.password("agent2", "agent123")
+	if code, _, _ := e.do(http.MethodPost, "/auth/v3/sign-out?global=true", map[string]string{"Authorization": "Bearer " + other.AccessToken}, nil); code != 200 {
+		t.Fatalf("global sign-out: %d", code)
+	}
+	if _, err := cfg.Exchange(e.ctx, c2); oauthErrCode(err) != "invalid_grant" {
+		t.Fatalf("code after global sign-out: %v", err)
+	}
+
+	// A code of a live session still works.
+	if _, err := cfg.Exchange(e.ctx, code("s3")); err != nil {
+		t.Fatalf("code of a live session: %v", err)
+	}
+}
+
+// sign-in and sign-out redirect only to paths of this server or to loopback
+// URLs (an app under development), and check redirectUri before they act.
+func TestSignInAndSignOutRedirects(t *testing.T) {
+	e := newEnv(t)
+	bad := []string{"/\t/evil.example/phish", "/\n/evil.example", "/\r\n/evil.example", "//evil.example/x", "/\\evil.example",
+		"\\/evil.example", "https://evil.example/", "http://localhost.evil.example/x", "http://user@evil.example/",
+		"http://localhost:1/\t/x", "javascript:alert(1)", " /x", "/x y",
+		"/\u00a0/evil.example", "/%2F/evil.example", "evil.example/x", "/x\x00"}
+	sessionCookieSet := func(resp *http.Response) bool {
+		for _, c := range resp.Cookies() {
+			if c.Name == "GAUTH_SESSION" && c.Value != "" {
+				return true
+			}
+		}
+		return false
+	}
+	// A bare transport: http.Client would refuse to parse a bad Location
+	// instead of showing it.
+	rt := e.browser().hc.Transport
+	send := func(req *http.Request) *http.Response {
+		t.Helper()
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	signIn := func(to string) *http.Response {
+		t.Helper()
+		form := url.Values{"username": {"agent1"}, "password": {"agent123"}, "redirectUri": {to}}
+		req, _ := http.NewRequestWithContext(e.ctx, http.MethodPost, e.base+"/auth/v3/sign-in", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return send(req)
+	}
+	for _, to := range bad {
+		if resp := signIn(to); resp.StatusCode != 400 || resp.Header.Get("Location") != "" || sessionCookieSet(resp) {
+			t.Errorf("sign-in redirectUri %q: %d Location %q session cookie %v", to, resp.StatusCode, resp.Header.Get("Location"), sessionCookieSet(resp))
+		}
+	}
+	if resp := signIn("/console/?tab=1"); resp.StatusCode != 302 || resp.Header.Get("Location") != "/console/?tab=1" || !sessionCookieSet(resp) {
+		t.Fatalf("sign-in to a path: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, to := range []string{"http://localhost:3000/app?x=1", "https://127.0.0.1:8443/", "http://[::1]:5173/"} {
+		if resp := signIn(to); resp.StatusCode != 302 || resp.Header.Get("Location") != to {
+			t.Errorf("sign-in to an app on this machine %q: %d %q", to, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+
+	tok := e.password("agent1", "agent123")
+	signOut := func(to string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(e.ctx, http.MethodGet, e.base+"/auth/v3/sign-out?"+url.Values{"redirectUri": {to}}.Encode(), nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		return send(req)
+	}
+	for _, to := range bad {
+		if resp := signOut(to); resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+			t.Errorf("sign-out redirectUri %q: %d Location %q", to, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	if code, _ := e.get("/auth/v3/userinfo", tok.AccessToken); code != 200 {
+		t.Fatalf("a refused sign-out revoked the token: %d", code)
+	}
+	if resp := signOut("/console/"); resp.StatusCode != 302 || resp.Header.Get("Location") != "/console/" {
+		t.Fatalf("sign-out to a path: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if code, _ := e.get("/auth/v3/userinfo", tok.AccessToken); code != 401 {
+		t.Fatalf("token after sign-out: %d", code)
+	}
+}
+
+// Basic client credentials work form-encoded (RFC 6749 §2.3.1) and raw (as
+// Genesys' samples send them), also with "+" and "%" in the secret.
+func TestBasicCredentialsRawOrEncoded(t *testing.T) {
+	e := newEnv(t)
+	for id, secret := range map[string]string{"plus-bot": "p+ss%2Fw0rd", "pct-bot": "50%off"} {
+		body := `{"data":{"client_id":"` + id + `","client_secret":"` + secret + `","authorizedGrantTypes":["client_credentials"]}}`
+		if code, _, b := e.do(http.MethodPost, "/auth/v3/ops/clients", opsAuth, strings.NewReader(body)); code != 200 {
+			t.Fatalf("create %s: %d %s", id, code, b)
+		}
+		form := url.Values{"grant_type": {"client_credentials"}}
+		if code, _, m := e.postForm(id, secret, form); code != 200 {
+			t.Errorf("%s raw Basic: %d %v", id, code, m)
+		}
+		if code, _, m := e.postForm(url.QueryEscape(id), url.QueryEscape(secret), form); code != 200 {
+			t.Errorf("%s form-encoded Basic: %d %v", id, code, m)
+		}
+		if code, _, m := e.postForm(id, secret+"x", form); code != 401 || m["error"] != "invalid_client" {
+			t.Errorf("%s wrong secret: %d %v", id, code, m)
+		}
 	}
 }

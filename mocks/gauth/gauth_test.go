@@ -21,6 +21,7 @@ type tokenClaims struct {
 	JTI         string   `json:"jti"`
 	Exp         int64    `json:"exp"`
 	Iat         int64    `json:"iat"`
+	Scope       string   `json:"scope"`
 }
 
 // verify checks a token with go-oidc through discovery and the JWKS.
@@ -146,5 +147,36 @@ func TestPasswordGrantAndUserinfo(t *testing.T) {
 	code, _, m := e.postForm("cxlab-console", "console-secret", url.Values{"grant_type": {"password"}, "username": {"agent1"}})
 	if code != 400 || m["error"] != "invalid_request" {
 		t.Fatalf("missing password: %d %v", code, m)
+	}
+}
+
+// GAuth supports the "*" scope (and "openid"); other scopes are ignored, not
+// echoed, and the response names what was granted.
+func TestScopes(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		client, secret string
+		form           url.Values
+		want           string
+		idToken        bool
+	}{
+		{"ges_client", "ges-secret", url.Values{"grant_type": {"client_credentials"}, "scope": {"read write"}}, "*", false},
+		{"ges_client", "ges-secret", url.Values{"grant_type": {"client_credentials"}, "scope": {"*"}}, "*", false},
+		{"cxlab-console", "console-secret", url.Values{"grant_type": {"password"}, "username": {"agent1"}, "password": {"agent123"},
+			"scope": {"openid profile email"}}, "openid", true},
+		{"cxlab-console", "console-secret", url.Values{"grant_type": {"password"}, "username": {"agent1"}, "password": {"agent123"},
+			"scope": {"* openid offline_access"}}, "* openid", true},
+	} {
+		code, _, m := e.postForm(tc.client, tc.secret, tc.form)
+		if code != 200 || m["scope"] != tc.want {
+			t.Errorf("scope %q: %d %v, want scope %q", tc.form.Get("scope"), code, m, tc.want)
+			continue
+		}
+		if c := e.verify(m["access_token"].(string), tc.client); c.Scope != tc.want {
+			t.Errorf("scope %q: token claim %q, want %q", tc.form.Get("scope"), c.Scope, tc.want)
+		}
+		if _, has := m["id_token"]; has != tc.idToken {
+			t.Errorf("scope %q: id_token present %v", tc.form.Get("scope"), has)
+		}
 	}
 }

@@ -3,6 +3,8 @@ package gauth
 import (
 	"crypto/subtle"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"time"
 
@@ -120,7 +122,26 @@ func toClientBody(cl tenant.Client) clientBody {
 	return b
 }
 
+// maxLifetimeSec is the longest token lifetime a client may have: the tenant
+// directory keeps lifetimes as PostgreSQL integer (int4) seconds.
+const maxLifetimeSec = math.MaxInt32
+
 func (b clientBody) toClient() (tenant.Client, error) {
+	// Checked before any arithmetic: a larger value overflowed the column
+	// (500) or wrapped time.Duration to a negative (a misleading 400).
+	for _, f := range []struct {
+		name string
+		sec  int
+		def  time.Duration
+	}{
+		{"accessTokenExpirationTimeout", b.AccessTokenExpirationTimeout, tenant.DefaultAccessTokenTTL},
+		{"refreshTokenExpirationTimeout", b.RefreshTokenExpirationTimeout, tenant.DefaultRefreshTokenTTL},
+	} {
+		if f.sec < 0 || f.sec > maxLifetimeSec {
+			return tenant.Client{}, fmt.Errorf("%s must be between 1 and %d seconds (0 or absent: the default, %d)",
+				f.name, maxLifetimeSec, int64(f.def/time.Second))
+		}
+	}
 	cl := tenant.Client{ID: b.ClientID, Name: b.Name, GrantTypes: b.AuthorizedGrantTypes, RedirectURIs: b.RedirectURIs,
 		AccessTokenTTL: time.Duration(b.AccessTokenExpirationTimeout) * time.Second, RefreshTokenTTL: time.Duration(b.RefreshTokenExpirationTimeout) * time.Second,
 		Authorities: b.Authorities, Scopes: b.Scope}

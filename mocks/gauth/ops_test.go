@@ -2,6 +2,7 @@ package gauth_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +10,9 @@ import (
 	"time"
 
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/cxlab/cxlab/mocks/gauth"
+	"github.com/cxlab/cxlab/mocks/tenant"
 )
 
 var opsAuth = map[string]string{"Authorization": "Basic b3BzOm9wcw==", "Content-Type": "application/json"} // ops:ops
@@ -146,11 +150,16 @@ func TestOpsControlSurface(t *testing.T) {
 	if put(`{"mode":"down"}`) != 200 {
 		t.Fatal("set down")
 	}
-	if code, _ := e.get("/auth/v3/userinfo", tok.AccessToken); code != 503 {
-		t.Fatalf("userinfo while down: %d", code)
+	// The OAuth endpoints keep the RFC 6749 error shape while down.
+	if code, _, m := e.postForm("ges_client", "ges-secret", url.Values{"grant_type": {"client_credentials"}}); code != 503 ||
+		m["error"] != "temporarily_unavailable" || m["error_description"] == nil || m["status"] != nil {
+		t.Fatalf("token while down: %d %v", code, m)
 	}
-	if code, _, _ := e.postForm("ges_client", "ges-secret", url.Values{"grant_type": {"client_credentials"}}); code != 503 {
-		t.Fatalf("token while down: %d", code)
+	if code, body := e.get("/auth/v3/userinfo", tok.AccessToken); code != 503 || decode(t, body)["error"] != "temporarily_unavailable" {
+		t.Fatalf("userinfo while down: %d %s", code, body)
+	}
+	if code, _, body := e.do(http.MethodGet, "/environment/v3/contact-centers", opsAuth, nil); code != 503 || decode(t, body)["status"] == nil {
+		t.Fatalf("environment while down keeps the envelope: %d %s", code, body)
 	}
 	if code, _, body := e.do(http.MethodGet, "/auth/v3/ops/emulator/failures", opsAuth, nil); code != 200 || !strings.Contains(string(body), `"mode":"down"`) {
 		t.Fatalf("get failures: %d %s", code, body)
@@ -218,5 +227,82 @@ func TestPurgeExpiredTokens(t *testing.T) {
 	}
 	if code, _ := e.get("/auth/v3/userinfo", fresh); code != 200 {
 		t.Fatalf("userinfo with the fresh token after the purge = %d", code)
+	}
+}
+
+// Deleting a person from the tenant directory (GWS's DELETE
+// /configuration/v3/ops/contact-centers/<ccid>/users/<name>) or a client ends
+// their tokens at once.
+func TestDeletedSubjectsLoseTokens(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.store.PutUser(ctx, tenant.User{CCID: demoCCID, UserName: "temp1", Roles: []string{"agent"}, Enabled: true}, "temp123"); err != nil {
+		t.Fatal(err)
+	}
+	tok := e.password("temp1", "temp123").AccessToken
+	keep := e.password("agent1", "agent123").AccessToken
+	jwtUser := e.userinfoJWT(tok)
+	refused := func(who, token string) {
+		t.Helper()
+		for _, p := range []string{"/auth/v3/userinfo", "/auth/v3/openid/userinfo", "/auth/v3/jwt-userinfo"} {
+			if code, _ := e.get(p, token); code != 401 {
+				t.Errorf("%s: %s = %d, want 401", who, p, code)
+			}
+		}
+		if code, _ := e.get("/auth/v3/ping", token); code != 403 {
+			t.Errorf("%s: ping = %d, want 403", who, code)
+		}
+	}
+	if err := e.store.DeleteUser(ctx, demoCCID, "temp1"); err != nil {
+		t.Fatal(err)
+	}
+	refused("deleted user", tok)
+	if code, _, m := e.postForm("webrtc-clientid", "webrtc-secret", url.Values{"grant_type": {gauth.GrantJWTBearer}, "assertion": {jwtUser}}); code != 400 || m["error"] != "invalid_grant" {
+		t.Errorf("X-GWS-User of a deleted user: %d %v", code, m)
+	}
+
+	// A deleted client: its own tokens and the tokens it got for persons.
+	body := `{"data":{"client_id":"lab-bot","client_secret":"bot-secret","authorizedGrantTypes":["client_credentials","password"]}}`
+	if code, _, b := e.do(http.MethodPost, "/auth/v3/ops/clients", opsAuth, strings.NewReader(body)); code != 200 {
+		t.Fatalf("create client: %d %s", code, b)
+	}
+	svc := e.serviceToken("lab-bot", "bot-secret")
+	code, _, m := e.postForm("lab-bot", "bot-secret", url.Values{"grant_type": {"password"}, "username": {"agent1"}, "password": {"agent123"}})
+	if code != 200 {
+		t.Fatalf("password grant for lab-bot: %d %v", code, m)
+	}
+	person := m["access_token"].(string)
+	if code, _, _ := e.do(http.MethodDelete, "/auth/v3/ops/clients/lab-bot", opsAuth, nil); code != 200 {
+		t.Fatalf("delete client: %d", code)
+	}
+	refused("deleted client", svc)
+	refused("person's token of a deleted client", person)
+	if code, _ := e.get("/auth/v3/userinfo", keep); code != 200 {
+		t.Fatalf("agent1's token of another client: %d", code)
+	}
+}
+
+// Token lifetimes are checked against what the directory can hold, with a 400
+// naming the field.
+func TestOpsClientLifetimes(t *testing.T) {
+	e := newEnv(t)
+	put := func(field string, v int64) (int, string) {
+		t.Helper()
+		body := fmt.Sprintf(`{"data":{"client_id":"lab-bot","client_secret":"bot-secret","authorizedGrantTypes":["client_credentials"],%q:%d}}`, field, v)
+		code, _, b := e.do(http.MethodPut, "/auth/v3/ops/clients/lab-bot", opsAuth, strings.NewReader(body))
+		return code, string(b)
+	}
+	if code, _, b := e.do(http.MethodPost, "/auth/v3/ops/clients", opsAuth, strings.NewReader(`{"data":{"client_id":"lab-bot","client_secret":"bot-secret"}}`)); code != 200 {
+		t.Fatalf("create client: %d %s", code, b)
+	}
+	for _, field := range []string{"accessTokenExpirationTimeout", "refreshTokenExpirationTimeout"} {
+		for _, v := range []int64{2147483648, 9999999999, -1} {
+			if code, body := put(field, v); code != 400 || !strings.Contains(body, field) || !strings.Contains(body, "2147483647") {
+				t.Errorf("%s %d: %d %s", field, v, code, body)
+			}
+		}
+		if code, body := put(field, 2147483647); code != 200 || !strings.Contains(body, fmt.Sprintf(`"%s":2147483647`, field)) {
+			t.Errorf("%s at the maximum: %d %s", field, code, body)
+		}
 	}
 }

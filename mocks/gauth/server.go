@@ -73,6 +73,10 @@ type Config struct {
 	// PurgeAfter is how long after expiry they are kept (the ops token list
 	// still shows them meanwhile). Default 24h.
 	PurgeAfter time.Duration
+	// RefreshReuseGrace is how long after a refresh token's rotation a reuse
+	// of it gets fresh tokens instead of revoking the session (two tabs
+	// refreshing at once); negative disables it. Default 5s.
+	RefreshReuseGrace time.Duration
 }
 
 func (c *Config) defaults() {
@@ -99,6 +103,9 @@ func (c *Config) defaults() {
 	}
 	if c.PurgeAfter <= 0 {
 		c.PurgeAfter = 24 * time.Hour
+	}
+	if c.RefreshReuseGrace == 0 {
+		c.RefreshReuseGrace = 5 * time.Second
 	}
 }
 
@@ -288,17 +295,20 @@ func (s *Server) CurrentFailures() Failures { return s.failures.Current() }
 // Mount registers every GAuth and Environment route on e.
 func (s *Server) Mount(e *echo.Echo) {
 	inj, lim := s.injectFailures, s.limitBody
+	// OAuth and userinfo endpoints answer errors in the RFC 6749 shape, the
+	// authorization page as an HTML page.
+	injOAuth, injPage := s.injectFailuresOAuth, s.injectFailuresPage
 	// Control surface: never subject to injected failures, or "down" could not be undone.
 	e.GET("/auth/v3/ops/emulator/failures", s.opsGetFailures, lim, s.opsAuth)
 	e.PUT("/auth/v3/ops/emulator/failures", s.opsPutFailures, lim, s.opsAuth)
 	e.POST("/auth/v3/ops/emulator/reset-demo", s.opsResetDemo, lim, s.opsAuth)
 
-	e.GET("/auth/v3/oauth/authorize", s.authorize, inj, lim)
-	e.POST("/auth/v3/oauth/authorize", s.authorize, inj, lim)
-	e.POST("/auth/v3/oauth/token", s.token, inj, lim)
-	e.GET("/auth/v3/userinfo", s.userinfo, inj, lim)
-	e.GET("/auth/v3/openid/userinfo", s.openidUserinfo, inj, lim)
-	e.GET("/auth/v3/jwt-userinfo", s.jwtUserinfo, inj, lim)
+	e.GET("/auth/v3/oauth/authorize", s.authorize, injPage, lim)
+	e.POST("/auth/v3/oauth/authorize", s.authorize, injPage, lim)
+	e.POST("/auth/v3/oauth/token", s.token, injOAuth, lim)
+	e.GET("/auth/v3/userinfo", s.userinfo, injOAuth, lim)
+	e.GET("/auth/v3/openid/userinfo", s.openidUserinfo, injOAuth, lim)
+	e.GET("/auth/v3/jwt-userinfo", s.jwtUserinfo, injOAuth, lim)
 	e.GET("/auth/v3/sign-out", s.signOut, inj, lim)
 	e.POST("/auth/v3/sign-out", s.signOut, inj, lim)
 	e.POST("/auth/v3/sign-in", s.signIn, inj, lim)
@@ -326,7 +336,25 @@ func (s *Server) Mount(e *echo.Echo) {
 // injectFailures applies the "down" and "slow" failure modes.
 func (s *Server) injectFailures(next echo.HandlerFunc) echo.HandlerFunc {
 	return s.failures.Middleware(func(c echo.Context) error {
-		return envelope(c, http.StatusServiceUnavailable, "GAuth is down (injected failure)", nil)
+		return envelope(c, http.StatusServiceUnavailable, downDesc, nil)
+	})(next)
+}
+
+const downDesc = "GAuth is down (injected failure)"
+
+// injectFailuresOAuth is injectFailures answering "down" as an RFC 6749
+// error: temporarily_unavailable.
+func (s *Server) injectFailuresOAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return s.failures.Middleware(func(c echo.Context) error {
+		return s.writeOAuthError(c, &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: downDesc})
+	})(next)
+}
+
+// injectFailuresPage is injectFailures answering "down" with the error page.
+func (s *Server) injectFailuresPage(next echo.HandlerFunc) echo.HandlerFunc {
+	return s.failures.Middleware(func(c echo.Context) error {
+		s.metrics.errors.WithLabelValues("temporarily_unavailable").Inc()
+		return renderHTML(c, http.StatusServiceUnavailable, errorPage, map[string]string{"Code": "temporarily_unavailable", "Desc": downDesc})
 	})(next)
 }
 

@@ -7,8 +7,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,6 +30,9 @@ var knownGrants = map[string]bool{
 
 // token is POST /auth/v3/oauth/token.
 func (s *Server) token(c echo.Context) error {
+	if oerr := checkFormType(c.Request()); oerr != nil {
+		return s.writeOAuthError(c, oerr)
+	}
 	form, oerr := parseForm(c.Request())
 	if oerr != nil {
 		return s.writeOAuthError(c, oerr)
@@ -77,6 +82,24 @@ func (s *Server) token(c echo.Context) error {
 	return c.JSON(http.StatusOK, resp)
 }
 
+// checkFormType refuses a body that is not application/x-www-form-urlencoded
+// (RFC 6749 §4.1.3 and siblings): net/http would silently ignore, say, a JSON
+// body, and the client would be told "missing grant_type". A request without
+// a body and without a content type goes on to report what is missing.
+func checkFormType(r *http.Request) *oauthError {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" && r.ContentLength == 0 {
+		return nil
+	}
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/x-www-form-urlencoded" {
+		return nil
+	}
+	if ct == "" {
+		ct = "none"
+	}
+	return errInvalidRequest("the body must have content type application/x-www-form-urlencoded, not %s", strings.ToValidUTF8(ct, "?"))
+}
+
 // parseForm reads an x-www-form-urlencoded body (size-limited by limitBody);
 // repeated parameters are refused as RFC 6749 §3.2 demands.
 func parseForm(r *http.Request) (url.Values, *oauthError) {
@@ -110,34 +133,61 @@ func validText(s string) bool {
 // credentials (never both).
 func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form url.Values) (tenant.Client, *oauthError) {
 	id, secret, basic := r.BasicAuth()
-	if basic {
-		// RFC 6749 §2.3.1: Basic credentials are form-urlencoded first.
-		var err1, err2 error
-		id, err1 = url.QueryUnescape(id)
-		secret, err2 = url.QueryUnescape(secret)
-		if err1 != nil || err2 != nil || !validText(id) || !validText(secret) {
-			return tenant.Client{}, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "malformed Basic credentials", basic: true}
-		}
-		if form.Get("client_secret") != "" {
-			return tenant.Client{}, errInvalidRequest("use one client authentication method, not two")
-		}
-		if fid := form.Get("client_id"); fid != "" && fid != id {
-			return tenant.Client{}, errInvalidRequest("client_id differs from the Basic credentials")
-		}
-	} else {
+	if !basic {
 		id, secret = form.Get("client_id"), form.Get("client_secret")
 		if id == "" {
 			return tenant.Client{}, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication required", basic: true}
 		}
+		if client, found := s.checkClient(ctx, id, secret); found {
+			return client, nil
+		}
+		return tenant.Client{}, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "unknown client or wrong secret"}
 	}
+	// RFC 6749 §2.3.1 form-urlencodes id and secret before Basic encoding, but
+	// Genesys' own samples (and most clients) send them raw, so a secret with
+	// "+" or "%" would fail one way or the other. Try the decoded pair, then
+	// the raw one when it differs.
+	type pair struct{ id, secret string }
+	var pairs []pair
+	did, err1 := url.QueryUnescape(id)
+	dsecret, err2 := url.QueryUnescape(secret)
+	if err1 == nil && err2 == nil && validText(did) && validText(dsecret) {
+		pairs = append(pairs, pair{did, dsecret})
+	}
+	if raw := (pair{id, secret}); validText(id) && validText(secret) && !slices.Contains(pairs, raw) {
+		pairs = append(pairs, raw)
+	}
+	if len(pairs) == 0 {
+		return tenant.Client{}, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "malformed Basic credentials", basic: true}
+	}
+	if form.Get("client_secret") != "" {
+		return tenant.Client{}, errInvalidRequest("use one client authentication method, not two")
+	}
+	fid := form.Get("client_id")
+	if fid != "" && !slices.ContainsFunc(pairs, func(p pair) bool { return p.id == fid }) {
+		return tenant.Client{}, errInvalidRequest("client_id differs from the Basic credentials")
+	}
+	for _, p := range pairs {
+		if fid != "" && p.id != fid {
+			continue
+		}
+		if client, found := s.checkClient(ctx, p.id, p.secret); found {
+			return client, nil
+		}
+	}
+	return tenant.Client{}, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "unknown client or wrong secret", basic: true}
+}
+
+// checkClient reports whether id names a client whose secret is secret.
+func (s *Server) checkClient(ctx context.Context, id, secret string) (tenant.Client, bool) {
 	client, err := s.tenants.Client(ctx, id)
-	if err != nil || !tenant.CheckSecret(client.SecretHash, secret) {
-		if err != nil && !errors.Is(err, tenant.ErrNotFound) {
+	if err != nil {
+		if !errors.Is(err, tenant.ErrNotFound) {
 			s.log.Error("client lookup", "client", id, "err", err)
 		}
-		return tenant.Client{}, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "unknown client or wrong secret", basic: basic}
+		return tenant.Client{}, false
 	}
-	return client, nil
+	return client, tenant.CheckSecret(client.SecretHash, secret)
 }
 
 // findUsers resolves a login name: "tenant\user" names one person; a plain user
@@ -246,10 +296,15 @@ func (s *Server) grantCode(ctx context.Context, client tenant.Client, form url.V
 		dbid                                                   int64
 		sessionID                                              uuid.UUID
 		expires                                                time.Time
+		signedIn                                               bool
 	)
+	// signedIn: the browser's login session the code came from is still live;
+	// a sign-out (of that session or global) between the redirect and the
+	// redemption kills the code.
 	err := s.pool.QueryRow(ctx, `UPDATE gauth.auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL
-RETURNING client_id, redirect_uri, user_dbid, session_id, scope, nonce, challenge, challenge_method, expires_at`, h, now).
-		Scan(&clientID, &redirectURI, &dbid, &sessionID, &scope, &nonce, &challenge, &method, &expires)
+RETURNING client_id, redirect_uri, user_dbid, session_id, scope, nonce, challenge, challenge_method, expires_at,
+  EXISTS (SELECT 1 FROM gauth.login_sessions l WHERE l.id = auth_codes.session_id AND l.revoked_at IS NULL)`, h, now).
+		Scan(&clientID, &redirectURI, &dbid, &sessionID, &scope, &nonce, &challenge, &method, &expires, &signedIn)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// A second use of a code revokes what the first use issued (RFC 6749 §4.1.2).
 		tag, rerr := s.pool.Exec(ctx, `UPDATE gauth.tokens SET revoked_at = $2 WHERE code_hash = $1 AND revoked_at IS NULL`, h, now)
@@ -269,6 +324,8 @@ RETURNING client_id, redirect_uri, user_dbid, session_id, scope, nonce, challeng
 		return tokenResponse{}, errInvalidGrant("authorization code was issued to another client")
 	case !now.Before(expires):
 		return tokenResponse{}, errInvalidGrant("authorization code expired")
+	case !signedIn:
+		return tokenResponse{}, errInvalidGrant("the sign-in session of this authorization code was signed out")
 	case redirectURI != "" && form.Get("redirect_uri") != redirectURI:
 		return tokenResponse{}, errInvalidGrant("redirect_uri does not match the authorization request")
 	}
@@ -306,54 +363,80 @@ func pkceMatches(method, challenge, verifier string) bool {
 	return subtle.ConstantTimeCompare([]byte(want), []byte(challenge)) == 1
 }
 
+// grantRefresh rotates a refresh token. Only a token really spent (rotated)
+// counts as reuse; a refusal for any other reason (another client, expired,
+// revoked, user gone) leaves it as it was.
+//
+// Reuse of a rotated token normally means it leaked, and revokes the whole
+// session (OAuth 2.0 Security BCP, refresh token rotation). But two tabs of
+// one browser refreshing at once would then sign everybody out, the winner
+// included. So within Config.RefreshReuseGrace of the rotation a reuse gets a
+// fresh token pair in the same session instead (as Auth0's "reuse interval"
+// does): the earlier pair stays valid, sign-out still ends both, and a reuse
+// after the grace still revokes the session. A fresh pair rather than the
+// same one because only hashes of refresh tokens are stored.
 func (s *Server) grantRefresh(ctx context.Context, client tenant.Client, form url.Values) (tokenResponse, error) {
 	rt := form.Get("refresh_token")
 	if rt == "" {
 		return tokenResponse{}, errInvalidRequest("missing refresh_token")
 	}
 	h := hashToken(rt)
-	now := s.clk.Now()
-	var (
-		clientID, scope string
-		dbid            *int64
-		sessionID       uuid.UUID
-		expires         time.Time
-	)
-	err := s.pool.QueryRow(ctx, `UPDATE gauth.tokens SET rotated_at = $2
-WHERE refresh_hash = $1 AND kind = 'refresh' AND rotated_at IS NULL AND revoked_at IS NULL
-RETURNING client_id, user_dbid, session_id, scope, expires_at`, h, now).Scan(&clientID, &dbid, &sessionID, &scope, &expires)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Reuse of a rotated refresh token means it leaked: revoke the whole
-		// session (OAuth 2.0 Security BCP, refresh token rotation).
-		var sid uuid.UUID
-		var rotated *time.Time
-		qerr := s.pool.QueryRow(ctx, `SELECT session_id, rotated_at FROM gauth.tokens WHERE refresh_hash = $1`, h).Scan(&sid, &rotated)
-		if qerr == nil && rotated != nil {
-			if rerr := s.revokeSession(ctx, sid.String()); rerr != nil {
-				return tokenResponse{}, rerr
-			}
-			s.log.Warn("refresh token reused; session revoked", "client", client.ID, "session", sid)
+	// A concurrent refresh may rotate the token between the read and the
+	// update; the second round then sees it rotated.
+	for range 2 {
+		var (
+			clientID, scope  string
+			dbid             *int64
+			sessionID        uuid.UUID
+			expires          time.Time
+			rotated, revoked *time.Time
+		)
+		err := s.pool.QueryRow(ctx, `SELECT client_id, user_dbid, session_id, scope, expires_at, rotated_at, revoked_at
+FROM gauth.tokens WHERE refresh_hash = $1 AND kind = 'refresh'`, h).Scan(&clientID, &dbid, &sessionID, &scope, &expires, &rotated, &revoked)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return tokenResponse{}, errInvalidGrant("refresh token is invalid, revoked or already used")
 		}
-		return tokenResponse{}, errInvalidGrant("refresh token is invalid, revoked or already used")
-	}
-	if err != nil {
-		return tokenResponse{}, fmt.Errorf("redeem refresh token: %w", err)
-	}
-	if clientID != client.ID {
-		return tokenResponse{}, errInvalidGrant("refresh token was issued to another client")
-	}
-	if !now.Before(expires) {
-		return tokenResponse{}, errInvalidGrant("refresh token expired")
-	}
-	req := issueReq{client: client, grant: GrantRefreshToken, scope: scope, sessionID: sessionID, refresh: true}
-	if dbid != nil {
-		u, err := s.activeUser(ctx, *dbid)
 		if err != nil {
-			return tokenResponse{}, err
+			return tokenResponse{}, fmt.Errorf("read refresh token: %w", err)
 		}
-		req.user = &u
+		now := s.clk.Now()
+		switch {
+		case clientID != client.ID:
+			return tokenResponse{}, errInvalidGrant("refresh token was issued to another client")
+		case revoked != nil:
+			return tokenResponse{}, errInvalidGrant("refresh token is invalid, revoked or already used")
+		case !now.Before(expires):
+			return tokenResponse{}, errInvalidGrant("refresh token expired")
+		}
+		req := issueReq{client: client, grant: GrantRefreshToken, scope: scope, sessionID: sessionID, refresh: true}
+		if dbid != nil {
+			u, err := s.activeUser(ctx, *dbid)
+			if err != nil {
+				return tokenResponse{}, err
+			}
+			req.user = &u
+		}
+		if rotated != nil {
+			if grace := s.cfg.RefreshReuseGrace; grace > 0 && now.Sub(*rotated) <= grace {
+				s.log.Info("refresh token reused within the grace period; new tokens issued", "client", client.ID, "session", sessionID)
+				return s.issue(ctx, req)
+			}
+			if err := s.revokeSession(ctx, sessionID.String()); err != nil {
+				return tokenResponse{}, err
+			}
+			s.log.Warn("refresh token reused; session revoked", "client", client.ID, "session", sessionID)
+			return tokenResponse{}, errInvalidGrant("refresh token is invalid, revoked or already used")
+		}
+		tag, err := s.pool.Exec(ctx, `UPDATE gauth.tokens SET rotated_at = $2
+WHERE refresh_hash = $1 AND kind = 'refresh' AND rotated_at IS NULL AND revoked_at IS NULL`, h, now)
+		if err != nil {
+			return tokenResponse{}, fmt.Errorf("rotate refresh token: %w", err)
+		}
+		if tag.RowsAffected() == 1 {
+			return s.issue(ctx, req)
+		}
 	}
-	return s.issue(ctx, req)
+	return tokenResponse{}, errInvalidGrant("refresh token is invalid, revoked or already used")
 }
 
 func (s *Server) grantJWTBearer(ctx context.Context, client tenant.Client, form url.Values) (tokenResponse, error) {
@@ -407,9 +490,22 @@ func (s *Server) assertedUser(ctx context.Context, raw string, bound tenant.CCID
 		switch {
 		case c.TokenUse == useAccess:
 			if _, err := s.validateAccess(ctx, raw); err != nil {
-				return tenant.User{}, errInvalidGrant("assertion rejected: %v", err)
+				return tenant.User{}, assertionRejected(err)
 			}
 		case c.TokenUse == useUserinfo && external:
+			// An X-GWS-User JWT lives only as long as the access token it was
+			// made from: a sign-out (or any revocation) of that token, or the
+			// deletion of its user or client, ends it too.
+			src, found := strings.CutSuffix(c.ID, userinfoJTISuffix)
+			if !found {
+				return tenant.User{}, errInvalidGrant("assertion rejected: no source token")
+			}
+			if err := s.checkNotRevoked(ctx, src); err != nil {
+				return tenant.User{}, assertionRejected(err)
+			}
+			if err := s.checkSubject(ctx, c); err != nil {
+				return tenant.User{}, assertionRejected(err)
+			}
 		default:
 			return tenant.User{}, errInvalidGrant("assertion is not an access token")
 		}
@@ -451,6 +547,15 @@ func (s *Server) assertedUser(ctx context.Context, raw string, bound tenant.CCID
 		return tenant.User{}, errInvalidGrant("user belongs to another contact center than the client")
 	}
 	return user, nil
+}
+
+// assertionRejected maps a token check failure to invalid_grant; other
+// errors (the database) stay internal.
+func assertionRejected(err error) error {
+	if errors.Is(err, errTokenInvalid) {
+		return errInvalidGrant("assertion rejected: %v", err)
+	}
+	return err
 }
 
 func audienceNamesUs(aud jwt.ClaimStrings, issuer string) bool {

@@ -118,7 +118,7 @@ func (s *Server) jwtUserinfo(c echo.Context) error {
 	uc.TokenUse = useUserinfo
 	uc.RegisteredClaims = jwt.RegisteredClaims{Issuer: cl.Issuer, Subject: cl.Subject, Audience: cl.Audience,
 		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.UserinfoJWTTTL)),
-		ID: cl.ID + ".userinfo"}
+		ID: cl.ID + userinfoJTISuffix}
 	uc.GivenName, uc.FamilyName, uc.Email = info.GivenName, info.FamilyName, info.Email
 	signed, err := s.sign(&uc)
 	if err != nil {
@@ -129,13 +129,21 @@ func (s *Server) jwtUserinfo(c echo.Context) error {
 }
 
 // signOut revokes the caller's session (access and refresh tokens of that
-// sign-in, and the login cookie); global=true revokes every token and session
-// of the user. A browser with only the login cookie is signed out too. GET
-// with redirectUri redirects there when it is registered for the token's client
-// or is a loopback URL/path.
+// sign-in, the login cookie, and with them the codes and X-GWS-User JWTs made
+// from them); global=true revokes every token and session of the user. A
+// browser with only the login cookie is signed out too. GET with redirectUri
+// redirects there when it is a path on this server; a bad one is refused
+// before anything is revoked.
 func (s *Server) signOut(c echo.Context) error {
 	ctx := c.Request().Context()
 	global, _ := strconv.ParseBool(c.QueryParam("global"))
+	to := ""
+	if c.Request().Method == http.MethodGet {
+		to = c.QueryParam("redirectUri")
+	}
+	if to != "" && !safeLocalRedirect(to) {
+		return envelope(c, http.StatusBadRequest, badRedirectURI, nil)
+	}
 	if raw := bearer(c.Request()); raw != "" {
 		cl, err, good := s.authenticated(c)
 		if !good {
@@ -163,10 +171,7 @@ func (s *Server) signOut(c echo.Context) error {
 		return bearerError(c, http.StatusUnauthorized, "invalid_token", "missing Bearer token or session")
 	}
 	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/auth/v3", MaxAge: -1, HttpOnly: true})
-	if to := c.QueryParam("redirectUri"); to != "" && c.Request().Method == http.MethodGet {
-		if !safeLocalRedirect(to) {
-			return envelope(c, http.StatusBadRequest, "redirectUri must be a path or a loopback URL", nil)
-		}
+	if to != "" {
 		return c.Redirect(http.StatusFound, to)
 	}
 	return ok(c, nil)
