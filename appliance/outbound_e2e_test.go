@@ -116,3 +116,55 @@ func TestAgentCallsOutWithToken(t *testing.T) {
 	waitVoiceCall(t, s, rings, 5*time.Second, "the ringing call to be cancelled at Voice", func(c voiceCall) bool { return c.State == "ended" })
 	t.Logf("cancelled at Voice %v after the hang-up", time.Since(hungUp).Round(time.Millisecond))
 }
+
+// TestAnonymousWebCallerReachesAgent: a web visitor signs in anonymously, as
+// the JS library does (GET sign_in?anon<random>: no DN, nothing registered),
+// and calls the VQ_Support number from the browser; Voice queues the call and
+// delivers it to the Ready agent, and both browsers hear each other through
+// the gateway (Opus -> G.711 -> Opus both ways).
+func TestAnonymousWebCallerReachesAgent(t *testing.T) {
+	s := apptest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+
+	tok := agentToken(t, s, "agent3", "agent123")
+	ag := agent.New(agent.Config{URL: s.URL, Token: func(context.Context) (string, error) { return tok, nil },
+		AutoAnswer: true, PlayHz: 1000})
+	if err := ag.SignIn(ctx); err != nil {
+		t.Fatalf("agent sign in: %v", err)
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	agDone := make(chan error, 1)
+	go func() { agDone <- ag.Run(runCtx) }()
+	defer func() { stopRun(); <-agDone }()
+	if err := ag.SetState(ctx, "Ready"); err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+
+	web := agent.New(agent.Config{URL: s.URL, DN: "anon2f1d6a0e-3c1b-4e55-9d2a-8f0c7b9e1a23", PlayHz: 600})
+	if err := web.SignIn(ctx); err != nil {
+		t.Fatalf("anonymous sign in: %v", err)
+	}
+	webDone := make(chan error, 1)
+	go func() { webDone <- web.Run(runCtx) }()
+	defer func() { stopRun(); <-webDone }()
+
+	if err := web.Call(ctx, "+18005550101"); err != nil { // VQ_Support
+		t.Fatalf("anonymous call to VQ_Support: %v", err)
+	}
+	eventually(t, 20*time.Second, "the agent to hear the web caller's 600 Hz", func() bool {
+		h := ag.Heard()
+		return h.AudioMS > 500 && math.Abs(h.DominantHz-600) < 25
+	})
+	eventually(t, 15*time.Second, "the web caller to hear the agent's 1000 Hz", func() bool {
+		h := web.Heard()
+		return h.AudioMS > 500 && math.Abs(h.DominantHz-1000) < 25
+	})
+	if err := web.Hangup(ctx); err != nil {
+		t.Fatalf("hang up: %v", err)
+	}
+	if err := web.SignOut(ctx); err != nil {
+		t.Fatalf("anonymous sign out: %v", err)
+	}
+}

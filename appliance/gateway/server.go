@@ -300,7 +300,7 @@ func (s *Server) addSession(ctx context.Context, ss *session) (*session, error) 
 	s.sessions[ss.id] = ss
 	s.byKey[ss.key()] = ss
 	s.met.signIns.Set(float64(len(s.sessions)))
-	if old == nil {
+	if old == nil && !ss.anonymous {
 		s.met.byDomain.WithLabelValues(ss.domain).Inc()
 	}
 	s.mu.Unlock()
@@ -360,7 +360,9 @@ func (s *Server) dropSession(ctx context.Context, ss *session, reason string, un
 	}
 	if s.byKey[ss.key()] == ss {
 		delete(s.byKey, ss.key())
-		s.met.byDomain.WithLabelValues(ss.domain).Dec()
+		if !ss.anonymous {
+			s.met.byDomain.WithLabelValues(ss.domain).Dec()
+		}
 	}
 	s.met.signIns.Set(float64(len(s.sessions)))
 	s.mu.Unlock()

@@ -23,16 +23,18 @@ type outMsg struct {
 	body string
 }
 
-// session is one signed-in client: one registered DN.
+// session is one signed-in client: one registered DN, or an anonymous
+// caller (registered nowhere, it can only place calls).
 type session struct {
-	id       SSID
-	user     string
-	ccid     string
-	dn       DN
-	domain   string
-	token    string // Bearer for REGISTER refresh and unregister (token sign-in)
-	password string // SIP digest password (legacy DN sign-in)
-	signedIn time.Time
+	id        SSID
+	anonymous bool
+	user      string
+	ccid      string
+	dn        DN
+	domain    string
+	token     string // Bearer for REGISTER refresh and unregister (token sign-in)
+	password  string // SIP digest password (legacy DN sign-in)
+	signedIn  time.Time
 
 	notify chan struct{} // capacity 1: "queue changed or session closed"
 	done   chan struct{}

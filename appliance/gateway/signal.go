@@ -72,8 +72,9 @@ func validDN(dn string) bool {
 	return true
 }
 
-// handleSignIn implements the three sign-in forms: Bearer token (modern),
-// POST "<dn>:<password>" (SIP digest) and GET ?<dn> (unauthenticated REGISTER).
+// handleSignIn implements the four sign-in forms: Bearer token (modern),
+// POST "<dn>:<password>" (SIP digest), GET ?<dn> (unauthenticated REGISTER)
+// and GET ?anon<random> (anonymous caller, nothing registered).
 func (s *Server) handleSignIn(c echo.Context) error {
 	ctx := c.Request().Context()
 	ss := newSession(SSID(newID(12)), s.clk.Now())
@@ -108,6 +109,10 @@ func (s *Server) handleSignIn(c echo.Context) error {
 			return textError(c, http.StatusBadRequest, "BAD_REQUEST", "sign_in needs a DN, a DN:password body or a Bearer token")
 		}
 		ss.user, ss.dn, ss.domain, ss.password = dn, DN(dn), s.cfg.LegacyDomain, pw
+		// The JS library's anonymous sign-in (GET sign_in?anon<random>): a
+		// web caller who registers no DN and can only place calls, to a
+		// virtual queue say.
+		ss.anonymous = c.Request().Method == http.MethodGet && pw == "" && strings.HasPrefix(dn, "anon")
 	}
 	if err := s.sip.register(ctx, ss, s.cfg.RegisterExpiry); err != nil {
 		s.log.Info("sign-in: REGISTER refused", "dn", ss.dn, "err", err)

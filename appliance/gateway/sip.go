@@ -147,6 +147,9 @@ func (f levelFilter) WithGroup(n string) slog.Handler {
 // register sends REGISTER for the session's DN (expiry 0 unregisters): with
 // the Bearer token (contract 9) or SIP digest for DN:password sign-ins.
 func (st *sipStack) register(ctx context.Context, ss *session, expiry time.Duration) error {
+	if ss.anonymous {
+		return nil // an anonymous caller has no DN to register
+	}
 	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: ss.domain})
 	aor := sip.Uri{Scheme: "sip", User: string(ss.dn), Host: ss.domain}
 	from := &sip.FromHeader{Address: aor, Params: sip.NewParams()}
