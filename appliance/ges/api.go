@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 // Route paths of the Engagement API v3 (absolute; the appliance serves one origin).
 const (
+	pathV3           = "/engagement/v3"
 	pathCreate       = "/engagement/v3/callbacks/create"
 	pathCancel       = "/engagement/v3/callbacks/cancel"
 	pathRetrieve     = "/engagement/v3/callbacks/retrieve"
@@ -31,32 +33,128 @@ const (
 	pathOpenAPI      = "/engagement/v3/openapi.json"
 	pathORSState     = "/engagement/internal/v1/callbacks/:id/state"
 	pathCallInMatch  = "/engagement/internal/v1/call-in/match"
+	// pathUnmatched labels the metrics of requests no v3 route serves.
+	pathUnmatched = "/engagement/v3/*"
 )
 
 // handlerFunc is an API handler: it gets the caller's tenant and returns the
 // envelope's data or an error.
 type handlerFunc func(c echo.Context, tenant TenantID) (any, error)
 
-// Mount registers the Engagement API, the OpenAPI document and the internal ORS
-// endpoints (state reports, call-in matching) on e.
-func (s *Service) Mount(e *echo.Echo) {
-	e.POST(pathCreate, s.public(pathCreate, s.handleCreate))
-	e.POST(pathCancel, s.public(pathCancel, s.handleCancel))
-	e.POST(pathRetrieve, s.public(pathRetrieve, s.handleRetrieve))
-	e.GET(pathAvailability, s.public(pathAvailability, s.handleAvailability))
-	e.GET(pathQueueStatus, s.public(pathQueueStatus, s.handleQueueStatus))
-	e.GET(pathOpenFor, s.public(pathOpenFor, s.handleOpenFor))
-	e.GET(pathEWT, s.public(pathEWT, s.handleEWT))
-	e.GET(pathEWTAlias, s.public(pathEWTAlias, s.handleEWTAlias))
-	e.POST(pathCallIn, s.public(pathCallIn, s.handleCallIn))
-	e.POST(pathStatistics, s.public(pathStatistics, s.handleStatistics))
-	e.GET(pathOpenAPI, func(c echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPIDoc) })
-	e.POST(pathORSState, s.internal(pathORSState, s.handleORSState))
-	e.POST(pathCallInMatch, s.internal(pathCallInMatch, s.handleCallInMatch))
+// route is one endpoint Mount registers.
+type route struct {
+	method, path string
+	h            echo.HandlerFunc
 }
 
-// public wraps a v3 handler: correlation id, the empty-ccid rule, API key ->
-// tenant, the envelope, and metrics.
+// routes lists every endpoint of the service, the v3 ones first.
+func (s *Service) routes() []route {
+	return []route{
+		{http.MethodPost, pathCreate, s.public(pathCreate, s.handleCreate)},
+		{http.MethodPost, pathCancel, s.public(pathCancel, s.handleCancel)},
+		{http.MethodPost, pathRetrieve, s.public(pathRetrieve, s.handleRetrieve)},
+		{http.MethodGet, pathAvailability, s.public(pathAvailability, s.handleAvailability)},
+		{http.MethodGet, pathQueueStatus, s.public(pathQueueStatus, s.handleQueueStatus)},
+		{http.MethodGet, pathOpenFor, s.public(pathOpenFor, s.handleOpenFor)},
+		{http.MethodGet, pathEWT, s.public(pathEWT, s.handleEWT)},
+		{http.MethodGet, pathEWTAlias, s.public(pathEWTAlias, s.handleEWTAlias)},
+		{http.MethodPost, pathCallIn, s.public(pathCallIn, s.handleCallIn)},
+		{http.MethodPost, pathStatistics, s.public(pathStatistics, s.handleStatistics)},
+		{http.MethodGet, pathOpenAPI, func(c echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPIDoc) }},
+		{http.MethodPost, pathORSState, s.internal(pathORSState, s.handleORSState)},
+		{http.MethodPost, pathCallInMatch, s.internal(pathCallInMatch, s.handleCallInMatch)},
+	}
+}
+
+// Mount registers the Engagement API, the OpenAPI document and the internal ORS
+// endpoints (state reports, call-in matching) on e. Unknown paths and methods
+// under /engagement/v3 answer in the API's envelope; the echo instance's own
+// error handler, shared with other components, keeps every other path.
+func (s *Service) Mount(e *echo.Echo) {
+	routes := s.routes()
+	for _, r := range routes {
+		e.Add(r.method, r.path, r.h)
+	}
+	unmatched := s.unmatched(routes)
+	e.RouteNotFound(pathV3, unmatched)
+	e.RouteNotFound(pathV3+"/*", unmatched)
+}
+
+// unmatched answers a request under /engagement/v3 that no route serves: 405
+// with Allow when a v3 route has its path for other methods (204 to OPTIONS),
+// 404 otherwise. echo calls a RouteNotFound handler in both cases once one
+// covers the path, so the 405 is decided here.
+func (s *Service) unmatched(routes []route) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		corr := uuid.NewString()
+		c.Response().Header().Set("X-Correlation-Id", corr)
+		r := c.Request()
+		var allow []string
+		for _, rt := range routes {
+			if strings.HasPrefix(rt.path, pathV3+"/") && matchPath(rt.path, r.URL.Path) && !slices.Contains(allow, rt.method) {
+				allow = append(allow, rt.method)
+			}
+		}
+		var err error
+		if len(allow) > 0 {
+			// As echo would: Allow lists OPTIONS too, and OPTIONS gets 204.
+			slices.Sort(allow)
+			c.Response().Header().Set(echo.HeaderAllow, strings.Join(append([]string{http.MethodOptions}, allow...), ", "))
+			if r.Method == http.MethodOptions {
+				return c.NoContent(http.StatusNoContent)
+			}
+			err = errorf(ErrMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))
+		} else {
+			err = errorf(ErrNoSuchPath, "no Engagement API endpoint at %s %s", r.Method, r.URL.Path)
+		}
+		return s.respond(c, pathUnmatched, "", corr, start, nil, err)
+	}
+}
+
+// matchPath reports whether path matches a route pattern whose :name segments
+// stand for one non-empty segment each.
+func matchPath(pattern, path string) bool {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i, p := range ps {
+		if strings.HasPrefix(p, ":") {
+			if xs[i] == "" {
+				return false
+			}
+		} else if p != xs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// trimPathParams drops one trailing slash from each path parameter: echo
+// hands a route's last parameter the rest of the path, so ".../CB_Sales/"
+// arrives as "CB_Sales/". A parameter left empty or spanning segments means
+// the path names no endpoint.
+func trimPathParams(c echo.Context) error {
+	n := len(c.ParamNames())
+	if n == 0 {
+		return nil
+	}
+	vals := slices.Clone(c.ParamValues()[:n])
+	for i, v := range vals {
+		v = strings.TrimSuffix(v, "/")
+		if v == "" || strings.Contains(v, "/") {
+			r := c.Request()
+			return errorf(ErrNoSuchPath, "no Engagement API endpoint at %s %s", r.Method, r.URL.Path)
+		}
+		vals[i] = v
+	}
+	c.SetParamValues(vals...)
+	return nil
+}
+
+// public wraps a v3 handler: correlation id, path parameters, the empty-ccid
+// rule, API key -> tenant, the envelope, and metrics.
 func (s *Service) public(path string, h handlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -64,6 +162,9 @@ func (s *Service) public(path string, h handlerFunc) echo.HandlerFunc {
 		c.Response().Header().Set("X-Correlation-Id", corr)
 		var tenant TenantID
 		data, err := func() (any, error) {
+			if err := trimPathParams(c); err != nil {
+				return nil, err
+			}
 			hdr := c.Request().Header
 			if hdr.Get("ccid") != "" || hdr.Get("ContactCenterID") != "" {
 				return nil, invalidf("the ccid and ContactCenterID headers must be empty on incoming requests; the API key selects the contact center")
@@ -105,6 +206,10 @@ func (s *Service) respond(c echo.Context, path string, tenant TenantID, corr str
 	body := errEnvelope{Status: envStatus{Code: code, Message: msg, CorrID: corr}}
 	if apiErr != nil && apiErr.Data != nil {
 		body.Data = apiErr.Data
+	}
+	if code == http.StatusTooManyRequests && body.Data == nil {
+		// The reference's 429 is {status, data:{slots}}: clients read data.slots.
+		body.Data = map[string]any{"slots": map[string]string{}}
 	}
 	return c.JSON(code, body)
 }
@@ -371,7 +476,7 @@ func (s *Service) readID(c echo.Context) (CallbackID, error) {
 	if id == "" {
 		return "", invalidf("id is required")
 	}
-	return CallbackID(id), nil
+	return canonicalID(CallbackID(id)), nil
 }
 
 func (s *Service) handleCancel(c echo.Context, tenant TenantID) (any, error) {
@@ -542,12 +647,40 @@ func parseMode(v string) (int, error) {
 	return 0, invalidf("mode must be mode1, mode2 or mode3")
 }
 
+// maxEWTQueues caps the virtual queues of one estimated-wait-time request:
+// each costs statistics and a count of waiting callbacks.
+const maxEWTQueues = 100
+
+// ewtOptions reads the query parameters both EWT routes share: mode, and
+// include-calls-on-hold (checked, then ignored: GES's estimate has no held calls).
+func ewtOptions(c echo.Context) (int, error) {
+	mode, err := parseMode(c.QueryParam("mode"))
+	if err != nil {
+		return 0, err
+	}
+	switch v := c.QueryParam("include-calls-on-hold"); {
+	case v == "", strings.EqualFold(v, "true"), strings.EqualFold(v, "false"):
+	default:
+		return 0, invalidf("include-calls-on-hold must be true or false")
+	}
+	return mode, nil
+}
+
 func (s *Service) handleEWT(c echo.Context, tenant TenantID) (any, error) {
 	list := query(c, "virtual-queues", "virtualQueues")
-	if strings.TrimSpace(list) == "" {
+	var names []string
+	for _, vq := range strings.Split(list, ",") {
+		if vq = strings.TrimSpace(vq); vq != "" {
+			names = append(names, vq)
+		}
+	}
+	if len(names) == 0 {
 		return nil, invalidf("virtual-queues is required (comma-separated virtual queue names)")
 	}
-	mode, err := parseMode(c.QueryParam("mode"))
+	if len(names) > maxEWTQueues {
+		return nil, invalidf("virtual-queues names %d queues; at most %d per request", len(names), maxEWTQueues)
+	}
+	mode, err := ewtOptions(c)
 	if err != nil {
 		return nil, err
 	}
@@ -555,19 +688,21 @@ func (s *Service) handleEWT(c echo.Context, tenant TenantID) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []EWTResult{}
-	for _, vq := range strings.Split(list, ",") {
-		if vq = strings.TrimSpace(vq); vq != "" {
-			r := s.estimate(c.Request().Context(), tenant, tc.queueOf(vq), mode)
-			r.VirtualQueue = vq
-			out = append(out, r)
-		}
+	vqs := make([]string, len(names))
+	for i, n := range names {
+		vqs[i] = tc.queueOf(n)
+	}
+	stats := s.queueStatsMany(c.Request().Context(), tenant, vqs)
+	out := make([]EWTResult, len(names))
+	for i, n := range names {
+		out[i] = estimateFrom(stats[vqs[i]], mode)
+		out[i].VirtualQueue = n
 	}
 	return out, nil
 }
 
 func (s *Service) handleEWTAlias(c echo.Context, tenant TenantID) (any, error) {
-	mode, err := parseMode(c.QueryParam("mode"))
+	mode, err := ewtOptions(c)
 	if err != nil {
 		return nil, err
 	}
@@ -647,6 +782,9 @@ func (s *Service) handleStatistics(c echo.Context, tenant TenantID) (any, error)
 		if r.ObjectID == "" || r.Name == "" {
 			return nil, invalidf("data.statistics[%d] needs objectId and name", i)
 		}
+		if !strings.EqualFold(r.ObjectType, statObjectQueue) {
+			return nil, invalidf("data.statistics[%d].objectType %q is not supported (Queue only: statistics are kept per virtual queue)", i, r.ObjectType)
+		}
 	}
 	key, _ := json.Marshal(body.Statistics)
 	ck := string(tenant) + "|" + string(key)
@@ -654,6 +792,9 @@ func (s *Service) handleStatistics(c echo.Context, tenant TenantID) (any, error)
 		return map[string]any{"statistics": v}, nil
 	}
 	vals, err := s.platform.Statistics(c.Request().Context(), tenant, body.Statistics)
+	if errors.Is(err, ErrInvalid) {
+		return nil, err // the statistics service's reason: the caller's mistake
+	}
 	if err != nil {
 		s.log.Warn("statistics proxy", "err", err)
 		return nil, errorf(ErrUnavailable, "statistics are unavailable now (statistics service unreachable)")

@@ -2,6 +2,8 @@ package ges
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +185,146 @@ func TestTenantIsolation(t *testing.T) {
 	page, err := e.svc.List(context.Background(), ListQuery{Tenant: otherTen})
 	if err != nil || page.Total != 0 {
 		t.Fatalf("other tenant lists %d callbacks (%v)", page.Total, err)
+	}
+}
+
+// Callback ids are UUIDs: one given in upper case names the same callback
+// everywhere an id comes in, and answers carry the canonical lower-case form.
+func TestCallbackIDAnyCase(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	id := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550100"})
+	upper := CallbackID(strings.ToUpper(string(id)))
+	if upper == id {
+		t.Fatalf("id %s has no letters to upper-case", id)
+	}
+	waitFor(t, "QUEUED", func() bool { return e.retrieve(id)["callbackState"] == "QUEUED" })
+
+	r := e.api("POST", "/engagement/v3/callbacks/retrieve", map[string]any{"id": upper})
+	var got map[string]any
+	json.Unmarshal(r.Data, &got)
+	if r.code != 200 || got["id"] != string(id) {
+		t.Fatalf("retrieve by %s = %d %q %v, want 200 with id %s", upper, r.code, r.Status.Message, got, id)
+	}
+	// ORS names the callback in the path of its state report.
+	three := 3
+	if r := e.report(upper, "ors_client", map[string]any{"state": "QUEUED", "positionInQueue": three}); r.code != 200 {
+		t.Fatalf("ORS report by %s = %d %q, want 200", upper, r.code, r.Status.Message)
+	}
+	if pos := e.retrieve(id)["positionInQueue"]; pos != float64(3) {
+		t.Fatalf("positionInQueue after the report = %v, want 3", pos)
+	}
+	// The UI's details view.
+	if cb, err := e.svc.Get(ctx, demoTenant, upper); err != nil || cb.ID != id {
+		t.Fatalf("Get(%s) = %v, %v", upper, cb, err)
+	}
+
+	// Cancel of a scheduled callback: answered with the canonical id, out of the due index.
+	sid := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550101",
+		"desiredTime": e.clk.Now().Add(2 * time.Hour).Format(time.RFC3339)})
+	r = e.api("POST", "/engagement/v3/callbacks/cancel", map[string]any{"id": strings.ToUpper(string(sid))})
+	json.Unmarshal(r.Data, &got)
+	if r.code != 200 || got["id"] != string(sid) {
+		t.Fatalf("cancel by upper-case id = %d %q %v, want 200 with id %s", r.code, r.Status.Message, got, sid)
+	}
+	if st := e.retrieve(sid); st["callbackState"] != "COMPLETED" || st["callbackReason"] != "CANCELLED" {
+		t.Fatalf("after cancel: %v", st)
+	}
+	if err := e.rdb.ZScore(ctx, dueKey, string(sid)).Err(); err == nil {
+		t.Fatalf("cancelled callback %s is still in the due index", sid)
+	}
+}
+
+// userData keys are kept when they are ECMAScript IdentifierNames, Unicode
+// ones included; other keys are dropped.
+func TestUserDataUnicodeIdentifiers(t *testing.T) {
+	e := newEnv(t)
+	ud := map[string]any{"café": 1, "π": 2, "$ok": 3, "_x9": 4, "名前": 5, "x·y": 6, "a\u200db": 7, "class": 8, "ǅx": 9,
+		"bad-key": 10, "9lives": 11, "a b": 12, "": 13, "·x": 14, "x→y": 15, "x\u00a0": 16}
+	keep := []string{"café", "π", "$ok", "_x9", "名前", "x·y", "a\u200db", "class", "ǅx"}
+	id := e.create(map[string]any{"serviceName": "CB_Sales", "phoneNumber": "+12025550100", "userData": ud})
+	cb, err := e.svc.Get(context.Background(), demoTenant, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cb.UserData) != len(keep) {
+		t.Errorf("stored userData keys = %v, want %q", keysOf(cb.UserData), keep)
+	}
+	for _, k := range keep {
+		if cb.UserData[k] == nil {
+			t.Errorf("userData key %q was dropped", k)
+		}
+	}
+	// ORS gets the same keys.
+	waitFor(t, "handed to ORS", func() bool { return len(e.streamEntries()) == 1 })
+	sent, _ := entryOf(t, e.streamEntries()[0])["userData"].(map[string]any)
+	if len(sent) != len(keep) || sent["café"] != 1.0 || sent["π"] != 2.0 {
+		t.Errorf("userData handed to ORS = %v", sent)
+	}
+}
+
+func keysOf(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Unknown paths and methods under /engagement/v3 answer in the API's
+// envelope, with the status echo would have given; a trailing slash after a
+// name parameter is ignored.
+func TestUnknownPathsUseEnvelope(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		method, path string
+		code         int
+		allow        string
+	}{
+		{"GET", "/engagement/v3/callbacks/nope", 404, ""},
+		{"POST", "/engagement/v3/callbacks/nope", 404, ""},
+		{"GET", "/engagement/v3/callbacks/availability/", 404, ""},
+		{"GET", "/engagement/v3/callbacks/availability//", 404, ""},
+		{"GET", "/engagement/v3/callbacks/availability/CB_Sales/extra", 404, ""},
+		{"POST", "/engagement/v3/callbacks/create/", 404, ""},
+		{"GET", "/engagement/v3", 404, ""},
+		{"GET", "/engagement/v3/", 404, ""},
+		{"GET", "/engagement/v3/callbacks/create", 405, "OPTIONS, POST"},
+		{"DELETE", "/engagement/v3/callbacks/retrieve", 405, "OPTIONS, POST"},
+		{"POST", "/engagement/v3/callbacks/availability/CB_Sales", 405, "OPTIONS, GET"},
+		{"PUT", "/engagement/v3/estimated-wait-time", 405, "OPTIONS, GET"},
+	}
+	for _, tc := range cases {
+		for _, hdr := range [][]string{nil, {"X-API-Key: " + demoKey}} {
+			r := e.do(tc.method, tc.path, "{}", hdr...)
+			if r.code != tc.code || r.Status.Code != tc.code || r.Status.Message == "" || r.Status.CorrID == "" {
+				t.Errorf("%s %s (key: %v) = %d %+v, want %d in the envelope", tc.method, tc.path, hdr != nil, r.code, r.Status, tc.code)
+			}
+			if got := r.header.Get("Allow"); got != tc.allow {
+				t.Errorf("%s %s: Allow = %q, want %q", tc.method, tc.path, got, tc.allow)
+			}
+		}
+	}
+	// OPTIONS on a known path is answered as echo answers it.
+	req, _ := http.NewRequest("OPTIONS", e.url+"/engagement/v3/callbacks/create", nil)
+	res, err := e.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 204 || res.Header.Get("Allow") != "OPTIONS, POST" {
+		t.Errorf("OPTIONS create = %d Allow %q, want 204 OPTIONS, POST", res.StatusCode, res.Header.Get("Allow"))
+	}
+	// A trailing slash after a name works as without it.
+	for _, p := range []string{"/engagement/v3/callbacks/availability/CB_Sales", "/engagement/v3/callbacks/queue-status/VQ_Sales",
+		"/engagement/v3/callbacks/open-for/CB_Sales", "/engagement/v3/estimated-wait-time/virtual-queues/VQ_Sales"} {
+		want, got := e.api("GET", p+"?start=2026-03-05T13:00:00Z", nil), e.api("GET", p+"/?start=2026-03-05T13:00:00Z", nil)
+		if want.code != 200 || got.code != 200 || string(got.Data) != string(want.Data) {
+			t.Errorf("%s/ = %d %s, want %d %s", p, got.code, got.Data, want.code, want.Data)
+		}
+	}
+	// Other paths keep echo's own answers.
+	if r := e.do("GET", "/auth/v3/nope", nil); r.code != 404 || r.Status.CorrID != "" {
+		t.Errorf("GET /auth/v3/nope = %d %+v, want echo's 404", r.code, r.Status)
 	}
 }

@@ -36,7 +36,8 @@ type Availability struct {
 const maxAvailabilityRange = 31 * 24 * time.Hour
 
 // Availability lists the open slots of a service between q.Start and q.End with
-// their remaining capacity. Slots already over are left out.
+// their remaining capacity. Slots already over, and slots starting at or after
+// the booking horizon (ScheduleHorizon from now), are left out.
 func (s *Service) Availability(ctx context.Context, tenant TenantID, service string, q AvailabilityQuery) (*Availability, error) {
 	sch, err := s.serviceOrQueue(ctx, tenant, service)
 	if err != nil {
@@ -54,7 +55,8 @@ func (s *Service) Availability(ctx context.Context, tenant TenantID, service str
 	}
 	now := s.clock.Now()
 	from := sch.slotStart(q.Start)
-	starts := sch.openSlots(from, q.End, 0)
+	// Slots past the booking horizon are not offered: create would refuse them.
+	starts := sch.openSlots(from, earliest(q.End, s.horizon(now)), 0)
 	for len(starts) > 0 && !starts[0].Add(sch.slot).After(now) {
 		starts = starts[1:]
 	}

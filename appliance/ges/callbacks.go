@@ -3,10 +3,12 @@ package ges
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"regexp"
 	"strconv"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 	"github.com/nyaruka/phonenumbers"
@@ -94,8 +96,45 @@ func splitPossible(cc int32, nat string) bool {
 	return phonenumbers.IsPossibleNumber(n)
 }
 
-// jsIdent matches keys that are valid JavaScript identifiers (ASCII subset).
-var jsIdent = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]*$`)
+// jsIdent reports whether k is an ECMAScript IdentifierName: an
+// IdentifierStart (ID_Start, $ or _) then IdentifierParts (ID_Continue, $,
+// ZWNJ or ZWJ). Reserved words are IdentifierNames too, so they pass.
+func jsIdent(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i, r := range k {
+		if (i == 0 && !idStart(r)) || (i > 0 && !idContinue(r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// idStart reports whether r may start an ECMAScript identifier: Unicode
+// ID_Start (letters, letter numbers, Other_ID_Start, less pattern characters), $ or _.
+func idStart(r rune) bool {
+	if r == '$' || r == '_' {
+		return true
+	}
+	return unicode.In(r, unicode.L, unicode.Nl, unicode.Other_ID_Start) && !patternRune(r)
+}
+
+// idContinue reports whether r may continue an ECMAScript identifier: Unicode
+// ID_Continue (ID_Start plus marks, digits, connector punctuation and
+// Other_ID_Continue, less pattern characters), $, ZWNJ or ZWJ.
+func idContinue(r rune) bool {
+	if idStart(r) || r == '\u200c' || r == '\u200d' {
+		return true
+	}
+	return unicode.In(r, unicode.Mn, unicode.Mc, unicode.Nd, unicode.Pc, unicode.Other_ID_Continue) && !patternRune(r)
+}
+
+// patternRune reports Pattern_Syntax and Pattern_White_Space, which Unicode
+// keeps out of identifiers.
+func patternRune(r rune) bool {
+	return unicode.In(r, unicode.Pattern_Syntax, unicode.Pattern_White_Space)
+}
 
 // filterUserData drops keys that are not valid JavaScript identifiers, as GES does.
 func filterUserData(ud map[string]any) map[string]any {
@@ -104,7 +143,7 @@ func filterUserData(ud map[string]any) map[string]any {
 	}
 	out := make(map[string]any, len(ud))
 	for k, v := range ud {
-		if jsIdent.MatchString(k) {
+		if jsIdent(k) {
 			out[k] = v
 		}
 	}
@@ -138,7 +177,7 @@ func (s *Service) Create(ctx context.Context, tenant TenantID, req CreateRequest
 	if req.DesiredTime != nil && req.DesiredTime.After(now) {
 		desired = *req.DesiredTime
 	}
-	if desired.After(now.Add(s.cfg.ScheduleHorizon)) {
+	if desired.After(s.horizon(now)) {
 		return "", invalidf("desiredTime is too far ahead (at most %s)", s.cfg.ScheduleHorizon)
 	}
 	c := &Callback{
@@ -217,9 +256,10 @@ func (s *Service) book(ctx context.Context, tenant TenantID, sch *schedule, desi
 			return start, key, nil
 		}
 	}
-	horizon := s.clock.Now().Add(s.cfg.ScheduleHorizon)
+	horizon := s.horizon(s.clock.Now())
+	closed := !sch.slotOpen(start)
 	if alwaysCheck {
-		return time.Time{}, "", s.slotFull(ctx, tenant, sch, start, horizon)
+		return time.Time{}, "", s.slotFull(ctx, tenant, sch, start, horizon, closed)
 	}
 	for from := start.Add(sch.slot); from.Before(horizon); from = from.Add(24 * time.Hour) {
 		cands := sch.openSlots(from, earliest(from.Add(24*time.Hour), horizon), 0)
@@ -244,8 +284,13 @@ func (s *Service) book(ctx context.Context, tenant TenantID, sch *schedule, desi
 			}
 		}
 	}
-	return time.Time{}, "", s.slotFull(ctx, tenant, sch, start, horizon)
+	return time.Time{}, "", s.slotFull(ctx, tenant, sch, start, horizon, closed)
 }
+
+// horizon is the end of the booking horizon as seen at now. Create refuses a
+// desiredTime after it; booking and availability offer only slots starting
+// before it.
+func (s *Service) horizon(now time.Time) time.Time { return now.Add(s.cfg.ScheduleHorizon) }
 
 // reserve books a place in the slot starting at start. If Redis lost the index,
 // it is rebuilt from PostgreSQL first, so a booking never counts from zero.
@@ -295,8 +340,10 @@ func (s *Service) bookedCounts(ctx context.Context, tenant TenantID, sch *schedu
 }
 
 // slotFull builds the 429: data.slots maps the UTC start of the next open slots
-// with room (up to ProposedSlots) to their remaining capacity, as strings.
-func (s *Service) slotFull(ctx context.Context, tenant TenantID, sch *schedule, from, horizon time.Time) error {
+// with room (up to ProposedSlots) to their remaining capacity, as strings. The
+// message says why the desired slot was refused (closed or full) and, when
+// data.slots is empty, that no slot with room is open before the horizon.
+func (s *Service) slotFull(ctx context.Context, tenant TenantID, sch *schedule, from, horizon time.Time, closed bool) error {
 	proposed := map[string]string{}
 	for day := from; day.Before(horizon) && len(proposed) < s.cfg.ProposedSlots; day = day.Add(24 * time.Hour) {
 		cands := sch.openSlots(day, earliest(day.Add(24*time.Hour), horizon), 0)
@@ -315,12 +362,20 @@ func (s *Service) slotFull(ctx context.Context, tenant TenantID, sch *schedule, 
 			}
 		}
 	}
-	return &Error{Kind: ErrSlotFull, Message: "no capacity in the desired time slot; data.slots proposes open slots",
-		Data: map[string]any{"slots": proposed}}
+	why := "no capacity in the desired time slot"
+	if closed {
+		why = "the desired time slot is outside the service's business hours"
+	}
+	msg := why + "; data.slots proposes open slots"
+	if len(proposed) == 0 {
+		msg = fmt.Sprintf("%s, and no open slot with room follows it within the booking horizon (%s from now)", why, s.cfg.ScheduleHorizon)
+	}
+	return &Error{Kind: ErrSlotFull, Message: msg, Data: map[string]any{"slots": proposed}}
 }
 
 // Retrieve returns one callback of tenant.
 func (s *Service) Retrieve(ctx context.Context, tenant TenantID, id CallbackID) (*Callback, error) {
+	id = canonicalID(id)
 	if !validUUID(id) {
 		return nil, errorf(ErrNotFound, "callback %s not found", id)
 	}
@@ -382,6 +437,7 @@ func (s *Service) commitReads(ctx context.Context, batch []*readJob) []error {
 // (API) or CANCELLED_BY_ADMIN (UI). A queued callback also gets a cancel entry on
 // the ORS stream; a scheduled one leaves the due index and frees its slot.
 func (s *Service) Cancel(ctx context.Context, tenant TenantID, id CallbackID, reason string) error {
+	id = canonicalID(id)
 	prev, err := s.st.complete(ctx, tenant, id, reason, s.clock.Now())
 	if errors.Is(err, ErrNotFound) {
 		return errorf(ErrNotFound, "callback %s not found", id)
@@ -422,6 +478,7 @@ func (s *Service) ApplyReport(ctx context.Context, id CallbackID, r StateReport)
 }
 
 func (s *Service) report(ctx context.Context, id CallbackID, r StateReport, want bool) (*Callback, error) {
+	id = canonicalID(id)
 	switch r.State {
 	case StateQueued, StateRouting, StateProcessing, StateCompleted:
 	default:

@@ -87,8 +87,9 @@ func (r *CallInRequest) apiView() map[string]any {
 
 // CallInParams are the create fields of a call-in request.
 type CallInParams struct {
-	GroupName         string
-	FromPhoneNumber   string
+	GroupName       string
+	FromPhoneNumber string
+	// CallbackServiceID is a callback id to associate; a UUID is stored in canonical lower-case form.
 	CallbackServiceID string
 	UserData          map[string]any
 }
@@ -118,7 +119,7 @@ func (s *Service) CreateCallIn(ctx context.Context, tenant TenantID, p CallInPar
 		expiry = 10 * time.Minute
 	}
 	r := &CallInRequest{ID: CallbackID(uuid.NewString()), Tenant: tenant, State: CallInPending, GroupName: g.Name, ToPhoneNumber: g.AccessNumber,
-		FromPhoneNumber: p.FromPhoneNumber, CallbackServiceID: p.CallbackServiceID, UserData: filterUserData(p.UserData),
+		FromPhoneNumber: p.FromPhoneNumber, CallbackServiceID: string(canonicalID(CallbackID(p.CallbackServiceID))), UserData: filterUserData(p.UserData),
 		CreatedAt: now, ExpiresAt: now.Add(expiry)}
 	if g.AccessCodeEnabled {
 		if r.AccessCode, err = s.newAccessCode(ctx, g.AccessNumber, now); err != nil {
@@ -219,7 +220,7 @@ func (s *Service) MatchCallIn(ctx context.Context, m CallInMatch) (*CallInMatchR
 }
 
 // ListCallIns returns the tenant's call-in requests, newest first, optionally
-// matching search against the id or ANI (UI Call-In tab).
+// matching search against the id (in any case) or ANI (UI Call-In tab).
 func (s *Service) ListCallIns(ctx context.Context, tenant TenantID, search string, limit int) ([]*CallInRequest, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 250
@@ -227,7 +228,7 @@ func (s *Service) ListCallIns(ctx context.Context, tenant TenantID, search strin
 	now := s.clock.Now()
 	rows, err := s.st.pool.Query(ctx, `SELECT id::text, group_name, to_phone_number, from_phone_number, access_code,
 		callback_service_id, created_at, expires_at, state, matched_at, matched_ani FROM ges.callin_requests
-		WHERE tenant = $1 AND ($2 = '' OR id::text LIKE $3 OR from_phone_number LIKE $3)
+		WHERE tenant = $1 AND ($2 = '' OR id::text LIKE lower($3) OR from_phone_number LIKE $3)
 		ORDER BY created_at DESC LIMIT $4`, string(tenant), search, "%"+likeEscape(search)+"%", limit)
 	if err != nil {
 		return nil, fmt.Errorf("list call-in requests: %w", err)

@@ -29,6 +29,10 @@ var (
 	ErrUnavailable = errors.New("service unavailable")
 	// ErrTooLarge: the request body exceeds the configured limit.
 	ErrTooLarge = errors.New("request body too large")
+	// ErrNoSuchPath: no Engagement API endpoint has the request's path.
+	ErrNoSuchPath = errors.New("no such path")
+	// ErrMethodNotAllowed: the path names an endpoint, but not for the request's method.
+	ErrMethodNotAllowed = errors.New("method not allowed")
 )
 
 // Error is an API error: a sentinel kind, a message that names the field or
@@ -66,8 +70,10 @@ func StatusOf(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrNoSuchPath):
 		return http.StatusNotFound
+	case errors.Is(err, ErrMethodNotAllowed):
+		return http.StatusMethodNotAllowed
 	case errors.Is(err, ErrCompleted):
 		return http.StatusConflict
 	case errors.Is(err, ErrTooLarge):

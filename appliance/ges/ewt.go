@@ -33,59 +33,112 @@ const (
 	ewtNoAgents  = -2
 )
 
-// queueStats reads live statistics for a VQ from GWS plus GES's own count of
-// callbacks waiting there, cached for StatsTTL.
-func (s *Service) queueStats(ctx context.Context, tenant TenantID, vq string) queueStats {
-	k := statKey{tenant, vq}
-	if q, _, ok := s.stats.get(k); ok {
-		return q
-	}
-	var q queueStats
-	names := []string{StatReadyAgents, StatLoggedInAgents, StatWaitingCalls, StatAHT, StatExpectedWait}
-	reqs := make([]StatisticRequest, len(names))
-	for i, n := range names {
-		reqs[i] = StatisticRequest{ObjectID: vq, ObjectType: "Queue", Name: n}
-	}
-	vals, err := s.platform.Statistics(ctx, tenant, reqs)
-	if err != nil {
-		s.log.Warn("read queue statistics", "err", err, "vq", vq)
-		q.err = err
-	}
-	for _, v := range vals {
-		switch v.Name {
-		case StatReadyAgents:
-			q.ready = v.Value
-		case StatLoggedInAgents:
-			q.loggedIn = v.Value
-		case StatWaitingCalls:
-			q.waiting = v.Value
-		case StatAHT:
-			q.aht = v.Value
-		case StatExpectedWait:
-			q.ewt = v.Value
+// statObjectQueue is the statistics object type of a virtual queue, the only
+// one GES reads and proxies.
+const statObjectQueue = "Queue"
+
+// queueStatNames are the statistics EWT reads per virtual queue.
+var queueStatNames = []string{StatReadyAgents, StatLoggedInAgents, StatWaitingCalls, StatAHT, StatExpectedWait}
+
+// maxStatsPerCall caps the statistics of one call to GWS, which refuses more
+// than 200 in one request.
+const maxStatsPerCall = 200
+
+// queueStatsMany reads live statistics for VQs from GWS plus GES's own count
+// of callbacks waiting there, cached per VQ for StatsTTL. The VQs the cache
+// lacks cost one GWS call per maxStatsPerCall statistics and one PostgreSQL
+// query in all, not round trips per VQ.
+func (s *Service) queueStatsMany(ctx context.Context, tenant TenantID, vqs []string) map[string]queueStats {
+	out := make(map[string]queueStats, len(vqs))
+	var miss []string
+	for _, vq := range vqs {
+		if _, seen := out[vq]; seen {
+			continue
+		}
+		q, _, ok := s.stats.get(statKey{tenant, vq})
+		out[vq] = q
+		if !ok {
+			miss = append(miss, vq)
 		}
 	}
-	if own, err := s.st.waitingCount(ctx, tenant, vq); err == nil && float64(own) > q.waiting {
-		q.waiting = float64(own)
+	if len(miss) == 0 {
+		return out
 	}
-	if q.aht <= 0 {
-		q.aht = s.cfg.DefaultAHT
+	perCall := maxStatsPerCall / len(queueStatNames)
+	for i := 0; i < len(miss); i += perCall {
+		chunk := miss[i:min(i+perCall, len(miss))]
+		reqs := make([]StatisticRequest, 0, len(chunk)*len(queueStatNames))
+		for _, vq := range chunk {
+			for _, n := range queueStatNames {
+				reqs = append(reqs, StatisticRequest{ObjectID: vq, ObjectType: statObjectQueue, Name: n})
+			}
+		}
+		vals, err := s.platform.Statistics(ctx, tenant, reqs)
+		if err != nil {
+			s.log.Warn("read queue statistics", "err", err, "queues", len(chunk))
+			for _, vq := range chunk {
+				out[vq] = queueStats{err: err}
+			}
+			continue
+		}
+		for _, v := range vals {
+			q, ok := out[v.ObjectID]
+			if !ok {
+				continue
+			}
+			switch v.Name {
+			case StatReadyAgents:
+				q.ready = v.Value
+			case StatLoggedInAgents:
+				q.loggedIn = v.Value
+			case StatWaitingCalls:
+				q.waiting = v.Value
+			case StatAHT:
+				q.aht = v.Value
+			case StatExpectedWait:
+				q.ewt = v.Value
+			}
+			out[v.ObjectID] = q
+		}
 	}
-	s.stats.put(k, q, s.cfg.StatsTTL)
-	return q
+	own, err := s.st.waitingCounts(ctx, tenant, miss)
+	if err != nil {
+		s.log.Warn("count waiting callbacks", "err", err)
+	}
+	for _, vq := range miss {
+		q := out[vq]
+		if n := float64(own[vq]); n > q.waiting {
+			q.waiting = n
+		}
+		if q.aht <= 0 {
+			q.aht = s.cfg.DefaultAHT
+		}
+		out[vq] = q
+		s.stats.put(statKey{tenant, vq}, q, s.cfg.StatsTTL)
+	}
+	return out
 }
 
-// estimate computes the EWT of a VQ in mode 1, 2 or 3:
+// estimate computes the EWT of one VQ (see estimateFrom).
+func (s *Service) estimate(ctx context.Context, tenant TenantID, vq string, mode int) EWTResult {
+	r := estimateFrom(s.queueStatsMany(ctx, tenant, []string{vq})[vq], mode)
+	r.VirtualQueue = vq
+	return r
+}
+
+// estimateFrom computes an EWT from a VQ's statistics in mode 1, 2 or 3:
 //   - mode1 uses the backlog and handling time only, ignoring agent state;
 //   - mode2 (default) also needs logged-in agents (-2 when none) and lets ready
 //     agents take waiting callbacks at once;
 //   - mode3 takes the statistics server's ExpectedWaitTime.
 //
 // Without any handled interaction yet (no average handling time) the answer is
-// -1 with resultCode -1.
-func (s *Service) estimate(ctx context.Context, tenant TenantID, vq string, mode int) EWTResult {
-	q := s.queueStats(ctx, tenant, vq)
-	r := EWTResult{VirtualQueue: vq, EstimatedWaitTime: -1}
+// -1 with resultCode -1. A name no agent serves, configured or not, reads as a
+// queue without agents: VQs live in the platform's configuration, not GES's,
+// and the reference answers per queue with a resultCode (0, -1, -2) rather
+// than failing the whole request.
+func estimateFrom(q queueStats, mode int) EWTResult {
+	r := EWTResult{EstimatedWaitTime: -1}
 	if q.err != nil {
 		r.ResultCode, r.Message = ewtNoHistory, "statistics are unavailable"
 		return r

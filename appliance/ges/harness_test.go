@@ -90,11 +90,16 @@ type env struct {
 	ln       net.Listener
 	cfg      Config
 	services []ServiceConfig
+	// platform, when set, serves the service instead of plat.
+	platform Platform
 }
 
 type envOpt func(*env)
 
 func withConfig(c Config) envOpt { return func(e *env) { e.cfg = c } }
+
+// withPlatform serves the env's GES from p instead of its StaticPlatform.
+func withPlatform(p Platform) envOpt { return func(e *env) { e.platform = p } }
 
 // testLogger shows logs only when a test fails (go test prints t.Log output then).
 func testLogger(t testing.TB) *slog.Logger {
@@ -118,10 +123,6 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
-	t.Cleanup(func() {
-		goleak.VerifyNone(t, goleak.IgnoreCurrent(),
-			goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
-	})
 	e := &env{t: t, clk: &testClock{t: wednesday10NY}, plat: NewStaticPlatform(), reg: prometheus.NewRegistry(),
 		services: demoServices()}
 	for _, o := range opts {
@@ -132,6 +133,14 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 		{Name: "billing_help", AccessNumber: "+18005550198", ExpirySec: 300}})
 	e.plat.AddTenant(otherKey, otherTen, demoServices(), nil)
 	e.pool = testPool(t)
+	// Goroutines alive now (the package's shared PostgreSQL server, started
+	// by the first testPool) are not the env's; registered before the env's
+	// own cleanups, the check runs once they have stopped it.
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() {
+		goleak.VerifyNone(t, before,
+			goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
+	})
 	e.mr = miniredis.RunT(t)
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.mr.Addr()})
 	t.Cleanup(func() { e.rdb.Close() })
@@ -164,7 +173,11 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 // newService builds and starts a Service on the env's stores (a second node or a restart).
 func (e *env) newService() *Service {
 	e.t.Helper()
-	svc, err := New(e.cfg, e.pool, e.rdb, e.plat, e.clk, testLogger(e.t), e.reg, e.url)
+	var plat Platform = e.plat
+	if e.platform != nil {
+		plat = e.platform
+	}
+	svc, err := New(e.cfg, e.pool, e.rdb, plat, e.clk, testLogger(e.t), e.reg, e.url)
 	if err != nil {
 		e.t.Fatal(err)
 	}

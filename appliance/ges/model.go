@@ -1,9 +1,24 @@
 package ges
 
-import "time"
+import (
+	"time"
 
-// CallbackID identifies one callback (a UUID string).
+	"github.com/google/uuid"
+)
+
+// CallbackID identifies one callback (a UUID string, canonical lower-case form).
 type CallbackID string
+
+// canonicalID returns id in the canonical lower-case UUID form, so that an id
+// given in upper case (or in another form uuid.Parse reads) finds its
+// callback; an id that is not a UUID is returned as it is (no callback has it).
+func canonicalID(id CallbackID) CallbackID {
+	u, err := uuid.Parse(string(id))
+	if err != nil {
+		return id
+	}
+	return CallbackID(u.String())
+}
 
 // TenantID is a contact center id (CCID).
 type TenantID string

@@ -134,6 +134,72 @@ func TestStatisticsProxyCache(t *testing.T) {
 	}
 }
 
+// A statistic the statistics service refuses is the caller's mistake: 400
+// with the service's reason. Only an unreachable or failing service is 503.
+func TestStatisticsRefusedIsBadRequest(t *testing.T) {
+	srv, _ := fakePlatformServer(t)
+	e := newEnv(t, withPlatform(NewHTTPPlatform(srv.URL, "ges_client", "ges-secret", srv.Client())))
+	t.Cleanup(srv.Client().CloseIdleConnections)
+	stat := func(objectID, objectType, name string) resp {
+		return e.api("POST", pathStatistics, map[string]any{"data": map[string]any{"statistics": []any{
+			map[string]any{"objectId": objectID, "objectType": objectType, "name": name}}}})
+	}
+	if r := stat("VQ_Sales", "Queue", "Nope"); r.code != 400 || r.Status.Code != 400 ||
+		r.Status.Message != `unknown statistic "Nope" (known: CurrentReadyAgents)` {
+		t.Fatalf("unknown statistic = %d %q, want 400 with the statistics service's reason", r.code, r.Status.Message)
+	}
+	// objectType is checked here: statistics are kept per virtual queue.
+	for _, typ := range []string{"Agent", ""} {
+		if r := stat("VQ_Sales", typ, StatReadyAgents); r.code != 400 || !strings.Contains(r.Status.Message, "objectType") {
+			t.Errorf("objectType %q = %d %q, want 400 naming objectType", typ, r.code, r.Status.Message)
+		}
+	}
+	if r := stat("VQ_Sales", "queue", StatReadyAgents); r.code != 200 {
+		t.Errorf("objectType queue = %d %q, want 200", r.code, r.Status.Message)
+	}
+	if r := stat("VQ_Down", "Queue", StatReadyAgents); r.code != 503 {
+		t.Errorf("statistics service failing = %d %q, want 503", r.code, r.Status.Message)
+	}
+	// The embedded static platform refuses like GWS.
+	static := newEnv(t)
+	if r := static.api("POST", pathStatistics, `{"data":{"statistics":[{"objectId":"VQ_Sales","objectType":"Queue","name":"Nope"}]}}`); r.code != 400 ||
+		!strings.Contains(r.Status.Message, `unknown statistic "Nope"`) {
+		t.Errorf("static platform, unknown statistic = %d %q, want 400", r.code, r.Status.Message)
+	}
+}
+
+// estimated-wait-time takes at most maxEWTQueues queues, answered with a few
+// statistics calls rather than one per queue; include-calls-on-hold is a boolean.
+func TestEstimatedWaitTimeLimits(t *testing.T) {
+	e := newEnv(t)
+	names := make([]string, maxEWTQueues+1)
+	for i := range names {
+		names[i] = fmt.Sprintf("Q%d", i)
+	}
+	r := e.api("GET", "/engagement/v3/estimated-wait-time?virtual-queues="+strings.Join(names, ","), nil)
+	if r.code != 400 || !strings.Contains(r.Status.Message, "virtual-queues") || !strings.Contains(r.Status.Message, "at most 100") {
+		t.Fatalf("%d queues = %d %q, want 400 naming virtual-queues and the limit", len(names), r.code, r.Status.Message)
+	}
+	calls := e.plat.StatisticsCalls()
+	r = e.api("GET", "/engagement/v3/estimated-wait-time?virtual-queues="+strings.Join(names[:maxEWTQueues], ","), nil)
+	var out []EWTResult
+	json.Unmarshal(r.Data, &out)
+	if r.code != 200 || len(out) != maxEWTQueues || out[42].VirtualQueue != "Q42" || out[42].ResultCode != -2 {
+		t.Fatalf("%d queues = %d %q, %d results", maxEWTQueues, r.code, r.Status.Message, len(out))
+	}
+	if n := e.plat.StatisticsCalls() - calls; n > 3 {
+		t.Errorf("%d queues took %d statistics calls, want at most 3", maxEWTQueues, n)
+	}
+	for q, want := range map[string]int{"true": 200, "false": 200, "TRUE": 200, "": 200, "yes": 400, "1": 400, "maybe": 400} {
+		for _, p := range []string{"/engagement/v3/estimated-wait-time?virtual-queues=VQ_Sales&", "/engagement/v3/estimated-wait-time/virtual-queues/VQ_Sales?"} {
+			r := e.api("GET", p+"include-calls-on-hold="+q, nil)
+			if r.code != want || (want == 400 && !strings.Contains(r.Status.Message, "include-calls-on-hold")) {
+				t.Errorf("%sinclude-calls-on-hold=%s = %d %q, want %d", p, q, r.code, r.Status.Message, want)
+			}
+		}
+	}
+}
+
 func TestThrottling(t *testing.T) {
 	e := newEnv(t, withConfig(Config{MaxActivePerNumber: 2, TenantCreatesPerSec: 0.001, TenantCreateBurst: 4}))
 	for i := range 2 {
@@ -143,11 +209,29 @@ func TestThrottling(t *testing.T) {
 	if r.code != 429 || !strings.Contains(r.Status.Message, "+12025550104") {
 		t.Fatalf("third callback for a number = %d %q, want 429", r.code, r.Status.Message)
 	}
+	// Every 429 has the reference's shape: data.slots, empty with nothing to propose.
+	if slots, ok := slotsOf(r); !ok || len(slots) != 0 {
+		t.Fatalf("per-number 429 data = %s, want {\"slots\":{}}", r.Data)
+	}
 	e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550105"})
 	r = e.api("POST", "/engagement/v3/callbacks/create", map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550106"})
 	if r.code != 429 || !strings.Contains(r.Status.Message, "tenant") {
 		t.Fatalf("over the tenant rate = %d %q, want 429", r.code, r.Status.Message)
 	}
+	if slots, ok := slotsOf(r); !ok || len(slots) != 0 {
+		t.Fatalf("tenant-rate 429 data = %s, want {\"slots\":{}}", r.Data)
+	}
+}
+
+// slotsOf reads data.slots of a 429; ok is false when it is missing or not an object.
+func slotsOf(r resp) (map[string]string, bool) {
+	var d struct {
+		Slots *map[string]string `json:"slots"`
+	}
+	if json.Unmarshal(r.Data, &d) != nil || d.Slots == nil || *d.Slots == nil {
+		return nil, false
+	}
+	return *d.Slots, true
 }
 
 func TestORSEndpointAuth(t *testing.T) {
@@ -185,7 +269,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	svc.Mount(ech)
 	routes := map[string]bool{}
 	for _, r := range ech.Routes() {
-		if r.Path == pathOpenAPI {
+		if r.Path == pathOpenAPI || r.Method == echo.RouteNotFound { // not operations: the document, and unknown paths
 			continue
 		}
 		p := r.Path

@@ -17,7 +17,9 @@ type Platform interface {
 	Services(ctx context.Context, tenant TenantID) ([]ServiceConfig, error)
 	// CallInGroups returns the tenant's Click-to-Call-In groups.
 	CallInGroups(ctx context.Context, tenant TenantID) ([]CallInGroup, error)
-	// Statistics reads current statistic values from GWS.
+	// Statistics reads current statistic values from GWS. Statistics GWS
+	// refuses (unknown name or object type) give an *Error of kind ErrInvalid
+	// with GWS's reason; other errors mean GWS is unreachable or failing.
 	Statistics(ctx context.Context, tenant TenantID, reqs []StatisticRequest) ([]Statistic, error)
 }
 

@@ -120,7 +120,7 @@ func (p *HTTPPlatform) call(ctx context.Context, method, path string, body []byt
 			continue
 		}
 		if resp.StatusCode != http.StatusOK {
-			return resp.StatusCode, fmt.Errorf("%s %s: platform answered %d: %.200s", method, path, resp.StatusCode, raw)
+			return resp.StatusCode, &platformError{op: method + " " + path, status: resp.StatusCode, reason: reasonOf(raw)}
 		}
 		var env struct {
 			Data json.RawMessage `json:"data"`
@@ -135,6 +135,31 @@ func (p *HTTPPlatform) call(ctx context.Context, method, path string, body []byt
 		}
 		return resp.StatusCode, nil
 	}
+}
+
+// platformError is a platform answer other than 200, with the reason its
+// envelope gave.
+type platformError struct {
+	op     string
+	status int
+	reason string
+}
+
+func (e *platformError) Error() string {
+	return fmt.Sprintf("%s: platform answered %d: %.200s", e.op, e.status, e.reason)
+}
+
+// reasonOf reads status.message of a platform envelope, or the body itself.
+func reasonOf(raw []byte) string {
+	var env struct {
+		Status struct {
+			Message string `json:"message"`
+		} `json:"status"`
+	}
+	if json.Unmarshal(raw, &env) == nil && env.Status.Message != "" {
+		return env.Status.Message
+	}
+	return strings.TrimSpace(string(raw))
 }
 
 // TenantForAPIKey implements Platform (contract 3).
@@ -177,7 +202,8 @@ func (p *HTTPPlatform) CallInGroups(ctx context.Context, tenant TenantID) ([]Cal
 	return d.Groups, nil
 }
 
-// Statistics implements Platform (contract 6).
+// Statistics implements Platform (contract 6). A 400 from GWS becomes an
+// ErrInvalid *Error carrying GWS's reason; any other failure is an outage.
 func (p *HTTPPlatform) Statistics(ctx context.Context, tenant TenantID, reqs []StatisticRequest) ([]Statistic, error) {
 	body, err := json.Marshal(map[string]any{"data": map[string]any{"statistics": reqs}})
 	if err != nil {
@@ -186,7 +212,16 @@ func (p *HTTPPlatform) Statistics(ctx context.Context, tenant TenantID, reqs []S
 	var d struct {
 		Statistics []Statistic `json:"statistics"`
 	}
-	if _, err := p.call(ctx, http.MethodPost, "/statistics/v3/operations/get-statistic-ex?ccid="+url.QueryEscape(string(tenant)), body, &d); err != nil {
+	_, err = p.call(ctx, http.MethodPost, "/statistics/v3/operations/get-statistic-ex?ccid="+url.QueryEscape(string(tenant)), body, &d)
+	if pe := (*platformError)(nil); errors.As(err, &pe) && (pe.status == http.StatusBadRequest || pe.status == http.StatusUnprocessableEntity) {
+		// GWS refused the statistics asked for (unknown name or object type):
+		// the caller's mistake, in GWS's words.
+		if pe.reason == "" {
+			return nil, invalidf("the statistics service refused the request (%d)", pe.status)
+		}
+		return nil, invalidf("%.500s", pe.reason)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("statistics: %w", err)
 	}
 	return d.Statistics, nil

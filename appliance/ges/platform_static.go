@@ -2,6 +2,8 @@ package ges
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 )
 
@@ -79,13 +81,24 @@ func (p *StaticPlatform) CallInGroups(_ context.Context, tenant TenantID) ([]Cal
 	return append([]CallInGroup(nil), p.groups[tenant]...), nil
 }
 
-// Statistics implements Platform; unknown statistics read 0.
+// knownStatistics are the statistic names GWS serves per virtual queue.
+var knownStatistics = []string{StatAHT, StatBusyAgents, StatLoggedInAgents, StatReadyAgents, StatWaitingCalls, StatExpectedWait}
+
+// Statistics implements Platform. Like GWS it refuses an unknown statistic
+// name or an object type other than Queue (ErrInvalid with GWS's wording); a
+// statistic no one set reads 0.
 func (p *StaticPlatform) Statistics(_ context.Context, tenant TenantID, reqs []StatisticRequest) ([]Statistic, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls++
 	out := make([]Statistic, 0, len(reqs))
 	for _, r := range reqs {
+		if !strings.EqualFold(r.ObjectType, statObjectQueue) {
+			return nil, invalidf("objectType %q not supported (Queue only)", r.ObjectType)
+		}
+		if !slices.Contains(knownStatistics, r.Name) {
+			return nil, invalidf("unknown statistic %q (known: %s)", r.Name, strings.Join(knownStatistics, ", "))
+		}
 		out = append(out, Statistic{Name: r.Name, ObjectID: r.ObjectID, ObjectType: r.ObjectType,
 			Value: p.stats[tenant][[2]string{r.ObjectID, r.Name}]})
 	}

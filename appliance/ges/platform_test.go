@@ -65,6 +65,19 @@ func fakePlatformServer(t *testing.T) (*httptest.Server, *atomic.Int32) {
 		json.NewDecoder(r.Body).Decode(&body)
 		out := []Statistic{}
 		for _, s := range body.Data.Statistics {
+			// As the GWS emulator: a statistic it does not know is the caller's 400; a queue it
+			// cannot read is its own 503.
+			if s.Name == "Nope" {
+				w.WriteHeader(http.StatusBadRequest)
+				json.NewEncoder(w).Encode(map[string]any{"status": map[string]any{"code": 400,
+					"message": `unknown statistic "Nope" (known: CurrentReadyAgents)`}})
+				return
+			}
+			if s.ObjectID == "VQ_Down" {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				json.NewEncoder(w).Encode(map[string]any{"status": map[string]any{"code": 503, "message": "statistics unavailable"}})
+				return
+			}
 			out = append(out, Statistic{Name: s.Name, ObjectID: s.ObjectID, ObjectType: s.ObjectType, Timestamp: 1, Value: 2})
 		}
 		envelope(w, map[string]any{"statistics": out})
@@ -103,6 +116,14 @@ func TestHTTPPlatform(t *testing.T) {
 	stats, err := p.Statistics(ctx, demoTenant, []StatisticRequest{{ObjectID: "VQ_Sales", ObjectType: "Queue", Name: StatReadyAgents}})
 	if err != nil || len(stats) != 1 || stats[0].Value != 2 {
 		t.Fatalf("Statistics = %+v %v", stats, err)
+	}
+	_, err = p.Statistics(ctx, demoTenant, []StatisticRequest{{ObjectID: "VQ_Sales", ObjectType: "Queue", Name: "Nope"}})
+	if !errors.Is(err, ErrInvalid) || err.Error() != `unknown statistic "Nope" (known: CurrentReadyAgents)` {
+		t.Fatalf("statistic GWS refuses: err = %v, want ErrInvalid with GWS's reason", err)
+	}
+	_, err = p.Statistics(ctx, demoTenant, []StatisticRequest{{ObjectID: "VQ_Down", ObjectType: "Queue", Name: StatReadyAgents}})
+	if err == nil || errors.Is(err, ErrInvalid) {
+		t.Fatalf("GWS failing: err = %v, want an outage, not ErrInvalid", err)
 	}
 	bad := NewHTTPPlatform(srv.URL, "ges_client", "wrong", srv.Client())
 	if _, err := bad.Services(ctx, demoTenant); err == nil || !strings.Contains(err.Error(), "token") {

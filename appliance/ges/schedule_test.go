@@ -204,3 +204,67 @@ func TestFullSlotStaysFullAfterRedisLoss(t *testing.T) {
 		t.Fatalf("booking the full slot after Redis loss = %d %s, want 429", r.code, r.Status.Message)
 	}
 }
+
+// Availability offers no slot create would refuse: it stops at the booking
+// horizon (ScheduleHorizon, 14 days), and the last slot it offers books.
+func TestAvailabilityStopsAtBookingHorizon(t *testing.T) {
+	e := newEnv(t)
+	horizon := e.clk.Now().Add(14 * 24 * time.Hour)
+	for _, q := range []string{"CB_Support?start=" + e.clk.Now().Add(15*24*time.Hour).Format(time.RFC3339),
+		"CB_Support?start=2030-01-01T00:00:00Z&numberOfDays=3", "CB_Sales?start=2030-01-07T00:00:00Z"} {
+		if av := e.availability(q); len(av.Slots) != 0 {
+			t.Errorf("%s offers %d slots (first %s), want none past the horizon", q, len(av.Slots), av.Slots[0].UTCTime)
+		}
+	}
+	// A period across the horizon stops before it: CB_Support has 30-minute slots.
+	av := e.availability("CB_Support?start=" + horizon.Add(-2*time.Hour).Format(time.RFC3339) + "&numberOfDays=2")
+	if len(av.Slots) != 4 {
+		t.Fatalf("slots across the horizon = %d (%+v), want the 4 before it", len(av.Slots), av.Slots)
+	}
+	last := av.Slots[len(av.Slots)-1].UTCTime
+	if r := e.bookScheduled(1, mustTime(t, last), nil)[0]; r.code != 200 {
+		t.Fatalf("booking the last offered slot %s = %d %q", last, r.code, r.Status.Message)
+	}
+	if r := e.bookScheduled(1, horizon.Add(30*time.Minute), nil)[0]; r.code != 400 || !strings.Contains(r.Status.Message, "too far ahead") {
+		t.Fatalf("booking past the horizon = %d %q, want 400", r.code, r.Status.Message)
+	}
+}
+
+func mustTime(t *testing.T, v string) time.Time {
+	t.Helper()
+	ts, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+// A scheduled create the service cannot place says why: the desired slot is
+// closed, and no open slot follows it within the horizon (data.slots empty).
+func TestScheduledCreateWithoutSlotBeforeHorizon(t *testing.T) {
+	e := newEnv(t)
+	e.clk.Set(time.Date(2026, 3, 7, 15, 0, 0, 0, time.UTC))  // Saturday; the horizon is Saturday 2026-03-21 15:00 UTC
+	desired := time.Date(2026, 3, 21, 14, 0, 0, 0, time.UTC) // Saturday 10:00 in New York: CB_Sales opens again on Monday
+	for _, extra := range []map[string]any{{}, {"alwaysCheckCapacity": true}} {
+		body := map[string]any{"serviceName": "CB_Sales", "phoneNumber": "+12025550100", "desiredTime": desired.Format(time.RFC3339)}
+		for k, v := range extra {
+			body[k] = v
+		}
+		r := e.api("POST", "/engagement/v3/callbacks/create", body)
+		slots, ok := slotsOf(r)
+		if r.code != 429 || !ok || len(slots) != 0 {
+			t.Fatalf("%v: %d %s, want 429 with empty data.slots", extra, r.code, r.Data)
+		}
+		if msg := r.Status.Message; strings.Contains(msg, "no capacity") || !strings.Contains(msg, "business hours") ||
+			!strings.Contains(msg, "within the booking horizon") {
+			t.Errorf("%v: message %q, want the slot closed and nothing open within the horizon", extra, msg)
+		}
+	}
+	// A closed slot with open ones ahead is called closed, not full, and they are proposed.
+	r := e.api("POST", "/engagement/v3/callbacks/create", map[string]any{"serviceName": "CB_Sales", "phoneNumber": "+12025550100",
+		"desiredTime": "2026-03-07T18:00:00Z", "alwaysCheckCapacity": true})
+	if slots, _ := slotsOf(r); r.code != 429 || len(slots) != 5 || slots["2026-03-09T12:00:00.000Z"] != "10" ||
+		!strings.Contains(r.Status.Message, "business hours") || strings.Contains(r.Status.Message, "no capacity") {
+		t.Fatalf("closed slot with alwaysCheckCapacity = %d %q %v", r.code, r.Status.Message, slots)
+	}
+}

@@ -620,15 +620,28 @@ func (s *store) slotBookings(ctx context.Context, since time.Time) ([]slotBookin
 	return out, rows.Err()
 }
 
-// waitingCount counts callbacks waiting for an agent in a virtual queue.
-func (s *store) waitingCount(ctx context.Context, tenant TenantID, vq string) (int, error) {
-	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM ges.callbacks WHERE tenant = $1 AND virtual_queue = $2
-		AND state IN ('QUEUED', 'ROUTING')`, string(tenant), vq).Scan(&n)
+// waitingCounts counts callbacks waiting for an agent in each of vqs (one
+// query; a VQ without any is absent).
+func (s *store) waitingCounts(ctx context.Context, tenant TenantID, vqs []string) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT virtual_queue, count(*) FROM ges.callbacks WHERE tenant = $1
+		AND virtual_queue = ANY($2) AND state IN ('QUEUED', 'ROUTING') GROUP BY 1`, string(tenant), vqs)
 	if err != nil {
-		return 0, fmt.Errorf("count waiting callbacks: %w", err)
+		return nil, fmt.Errorf("count waiting callbacks: %w", err)
 	}
-	return n, nil
+	defer rows.Close()
+	out := make(map[string]int, len(vqs))
+	for rows.Next() {
+		var vq string
+		var n int
+		if err := rows.Scan(&vq, &n); err != nil {
+			return nil, fmt.Errorf("count waiting callbacks: %w", err)
+		}
+		out[vq] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count waiting callbacks: %w", err)
+	}
+	return out, nil
 }
 
 // liveSizes counts live callbacks per tenant and state (ges_monitor_size).
