@@ -130,3 +130,37 @@ func decodeCalls[T any](resp *http.Response, calls *T) error {
 	}
 	return json.Unmarshal(env.Data.Calls, calls)
 }
+
+// TestBrowserSoftphoneDialsOut: an agent signed in on the softphone (a GAuth
+// token, as the page signs in) types a customer's number and presses Call;
+// the simulated customer answers, each side hears the other, and Hang up
+// ends the call at Voice too.
+func TestBrowserSoftphoneDialsOut(t *testing.T) {
+	s := apptest.Start(t)
+	phone := browsertest.New(t)
+	const wait = 30 * time.Second
+	const number = "+12025550100"
+
+	browsertest.Run(t, phone, wait,
+		chromedp.Navigate(s.URL+"/softphone/"),
+		chromedp.WaitVisible(chromedp.ID("login-user")),
+		chromedp.SetValue(chromedp.ID("login-user"), "agent2"),
+		chromedp.SetValue(chromedp.ID("login-pass"), "agent123"),
+		chromedp.Click(chromedp.ID("btn-login")),
+		chromedp.WaitVisible(chromedp.ID("phone-panel")),
+	)
+	browsertest.WaitJS(t, phone, wait, "gateway sign-in", `document.getElementById('gw-state').dataset.state === 'signed-in'`)
+	browsertest.Run(t, phone, wait,
+		chromedp.SetValue(chromedp.ID("dial-number"), number),
+		chromedp.Click(chromedp.ID("btn-call")),
+	)
+	browsertest.WaitJS(t, phone, wait, "connected", `document.getElementById('call-state').dataset.state === 'connected'`)
+	browsertest.WaitJS(t, phone, wait, "the speaker meter to show the customer", `parseFloat(document.getElementById('speaker-level').dataset.dbfs) > -35`)
+	waitVoiceCall(t, s, number, wait, "the customer to hear the browser", func(c voiceCall) bool {
+		return c.From == "7002" && c.CustomerAnalysis != nil && c.CustomerAnalysis.DominantHz > 0
+	})
+	browsertest.Screenshot(t, phone, "softphone-dialled")
+	browsertest.Run(t, phone, wait, chromedp.Click(chromedp.ID("btn-hangup")))
+	browsertest.WaitJS(t, phone, wait, "ended", `document.getElementById('call-state').dataset.state === 'ended'`)
+	waitVoiceCall(t, s, number, wait, "the call to end at Voice", func(c voiceCall) bool { return c.State == "ended" })
+}

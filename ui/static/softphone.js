@@ -13,6 +13,7 @@
     pollMs: 30000,     // polling_timeout
     iceMs: 3000,       // upper bound on ICE gathering before sending anyway
     retryMs: 3000,
+    noAnswerMs: 65000, // an outgoing call rings at most the gateway's noanswer_timeout (60 s)
   };
   const S = {
     token: null, user: null, ssid: null, gen: 0, iceServers: [],
@@ -322,6 +323,7 @@
     const st = S.call ? S.call.state : 'idle';
     const live = st === 'connected' || st === 'held' || st === 'connecting';
     $('btn-answer').disabled = st !== 'ringing';
+    $('btn-call').disabled = !(st === 'idle' || st === 'ended');
     $('btn-hangup').disabled = !(st === 'ringing' || live);
     $('btn-hold').disabled = !(st === 'connected' || st === 'held');
     $('btn-mute').disabled = !live;
@@ -462,8 +464,38 @@
     }
   }
 
-  // offer sends our OFFER and resolves when the ANSWER is applied.
-  async function offer(direction) {
+  // dial calls a number from the browser (1pcc, the gateway's
+  // enable1pccCalls): our OFFER goes to the number, and the gateway answers
+  // once the far end does (or sends ERROR and BYE when it fails).
+  async function dial(ev) {
+    if (ev) ev.preventDefault();
+    const number = $('dial-number').value.trim().replace(/[\s().-]/g, '');
+    if (!number || (S.call && S.call.state !== 'ended')) return;
+    if (!S.ssid) { showError('Not signed in to the WebRTC gateway yet.'); return; }
+    showError('');
+    audioContext();
+    let stream;
+    try { stream = await getMic(); } catch (e) { showError(e.message); return; }
+    newCall(number, null);
+    const c = S.call;
+    c.stream = stream;
+    c.state = 'connecting';
+    setText('call-state', 'Calling', 'dialing');
+    $('caller').textContent = 'Calling ' + number;
+    meter('mic', stream);
+    c.pc = newPeerConnection(c);
+    stream.getAudioTracks().forEach((t) => c.pc.addTrack(t, stream));
+    buttons();
+    try {
+      await offer('sendrecv', cfg.noAnswerMs);
+    } catch (e) {
+      if (S.call === c && c.state !== 'ended') { showError('The call failed: ' + e.message); await hangup(); }
+    }
+  }
+
+  // offer sends our OFFER and resolves when the ANSWER is applied (within
+  // waitMs, 15 s by default).
+  async function offer(direction, waitMs) {
     const c = S.call;
     // Hold is a re-offer with a=inactive (Grtc holdCall); resume goes back to sendrecv.
     c.pc.getTransceivers().forEach((tr) => { if (!tr.stopped && tr.currentDirection !== 'stopped') tr.direction = direction; });
@@ -474,7 +506,7 @@
     await sendRSMP({ messageType: 'OFFER', sdp: c.pc.localDescription.sdp, Candidates: cands,
       offererSessionId: c.localId, answererSessionId: c.remoteId, seq: c.seq,
       tiebreaker: Math.floor(Math.random() * 0x7fffffff) });
-    await Promise.race([answered, sleep(15000).then(() => { throw new Error('the gateway did not answer our offer'); })]);
+    await Promise.race([answered, sleep(waitMs || 15000).then(() => { throw new Error('the gateway did not answer our offer'); })]);
   }
   const reoffer = (direction) => offer(direction);
 
@@ -607,6 +639,7 @@
     $('btn-notready').addEventListener('click', () => setAgentState('NotReady'));
     $('btn-answer').addEventListener('click', () => answer().catch((e) => showError('Answer failed: ' + e.message)));
     $('btn-hangup').addEventListener('click', () => hangup());
+    $('dial-form').addEventListener('submit', (e) => { dial(e).catch((err) => showError('Call failed: ' + err.message)); });
     $('btn-hold').addEventListener('click', () => hold(!(S.call && S.call.held)));
     $('btn-mute').addEventListener('click', mute);
     $('btn-signout').addEventListener('click', signOut);
