@@ -2,6 +2,8 @@ package ges
 
 import (
 	"math/rand/v2"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/nyaruka/phonenumbers"
@@ -46,5 +48,21 @@ func TestPossibleE164MatchesParse(t *testing.T) {
 func BenchmarkPossibleE164(b *testing.B) {
 	for b.Loop() {
 		possibleE164("+12025550143")
+	}
+}
+
+// TestPremiumRateNumbersBlocked: a callback to a US premium-rate number
+// (+1 900) is refused with 400 naming the field, as the real product blocks
+// them by default; the neighbouring toll-free and ordinary numbers book.
+func TestPremiumRateNumbersBlocked(t *testing.T) {
+	e := newEnv(t)
+	r := e.api(http.MethodPost, "/engagement/v3/callbacks/create", map[string]any{"serviceName": "CB_Support", "phoneNumber": "+19005550123"})
+	if r.code != 400 || !strings.Contains(r.Status.Message, "phoneNumber") || !strings.Contains(r.Status.Message, "premium") {
+		t.Fatalf("premium-rate create: %d %+v", r.code, r.Status)
+	}
+	for _, n := range []string{"+18005550123", "+12025550123"} {
+		if r := e.api(http.MethodPost, "/engagement/v3/callbacks/create", map[string]any{"serviceName": "CB_Support", "phoneNumber": n}); r.code != 200 {
+			t.Fatalf("create for %s: %d %+v", n, r.code, r.Status)
+		}
 	}
 }
