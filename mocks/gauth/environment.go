@@ -2,6 +2,7 @@ package gauth
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -110,7 +111,9 @@ func (s *Server) envGetCC(c echo.Context) error {
 }
 
 // envCreateCC creates a tenant from {id?, name | domains[0], sipDomain?,
-// environmentId?}; id defaults to a new UUID, sipDomain to <name>.cxlab.local.
+// environmentId?}; id defaults to a new UUID, sipDomain to <name>.cxlab.local,
+// environmentId to the built-in cxlab-env. A given environmentId must name a
+// stored environment (400 otherwise: the body is at fault, not the URL).
 func (s *Server) envCreateCC(c echo.Context) error {
 	var b contactCenterBody
 	if done, err := decodeJSON(c, &b); !done {
@@ -128,10 +131,14 @@ func (s *Server) envCreateCC(c echo.Context) error {
 	if b.SIPDomain == "" {
 		b.SIPDomain = b.Name + ".cxlab.local"
 	}
-	if b.EnvironmentID == "" {
-		b.EnvironmentID = "cxlab-env"
-	}
 	ctx := c.Request().Context()
+	if b.EnvironmentID == "" {
+		b.EnvironmentID = defaultEnvironmentID
+	} else if _, err := s.environment(ctx, b.EnvironmentID); errors.Is(err, errNotFound) {
+		return envelope(c, http.StatusBadRequest, fmt.Sprintf("environmentId %q: no such environment (POST /environment/v3/environments first)", b.EnvironmentID), nil)
+	} else if err != nil {
+		return s.storeError(c, "create contact center", err)
+	}
 	if _, err := s.tenants.ContactCenter(ctx, b.ID); err == nil {
 		return envelope(c, http.StatusConflict, "contact center "+string(b.ID)+" already exists", nil)
 	}

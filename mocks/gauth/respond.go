@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 
 	"github.com/labstack/echo/v4"
 
@@ -35,15 +36,20 @@ func envelope(c echo.Context, httpStatus int, message string, data any) error {
 // ok writes a success envelope.
 func ok(c echo.Context, data any) error { return envelope(c, http.StatusOK, "OK", data) }
 
-// storeError maps tenant store errors to envelope responses in one place.
+// storeError maps tenant store and Environment Service store errors to
+// envelope responses in one place.
 func (s *Server) storeError(c echo.Context, op string, err error) error {
 	switch {
-	case errors.Is(err, tenant.ErrNotFound):
+	case errors.Is(err, tenant.ErrNotFound), errors.Is(err, errNotFound):
 		return envelope(c, http.StatusNotFound, op+": not found", nil)
 	case errors.Is(err, tenant.ErrConflict):
 		return envelope(c, http.StatusConflict, op+": already exists or owned by another tenant", nil)
+	case errors.Is(err, errConflict):
+		return envelope(c, http.StatusConflict, op+": already exists", nil)
 	case errors.Is(err, tenant.ErrInvalid):
 		return envelope(c, http.StatusBadRequest, fmt.Sprintf("%s: %v", op, err), nil)
+	case errors.Is(err, errInvalid):
+		return envelope(c, http.StatusBadRequest, op+": a value cannot be stored (NUL character or bad escape)", nil)
 	}
 	s.log.Error(op, "err", err)
 	return envelope(c, http.StatusInternalServerError, op+": internal error", nil)
@@ -70,9 +76,36 @@ func decodeJSON(c echo.Context, v any) (bool, error) {
 		raw = wrapped.Data
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			// Names the field by its JSON path, not the Go struct.
+			return false, envelope(c, http.StatusBadRequest, fmt.Sprintf("%s must be %s, not %s", te.Field, jsonKind(te.Type), te.Value), nil)
+		}
 		return false, envelope(c, http.StatusBadRequest, "malformed JSON body: "+err.Error(), nil)
 	}
 	return true, nil
+}
+
+// jsonKind names the JSON type a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	default:
+		return "an object"
+	}
 }
 
 // oauthError is an RFC 6749 §5.2 error.

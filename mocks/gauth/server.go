@@ -2,14 +2,16 @@
 // authorization server under /auth/v3 (login page, authorization-code with
 // PKCE, implicit, password, client credentials, refresh-token rotation,
 // jwt-bearer and token-exchange grants, userinfo, sign-out) and the Environment
-// Service under /environment/v3 (contact centers, Engagement API keys).
+// Service under /environment/v3 (environments, contact centers and their
+// settings, Engagement API keys).
 //
 // Unlike real GAuth, whose access tokens are opaque, access tokens here are
 // RS256 JWTs, and the server publishes OIDC discovery and a JWKS (an addition
 // to the real product) so resource servers such as the GWS emulator and
 // github.com/coreos/go-oidc verify them locally. State (signing key, issued
-// tokens, revocations, codes, login sessions) lives in PostgreSQL schema
-// "gauth"; the tenant model comes from mocks/tenant.
+// tokens, revocations, codes, login sessions, environments, contact center
+// settings) lives in PostgreSQL schema "gauth"; the tenant model comes from
+// mocks/tenant.
 package gauth
 
 import (
@@ -324,9 +326,17 @@ func (s *Server) Mount(e *echo.Echo) {
 	e.PUT("/auth/v3/ops/clients/:id", s.opsUpdateClient, inj, lim, s.opsAuth)
 	e.DELETE("/auth/v3/ops/clients/:id", s.opsDeleteClient, inj, lim, s.opsAuth)
 
+	e.GET("/environment/v3/environments", s.envListEnvironments, inj, lim, s.opsAuth)
+	e.POST("/environment/v3/environments", s.envCreateEnvironment, inj, lim, s.opsAuth)
+	e.GET("/environment/v3/environments/:id", s.envGetEnvironment, inj, lim, s.opsAuth)
+	e.DELETE("/environment/v3/environments/:id", s.envDeleteEnvironment, inj, lim, s.opsAuth)
 	e.GET("/environment/v3/contact-centers", s.envListCC, inj, lim)
 	e.POST("/environment/v3/contact-centers", s.envCreateCC, inj, lim, s.opsAuth)
 	e.GET("/environment/v3/contact-centers/:ccid", s.envGetCC, inj, lim)
+	e.GET("/environment/v3/contact-centers/:ccid/settings", s.envListSettings, inj, lim)
+	e.POST("/environment/v3/contact-centers/:ccid/settings", s.envPutSetting, inj, lim)
+	e.GET("/environment/v3/contact-centers/:ccid/settings/:name", s.envGetSetting, inj, lim)
+	e.DELETE("/environment/v3/contact-centers/:ccid/settings/:name", s.envDeleteSetting, inj, lim)
 	e.GET("/environment/v3/contact-centers/:ccid/api-keys", s.envListKeys, inj, lim)
 	e.POST("/environment/v3/contact-centers/:ccid/api-keys", s.envCreateKey, inj, lim)
 	e.DELETE("/environment/v3/contact-centers/:ccid/api-keys/:key", s.envDeleteKey, inj, lim)
