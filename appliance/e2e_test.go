@@ -306,3 +306,40 @@ func callReports(out string) []callReport {
 	}
 	return rs
 }
+
+// TestMovingTheClockKeepsAgentsSignedIn is the README's demo step: with an
+// agent Ready on the WebRTC gateway, the lab clock is moved forward to make a
+// scheduled callback come due, and the agent takes it. Registrations expire
+// on the wall clock, as their refreshes come; they used to expire on the lab
+// clock, so the move signed every agent out and the callback waited QUEUED.
+func TestMovingTheClockKeepsAgentsSignedIn(t *testing.T) {
+	s := apptest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	tok := agentToken(t, s, "agent1", "agent123")
+	a := agent.New(agent.Config{URL: s.URL, Token: func(context.Context) (string, error) { return tok, nil }, AutoAnswer: true, PlayHz: 1000})
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(runCtx) }()
+	defer func() { stopRun(); <-runDone }()
+	if err := a.SetState(ctx, "Ready"); err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+	var created struct {
+		ID string `json:"id"`
+	}
+	at := s.Clock().Now().Add(10 * time.Minute).UTC().Format("2006-01-02T15:04:05.000Z")
+	if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{
+		"serviceName": "CB_Support", "phoneNumber": "+12025550100", "desiredTime": at,
+	}, &created); code != 200 || created.ID == "" {
+		t.Fatalf("create: %d %+v", code, created)
+	}
+	s.Clock().Advance(10*time.Minute + time.Second)
+	eventually(t, 30*time.Second, "the scheduled callback to reach the agent (PROCESSING)", func() bool {
+		return retrieve(t, s, created.ID).State == "PROCESSING"
+	})
+	eventually(t, 15*time.Second, "the agent to hear the customer", func() bool { return a.Heard().AudioMS > 500 })
+}

@@ -29,8 +29,8 @@ type binding struct {
 	source      string // host:port the REGISTER came from; requests go there (NAT-style)
 	transport   string
 	allowEvents map[string]bool
-	userName    string // token owner, when registered with a Bearer token
-	expires     time.Time
+	userName    string    // token owner, when registered with a Bearer token
+	expires     time.Time // wall clock: refreshes come in real time
 	timer       *time.Timer
 	gen         uint64
 }
@@ -149,7 +149,7 @@ func (s *Server) register(req *sip.Request) *sip.Response {
 	}
 	b := &binding{
 		key: key, domain: domain, contact: contact, source: req.Source(), transport: req.Transport(),
-		allowEvents: parseAllowEvents(req), userName: tokenUser, expires: s.clk.Now().Add(expires),
+		allowEvents: parseAllowEvents(req), userName: tokenUser, expires: time.Now().Add(expires),
 	}
 	if b.userName == "" {
 		b.userName = owner
@@ -177,7 +177,7 @@ func (s *Server) registerOK(req *sip.Request, key bindKey) *sip.Response {
 	var remaining int
 	var contact sip.Uri
 	if b != nil {
-		remaining = max(1, int(b.expires.Sub(s.clk.Now()).Round(time.Second)/time.Second))
+		remaining = max(1, int(time.Until(b.expires).Round(time.Second)/time.Second))
 		contact = b.contact
 	}
 	s.mu.Unlock()
@@ -307,22 +307,6 @@ func (s *Server) unbind(key bindKey, gen uint64) {
 	s.met.registrations.Dec()
 	if key.tenant != "" {
 		s.agentUnregisteredLocked(key)
-	}
-}
-
-// expireBindings drops bindings whose expiry the (lab) clock has passed.
-func (s *Server) expireBindings() {
-	now := s.clk.Now()
-	s.mu.Lock()
-	var gone []*binding
-	for _, b := range s.bindings {
-		if !now.Before(b.expires) {
-			gone = append(gone, b)
-		}
-	}
-	s.mu.Unlock()
-	for _, b := range gone {
-		s.unbind(b.key, b.gen)
 	}
 }
 

@@ -27,7 +27,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Registerer receives the metrics; nil uses a private registry.
 	Registerer prometheus.Registerer
-	// Clock tells time (registration expiry, report timestamps); nil is the wall clock.
+	// Clock tells time (report timestamps, wrap-up, queue waits); nil is the wall clock.
+	// Registrations expire on the wall clock, as their refreshes come: moving
+	// the lab clock must not sign every agent out.
 	Clock clock.Clock
 	// Directory is the tenant model. Required.
 	Directory Directory
@@ -224,7 +226,6 @@ func (s *Server) Start(ctx context.Context) error {
 			s.consume(s.ctx)
 		}()
 	}
-	s.watchClock()
 	close(s.ready)
 	s.log.Info("voice started", "sip", s.sipAddr.String())
 	return nil
@@ -407,18 +408,6 @@ func (s *Server) snapshot(ctx context.Context) (*dirSnapshot, error) {
 	s.snap, s.snapAt = snap, now
 	s.mu.Unlock()
 	return snap, nil
-}
-
-// watchClock re-checks expiries when a lab clock jumps forward.
-func (s *Server) watchClock() {
-	type advancer interface{ OnAdvance(func(time.Time)) }
-	if a, ok := s.clk.(advancer); ok {
-		a.OnAdvance(func(time.Time) {
-			if s.ctx.Err() == nil {
-				s.expireBindings()
-			}
-		})
-	}
 }
 
 // dialogUA picks the dialog user agent matching a transport.
