@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -258,5 +259,35 @@ func TestSystemErrorFollowsDependencies(t *testing.T) {
 	eventually(t, 5*time.Second, "auth and cfg up again (0)", state(0))
 	if got := l.metric(t, "wrtc_system_error", "type", "env"); got != 0 {
 		t.Fatalf("env = %v", got)
+	}
+}
+
+// TestRefusedRefreshSignsOut: when Voice refuses a registration refresh (the
+// agent's token was revoked, or expired), the session ends: the client's
+// next /wait answers 404 and it signs out, instead of seeming signed in with
+// its DN no longer registered.
+func TestRefusedRefreshSignsOut(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l := startLab(t, func(c *gateway.Config) { c.RegisterExpiry, c.ClientTimeout = 400*time.Millisecond, 2*time.Second }, nil)
+	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken), BindIP: "127.0.0.1"})
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	l.voice.waitReg(t)
+	l.voice.refuse.Store(true)
+	select {
+	case err := <-done:
+		var se *agent.StatusError
+		if !errors.As(err, &se) || se.Status != http.StatusNotFound {
+			t.Fatalf("agent ended with %v, want the gateway's 404", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("session still signed in after Voice refused its refresh")
+	}
+	if got := l.metric(t, signInMetric); got != 0 {
+		t.Fatalf("sign-ins = %v", got)
 	}
 }

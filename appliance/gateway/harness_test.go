@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,6 +99,8 @@ type voice struct {
 	bindings map[string]sip.Uri
 	ep       *rtpPeer
 	ln       net.Listener
+
+	refuse atomic.Bool // answer every REGISTER 401, as Voice does for a token GAuth no longer accepts
 }
 
 func newVoice(t testing.TB) *voice {
@@ -196,7 +199,7 @@ func (v *voice) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		authz = h.Value()
 	}
 	bearer := strings.TrimPrefix(authz, "Bearer ")
-	if strings.HasPrefix(authz, "Bearer ") && bearer != goodToken {
+	if (strings.HasPrefix(authz, "Bearer ") && bearer != goodToken) || v.refuse.Load() {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 401, "Unauthorized", nil))
 		return
 	}

@@ -270,7 +270,15 @@ func (s *Server) janitor() {
 		}
 		for _, ss := range refresh {
 			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-			if err := s.sip.register(ctx, ss, s.cfg.RegisterExpiry); err != nil {
+			switch err := s.sip.register(ctx, ss, s.cfg.RegisterExpiry); {
+			case errors.Is(err, ErrUnauthorized):
+				// The token was revoked or expired: the DN is no longer
+				// registered, so the session ends and the client's next
+				// /wait says so, rather than seeming signed in and taking
+				// no calls.
+				s.log.Info("registration refresh refused; signing out", "dn", ss.dn, "user", ss.user, "err", err)
+				s.signOut(ctx, ss, "registration refused")
+			case err != nil:
 				s.log.Warn("register refresh failed", "dn", ss.dn, "err", err)
 			}
 			cancel()
