@@ -119,6 +119,28 @@ func TestCallbackRetriesOnBusyThenFails(t *testing.T) {
 	}
 }
 
+// TestCallbackWaitsQueuedBetweenAttempts: while a retry waits out the
+// service's retry delay, the callback is reported QUEUED with the attempt
+// made, and the agent is free; it used to stay ROUTING for the whole delay.
+func TestCallbackWaitsQueuedBetweenAttempts(t *testing.T) {
+	l := newLab(t, nil)
+	a1 := newTestUA(t, l, "7001", 1000)
+	if a1.registerBearer("tok-agent1", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	l.ready(t, "agent1")
+	const id = "22222222-2222-2222-2222-222222222223"
+	l.xadd(startEntry(id, simBusy, 2, 3))
+	l.waitStates(t, id, stQueued, stRouting, stQueued)
+	if r := l.ges.last(id); r.DialAttempts != 1 || r.AgentDN != "" {
+		t.Fatalf("report during the retry delay: %+v", r)
+	}
+	if st := l.agentState("7001"); st != Ready {
+		t.Fatalf("agent %s during the retry delay, want Ready", st)
+	}
+	l.waitStates(t, id, stQueued, stRouting, stQueued, stQueued, stRouting, stCompleted+":"+reasonFailCallToCustomer)
+}
+
 func TestCallbackCancelWhileQueued(t *testing.T) {
 	l := newLab(t, nil)
 	a1 := newTestUA(t, l, "7001", 1000)

@@ -109,8 +109,9 @@
 // reserved (ROUTING) -> the customer is dialled -> the agent's DN is called
 // with the customer's SDP -> the agent answers (PROCESSING) -> either side
 // hangs up -> COMPLETED AGENT_CONNECTED. A busy, failing or unanswered
-// customer releases the agent (Ready) and is retried after retryDelaySec up
-// to maxDialAttempts, then COMPLETED FAIL_CALL_TO_CUSTOMER. An agent that
+// customer releases the agent (Ready), waits QUEUED (EWT = the delay) and is
+// retried after retryDelaySec up to maxDialAttempts, then COMPLETED
+// FAIL_CALL_TO_CUSTOMER. An agent that
 // does not answer goes NotReady; the callback returns to the head of the
 // queue with the customer kept on the line (not re-dialled); a customer who
 // hangs up meanwhile ends it as COMPLETED CUSTOMER_ABANDONED. A cancel entry

@@ -711,12 +711,20 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 					_ = s.report(ss, StateReport{State: stCompleted, Reason: reasonFailCallToCustomer})
 					return finish(reasonFailCallToCustomer)
 				}
-				if !s.sleep(ss.ctx, e.retryDelay) {
-					return finish("cancelled")
-				}
 				ss.mu.Lock()
 				ss.agentDN = ""
 				ss.mu.Unlock()
+				if e.retryDelay > 0 {
+					// No agent is reserved while the retry waits: QUEUED, as
+					// the callback waits to be routed again, not ROUTING.
+					ss.set(stQueued)
+					if err := s.report(ss, StateReport{State: stQueued, EstimatedWaitTime: int(math.Ceil(e.retryDelay.Seconds()))}); err != nil {
+						return finish(stateOver(err))
+					}
+				}
+				if !s.sleep(ss.ctx, e.retryDelay) {
+					return finish("cancelled")
+				}
 				front = false
 				continue
 			}
