@@ -33,6 +33,16 @@ func TestPurgeAfter14Days(t *testing.T) {
 	})
 	// The purge drops the queue state right after it deletes the rows.
 	waitFor(t, "queue state of the purged callback dropped", func() bool { return e.mr.HGet(liveHash, string(old)) == "" })
+	// ORS, which still had it in its queue, is told to drop it, as for a cancel.
+	cancelled := false
+	for _, m := range e.streamEntries() {
+		if cb, _ := m.Values["callback"].(string); strings.Contains(cb, `"cancel"`) && strings.Contains(cb, string(old)) {
+			cancelled = true
+		}
+	}
+	if !cancelled {
+		t.Fatalf("no cancel entry on the stream for the callback still QUEUED at the end of retention")
+	}
 	// The scheduled one came due while the clock moved.
 	waitFor(t, "later callback QUEUED", func() bool { return e.retrieve(later)["callbackState"] == "QUEUED" })
 }

@@ -324,7 +324,24 @@ func (s *Service) handOverUnsent(ctx context.Context, cutoff, now time.Time) err
 
 // purgeOnce runs one purge and gauge refresh.
 func (s *Service) purgeOnce(ctx context.Context) {
-	n, gone, err := s.st.purge(ctx, s.clock.Now().Add(-s.cfg.Retention))
+	cutoff := s.clock.Now().Add(-s.cfg.Retention)
+	// A callback still waiting when its record expires is ended first, as a
+	// cancel is (COMPLETED FAIL_TIMEOUT_TTL, a cancel entry to ORS, its slot
+	// freed): deleted as it was, ORS kept it in its queue for ever, counted
+	// in positions and waiting calls.
+	tenants, ids, err := s.st.unfinishedBefore(ctx, cutoff)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("purge: list unfinished callbacks", "err", err)
+	}
+	for i, id := range ids {
+		if err := s.Cancel(ctx, tenants[i], id, ReasonFailTimeoutTTL); err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCompleted) && !errors.Is(err, ErrInvalid) {
+			s.log.Warn("purge: end unfinished callback", "err", err, "id", id)
+		}
+	}
+	if len(ids) > 0 {
+		s.log.Info("ended callbacks unfinished at the end of retention", "count", len(ids), "reason", ReasonFailTimeoutTTL)
+	}
+	n, gone, err := s.st.purge(ctx, cutoff)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("purge callbacks", "err", err)

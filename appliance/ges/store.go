@@ -592,6 +592,24 @@ func (s *store) queuedBefore(ctx context.Context, cutoff time.Time) ([]string, e
 	return ids, nil
 }
 
+// unfinishedBefore lists the callbacks with a desired time before cutoff that
+// have not reached PROCESSING or COMPLETED (the purge ends them first).
+func (s *store) unfinishedBefore(ctx context.Context, cutoff time.Time) (tenants []TenantID, ids []CallbackID, err error) {
+	rows, err := s.pool.Query(ctx, `SELECT tenant, id::text FROM ges.callbacks
+		WHERE desired_time < $1 AND state IN ('SCHEDULED', 'QUEUED', 'ROUTING')`, cutoff)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list unfinished callbacks: %w", err)
+	}
+	var tenant, id string
+	if _, err := pgx.ForEachRow(rows, []any{&tenant, &id}, func() error {
+		tenants, ids = append(tenants, TenantID(tenant)), append(ids, CallbackID(id))
+		return nil
+	}); err != nil {
+		return nil, nil, fmt.Errorf("list unfinished callbacks: %w", err)
+	}
+	return tenants, ids, nil
+}
+
 // slotBooking is how many live bookings one slot holds.
 type slotBooking struct {
 	tenant  TenantID
