@@ -59,6 +59,10 @@ type waiter struct {
 	// Server.reserved).
 	parked *session
 	handed bool // an agent was reserved for it
+	// owner is the callback session waiting here (parked or re-queued), and
+	// reportedPos the position it last reported (see refreshPositions).
+	owner       *session
+	reportedPos int
 }
 
 func (s *Server) queueLocked(k queueKey) *queue {

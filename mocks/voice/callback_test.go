@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,6 +140,28 @@ func TestCallbackWaitsQueuedBetweenAttempts(t *testing.T) {
 		t.Fatalf("agent %s during the retry delay, want Ready", st)
 	}
 	l.waitStates(t, id, stQueued, stRouting, stQueued, stQueued, stRouting, stCompleted+":"+reasonFailCallToCustomer)
+}
+
+// TestQueuedPositionsFollowTheQueue: waiting callbacks are reported again
+// when their place in the queue changes (here the first is cancelled), so
+// positionInQueue follows the queue; it stayed what it was at queueing.
+func TestQueuedPositionsFollowTheQueue(t *testing.T) {
+	l := newLab(t, func(c *Config) { c.PositionReportInterval = 50 * time.Millisecond })
+	ids := []string{"44444444-4444-4444-4444-444444444441", "44444444-4444-4444-4444-444444444442", "44444444-4444-4444-4444-444444444443"}
+	for i, id := range ids {
+		l.xadd(startEntry(id, simTone, 1, 0))
+		eventually(t, 5*time.Second, "queued at position "+strconv.Itoa(i+1), func() bool {
+			r := l.ges.last(id)
+			return r.State == stQueued && r.PositionInQueue == i+1
+		})
+	}
+	l.xadd(cancelEntry(ids[0]))
+	eventually(t, 5*time.Second, "the two left moved up to positions 1 and 2", func() bool {
+		return l.ges.last(ids[1]).PositionInQueue == 1 && l.ges.last(ids[2]).PositionInQueue == 2
+	})
+	if got := l.ges.states(ids[1]); len(got) != 2 || got[0] != stQueued || got[1] != stQueued {
+		t.Fatalf("reports of the second = %v, want QUEUED twice (queued, moved up)", got)
+	}
 }
 
 func TestCallbackCancelWhileQueued(t *testing.T) {

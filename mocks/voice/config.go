@@ -51,6 +51,9 @@ type Config struct {
 	// MaxQueueWait bounds how long an inbound caller waits in a virtual queue
 	// before 480 Temporarily Unavailable. Default: 10m.
 	MaxQueueWait time.Duration
+	// PositionReportInterval is how often waiting callbacks whose place in
+	// their queue changed are reported again (position and EWT). Default: 5s.
+	PositionReportInterval time.Duration
 
 	// CallInDigitTimeout bounds how long the Click-to-Call-In IVR waits for an
 	// access code (ended by '#' or the 8th digit). Default: 10s.
@@ -115,6 +118,7 @@ func (c Config) Defaults() Config {
 	setDur(&c.MaxRegisterExpiry, time.Hour)
 	setDur(&c.DefaultRegisterExpiry, time.Hour)
 	setDur(&c.MaxQueueWait, 10*time.Minute)
+	setDur(&c.PositionReportInterval, 5*time.Second)
 	setDur(&c.CallInDigitTimeout, 10*time.Second)
 	setDur(&c.CallInPromptLength, 2*time.Second)
 	setDur(&c.TokenCacheTTL, 5*time.Second)

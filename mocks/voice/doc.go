@@ -105,7 +105,8 @@
 // So does one GES has PROCESSING (its call was up on a consumer that died,
 // and GES completes it as AGENT_CONNECTED): the customer is not called twice.
 //
-// A session is customer-first: QUEUED (position, EWT) -> an agent is
+// A session is customer-first: QUEUED (position, EWT; reported again every
+// PositionReportInterval, 5 s, while its place in the queue changes) -> an agent is
 // reserved (ROUTING) -> the customer is dialled -> the agent's DN is called
 // with the customer's SDP -> the agent answers (PROCESSING) -> either side
 // hangs up -> COMPLETED AGENT_CONNECTED. A busy, failing or unanswered

@@ -116,6 +116,10 @@ type session struct {
 	orsID uuid.UUID
 	w     waiter // the session's place in its virtual queue while parked
 
+	// reportMu orders the session's reports: a position refresh and the
+	// session's own next report (ROUTING, say) never cross.
+	reportMu sync.Mutex
+
 	mu        sync.Mutex
 	state     string
 	cancelled bool
@@ -355,7 +359,7 @@ func (s *Server) handle(ctx context.Context, m redis.XMessage) {
 		}
 		ss := &session{entry: e, orsID: uuid.New()}
 		// Whole before it is published: a cancel may unpark it at once.
-		ss.w = waiter{q: queueKey{tenant: e.ccid, vq: e.vq}, priority: e.priority, parked: ss}
+		ss.w = waiter{q: queueKey{tenant: e.ccid, vq: e.vq}, priority: e.priority, parked: ss, owner: ss}
 		s.mu.Lock()
 		s.sessions[e.id] = ss
 		s.mu.Unlock()
@@ -439,7 +443,69 @@ func (s *Server) outcome(ss *session, reason string) string {
 // expected wait in whole seconds.
 func (s *Server) reportQueued(ctx context.Context, ss *session, w *waiter) error {
 	st := s.QueueStats(ctx, ss.entry.ccid, ss.entry.vq)
-	return s.report(ss, StateReport{State: stQueued, PositionInQueue: s.position(w), EstimatedWaitTime: int(math.Round(st.ExpectedWaitTime))})
+	pos := s.position(w)
+	s.mu.Lock()
+	w.owner, w.reportedPos = ss, 0 // not refreshed before this first report is in
+	s.mu.Unlock()
+	err := s.report(ss, StateReport{State: stQueued, PositionInQueue: pos, EstimatedWaitTime: int(math.Round(st.ExpectedWaitTime))})
+	if err == nil {
+		s.mu.Lock()
+		w.reportedPos = pos
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// maxPositionReports bounds the reports one refresh sends.
+const maxPositionReports = 500
+
+// refreshPositions reports again, every PositionReportInterval, the waiting
+// callbacks whose place in their queue changed since they last reported
+// (those ahead were served or cancelled, or a higher priority came in), so
+// that positionInQueue and estimatedWaitTime follow the queue; a queue that
+// does not move sends nothing.
+func (s *Server) refreshPositions() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.PositionReportInterval)
+	defer t.Stop()
+	type update struct {
+		ss       *session
+		pos, ewt int
+	}
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		var ups []update
+		s.mu.Lock()
+		for k, q := range s.queues {
+			st := s.queueStatsLocked(k)
+			staffed := max(st.ReadyAgents+st.BusyAgents, 1)
+			aht := defaultAHT.Seconds()
+			if st.AverageHandlingTime > 0 {
+				aht = st.AverageHandlingTime
+			}
+			for i, w := range q.waiters {
+				pos := i + 1
+				if w.owner == nil || w.reportedPos == 0 || w.reportedPos == pos || w.removed || w.handed || len(ups) == maxPositionReports {
+					continue
+				}
+				w.reportedPos = pos
+				ewt := 0
+				if pos >= st.ReadyAgents {
+					ewt = int(math.Round(float64(pos-st.ReadyAgents+1) * aht / float64(staffed)))
+				}
+				ups = append(ups, update{ss: w.owner, pos: pos, ewt: ewt})
+			}
+		}
+		s.mu.Unlock()
+		for _, u := range ups {
+			_ = s.reportIf(u.ss, StateReport{State: stQueued, PositionInQueue: u.pos, EstimatedWaitTime: u.ewt},
+				func() bool { return u.ss.state == stQueued })
+		}
+	}
 }
 
 // park queues a new session without a goroutine (see session). The QUEUED
@@ -543,11 +609,21 @@ var errSessionOver = errors.New("callback finished or unknown in GES")
 
 // report posts a state change to GES. Transient failures are retried a few
 // times, then logged: GES stays the source of truth and re-drives.
-func (s *Server) report(ss *session, r StateReport) error {
+func (s *Server) report(ss *session, r StateReport) error { return s.reportIf(ss, r, nil) }
+
+// reportIf is report, sent only if cond (called with ss.mu held, after any
+// report of the session in flight has been delivered) still holds.
+func (s *Server) reportIf(ss *session, r StateReport, cond func() bool) error {
 	if s.ctx.Err() != nil {
 		return s.ctx.Err()
 	}
+	ss.reportMu.Lock()
+	defer ss.reportMu.Unlock()
 	ss.mu.Lock()
+	if cond != nil && !cond() {
+		ss.mu.Unlock()
+		return nil
+	}
 	r.ORSSessionID, r.DialAttempts = ss.orsID.String(), ss.attempts
 	if r.AgentDN == "" {
 		r.AgentDN = string(ss.agentDN)

@@ -220,11 +220,12 @@ func (s *Server) Start(ctx context.Context) error {
 			_ = ua.Close()
 			return err
 		}
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go func() {
 			defer s.wg.Done()
 			s.consume(s.ctx)
 		}()
+		go s.refreshPositions()
 	}
 	close(s.ready)
 	s.log.Info("voice started", "sip", s.sipAddr.String())
