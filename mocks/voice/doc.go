@@ -115,7 +115,7 @@
 // FAIL_CALL_TO_CUSTOMER. An agent that
 // does not answer goes NotReady; the callback returns to the head of the
 // queue with the customer kept on the line (not re-dialled); a customer who
-// hangs up meanwhile ends it as COMPLETED CUSTOMER_ABANDONED. A cancel entry
+// hangs up meanwhile ends it as COMPLETED FAIL_AGENT_CONNECT. A cancel entry
 // stops a session in QUEUED or ROUTING (legs are cancelled or released) and
 // is ignored once PROCESSING; a cancelled session sends no further report.
 // Every state change is POSTed at once to GES

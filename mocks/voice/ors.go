@@ -31,7 +31,7 @@ const (
 
 	reasonAgentConnected     = "AGENT_CONNECTED"
 	reasonFailCallToCustomer = "FAIL_CALL_TO_CUSTOMER"
-	reasonCustomerAbandoned  = "CUSTOMER_ABANDONED"
+	reasonFailAgentConnect   = "FAIL_AGENT_CONNECT" // the customer answered but hung up before an agent did (the reference lists no CUSTOMER_ABANDONED)
 )
 
 // streamEntry is one NewCallbackStream entry (contract 7). It lives as long
@@ -751,8 +751,8 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 			case <-gone:
 				s.met.queueWaiting.Dec()
 				s.dequeue(w)
-				_ = s.report(ss, StateReport{State: stCompleted, Reason: reasonCustomerAbandoned})
-				return finish(reasonCustomerAbandoned)
+				_ = s.report(ss, StateReport{State: stCompleted, Reason: reasonFailAgentConnect})
+				return finish(reasonFailAgentConnect)
 			}
 		}
 		ss.mu.Lock()
@@ -838,8 +838,8 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 			select {
 			case <-cust.gone:
 				s.releaseAgent(ak, Ready)
-				_ = s.report(ss, StateReport{State: stCompleted, Reason: reasonCustomerAbandoned})
-				return finish(reasonCustomerAbandoned)
+				_ = s.report(ss, StateReport{State: stCompleted, Reason: reasonFailAgentConnect})
+				return finish(reasonFailAgentConnect)
 			default:
 			}
 			if ss.ctx.Err() != nil {
