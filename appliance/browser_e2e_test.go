@@ -1,6 +1,7 @@
 package appliance_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -27,15 +28,7 @@ func TestBrowserCallbackEndToEnd(t *testing.T) {
 	const wait = 30 * time.Second
 
 	phone := browser
-	browsertest.Run(t, phone, wait,
-		chromedp.Navigate(s.URL+"/softphone/"),
-		chromedp.WaitVisible(chromedp.ID("login-user")),
-		chromedp.SetValue(chromedp.ID("login-user"), "agent1"),
-		chromedp.SetValue(chromedp.ID("login-pass"), "agent123"),
-		chromedp.Click(chromedp.ID("btn-login")),
-		chromedp.WaitVisible(chromedp.ID("phone-panel")),
-	)
-	browsertest.WaitJS(t, phone, wait, "gateway sign-in", `document.getElementById('gw-state').dataset.state === 'signed-in'`)
+	softphoneSignIn(t, phone, s, "agent1", wait)
 	browsertest.Run(t, phone, wait, chromedp.Click(chromedp.ID("btn-ready")))
 	browsertest.WaitJS(t, phone, wait, "Ready", `document.getElementById('agent-state').dataset.state === 'Ready'`)
 
@@ -91,6 +84,21 @@ func TestBrowserCallbackEndToEnd(t *testing.T) {
 	browsertest.Screenshot(t, console, "console")
 }
 
+// softphoneSignIn logs user in on the softphone page and waits until the page
+// has signed in to the WebRTC gateway.
+func softphoneSignIn(t *testing.T, phone context.Context, s *apptest.Stack, user string, wait time.Duration) {
+	t.Helper()
+	browsertest.Run(t, phone, wait,
+		chromedp.Navigate(s.URL+"/softphone/"),
+		chromedp.WaitVisible(chromedp.ID("login-user")),
+		chromedp.SetValue(chromedp.ID("login-user"), user),
+		chromedp.SetValue(chromedp.ID("login-pass"), "agent123"),
+		chromedp.Click(chromedp.ID("btn-login")),
+		chromedp.WaitVisible(chromedp.ID("phone-panel")),
+	)
+	browsertest.WaitJS(t, phone, wait, "gateway sign-in", `document.getElementById('gw-state').dataset.state === 'signed-in'`)
+}
+
 // customerHeardAudio reports whether the simulated customer of a callback
 // received audio above the analysis threshold.
 func customerHeardAudio(t *testing.T, s *apptest.Stack, callbackID string) bool {
@@ -141,15 +149,7 @@ func TestBrowserSoftphoneDialsOut(t *testing.T) {
 	const wait = 30 * time.Second
 	const number = "+12025550100"
 
-	browsertest.Run(t, phone, wait,
-		chromedp.Navigate(s.URL+"/softphone/"),
-		chromedp.WaitVisible(chromedp.ID("login-user")),
-		chromedp.SetValue(chromedp.ID("login-user"), "agent2"),
-		chromedp.SetValue(chromedp.ID("login-pass"), "agent123"),
-		chromedp.Click(chromedp.ID("btn-login")),
-		chromedp.WaitVisible(chromedp.ID("phone-panel")),
-	)
-	browsertest.WaitJS(t, phone, wait, "gateway sign-in", `document.getElementById('gw-state').dataset.state === 'signed-in'`)
+	softphoneSignIn(t, phone, s, "agent2", wait)
 	browsertest.Run(t, phone, wait,
 		chromedp.SetValue(chromedp.ID("dial-number"), number),
 		chromedp.Click(chromedp.ID("btn-call")),

@@ -74,15 +74,46 @@ func retrieve(t *testing.T, s *apptest.Stack, id string) callback {
 	return cb
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+// eventually polls cond until it holds or within passes; detail, when
+// given, says what was last seen in the failure.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool, detail ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
+			seen := ""
+			for _, d := range detail {
+				seen += "; " + d()
+			}
+			t.Fatalf("timed out after %s waiting for %s%s", within, what, seen)
 		}
 		time.Sleep(50 * time.Millisecond) // polling observable state, bounded by the deadline
 	}
+}
+
+// runAgent signs a headless agent in with cfg (a GAuth token for user when
+// user is set), polls until the test ends, and sets it Ready when ready.
+func runAgent(ctx context.Context, t *testing.T, s *apptest.Stack, user string, cfg agent.Config, ready bool) *agent.Agent {
+	t.Helper()
+	cfg.URL = s.URL
+	if user != "" {
+		tok := agentToken(t, s, user, "agent123")
+		cfg.Token = func(context.Context) (string, error) { return tok, nil }
+	}
+	a := agent.New(cfg)
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatalf("sign in %s%s: %v", user, cfg.DN, err)
+	}
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(runCtx) }()
+	t.Cleanup(func() { stopRun(); <-runDone })
+	if ready {
+		if err := a.SetState(ctx, "Ready"); err != nil {
+			t.Fatalf("ready: %v", err)
+		}
+	}
+	return a
 }
 
 // TestCallbackRingsAgentWithAudioBothWays is the product's main flow with real
@@ -97,21 +128,9 @@ func TestCallbackRingsAgentWithAudioBothWays(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 
-	tok := agentToken(t, s, "agent1", "agent123")
-	a := agent.New(agent.Config{URL: s.URL, Token: func(context.Context) (string, error) { return tok, nil },
-		AutoAnswer: true, PlayHz: 1000})
-	if err := a.SignIn(ctx); err != nil {
-		t.Fatalf("sign in: %v", err)
-	}
+	a := runAgent(ctx, t, s, "agent1", agent.Config{AutoAnswer: true, PlayHz: 1000}, true)
 	if a.DN() != "7001" {
 		t.Fatalf("signed in as DN %q, want 7001", a.DN())
-	}
-	runCtx, stopRun := context.WithCancel(ctx)
-	runDone := make(chan error, 1)
-	go func() { runDone <- a.Run(runCtx) }()
-	defer func() { stopRun(); <-runDone }()
-	if err := a.SetState(ctx, "Ready"); err != nil {
-		t.Fatalf("ready: %v", err)
 	}
 
 	var created struct {
@@ -316,18 +335,7 @@ func TestMovingTheClockKeepsAgentsSignedIn(t *testing.T) {
 	s := apptest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	tok := agentToken(t, s, "agent1", "agent123")
-	a := agent.New(agent.Config{URL: s.URL, Token: func(context.Context) (string, error) { return tok, nil }, AutoAnswer: true, PlayHz: 1000})
-	if err := a.SignIn(ctx); err != nil {
-		t.Fatalf("sign in: %v", err)
-	}
-	runCtx, stopRun := context.WithCancel(ctx)
-	runDone := make(chan error, 1)
-	go func() { runDone <- a.Run(runCtx) }()
-	defer func() { stopRun(); <-runDone }()
-	if err := a.SetState(ctx, "Ready"); err != nil {
-		t.Fatalf("ready: %v", err)
-	}
+	a := runAgent(ctx, t, s, "agent1", agent.Config{AutoAnswer: true, PlayHz: 1000}, true)
 	var created struct {
 		ID string `json:"id"`
 	}

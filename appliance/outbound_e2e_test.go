@@ -3,6 +3,7 @@ package appliance_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"testing"
@@ -55,16 +56,10 @@ func waitVoiceCall(t *testing.T, s *apptest.Stack, number string, within time.Du
 	t.Helper()
 	var last voiceCall
 	var seen bool
-	deadline := time.Now().Add(within)
-	for {
-		if last, seen = voiceCallTo(t, s, number); seen && cond(last) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; Voice's call to %s: %+v (found %v)", within, what, number, last, seen)
-		}
-		time.Sleep(50 * time.Millisecond) // polling observable state, bounded by the deadline
-	}
+	eventually(t, within, what, func() bool {
+		last, seen = voiceCallTo(t, s, number)
+		return seen && cond(last)
+	}, func() string { return fmt.Sprintf("Voice's call to %s: %+v (found %v)", number, last, seen) })
 }
 
 // TestAgentCallsOutWithToken: an agent signed in with a GAuth token (a JWT of
@@ -78,15 +73,7 @@ func TestAgentCallsOutWithToken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 
-	tok := agentToken(t, s, "agent1", "agent123")
-	a := agent.New(agent.Config{URL: s.URL, Token: func(context.Context) (string, error) { return tok, nil }, PlayHz: 1000})
-	if err := a.SignIn(ctx); err != nil {
-		t.Fatalf("sign in: %v", err)
-	}
-	runCtx, stopRun := context.WithCancel(ctx)
-	runDone := make(chan error, 1)
-	go func() { runDone <- a.Run(runCtx) }()
-	defer func() { stopRun(); <-runDone }()
+	a := runAgent(ctx, t, s, "agent1", agent.Config{PlayHz: 1000}, false)
 
 	const answers = "+12025550100" // answers at once, plays 440 Hz
 	if err := a.Call(ctx, answers); err != nil {
@@ -127,28 +114,8 @@ func TestAnonymousWebCallerReachesAgent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 
-	tok := agentToken(t, s, "agent3", "agent123")
-	ag := agent.New(agent.Config{URL: s.URL, Token: func(context.Context) (string, error) { return tok, nil },
-		AutoAnswer: true, PlayHz: 1000})
-	if err := ag.SignIn(ctx); err != nil {
-		t.Fatalf("agent sign in: %v", err)
-	}
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	agDone := make(chan error, 1)
-	go func() { agDone <- ag.Run(runCtx) }()
-	defer func() { stopRun(); <-agDone }()
-	if err := ag.SetState(ctx, "Ready"); err != nil {
-		t.Fatalf("ready: %v", err)
-	}
-
-	web := agent.New(agent.Config{URL: s.URL, DN: "anon2f1d6a0e-3c1b-4e55-9d2a-8f0c7b9e1a23", PlayHz: 600})
-	if err := web.SignIn(ctx); err != nil {
-		t.Fatalf("anonymous sign in: %v", err)
-	}
-	webDone := make(chan error, 1)
-	go func() { webDone <- web.Run(runCtx) }()
-	defer func() { stopRun(); <-webDone }()
+	ag := runAgent(ctx, t, s, "agent3", agent.Config{AutoAnswer: true, PlayHz: 1000}, true)
+	web := runAgent(ctx, t, s, "", agent.Config{DN: "anon2f1d6a0e-3c1b-4e55-9d2a-8f0c7b9e1a23", PlayHz: 600}, false)
 
 	if err := web.Call(ctx, "+18005550101"); err != nil { // VQ_Support
 		t.Fatalf("anonymous call to VQ_Support: %v", err)

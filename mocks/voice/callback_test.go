@@ -17,6 +17,18 @@ func (l *lab) ready(t *testing.T, user string) {
 	}
 }
 
+// readyAgent1 registers agent1's DN 7001 (a UA playing 1000 Hz) with its
+// token and sets the agent Ready.
+func (l *lab) readyAgent1(t *testing.T) *testUA {
+	t.Helper()
+	a1 := newTestUA(t, l, "7001", 1000)
+	if a1.registerBearer("tok-agent1", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	l.ready(t, "agent1")
+	return a1
+}
+
 func (l *lab) waitStates(t *testing.T, id string, want ...string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -39,11 +51,7 @@ func (l *lab) pending(t *testing.T) int64 {
 
 func TestCallbackCustomerFirstEndToEnd(t *testing.T) {
 	l := newLab(t, nil)
-	a1 := newTestUA(t, l, "7001", 1000)
-	if a1.registerBearer("tok-agent1", 60) != 200 {
-		t.Fatal("register failed")
-	}
-	l.ready(t, "agent1")
+	a1 := l.readyAgent1(t)
 	const id = "11111111-1111-1111-1111-111111111111"
 	l.xadd(startEntry(id, simTone, 3, 1))
 	l.waitStates(t, id, stQueued, stRouting, stProcessing)
@@ -99,11 +107,7 @@ func TestCallbackCustomerFirstEndToEnd(t *testing.T) {
 
 func TestCallbackRetriesOnBusyThenFails(t *testing.T) {
 	l := newLab(t, nil)
-	a1 := newTestUA(t, l, "7001", 1000)
-	if a1.registerBearer("tok-agent1", 60) != 200 {
-		t.Fatal("register failed")
-	}
-	l.ready(t, "agent1")
+	a1 := l.readyAgent1(t)
 	const id = "22222222-2222-2222-2222-222222222222"
 	l.xadd(startEntry(id, simBusy, 2, 0))
 	l.waitStates(t, id, stQueued, stRouting, stQueued, stRouting, stCompleted+":"+reasonFailCallToCustomer)
@@ -125,11 +129,7 @@ func TestCallbackRetriesOnBusyThenFails(t *testing.T) {
 // made, and the agent is free; it used to stay ROUTING for the whole delay.
 func TestCallbackWaitsQueuedBetweenAttempts(t *testing.T) {
 	l := newLab(t, nil)
-	a1 := newTestUA(t, l, "7001", 1000)
-	if a1.registerBearer("tok-agent1", 60) != 200 {
-		t.Fatal("register failed")
-	}
-	l.ready(t, "agent1")
+	l.readyAgent1(t)
 	const id = "22222222-2222-2222-2222-222222222223"
 	l.xadd(startEntry(id, simBusy, 2, 3))
 	l.waitStates(t, id, stQueued, stRouting, stQueued)
