@@ -81,16 +81,25 @@ func TestRegisterBearerDigestAndErrors(t *testing.T) {
 	eventually(t, 5*time.Second, "registration expiry", func() bool { return l.agentState("7001") == LoggedOut })
 }
 
-func TestCallBetweenDNsHoldResumeDTMF(t *testing.T) {
-	l := newLab(t, nil)
-	a1 := newTestUA(t, l, "7001", 1000)
-	a2 := newTestUA(t, l, "7002", 600)
+// twoDNs registers 7001 (token, 1000 Hz) and 7002 (digest, 600 Hz, answering
+// INVITEs with reject when it is not 0) and sets agent2 Ready.
+func twoDNs(t *testing.T, l *lab, reject int) (a1, a2 *testUA) {
+	t.Helper()
+	a1 = newTestUA(t, l, "7001", 1000)
+	a2 = newTestUA(t, l, "7002", 600)
+	a2.reject = reject
 	if a1.registerBearer("tok-agent1", 60) != 200 || a2.registerDigest("dnpass", 60) != 200 {
 		t.Fatal("register failed")
 	}
 	if code, body := l.api2("PUT", "/voice/v1/agents/me/state", "tok-agent2", `{"state":"Ready"}`); code != 200 {
 		t.Fatalf("set Ready: %d %v", code, body)
 	}
+	return a1, a2
+}
+
+func TestCallBetweenDNsHoldResumeDTMF(t *testing.T) {
+	l := newLab(t, nil)
+	a1, a2 := twoDNs(t, l, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	d, err := a1.call(ctx, "7002", sip.NewHeader("X-Genesys-Order", "42"))
@@ -177,15 +186,7 @@ func TestCallToUnregisteredAndUnknownTargets(t *testing.T) {
 // Voice's Stop blocked for ever.
 func TestCallToRegisteredDNThatRejects(t *testing.T) {
 	l := newLab(t, nil)
-	a1 := newTestUA(t, l, "7001", 1000)
-	a2 := newTestUA(t, l, "7002", 600)
-	a2.reject = 486
-	if a1.registerBearer("tok-agent1", 60) != 200 || a2.registerDigest("dnpass", 60) != 200 {
-		t.Fatal("register failed")
-	}
-	if code, body := l.api2("PUT", "/voice/v1/agents/me/state", "tok-agent2", `{"state":"Ready"}`); code != 200 {
-		t.Fatalf("set Ready: %d %v", code, body)
-	}
+	a1, _ := twoDNs(t, l, 486)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := a1.call(ctx, "7002"); err == nil || !strings.Contains(err.Error(), "486") {
