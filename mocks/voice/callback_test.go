@@ -162,6 +162,15 @@ func TestQueuedPositionsFollowTheQueue(t *testing.T) {
 	if got := l.ges.states(ids[1]); len(got) != 2 || got[0] != stQueued || got[1] != stQueued {
 		t.Fatalf("reports of the second = %v, want QUEUED twice (queued, moved up)", got)
 	}
+	// Report times carry milliseconds, so reports within one second keep
+	// their order in the callback's history.
+	if at := l.ges.last(ids[1]).At; !strings.Contains(at, ".") {
+		t.Fatalf("report time %q has no fraction of a second", at)
+	}
+	// With nobody signed in, the agent list is empty, not null.
+	if code, body := l.api2("GET", "/voice/v1/agents", "tok-supervisor", ""); code != 200 || body["data"].(map[string]any)["agents"] == nil {
+		t.Fatalf("agents with nobody signed in: %d %v", code, body)
+	}
 }
 
 func TestCallbackCancelWhileQueued(t *testing.T) {

@@ -121,7 +121,7 @@ func (s *Server) agentViewLocked(a *agent) AgentView {
 // Agents returns every known agent DN (tenant "" = all tenants).
 func (s *Server) Agents(tenant TenantID) []AgentView {
 	s.mu.Lock()
-	var out []AgentView
+	out := []AgentView{} // an empty list, not null, when nobody is signed in
 	for _, a := range s.agents {
 		if tenant == "" || a.key.tenant == tenant {
 			out = append(out, s.agentViewLocked(a))
