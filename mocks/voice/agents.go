@@ -122,8 +122,25 @@ func (s *Server) setAgentLocked(a *agent, st AgentState) {
 	}
 	if st == Ready {
 		a.readySince = now
+		// The agent's queues are served best head first (priority, then
+		// arrival: waiter seqs are global), not in the order of its skills.
+		ks := make([]queueKey, 0, len(a.skills))
 		for _, sk := range a.skills {
-			s.dispatchLocked(queueKey{tenant: a.key.tenant, vq: sk})
+			if q := s.queues[queueKey{tenant: a.key.tenant, vq: sk}]; q != nil && len(q.waiters) > 0 {
+				ks = append(ks, q.key)
+			}
+		}
+		slices.SortStableFunc(ks, func(x, y queueKey) int {
+			switch hx, hy := s.queues[x].waiters[0], s.queues[y].waiters[0]; {
+			case hx.before(hy):
+				return -1
+			case hy.before(hx):
+				return 1
+			}
+			return 0
+		})
+		for _, k := range ks {
+			s.dispatchLocked(k)
 		}
 	}
 }

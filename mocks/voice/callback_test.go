@@ -2,6 +2,7 @@ package voice
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
@@ -170,6 +171,30 @@ func TestQueuedPositionsFollowTheQueue(t *testing.T) {
 	// With nobody signed in, the agent list is empty, not null.
 	if code, body := l.api2("GET", "/voice/v1/agents", "tok-supervisor", ""); code != 200 || body["data"].(map[string]any)["agents"] == nil {
 		t.Fatalf("agents with nobody signed in: %d %v", code, body)
+	}
+}
+
+// TestAgentTakesTheBestCallbackAcrossItsQueues: an agent with two skills
+// takes the waiting callback that goes first by priority, whichever of its
+// queues it waits in; it used to take its first skill's queue first.
+func TestAgentTakesTheBestCallbackAcrossItsQueues(t *testing.T) {
+	l := newLab(t, nil)
+	a1 := newTestUA(t, l, "7001", 1000) // agent1: VQ_Sales, then VQ_Support
+	if a1.registerBearer("tok-agent1", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	const support, sales = "55555555-5555-5555-5555-555555555551", "55555555-5555-5555-5555-555555555552"
+	cb, _ := json.Marshal(map[string]any{"action": "start", "id": support, "ccid": testCCID, "service": "CB_Support",
+		"virtualQueue": "VQ_Support", "phoneNumber": simTone, "priority": 50, "maxDialAttempts": 1,
+		"desiredTime": time.Now().UTC().Format(time.RFC3339)})
+	l.xadd(map[string]any{"callback": string(cb)})
+	l.waitStates(t, support, stQueued)
+	l.xadd(startEntry(sales, simTone, 1, 0)) // VQ_Sales, priority 0
+	l.waitStates(t, sales, stQueued)
+	l.ready(t, "agent1")
+	l.waitStates(t, support, stQueued, stRouting, stProcessing)
+	if got := l.ges.states(sales); len(got) != 1 {
+		t.Fatalf("the priority-0 Sales callback was routed too: %v", got)
 	}
 }
 
