@@ -87,6 +87,16 @@ func TestMalformedInput(t *testing.T) {
 	if status, _ := post(t, l.base+"/webrtc/message?from=nope&to=x", "BYE"); status != 404 {
 		t.Errorf("unknown session: %d", status)
 	}
+	// A message sent with GET gets a Grtc ERROR, not the router's JSON.
+	if res, err := http.Get(msg); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusMethodNotAllowed || !strings.HasPrefix(string(b), "ERROR ") {
+			t.Errorf("GET message: %d %q, want 405 with a Grtc ERROR", res.StatusCode, b)
+		}
+	}
 	// A DN that cannot be a SIP URI user part as it is ('[' left the REGISTER
 	// unreadable and the sign-in waiting 5 s) is refused at once.
 	for _, body := range []string{"bad dn:x", "70\x0001:x", "7001\xff:x", ":x", "E[ENT-TALk:x", "70{01}:x", "70|01:x", "7001#:x", "70%01:x"} {

@@ -22,6 +22,9 @@ func (s *Server) Mount(e *echo.Echo) {
 	e.POST(b+"/sign_in", s.handleSignIn)
 	e.GET(b+"/wait", s.handleWait)
 	e.POST(b+"/message", s.handleMessage)
+	e.GET(b+"/message", func(c echo.Context) error {
+		return textError(c, http.StatusMethodNotAllowed, "BAD_REQUEST", "message takes POST with the text as its body")
+	})
 	e.GET(b+"/sign_out", s.handleSignOut)
 	e.POST(b+"/sign_out", s.handleSignOut)
 	e.GET(b+"/ice-servers", s.handleICEServers)
