@@ -112,7 +112,8 @@ func (f *fakeEngagement) set(id, state string) {
 }
 
 func TestBrowserCustomerCallback(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	before := goleak.IgnoreCurrent() // taken now: taken at cleanup it would ignore every leak
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	eng := newFakeEngagement()
 	ts := newTestServer(t, Config{}, Deps{}, eng.mount)
 	ctx := browsertest.New(t)
@@ -123,6 +124,7 @@ func TestBrowserCustomerCallback(t *testing.T) {
 	}
 	browsertest.WaitJS(t, ctx, 20*time.Second, "slots", `document.getElementById('slot').options.length === 2 && document.getElementById('slot').value === '2026-05-29T10:00:00.000Z'`)
 
+	browsertest.Eval[any](t, ctx, `document.getElementById('phone').value = ' +1 (202) 555-0100 '`) // as people type it
 	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-now")))
 	browsertest.WaitJS(t, ctx, 20*time.Second, "queued", `document.getElementById('cb-state').dataset.state === 'QUEUED'`)
 	id := browsertest.Eval[string](t, ctx, `document.getElementById('cb-id').textContent`)
@@ -158,7 +160,8 @@ func TestBrowserCustomerCallback(t *testing.T) {
 // Without an immediate offer the page says why (closed, or no agent to take
 // it) instead of an EWT of "0 s", and leaves only scheduling enabled.
 func TestBrowserCustomerExplainsNoImmediateCallback(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	before := goleak.IgnoreCurrent() // taken now: taken at cleanup it would ignore every leak
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	for _, tc := range []struct {
 		name    string
 		openFor int

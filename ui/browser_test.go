@@ -267,7 +267,8 @@ func nextMessage(t *testing.T, g *fakeGateway, want string) (string, rsmp) {
 // callback data, answer with bulk candidates, audio both ways with live level
 // meters, DTMF as RFC 4733 events, hold/resume re-offers, hang-up.
 func TestBrowserSoftphoneCall(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	before := goleak.IgnoreCurrent() // taken now: taken at cleanup it would ignore every leak
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	var gw *fakeGateway
 	var voice *fakeVoice
 	ts := newTestServer(t, Config{}, Deps{}, func(e *echo.Echo) {
@@ -405,7 +406,8 @@ func TestBrowserSoftphoneCall(t *testing.T) {
 // A gateway that is down gives a clear message, and the softphone recovers
 // when it comes back.
 func TestBrowserSoftphoneGatewayUnreachable(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	before := goleak.IgnoreCurrent() // taken now: taken at cleanup it would ignore every leak
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	var gw *fakeGateway
 	var voice *fakeVoice
 	var down atomic.Bool
@@ -445,7 +447,8 @@ func TestBrowserSoftphoneGatewayUnreachable(t *testing.T) {
 
 // Wrong credentials are reported on the page.
 func TestBrowserSoftphoneBadPassword(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	before := goleak.IgnoreCurrent() // taken now: taken at cleanup it would ignore every leak
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	ts := newTestServer(t, Config{}, Deps{})
 	ctx := browsertest.New(t)
 	browsertest.Run(t, ctx, 20*time.Second,

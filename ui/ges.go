@@ -353,11 +353,23 @@ func back(c echo.Context, msg string, isErr bool) error {
 // Supervisor/Administrator); Monitors only view.
 func requireSupervisor(s session) bool { return s.supervisor }
 
+// typedPhone is a number as a person types it into the form ("+1 (202)
+// 555-0100") in the E.164 form the API takes: the spaces, dashes, dots and
+// brackets of an international number are dropped. Anything else is left
+// for the API to judge.
+func typedPhone(v string) string {
+	v = strings.TrimSpace(v)
+	if !strings.HasPrefix(v, "+") {
+		return v
+	}
+	return strings.NewReplacer(" ", "", "-", "", ".", "", "(", "", ")", "", "\u00a0", "").Replace(v)
+}
+
 func (u *UI) gesCreate(c echo.Context, s session) error {
 	if !requireSupervisor(s) {
 		return back(c, "Your role may only view callbacks.", true)
 	}
-	req := CreateCallback{Service: c.FormValue("service"), PhoneNumber: strings.TrimSpace(c.FormValue("phone"))}
+	req := CreateCallback{Service: c.FormValue("service"), PhoneNumber: typedPhone(c.FormValue("phone"))}
 	if c.FormValue("type") == "scheduled" {
 		t, err := time.Parse(time.RFC3339, c.FormValue("slot"))
 		if err != nil {

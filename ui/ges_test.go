@@ -240,6 +240,14 @@ func TestGESCancelRecreateCreateExport(t *testing.T) {
 	if !strings.Contains(slots, "2026-05-29 10:00:00 UTC (4 of 5 free)") {
 		t.Error("the booked slot did not lose a place")
 	}
+	// A number typed as people write it is taken in E.164.
+	_, _, resp = postForm(t, c, ts.URL+"/ges/callbacks/create", url.Values{"csrf": {csrf}, "type": {"immediate"}, "service": {"CB_Support"}, "phone": {" +1 (202) 555-0179 "}})
+	if !strings.Contains(resp.Header.Get("Location"), "created") {
+		t.Errorf("create with a typed number: %q", resp.Header.Get("Location"))
+	}
+	if _, list, _ := get(t, c, ts.URL+"/ges/?window=all&q=0179"); !strings.Contains(list, "+12025550179") {
+		t.Error("the typed number was not stored as +12025550179")
+	}
 	_, _, resp = postForm(t, c, ts.URL+"/ges/callbacks/create", url.Values{"csrf": {csrf}, "type": {"immediate"}, "service": {"CB_Support"}, "phone": {"12345"}})
 	if !strings.Contains(resp.Header.Get("Location"), "There+was+an+Error+Creating+the+Callback") {
 		t.Errorf("bad number: %q", resp.Header.Get("Location"))

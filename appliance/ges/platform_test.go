@@ -88,7 +88,8 @@ func fakePlatformServer(t *testing.T) (*httptest.Server, *atomic.Int32) {
 }
 
 func TestHTTPPlatform(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	before := goleak.IgnoreCurrent() // taken now: taken at cleanup it would ignore every leak
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	srv, issued := fakePlatformServer(t)
 	p := NewHTTPPlatform(srv.URL, "ges_client", "ges-secret", srv.Client())
 	ctx := context.Background()

@@ -89,7 +89,10 @@
 
   async function book(desiredTime) {
     showError('');
-    const req = { serviceName: service(), phoneNumber: $('phone').value.trim() };
+    // A number typed as people write it ("+1 (202) 555-0100") goes in E.164.
+    let phone = $('phone').value.trim();
+    if (phone.startsWith('+')) phone = phone.replace(/[\s().-]/g, '');
+    const req = { serviceName: service(), phoneNumber: phone };
     if (desiredTime) req.desiredTime = desiredTime;
     try {
       const d = await call('POST', '/callbacks/create', req);
