@@ -134,7 +134,7 @@ func (s *Server) envCreateCC(c echo.Context) error {
 	ctx := c.Request().Context()
 	if b.EnvironmentID == "" {
 		b.EnvironmentID = defaultEnvironmentID
-	} else if _, err := s.environment(ctx, b.EnvironmentID); errors.Is(err, errNotFound) {
+	} else if _, err := s.environment(ctx, b.EnvironmentID); errors.Is(err, tenant.ErrNotFound) {
 		return envelope(c, http.StatusBadRequest, fmt.Sprintf("environmentId %q: no such environment (POST /environment/v3/environments first)", b.EnvironmentID), nil)
 	} else if err != nil {
 		return s.storeError(c, "create contact center", err)

@@ -233,7 +233,7 @@ func scanEnvironment(row pgx.Row) (environment, error) {
 	return e, err
 }
 
-// insertEnvironment stores a new environment; an existing id is errConflict.
+// insertEnvironment stores a new environment; an existing id is tenant.ErrConflict.
 func (s *Server) insertEnvironment(ctx context.Context, e environment, password string) (environment, error) {
 	hash, err := tenant.HashSecret(password)
 	if err != nil {
@@ -246,10 +246,10 @@ ON CONFLICT (id) DO NOTHING
 RETURNING `+envCols, e.ID, e.Username, hash, e.ConnectionProtocol, e.LocalTimeout, e.RemoteTimeout, e.Tenant, e.AppName,
 		e.TraceMode, e.TLSEnabled, e.ConfigServers, s.clk.Now()))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return environment{}, fmt.Errorf("insert environment %q: %w", e.ID, errConflict)
+		return environment{}, fmt.Errorf("insert environment %q: %w", e.ID, tenant.ErrConflict)
 	}
 	if err != nil {
-		return environment{}, fmt.Errorf("insert environment: %w", mapPgError(err))
+		return environment{}, fmt.Errorf("insert environment: %w", tenant.MapPgError(err))
 	}
 	return out, nil
 }
@@ -257,18 +257,10 @@ RETURNING `+envCols, e.ID, e.Username, hash, e.ConnectionProtocol, e.LocalTimeou
 func (s *Server) environments(ctx context.Context) ([]environment, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+envCols+` FROM gauth.environments ORDER BY created_at, id`)
 	if err != nil {
-		return nil, fmt.Errorf("list environments: %w", mapPgError(err))
+		return nil, fmt.Errorf("list environments: %w", tenant.MapPgError(err))
 	}
-	defer rows.Close()
-	out := []environment{}
-	for rows.Next() {
-		e, err := scanEnvironment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list environments: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (environment, error) { return scanEnvironment(r) })
+	if err != nil {
 		return nil, fmt.Errorf("list environments: %w", err)
 	}
 	return out, nil
@@ -276,28 +268,28 @@ func (s *Server) environments(ctx context.Context) ([]environment, error) {
 
 func (s *Server) environment(ctx context.Context, id string) (environment, error) {
 	if !idRe.MatchString(id) {
-		return environment{}, fmt.Errorf("get environment %q: %w", id, errNotFound)
+		return environment{}, fmt.Errorf("get environment %q: %w", id, tenant.ErrNotFound)
 	}
 	e, err := scanEnvironment(s.pool.QueryRow(ctx, `SELECT `+envCols+` FROM gauth.environments WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return environment{}, fmt.Errorf("get environment %q: %w", id, errNotFound)
+		return environment{}, fmt.Errorf("get environment %q: %w", id, tenant.ErrNotFound)
 	}
 	if err != nil {
-		return environment{}, fmt.Errorf("get environment: %w", mapPgError(err))
+		return environment{}, fmt.Errorf("get environment: %w", tenant.MapPgError(err))
 	}
 	return e, nil
 }
 
 func (s *Server) deleteEnvironment(ctx context.Context, id string) error {
 	if !idRe.MatchString(id) {
-		return fmt.Errorf("delete environment %q: %w", id, errNotFound)
+		return fmt.Errorf("delete environment %q: %w", id, tenant.ErrNotFound)
 	}
 	tag, err := s.pool.Exec(ctx, `DELETE FROM gauth.environments WHERE id = $1`, id)
 	if err != nil {
-		return fmt.Errorf("delete environment: %w", mapPgError(err))
+		return fmt.Errorf("delete environment: %w", tenant.MapPgError(err))
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete environment %q: %w", id, errNotFound)
+		return fmt.Errorf("delete environment %q: %w", id, tenant.ErrNotFound)
 	}
 	return nil
 }
@@ -333,7 +325,7 @@ func (s *Server) envCreateEnvironment(c echo.Context) error {
 		return envelope(c, http.StatusBadRequest, err.Error(), nil)
 	}
 	out, err := s.insertEnvironment(c.Request().Context(), env, password)
-	if errors.Is(err, errConflict) {
+	if errors.Is(err, tenant.ErrConflict) {
 		return envelope(c, http.StatusConflict, "environment "+env.ID+" already exists", nil)
 	}
 	if err != nil {

@@ -40,16 +40,12 @@ func ok(c echo.Context, data any) error { return envelope(c, http.StatusOK, "OK"
 // envelope responses in one place.
 func (s *Server) storeError(c echo.Context, op string, err error) error {
 	switch {
-	case errors.Is(err, tenant.ErrNotFound), errors.Is(err, errNotFound):
+	case errors.Is(err, tenant.ErrNotFound):
 		return envelope(c, http.StatusNotFound, op+": not found", nil)
 	case errors.Is(err, tenant.ErrConflict):
 		return envelope(c, http.StatusConflict, op+": already exists or owned by another tenant", nil)
-	case errors.Is(err, errConflict):
-		return envelope(c, http.StatusConflict, op+": already exists", nil)
 	case errors.Is(err, tenant.ErrInvalid):
 		return envelope(c, http.StatusBadRequest, fmt.Sprintf("%s: %v", op, err), nil)
-	case errors.Is(err, errInvalid):
-		return envelope(c, http.StatusBadRequest, op+": a value cannot be stored (NUL character or bad escape)", nil)
 	}
 	s.log.Error(op, "err", err)
 	return envelope(c, http.StatusInternalServerError, op+": internal error", nil)

@@ -66,18 +66,10 @@ func scanSetting(row pgx.Row) (setting, error) {
 func (s *Server) settings(ctx context.Context, ccid tenant.CCID) ([]setting, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+settingCols+` FROM gauth.cc_settings WHERE ccid = $1 ORDER BY name`, string(ccid))
 	if err != nil {
-		return nil, fmt.Errorf("list settings: %w", mapPgError(err))
+		return nil, fmt.Errorf("list settings: %w", tenant.MapPgError(err))
 	}
-	defer rows.Close()
-	out := []setting{}
-	for rows.Next() {
-		st, err := scanSetting(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list settings: %w", err)
-		}
-		out = append(out, st)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (setting, error) { return scanSetting(r) })
+	if err != nil {
 		return nil, fmt.Errorf("list settings: %w", err)
 	}
 	return out, nil
@@ -85,14 +77,14 @@ func (s *Server) settings(ctx context.Context, ccid tenant.CCID) ([]setting, err
 
 func (s *Server) setting(ctx context.Context, ccid tenant.CCID, name string) (setting, error) {
 	if !idRe.MatchString(name) {
-		return setting{}, fmt.Errorf("get setting %q: %w", name, errNotFound)
+		return setting{}, fmt.Errorf("get setting %q: %w", name, tenant.ErrNotFound)
 	}
 	st, err := scanSetting(s.pool.QueryRow(ctx, `SELECT `+settingCols+` FROM gauth.cc_settings WHERE ccid = $1 AND name = $2`, string(ccid), name))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return setting{}, fmt.Errorf("get setting %q: %w", name, errNotFound)
+		return setting{}, fmt.Errorf("get setting %q: %w", name, tenant.ErrNotFound)
 	}
 	if err != nil {
-		return setting{}, fmt.Errorf("get setting: %w", mapPgError(err))
+		return setting{}, fmt.Errorf("get setting: %w", tenant.MapPgError(err))
 	}
 	return st, nil
 }
@@ -109,21 +101,21 @@ ON CONFLICT (ccid, name) DO UPDATE SET location = EXCLUDED.location, shared = EX
 RETURNING `+settingCols+`, xmax = 0`, string(ccid), st.Name, st.Location, st.Shared, st.Value, s.clk.Now()).
 		Scan(&out.Name, &out.Location, &out.Shared, &out.Value, &out.UpdatedAt, &created)
 	if err != nil {
-		return setting{}, false, fmt.Errorf("put setting: %w", mapPgError(err))
+		return setting{}, false, fmt.Errorf("put setting: %w", tenant.MapPgError(err))
 	}
 	return out, created, nil
 }
 
 func (s *Server) deleteSetting(ctx context.Context, ccid tenant.CCID, name string) error {
 	if !idRe.MatchString(name) {
-		return fmt.Errorf("delete setting %q: %w", name, errNotFound)
+		return fmt.Errorf("delete setting %q: %w", name, tenant.ErrNotFound)
 	}
 	tag, err := s.pool.Exec(ctx, `DELETE FROM gauth.cc_settings WHERE ccid = $1 AND name = $2`, string(ccid), name)
 	if err != nil {
-		return fmt.Errorf("delete setting: %w", mapPgError(err))
+		return fmt.Errorf("delete setting: %w", tenant.MapPgError(err))
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete setting %q: %w", name, errNotFound)
+		return fmt.Errorf("delete setting %q: %w", name, tenant.ErrNotFound)
 	}
 	return nil
 }

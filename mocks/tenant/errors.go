@@ -16,9 +16,12 @@ var (
 	ErrInvalid = errors.New("invalid")
 )
 
-// mapPgError turns unique and foreign-key violations into ErrConflict and
+// MapPgError turns unique and foreign-key violations into ErrConflict and
 // ErrNotFound, and malformed input into ErrInvalid, so HTTP layers can answer
-// 409/404/400 without knowing Postgres codes.
+// 409/404/400 without knowing Postgres codes. Stores beside this one (GAuth's
+// Environment Service) use it too.
+func MapPgError(err error) error { return mapPgError(err) }
+
 func mapPgError(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -27,7 +30,7 @@ func mapPgError(err error) error {
 			return errors.Join(ErrConflict, err)
 		case "23503":
 			return errors.Join(ErrNotFound, err)
-		case "22P02", "22021": // invalid text representation, bytes invalid in UTF-8 (or NUL)
+		case "22P02", "22021", "22P05": // invalid text representation, bytes invalid in UTF-8 (or NUL), unsupported \u escape in jsonb
 			return errors.Join(ErrInvalid, err)
 		}
 	}
