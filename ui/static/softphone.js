@@ -437,6 +437,14 @@
     }
   }
 
+  // attachMic gives the call its microphone and a PeerConnection sending it.
+  function attachMic(c, stream) {
+    c.stream = stream;
+    meter('mic', stream);
+    c.pc = newPeerConnection(c);
+    stream.getAudioTracks().forEach((t) => c.pc.addTrack(t, stream));
+  }
+
   async function answer() {
     const c = S.call;
     if (!c || c.state !== 'ringing') return;
@@ -445,10 +453,7 @@
     let stream;
     try { stream = await getMic(); } catch (e) { showError(e.message); return; }
     if (S.call !== c || c.state !== 'ringing') { stream.getTracks().forEach((t) => t.stop()); return; }
-    c.stream = stream;
-    meter('mic', stream);
-    c.pc = newPeerConnection(c);
-    stream.getAudioTracks().forEach((t) => c.pc.addTrack(t, stream));
+    attachMic(c, stream);
     c.state = 'connecting';
     setText('call-state', 'Connecting', 'connecting');
     buttons();
@@ -478,13 +483,10 @@
     try { stream = await getMic(); } catch (e) { showError(e.message); return; }
     newCall(number, null);
     const c = S.call;
-    c.stream = stream;
     c.state = 'connecting';
     setText('call-state', 'Calling', 'dialing');
     $('caller').textContent = 'Calling ' + number;
-    meter('mic', stream);
-    c.pc = newPeerConnection(c);
-    stream.getAudioTracks().forEach((t) => c.pc.addTrack(t, stream));
+    attachMic(c, stream);
     buttons();
     try {
       await offer('sendrecv', cfg.noAnswerMs);
