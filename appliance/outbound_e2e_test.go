@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,6 +120,11 @@ func TestAnonymousWebCallerReachesAgent(t *testing.T) {
 	ag := runAgent(ctx, t, s, "agent3", agent.Config{AutoAnswer: true, PlayHz: 1000}, true)
 	web := runAgent(ctx, t, s, "", agent.Config{DN: "anon2f1d6a0e-3c1b-4e55-9d2a-8f0c7b9e1a23", PlayHz: 600}, false)
 
+	// wrtc_current_signins is "Registered DNs" (reference A.8): the visitor
+	// registered none.
+	if got := gatewaySignIns(t, s); got != 1 {
+		t.Errorf("wrtc_current_signins with agent3 and an anonymous visitor = %v, want 1", got)
+	}
 	if err := web.Call(ctx, "+18005550101"); err != nil { // VQ_Support
 		t.Fatalf("anonymous call to VQ_Support: %v", err)
 	}
@@ -134,4 +142,29 @@ func TestAnonymousWebCallerReachesAgent(t *testing.T) {
 	if err := web.SignOut(ctx); err != nil {
 		t.Fatalf("anonymous sign out: %v", err)
 	}
+}
+
+// gatewaySignIns reads wrtc_current_signins from the appliance's /metrics.
+func gatewaySignIns(t *testing.T, s *apptest.Stack) float64 {
+	t.Helper()
+	res, err := http.Get(s.Endpoints.MetricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "wrtc_current_signins "); ok { //nolint:misspell // the product's metric name
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("wrtc_current_signins %q: %v", v, err)
+			}
+			return f
+		}
+	}
+	t.Fatal("/metrics has no wrtc_current_signins")
+	return 0
 }

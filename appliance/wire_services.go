@@ -172,6 +172,12 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		tc.MinPort, tc.MaxPort = cfg.TURN.MinRelayPort, cfg.TURN.MaxRelayPort
 		tc.AuthSecret = secret
 		tc.UserQuota = cfg.TURN.UserQuota
+		tc.AllowedPeers = cfg.TURN.AllowedPeers
+		// No relay to the appliance's own services (the gateway's media port
+		// stays a peer: relayed calls need it).
+		tc.ProtectedPorts = func() []int {
+			return []int{urlPort(a.http.URL()), urlPort(a.redis.URL()), urlPort(a.pg.DSN()), sipPort}
+		}
 		ts, err := turn.New(tc, logFor("turn").get(), a.reg, a.clock)
 		if err != nil {
 			return nil, fmt.Errorf("turn: %w", err)
@@ -285,4 +291,14 @@ func redactDSN(dsn string) string {
 		return "<unparseable DSN>"
 	}
 	return u.Redacted()
+}
+
+// urlPort is the port of a URL or DSN, 0 when it names none.
+func urlPort(raw string) int {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return 0
+	}
+	p, _ := strconv.Atoi(u.Port())
+	return p
 }

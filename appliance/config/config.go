@@ -113,11 +113,15 @@ type TURN struct {
 	Port int `yaml:"port"`
 	// Secret is the TURN REST shared secret (coturn static-auth-secret); empty generates one kept in the data dir. Default: "".
 	Secret string `yaml:"secret"`
-	// MinRelayPort and MaxRelayPort bound relay ports; 0/0 uses any free port. Default: 49160-49200.
+	// MinRelayPort and MaxRelayPort bound relay ports (coturn's min-port/max-port); 0/0 uses any free port. Each allocation holds one, so the range caps concurrent allocations. Default: 49152-65535, as coturn's.
 	MinRelayPort int `yaml:"min_relay_port"`
 	MaxRelayPort int `yaml:"max_relay_port"`
 	// UserQuota caps concurrent allocations per user (the part after ':' of a REST username). Default: 10.
 	UserQuota int `yaml:"user_quota"`
+	// AllowedPeers are the peer addresses clients may relay to: "local" (this host: loopback and its interface
+	// addresses), "any", IPs and CIDRs. The appliance's own service ports (HTTP, Redis, PostgreSQL, SIP, TURN)
+	// are refused on this host whatever this says. Default: [local], so TURN cannot reach other machines.
+	AllowedPeers []string `yaml:"allowed_peers"`
 }
 
 // Gateway configures the WebRTC gateway.
@@ -155,7 +159,7 @@ func Default() Config {
 		Redis:           Redis{Host: "127.0.0.1", Port: 8471},
 		Postgres:        Postgres{Port: 8472},
 		SIP:             SIP{Host: "127.0.0.1", Port: 5070},
-		TURN:            TURN{Host: "127.0.0.1", Port: 3478, MinRelayPort: 49160, MaxRelayPort: 49200, UserQuota: 10},
+		TURN:            TURN{Host: "127.0.0.1", Port: 3478, MinRelayPort: 49152, MaxRelayPort: 65535, UserQuota: 10, AllowedPeers: []string{"local"}},
 		Gateway:         Gateway{MediaPort: 8473, EnableTranscoding: true},
 		GES:             GES{TenantCreatesPerSec: 5000, TenantCreateBurst: 5000, MaxActivePerNumber: 5, StrandedAfter: time.Minute},
 	}

@@ -63,6 +63,7 @@ type Server struct {
 	state    int // 0 new, 1 started, 2 stopped
 	sessions map[SSID]*session
 	byKey    map[string]*session // "dn@domain"
+	anon     int                 // anonymous sessions among sessions: no DN, not a sign-in of the metrics
 	calls    map[string]*call    // SIP Call-ID
 	recent   []CallInfo
 }
@@ -305,9 +306,14 @@ func (s *Server) addSession(ctx context.Context, ss *session) (*session, error) 
 		s.mu.Unlock()
 		return nil, errFull
 	}
+	if ss.anonymous && s.sessions[ss.id] == nil {
+		s.anon++
+	}
 	s.sessions[ss.id] = ss
 	s.byKey[ss.key()] = ss
-	s.met.signIns.Set(float64(len(s.sessions)))
+	// wrtc_current_signins is "Registered DNs" (reference A.8): anonymous
+	// web visitors register none.
+	s.met.signIns.Set(float64(len(s.sessions) - s.anon))
 	if old == nil && !ss.anonymous {
 		s.met.byDomain.WithLabelValues(ss.domain).Inc()
 	}
@@ -365,6 +371,9 @@ func (s *Server) dropSession(ctx context.Context, ss *session, reason string, un
 	s.mu.Lock()
 	if s.sessions[ss.id] == ss {
 		delete(s.sessions, ss.id)
+		if ss.anonymous {
+			s.anon--
+		}
 	}
 	if s.byKey[ss.key()] == ss {
 		delete(s.byKey, ss.key())
@@ -372,7 +381,7 @@ func (s *Server) dropSession(ctx context.Context, ss *session, reason string, un
 			s.met.byDomain.WithLabelValues(ss.domain).Dec()
 		}
 	}
-	s.met.signIns.Set(float64(len(s.sessions)))
+	s.met.signIns.Set(float64(len(s.sessions) - s.anon))
 	s.mu.Unlock()
 	if c != nil && !dropped {
 		s.met.clientErrors.WithLabelValues("dropped_on_signout").Inc()

@@ -35,10 +35,11 @@ type Config struct {
 	// Default "" (= Host).
 	RelayIP string `yaml:"relay_ip"`
 	// MinPort and MaxPort bound the relay port range, both inclusive (coturn's
-	// min-port/max-port). Both 0 lets the OS pick any free port.
-	// Default 49160-49200.
+	// min-port/max-port). Both 0 lets the OS pick any free port. Every
+	// allocation holds one port, so the range caps concurrent allocations.
+	// Default 49152-65535, as coturn's.
 	MinPort int `yaml:"min_port"`
-	// MaxPort is the top of the relay port range; see MinPort. Default 49200.
+	// MaxPort is the top of the relay port range; see MinPort. Default 65535.
 	MaxPort int `yaml:"max_port"`
 	// PublicHost is the host written into the TURN URLs handed to clients.
 	// Default "" (= Host, or RelayIP when Host is unspecified).
@@ -71,6 +72,13 @@ type Config struct {
 	// and ChannelBind to other peers are refused with 403. (zero: default)
 	// Default ["local"], so the server cannot be used to reach other machines.
 	AllowedPeers []string `yaml:"allowed_peers"`
+	// ProtectedPorts lists the ports of the services sharing this host with
+	// the server (the appliance's HTTP, Redis, PostgreSQL and SIP ports). No
+	// client may relay to them on this host's addresses, whatever
+	// AllowedPeers says; the server's own port is always protected. It is
+	// read when clients ask for permissions, so it may name ports bound after
+	// Start. Default nil.
+	ProtectedPorts func() []int `yaml:"-"`
 	// AllocationLifetime is how long an allocation lives without a Refresh when
 	// the client does not ask for a lifetime. (zero: default) Default 10m.
 	AllocationLifetime time.Duration `yaml:"allocation_lifetime"`
@@ -82,8 +90,8 @@ func Default() Config {
 		Host:               "127.0.0.1",
 		Port:               3478,
 		PortSetting:        "--turn-port",
-		MinPort:            49160,
-		MaxPort:            49200,
+		MinPort:            49152,
+		MaxPort:            65535,
 		Realm:              "cxlab",
 		AuthSecret:         "cxlab-turn-secret",
 		CredentialTTL:      24 * time.Hour,

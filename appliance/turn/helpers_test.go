@@ -102,9 +102,9 @@ func startServer(t testing.TB, mutate func(*Config)) *testServer {
 	return &testServer{Server: srv, reg: reg, clk: clk}
 }
 
-// creds returns fresh REST credentials for user from the server's clock.
+// creds returns fresh REST credentials for user, valid for an hour of wall time.
 func (s *testServer) creds(user string) (string, string) {
-	u, p, _ := NewCredentials(s.cfg.AuthSecret, user, time.Hour, s.clk.Now())
+	u, p, _ := NewCredentials(s.cfg.AuthSecret, user, time.Hour, time.Now())
 	return u, p
 }
 

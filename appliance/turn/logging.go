@@ -54,7 +54,13 @@ func (l pionLogger) Tracef(format string, args ...any) { l.logf(LevelTrace, form
 func (l pionLogger) Debug(msg string)                  { l.log(slog.LevelDebug, msg) }
 func (l pionLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
 func (l pionLogger) Info(msg string)                   { l.log(slog.LevelInfo, msg) }
-func (l pionLogger) Infof(format string, args ...any)  { l.logf(slog.LevelInfo, format, args...) }
+func (l pionLogger) Infof(format string, args ...any) {
+	if perPacket(format) {
+		l.logf(slog.LevelDebug, format, args...)
+		return
+	}
+	l.logf(slog.LevelInfo, format, args...)
+}
 func (l pionLogger) Warn(msg string)                   { l.log(warnLevel(msg), msg) }
 func (l pionLogger) Warnf(format string, args ...any) {
 	if l.logger.Enabled(context.Background(), slog.LevelWarn) { // else nor Debug, below it
@@ -64,9 +70,28 @@ func (l pionLogger) Warnf(format string, args ...any) {
 func (l pionLogger) Error(msg string)                  { l.log(slog.LevelError, msg) }
 func (l pionLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
 
+// perPacketMarks begin pion's informational messages about single packets,
+// such as a datagram to a relayed address from a peer without permission:
+// anyone who can send packets could write one line each to the log, so they
+// are logged at Debug.
+var perPacketMarks = []string{"No Permission or Channel exists"}
+
+func perPacket(format string) bool {
+	for _, m := range perPacketMarks {
+		if strings.HasPrefix(format, m) {
+			return true
+		}
+	}
+	return false
+}
+
 // closedMarks are the error texts of an I/O call on something already closed
 // (net.ErrClosed, io.ErrClosedPipe, pion/srtp's closed session).
-var closedMarks = []string{"use of closed network connection", "read/write on closed pipe", "already closed"}
+// A call hung up while its PeerConnection is still connecting ends the same
+// way: "Failed to start manager: connecting canceled by caller",
+// "undeclaredMediaProcessor failed to open SrtcpSession".
+var closedMarks = []string{"use of closed network connection", "read/write on closed pipe", "already closed",
+	"connecting canceled by caller", "failed to open SrtcpSession", "failed to open SrtpSession"}
 
 // warnLevel is the level of a pion warning. pion warns when a read or
 // accept loop ends on a closed connection, stream or pipe, which is how

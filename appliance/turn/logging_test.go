@@ -38,12 +38,33 @@ func TestPionTeardownWarningsAreDebug(t *testing.T) {
 	l.Warnf("Failed to accept RTP %v", "stream is already closed")
 	l.Warn("Failed to read from candidate udp4 host 127.0.0.1:5000: io: read/write on closed pipe")
 	l.Warnf("Failed to read: %v", "read udp 127.0.0.1:1: use of closed network connection")
+	l.Warnf("Failed to start manager: %v", "connecting canceled by caller")
 	l.Warnf("Failed to handle DTLS %s", "alert")
 	out := buf.String()
-	if n := strings.Count(out, "level=DEBUG"); n != 3 {
-		t.Errorf("%d teardown warnings at Debug, want 3:\n%s", n, out)
+	if n := strings.Count(out, "level=DEBUG"); n != 4 {
+		t.Errorf("%d teardown warnings at Debug, want 4:\n%s", n, out)
 	}
 	if !strings.Contains(out, `level=WARN msg="Failed to handle DTLS alert"`) {
 		t.Errorf("an ordinary warning is no longer Warn:\n%s", out)
+	}
+}
+
+// A datagram to a relayed address from a peer without a permission is one
+// pion Info line: anyone could fill the log at their packet rate. Those are
+// Debug; other Info lines stay Info.
+func TestPionPerPacketInfoIsDebug(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	l := NewPionLoggerFactory(logger).NewLogger("turn")
+	for range 50 {
+		l.Infof("No Permission or Channel exists for %v on allocation %v", "127.0.0.1:9", "127.0.0.1:49160")
+	}
+	l.Infof("Listening on %s", "udp")
+	out := buf.String()
+	if strings.Contains(out, "No Permission") {
+		t.Errorf("per-packet lines logged at Info:\n%s", out)
+	}
+	if !strings.Contains(out, `level=INFO msg="Listening on udp"`) {
+		t.Errorf("an ordinary Info line is gone:\n%s", out)
 	}
 }

@@ -25,6 +25,7 @@ type metrics struct {
 	authFailures     *prometheus.CounterVec
 	quotaRefusals    prometheus.Counter
 	peersRefused     prometheus.Counter
+	relayFailures    prometheus.Counter
 	current          prometheus.GaugeFunc
 }
 
@@ -52,7 +53,11 @@ func newMetrics(current func() float64) *metrics {
 		}),
 		peersRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cxlab_turn_peer_refusals_total",
-			Help: "CreatePermission, ChannelBind and Connect requests refused by the peer address policy.",
+			Help: "CreatePermission, ChannelBind and Connect requests refused by the peer address policy, and datagrams dropped because they were sent to one of the appliance's own service ports.",
+		}),
+		relayFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cxlab_turn_relay_address_failures_total",
+			Help: "Allocate requests refused with 508 because no relay address could be opened (the relay port range is full).",
 		}),
 		current: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cxlab_turn_allocations",
@@ -67,7 +72,7 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 	}
 	cs := []prometheus.Collector{
 		m.allocationsTotal, m.relayedBytes, m.relayedPackets, m.authFailures,
-		m.quotaRefusals, m.peersRefused, m.current,
+		m.quotaRefusals, m.peersRefused, m.relayFailures, m.current,
 	}
 	var errs []error
 	for _, c := range cs {

@@ -321,6 +321,9 @@ func (c *polledRelayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if !ap.Addr().Is4() {
 		return 0, fmt.Errorf("relay %s: peer %v is not IPv4", c.local, addr)
 	}
+	if c.table.guarded(addr) {
+		return len(p), nil // dropped, as a datagram to a peer without permission is
+	}
 	switch err := c.sendto(p, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); {
 	case err == nil, errors.Is(err, unix.EAGAIN):
 	case errors.Is(err, net.ErrClosed):

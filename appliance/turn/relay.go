@@ -2,6 +2,7 @@ package turn
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -139,6 +140,10 @@ type trafficCounters struct {
 // clients, to their relay.
 type relayTable struct {
 	traffic trafficCounters
+	// guard refuses the appliance's own service ports as peers; refused
+	// counts what it dropped (the peer-refusal counter).
+	guard   *portGuard
+	refused prometheus.Counter
 
 	mu       sync.Mutex
 	relays   map[string]*relay
@@ -214,6 +219,18 @@ func (t *relayTable) forwardChannelData(p []byte, from net.Addr) bool {
 
 func (t *relayTable) closed() { t.open.Add(-1) }
 
+// guarded reports whether a datagram to peer must be dropped (see portGuard),
+// and counts it.
+func (t *relayTable) guarded(peer net.Addr) bool {
+	if !t.guard.refusesAddr(peer) {
+		return false
+	}
+	if t.refused != nil {
+		t.refused.Inc()
+	}
+	return true
+}
+
 func (t *relayTable) get(addr net.Addr) *relay {
 	if addr == nil {
 		return nil
@@ -249,6 +266,8 @@ type countingGenerator struct {
 	// poller, when set, takes over reading the relayed UDP sockets (the
 	// UDP listener's allocations; nil for TCP clients and off Linux).
 	poller *relayPoller
+	// failed is told when no relay address could be opened.
+	failed func(error)
 }
 
 // Validate implements pionturn.RelayAddressGenerator.
@@ -258,6 +277,9 @@ func (g *countingGenerator) Validate() error { return g.inner.Validate() }
 func (g *countingGenerator) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
 	conn, addr, err := g.inner.AllocatePacketConn(conf)
 	if err != nil {
+		if g.failed != nil {
+			g.failed(err)
+		}
 		return nil, nil, err
 	}
 	g.relays.open.Add(1)
@@ -274,6 +296,9 @@ func (g *countingGenerator) AllocatePacketConn(conf pionturn.AllocateListenerCon
 func (g *countingGenerator) AllocateListener(conf pionturn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
 	ln, addr, err := g.inner.AllocateListener(conf)
 	if err != nil {
+		if g.failed != nil {
+			g.failed(err)
+		}
 		return nil, nil, err
 	}
 	g.relays.open.Add(1)
@@ -282,6 +307,9 @@ func (g *countingGenerator) AllocateListener(conf pionturn.AllocateListenerConfi
 
 // AllocateConn implements pionturn.RelayAddressGenerator.
 func (g *countingGenerator) AllocateConn(conf pionturn.AllocateConnConfig) (net.Conn, error) {
+	if g.relays.guarded(conf.RemoteAddr) {
+		return nil, fmt.Errorf("relay to %s refused: it is one of the appliance's own services", conf.RemoteAddr)
+	}
 	conn, err := g.inner.AllocateConn(conf)
 	if err != nil {
 		return nil, err
@@ -316,6 +344,9 @@ func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (c *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.table.guarded(addr) {
+		return len(p), nil // dropped, as a datagram to a peer without permission is
+	}
 	n, err := c.PacketConn.WriteTo(p, addr)
 	if err == nil {
 		c.table.countToPeer(c.relay, n)

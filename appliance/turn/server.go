@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"syscall"
@@ -93,6 +94,8 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, clk clock.C
 		return nil, fmt.Errorf("new turn server: %w", err)
 	}
 	s.relays = newRelayTable(s.m.traffic())
+	s.relays.refused = s.m.peersRefused
+	s.relays.guard = &portGuard{ports: s.protectedPorts, local: s.isLocal}
 	return s, nil
 }
 
@@ -146,13 +149,13 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.state != stateNew {
 		return errors.New("start turn server: already started")
 	}
-	if s.policy.local {
-		addrs, err := net.InterfaceAddrs()
-		if err != nil {
-			return fmt.Errorf("start turn server: read interface addresses: %w", err)
-		}
-		s.policy = s.policy.withHostAddrs(addrs)
+	// This host's addresses: the "local" policy allows them, and the port
+	// guard protects the appliance's services on them.
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return fmt.Errorf("start turn server: read interface addresses: %w", err)
 	}
+	s.policy = s.policy.withHostAddrs(addrs)
 	pc, ln, err := s.listen(ctx)
 	if err != nil {
 		return fmt.Errorf("start turn server: %w", err)
@@ -325,7 +328,7 @@ func (s *Server) URLs() []string {
 func (s *Server) ICEServers(user string) []ICEServer {
 	srv := ICEServer{URLs: s.URLs()}
 	if s.cfg.AuthSecret != "" {
-		srv.Username, srv.Credential, srv.Expires = NewCredentials(s.cfg.AuthSecret, user, s.cfg.CredentialTTL, s.clk.Now())
+		srv.Username, srv.Credential, srv.Expires = NewCredentials(s.cfg.AuthSecret, user, s.cfg.CredentialTTL, time.Now())
 	}
 	return []ICEServer{srv}
 }
@@ -422,7 +425,11 @@ func (s *Server) generator(poller *relayPoller) pionturn.RelayAddressGenerator {
 			MaxRetries: min(max(3*size, 10), 300),
 		}
 	}
-	return &countingGenerator{inner: inner, relays: s.relays, poller: poller}
+	return &countingGenerator{inner: inner, relays: s.relays, poller: poller, failed: func(err error) {
+		s.m.relayFailures.Inc()
+		s.log.Warn("turn relay address unavailable; the Allocate is refused with 508 (a full relay port range caps allocations: turn.min_relay_port/max_relay_port)",
+			"range", fmt.Sprintf("%d-%d", s.cfg.MinPort, s.cfg.MaxPort), "err", err)
+	}}
 }
 
 // authenticate is pion's AuthHandler: static users first, then TURN REST.
@@ -442,7 +449,9 @@ func (s *Server) authenticate(ra *pionturn.RequestAttributes) (string, []byte, b
 	if s.cfg.AuthSecret == "" {
 		return fail(reasonUnknownUser, nil)
 	}
-	user, pw, err := checkREST(s.cfg.AuthSecret, ra.Username, s.clk.Now())
+	// TURN REST usernames carry a Unix time, made by servers that read the
+	// wall clock (as coturn checks it): the lab clock does not apply.
+	user, pw, err := checkREST(s.cfg.AuthSecret, ra.Username, time.Now())
 	switch {
 	case errors.Is(err, errRESTExpired):
 		return fail(reasonExpired, err)
@@ -450,6 +459,27 @@ func (s *Server) authenticate(ra *pionturn.RequestAttributes) (string, []byte, b
 		return fail(reasonMalformed, err)
 	}
 	return user, pionturn.GenerateAuthKey(ra.Username, ra.Realm, pw), true
+}
+
+// protectedPorts are Config.ProtectedPorts and the server's own port.
+func (s *Server) protectedPorts() []int {
+	var ports []int
+	if s.cfg.ProtectedPorts != nil {
+		ports = s.cfg.ProtectedPorts()
+	}
+	if ua, ok := s.UDPAddr().(*net.UDPAddr); ok {
+		ports = append(ports, ua.Port)
+	}
+	return ports
+}
+
+// isLocal reports whether addr is this host's (loopback or an interface address).
+func (s *Server) isLocal(addr netip.Addr) bool {
+	if addr.IsLoopback() || addr.IsUnspecified() {
+		return true
+	}
+	_, ok := s.policy.hostAddrs[addr]
+	return ok
 }
 
 // quota is pion's QuotaHandler; user is what authenticate returned.
@@ -464,6 +494,7 @@ func (s *Server) quota(user, _ string, src net.Addr) bool {
 
 // permit is pion's PermissionHandler, applying Config.AllowedPeers.
 func (s *Server) permit(client net.Addr, peer net.IP) bool {
+	s.relays.guard.refresh()
 	if s.policy.allows(peer) {
 		return true
 	}
@@ -508,7 +539,9 @@ func (s *Server) events() pionturn.EventHandler {
 			}
 		},
 		OnChannelCreated: func(_, _ net.Addr, _, _, _ string, relayAddr, peer net.Addr, number uint16) {
-			if r := s.relays.get(relayAddr); r != nil {
+			// A protected peer's channel is left to pion, whose writes the
+			// guard drops; the fast path would not ask it.
+			if r := s.relays.get(relayAddr); r != nil && !s.relays.guard.refusesAddr(peer) {
 				r.setChannel(peer, number, true)
 			}
 		},

@@ -156,16 +156,80 @@ func TestCredentialsRefused(t *testing.T) {
 	}
 }
 
-func TestCredentialsExpireWithTheLabClock(t *testing.T) {
+// TURN REST usernames carry a Unix time from the wall clock, as coturn and
+// every credential generator read it: moving the lab clock (a demo of the
+// 14-day purge) must not refuse them, and an expired one is refused.
+func TestCredentialsFollowTheWallClock(t *testing.T) {
 	srv := startServer(t, nil)
 	ice := srv.ICEServers("agent1")[0]
-	srv.clk.Advance(25 * time.Hour) // past the default 24h TTL
-	_, err := allocate(t, dialTURN(t, srv, "udp", ice.Username, ice.Credential))
-	if err == nil {
-		t.Fatal("Allocate with credentials past their expiry succeeded")
+	srv.clk.Advance(25 * time.Hour) // past the default 24h TTL, on the lab clock only
+	if _, err := allocate(t, dialTURN(t, srv, "udp", ice.Username, ice.Credential)); err != nil {
+		t.Fatalf("Allocate after a lab-clock move: %v", err)
+	}
+	past, pw, _ := NewCredentials(srv.cfg.AuthSecret, "agent2", time.Minute, time.Now().Add(-2*time.Minute))
+	if _, err := allocate(t, dialTURN(t, srv, "udp", past, pw)); err == nil {
+		t.Fatal("Allocate with credentials expired a minute ago succeeded")
 	}
 	if got := metricValue(srv.m.authFailures.WithLabelValues(reasonExpired)); got != 1 {
 		t.Errorf("auth failures{reason=expired} = %v, want 1", got)
+	}
+}
+
+// The default policy allows this host (the gateway's media port is a peer
+// of every relayed call), but never the appliance's own services on it.
+func TestRelayRefusesTheApplianceServices(t *testing.T) {
+	service, err := net.ListenPacket("udp4", "127.0.0.1:0") // say, Voice's SIP port
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer service.Close()
+	tcpService, err := net.Listen("tcp4", "127.0.0.1:0") // say, the HTTP API
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcpService.Close()
+	protected := []int{service.LocalAddr().(*net.UDPAddr).Port, tcpService.Addr().(*net.TCPAddr).Port}
+	srv := startServer(t, func(c *Config) { c.ProtectedPorts = func() []int { return protected } })
+	echo := startEchoPeer(t)
+
+	u, p := srv.creds("agent1")
+	relay, err := allocate(t, dialTURN(t, srv, "udp", u, p))
+	if err != nil {
+		t.Fatalf("Allocate: %v", err)
+	}
+	// Twice each: pion's client sends the first datagram to a peer in a Send
+	// indication and binds a channel for the next ones.
+	for range 2 {
+		if _, err := relay.WriteTo([]byte("OPTIONS sip:7001@demo SIP/2.0"), service.LocalAddr()); err != nil {
+			t.Fatalf("relay write to the protected port: %v", err)
+		}
+		roundTrip(t, relay, echo.LocalAddr(), []byte("media"))
+	}
+	// The echo came back after both datagrams to the service were handled: a
+	// relayed one would be in the service's socket by now.
+	_ = service.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if n, _, err := service.ReadFrom(make([]byte, 64)); err == nil {
+		t.Fatalf("the protected service received %d bytes through the relay", n)
+	}
+	if got := metricValue(srv.m.peersRefused); got < 2 {
+		t.Errorf("cxlab_turn_peer_refusals_total = %v, want >= 2", got)
+	}
+
+	// An RFC 6062 TCP relay may not connect to a protected port either.
+	tcpClient := dialTURN(t, srv, "tcp", u, p)
+	alloc, err := tcpClient.AllocateTCP()
+	if err != nil {
+		t.Fatalf("AllocateTCP: %v", err)
+	}
+	defer alloc.Close()
+	dataConn, err := net.DialTimeout("tcp4", srv.TCPAddr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dataConn.Close()
+	if conn, err := alloc.DialTCPWithConn(dataConn, "tcp4", tcpService.Addr().(*net.TCPAddr)); err == nil {
+		_ = conn.Close()
+		t.Fatal("a TCP relay connected to a protected port")
 	}
 }
 
@@ -389,6 +453,30 @@ func TestRelayPortRange(t *testing.T) {
 		if port < lo || port > hi {
 			t.Fatalf("relay port %d outside %d-%d", port, lo, hi)
 		}
+	}
+}
+
+// A full relay port range refuses the next Allocate with 508, and says so
+// in the metrics and the log: it caps the server's allocations.
+func TestFullRelayPortRangeIsReported(t *testing.T) {
+	probe, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.LocalAddr().(*net.UDPAddr).Port
+	_ = probe.Close()
+	srv := startServer(t, func(c *Config) { c.MinPort, c.MaxPort = port, port })
+	u, p := srv.creds("agent1")
+	if _, err := allocate(t, dialTURN(t, srv, "udp", u, p)); err != nil {
+		t.Fatalf("first Allocate: %v", err)
+	}
+	u, p = srv.creds("agent2")
+	_, err = allocate(t, dialTURN(t, srv, "udp", u, p))
+	if code := turnErrorCode(err); code != 508 {
+		t.Fatalf("second Allocate in a one-port range: %v (code %d), want 508", err, code)
+	}
+	if got := metricValue(srv.m.relayFailures); got != 1 {
+		t.Errorf("cxlab_turn_relay_address_failures_total = %v, want 1", got)
 	}
 }
 
