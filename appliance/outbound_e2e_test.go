@@ -120,10 +120,10 @@ func TestAnonymousWebCallerReachesAgent(t *testing.T) {
 	ag := runAgent(ctx, t, s, "agent3", agent.Config{AutoAnswer: true, PlayHz: 1000}, true)
 	web := runAgent(ctx, t, s, "", agent.Config{DN: "anon2f1d6a0e-3c1b-4e55-9d2a-8f0c7b9e1a23", PlayHz: 600}, false)
 
-	// wrtc_current_signins is "Registered DNs" (reference A.8): the visitor
-	// registered none.
+	// The gateway's sign-in gauge is "Registered DNs" (reference A.8): the
+	// visitor registered none.
 	if got := gatewaySignIns(t, s); got != 1 {
-		t.Errorf("wrtc_current_signins with agent3 and an anonymous visitor = %v, want 1", got)
+		t.Errorf("%s with agent3 and an anonymous visitor = %v, want 1", signInGauge, got)
 	}
 	if err := web.Call(ctx, "+18005550101"); err != nil { // VQ_Support
 		t.Fatalf("anonymous call to VQ_Support: %v", err)
@@ -144,7 +144,7 @@ func TestAnonymousWebCallerReachesAgent(t *testing.T) {
 	}
 }
 
-// gatewaySignIns reads wrtc_current_signins from the appliance's /metrics.
+// gatewaySignIns reads signInGauge from the appliance's /metrics.
 func gatewaySignIns(t *testing.T, s *apptest.Stack) float64 {
 	t.Helper()
 	res, err := http.Get(s.Endpoints.MetricsURL)
@@ -157,14 +157,14 @@ func gatewaySignIns(t *testing.T, s *apptest.Stack) float64 {
 		t.Fatal(err)
 	}
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "wrtc_current_signins "); ok { //nolint:misspell // the product's metric name
+		if v, ok := strings.CutPrefix(line, signInGauge+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
-				t.Fatalf("wrtc_current_signins %q: %v", v, err)
+				t.Fatalf("%s %q: %v", signInGauge, v, err)
 			}
 			return f
 		}
 	}
-	t.Fatal("/metrics has no wrtc_current_signins")
+	t.Fatal("/metrics has no " + signInGauge)
 	return 0
 }

@@ -61,7 +61,7 @@ func (l pionLogger) Infof(format string, args ...any) {
 	}
 	l.logf(slog.LevelInfo, format, args...)
 }
-func (l pionLogger) Warn(msg string)                   { l.log(warnLevel(msg), msg) }
+func (l pionLogger) Warn(msg string) { l.log(warnLevel(msg), msg) }
 func (l pionLogger) Warnf(format string, args ...any) {
 	if l.logger.Enabled(context.Background(), slog.LevelWarn) { // else nor Debug, below it
 		l.Warn(fmt.Sprintf(format, args...))
