@@ -311,7 +311,7 @@ func (s *Server) addSession(ctx context.Context, ss *session) (*session, error) 
 	}
 	s.sessions[ss.id] = ss
 	s.byKey[ss.key()] = ss
-	// wrtc_current_signins is "Registered DNs" (reference A.8): anonymous
+	// The sign-in gauge is "Registered DNs" (reference A.8): anonymous
 	// web visitors register none.
 	s.met.signIns.Set(float64(len(s.sessions) - s.anon))
 	if old == nil && !ss.anonymous {
