@@ -351,3 +351,45 @@ func TestMovingTheClockKeepsAgentsSignedIn(t *testing.T) {
 	})
 	eventually(t, 15*time.Second, "the agent to hear the customer", func() bool { return a.Heard().AudioMS > 500 })
 }
+
+// TestAgentCommandHangsUpAfter: with --hangup-after the command ends each
+// answered call itself, so that a callback to a customer who never hangs up
+// (+12025550100) completes without stopping the agent, which stays signed in
+// for the next one.
+func TestAgentCommandHangsUpAfter(t *testing.T) {
+	s := apptest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.RunCLI(runCtx, []string{"--url", s.URL, "--user", "agent2", "--password", "agent123",
+			"--auto-answer", "--play", "1000", "--hangup-after", "2s"}, out)
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("agent command: %v\n%s", err, out.String())
+		}
+	}()
+	eventually(t, 20*time.Second, "the agent command to report Ready", func() bool { return strings.Contains(out.String(), "Ready:") })
+	for round := 1; round <= 2; round++ {
+		var created struct {
+			ID string `json:"id"`
+		}
+		if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{
+			"serviceName": "CB_Support", "phoneNumber": "+12025550100"}, &created); code != 200 {
+			t.Fatalf("round %d: create: %d", round, code)
+		}
+		eventually(t, 40*time.Second, fmt.Sprintf("callback %d to complete", round), func() bool {
+			return retrieve(t, s, created.ID).State == "COMPLETED"
+		})
+		if cb := retrieve(t, s, created.ID); cb.Reason != "AGENT_CONNECTED" {
+			t.Fatalf("round %d: callback ended %s, want AGENT_CONNECTED; agent output:\n%s", round, cb.Reason, out.String())
+		}
+		if rs := callReports(out.String()); len(rs) != round || math.Abs(rs[round-1].hz-440) > 25 {
+			t.Fatalf("round %d: reports %+v, want one per call with the customer's 440 Hz:\n%s", round, rs, out.String())
+		}
+	}
+}

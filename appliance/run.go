@@ -19,6 +19,16 @@ func Run(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
+	// The endpoints file describes a running appliance: one left by an
+	// earlier run names ports nobody serves, and a script waiting for the
+	// file to appear would go on at once. It goes before anything starts, and
+	// again when this run ends.
+	if cfg.EndpointsFile != "" {
+		if err := os.Remove(cfg.EndpointsFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: endpoints file (--endpoints-file): can't remove the previous one: %w", config.ErrInvalid, err)
+		}
+		defer func() { _ = os.Remove(cfg.EndpointsFile) }()
+	}
 	a, err := New(cfg, stderr)
 	if err != nil {
 		return err

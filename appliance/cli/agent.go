@@ -19,6 +19,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return exitOK
 		}
 		_, _ = fmt.Fprintf(stderr, "cxlab agent: %v\n", err)
+		if errors.Is(err, agent.ErrUsage) {
+			return exitUsage
+		}
 		return exitFailure
 	}
 	return exitOK

@@ -35,7 +35,8 @@ Usage:
   cxlab version               print the version
 
 Run "cxlab up -h" for the flags; every flag is also an environment variable
-(--redis-url is CXLAB_REDIS_URL) and a key of the --config YAML file.
+(--redis-url is CXLAB_REDIS_URL), and the --config YAML file takes the same
+settings under the keys "cxlab config print" shows (redis.url).
 `
 
 // Main runs the command in args and returns the process exit code.
@@ -49,7 +50,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return up(ctx, args[1:], stdout, stderr)
 	case "config":
 		if len(args) < 2 || args[1] != "print" {
-			_, _ = fmt.Fprintln(stderr, "usage: cxlab config print [flags]")
+			_, _ = fmt.Fprintln(stderr, "usage: cxlab config print [flags]: print the effective configuration (defaults, --config file, CXLAB_* variables, flags) as YAML, secrets redacted")
 			return exitUsage
 		}
 		return configPrint(args[2:], stdout, stderr)
@@ -70,7 +71,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, code, ok := load(args, stderr)
+	cfg, code, ok := load("cxlab up", args, stderr)
 	if !ok {
 		return code
 	}
@@ -81,7 +82,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func configPrint(args []string, stdout, stderr io.Writer) int {
-	cfg, code, ok := load(args, stderr)
+	cfg, code, ok := load("cxlab config print", args, stderr)
 	if !ok {
 		return code
 	}
@@ -93,8 +94,8 @@ func configPrint(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func load(args []string, stderr io.Writer) (config.Config, int, bool) {
-	cfg, err := config.Load(args, os.Getenv, stderr)
+func load(command string, args []string, stderr io.Writer) (config.Config, int, bool) {
+	cfg, err := config.LoadCommand(command, args, os.Getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return cfg, exitOK, false
 	}

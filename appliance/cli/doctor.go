@@ -21,7 +21,7 @@ import (
 // doctor checks this machine for what `cxlab up` and the test suite need and
 // says how to fix each missing piece. It exits 1 when something required is missing.
 func doctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, code, ok := load(args, stderr)
+	cfg, code, ok := load("cxlab doctor", args, stderr)
 	if !ok {
 		return code
 	}

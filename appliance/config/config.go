@@ -203,6 +203,18 @@ func (c Config) Validate() error {
 	if !c.Ephemeral && strings.TrimSpace(c.DataDir) == "" {
 		return invalid("data_dir (--data-dir)", "must not be empty unless --ephemeral")
 	}
+	// `cxlab config print` is itself a config file, with secrets replaced by
+	// placeholders; read back as they are, they would become the secrets.
+	if c.TURN.Secret == redacted {
+		return invalid("turn.secret (--turn-secret)", "is %q, the placeholder `cxlab config print` writes: give the real secret, or remove the key to use the one kept in the data dir", redacted)
+	}
+	for _, u := range []struct{ name, v string }{{"redis.url (--redis-url)", c.Redis.URL}, {"postgres.url (--postgres-url)", c.Postgres.URL}} {
+		if pu, err := url.Parse(u.v); err == nil && pu.User != nil {
+			if pw, ok := pu.User.Password(); ok && pw == "xxxxx" {
+				return invalid(u.name, "has the password xxxxx, the placeholder `cxlab config print` writes: give the real password")
+			}
+		}
+	}
 	if c.GCPercent < 25 {
 		return invalid("gc_percent", "must be at least 25, got %d", c.GCPercent)
 	}

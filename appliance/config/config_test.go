@@ -43,6 +43,61 @@ func TestUnknownYAMLKeyIsAnErrorNamingIt(t *testing.T) {
 	}
 }
 
+// A value of the wrong type in the YAML file names its key, not only a line.
+func TestYAMLTypeErrorNamesTheKey(t *testing.T) {
+	yml := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(yml, []byte("http:\n  port: abc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load([]string{"--config", yml}, env(nil), io.Discard)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "http.port: line 2: cannot unmarshal") {
+		t.Fatalf("want invalid config naming http.port, got %v", err)
+	}
+}
+
+// A bad flag is a one-line error; the flag list is printed only for -h.
+func TestBadFlagIsOneLine(t *testing.T) {
+	var usage strings.Builder
+	_, err := LoadCommand("cxlab up", []string{"--http-port", "abc"}, env(nil), &usage)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "cxlab up -h") {
+		t.Errorf("bad flag: %v, want an invalid-config error pointing at -h", err)
+	}
+	if usage.Len() != 0 {
+		t.Errorf("a bad flag printed %d bytes of usage", usage.Len())
+	}
+	_, err = LoadCommand("cxlab doctor", []string{"-h"}, env(nil), &usage)
+	if !errors.Is(err, flag.ErrHelp) || !strings.HasPrefix(usage.String(), "Usage: cxlab doctor") || !strings.Contains(usage.String(), "-http-port") {
+		t.Errorf("-h: %v, usage %q", err, usage.String())
+	}
+}
+
+// `cxlab config print` output is a config file, with secrets as placeholders:
+// read back, a placeholder must not become the secret.
+func TestConfigPrintPlaceholdersAreRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"--turn-secret", "abc"},
+		{"--redis-url", "redis://u:pw@127.0.0.1:6379/0"},
+		{"--postgres-url", "postgres://cxlab:pw@127.0.0.1:5432/cxlab"},
+	} {
+		cfg, err := Load(args, env(nil), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := cfg.YAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		yml := filepath.Join(t.TempDir(), "printed.yaml")
+		if err := os.WriteFile(yml, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err = Load([]string{"--config", yml}, env(nil), io.Discard)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "placeholder") {
+			t.Errorf("printed config of %v read back: %v, want the placeholder refused", args, err)
+		}
+	}
+}
+
 func TestBadSettingsAreNamed(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -109,7 +164,15 @@ func TestConfigPrintGolden(t *testing.T) {
 	if string(want) != string(b) {
 		t.Fatalf("config print differs from %s (run go test -update if intended):\n%s", golden, b)
 	}
-	// The printed document loads back to the same config: it is a valid config file.
+	// Without secrets, the printed document loads back: it is a valid config
+	// file (with them, their placeholders are refused: see
+	// TestConfigPrintPlaceholdersAreRefused).
+	plain := Default()
+	plain.DataDir = "/var/lib/cxlab"
+	b, err = plain.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(t.TempDir(), "printed.yaml")
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)

@@ -57,17 +57,28 @@ func EnvName(flagName string) string {
 }
 
 // Load layers defaults, the YAML file, CXLAB_* environment variables and the
-// flags in args, then validates. It returns flag.ErrHelp for -h.
+// flags in args, then validates. It returns flag.ErrHelp for -h, after
+// writing the flags of `cxlab up` to usage.
 func Load(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	return LoadCommand("cxlab up", args, getenv, usage)
+}
+
+// LoadCommand is Load for the command named command (cxlab up, cxlab config
+// print, cxlab doctor), which -h names. A bad flag is a one-line error: the
+// full list is what -h is for.
+func LoadCommand(command string, args []string, getenv func(string) string, usage io.Writer) (Config, error) {
 	probe := Default()
-	fs1 := flag.NewFlagSet("cxlab up", flag.ContinueOnError)
-	fs1.SetOutput(usage)
+	fs1 := flag.NewFlagSet(command, flag.ContinueOnError)
+	fs1.SetOutput(io.Discard)
 	Bind(fs1, &probe)
 	if err := fs1.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			_, _ = fmt.Fprintf(usage, "Usage: %s [flags]\n\nEvery flag is also an environment variable (--redis-url is CXLAB_REDIS_URL); the --config\nYAML file takes the same settings under the keys `cxlab config print` shows (redis.url).\n\n", command)
+			fs1.SetOutput(usage)
+			fs1.PrintDefaults()
 			return Config{}, err
 		}
-		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return Config{}, fmt.Errorf("%w: %w (%s -h lists the flags)", ErrInvalid, err, command)
 	}
 	if fs1.NArg() > 0 {
 		return Config{}, fmt.Errorf("%w: unexpected argument %q", ErrInvalid, fs1.Arg(0))
@@ -124,14 +135,21 @@ func loadYAML(path string, cfg *Config) error {
 	if !errors.As(err, &te) {
 		return fmt.Errorf("%w: config file %s: %w", ErrInvalid, path, err)
 	}
-	// yaml.v3 names the Go type an unknown key was not found in; a user
-	// knows the file's keys, which `cxlab config print` lists.
+	// yaml.v3 names the Go type an unknown key was not found in, and only
+	// the line of a value of the wrong type; a user knows the file's keys,
+	// which `cxlab config print` lists.
+	keys := keysByLine(b)
 	msgs := make([]string, len(te.Errors))
 	hint := ""
 	for i, m := range te.Errors {
 		msgs[i] = unknownField.ReplaceAllString(m, "unknown key $1")
 		if msgs[i] != m {
 			hint = " (`cxlab config print` shows every key)"
+		}
+		if sm := lineOf.FindStringSubmatch(m); sm != nil && msgs[i] == m {
+			if k, ok := keys[sm[1]]; ok {
+				msgs[i] = k + ": " + lineOf.ReplaceAllString(m, "line $1: ")
+			}
 		}
 	}
 	return fmt.Errorf("%w: config file %s: %s%s", ErrInvalid, path, strings.Join(msgs, "; "), hint)
@@ -140,11 +158,49 @@ func loadYAML(path string, cfg *Config) error {
 // unknownField matches yaml.v3's message for a key with no matching field.
 var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
 
+// lineOf matches the line number yaml.v3 puts first in a type error.
+var lineOf = regexp.MustCompile(`^line (\d+): `)
+
+// keysByLine maps the line of each scalar value in a YAML document to its
+// dotted key (http.port), so that a type error can name the key.
+func keysByLine(b []byte) map[string]string {
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil {
+		return nil
+	}
+	out := map[string]string{}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key := n.Content[i].Value
+				if prefix != "" {
+					key = prefix + "." + key
+				}
+				walk(n.Content[i+1], key)
+			}
+		case yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+		case yaml.ScalarNode:
+			out[fmt.Sprint(n.Line)] = prefix
+		}
+	}
+	walk(&doc, "")
+	return out
+}
+
 // YAML renders the configuration as `cxlab config print` shows it.
 // Secrets and URL passwords are redacted.
 func (c Config) YAML() ([]byte, error) {
 	if c.TURN.Secret != "" {
-		c.TURN.Secret = "<redacted>"
+		c.TURN.Secret = redacted
 	}
 	if c.Redis.URL != "" {
 		c.Redis.URL = RedactURL(c.Redis.URL)
@@ -160,6 +216,9 @@ func (c Config) YAML() ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// redacted stands for a secret in `cxlab config print`.
+const redacted = "<redacted>"
 
 type listValue []string
 

@@ -846,8 +846,8 @@ func (c *agentCall) receive(tr *webrtc.TrackRemote) {
 // instead; such an agent has no token to set its state with, and takes calls
 // dialled to its DN.
 func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(stdout)
+	fs := flag.NewFlagSet("cxlab agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
 	base := fs.String("url", "http://127.0.0.1:8470", "appliance base URL")
 	user := fs.String("user", "", "agent login (GAuth password grant)")
 	password := fs.String("password", "", "agent password, or the DN password with --dn")
@@ -858,14 +858,24 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 	pcmu := fs.Bool("pcmu", false, "answer with PCMU instead of Opus")
 	relay := fs.Bool("relay", false, "iceTransportPolicy relay (TURN only)")
 	ready := fs.Bool("ready", true, "set the agent Ready in Voice after sign-in (token sign-in only)")
+	hangupAfter := fs.Duration("hangup-after", 0, "hang up each answered call after this long (0 = wait for the other side)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			_, _ = fmt.Fprint(stdout, "Usage: cxlab agent [flags]\n\nA headless agent (pion): signs in to the gateway, goes Ready, answers, plays a tone and\nreports what it heard, until interrupted (it then signs out).\n\n")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return err
+		}
+		return fmt.Errorf("%w: %w (cxlab agent -h lists the flags)", ErrUsage, err)
+	}
+	if *hangupAfter < 0 {
+		return fmt.Errorf("%w: --hangup-after %s: must not be negative", ErrUsage, *hangupAfter)
 	}
 	if *dn != "" {
 		readySet := false
 		fs.Visit(func(f *flag.Flag) { readySet = readySet || f.Name == "ready" })
 		if readySet && *ready {
-			return errors.New("--ready needs a token sign-in (--user), not --dn")
+			return fmt.Errorf("%w: --ready needs a token sign-in (--user), not --dn", ErrUsage)
 		}
 		*ready = false
 	}
@@ -877,7 +887,7 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 		id, secret, _ := strings.Cut(*client, ":")
 		cfg.Token = PasswordGrant(nil, *base, id, secret, *user, *password)
 	default:
-		return errors.New("--user or --dn is required")
+		return fmt.Errorf("%w: --user or --dn is required", ErrUsage)
 	}
 	a := New(cfg)
 	if err := a.SignIn(ctx); err != nil {
@@ -900,6 +910,7 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 		a.ResetHeard()
 	}
 	inCall := false
+	var hangup <-chan time.Time // armed by --hangup-after when a call connects
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	for {
@@ -913,9 +924,22 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 				}
 			case "CONNECTED":
 				inCall = true
+				if *hangupAfter > 0 {
+					hangup = time.After(*hangupAfter)
+				}
 			case "BYE":
+				inCall, hangup = false, nil
+				report()
+			}
+		case <-hangup:
+			hangup = nil
+			if inCall {
+				_, _ = fmt.Fprintf(stdout, "hanging up after %s\n", *hangupAfter)
 				inCall = false
 				report()
+				if err := a.Hangup(ctx); err != nil {
+					_, _ = fmt.Fprintf(stdout, "hang up: %v\n", err)
+				}
 			}
 		case err := <-done:
 			if inCall { // stopped mid-call: the sign-out below ends it
@@ -928,6 +952,9 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 }
+
+// ErrUsage marks a RunCLI error in its arguments (exit code 2).
+var ErrUsage = errors.New("invalid arguments")
 
 // PasswordGrant returns a TokenSource using GAuth's password grant
 // (POST {base}/auth/v3/oauth/token), caching the token until shortly before it expires.
