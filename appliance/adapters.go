@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -131,3 +132,64 @@ func (o orsReporter) report(ctx context.Context, id voice.CallbackID, r voice.St
 	}
 	return ges.StatusOf(g.ApplyReport(ctx, ges.CallbackID(id), sr)), nil
 }
+
+// workspaceVoice serves GWS's Workspace API (agent state, calls at a DN, 3pcc
+// and the event feed) from the Voice emulator.
+type workspaceVoice struct{ voice *voice.Server }
+
+func (v workspaceVoice) AgentDN(_ context.Context, ccid tenant.CCID, dn string) (gws.VoiceDN, error) {
+	a := v.voice.AgentAt(voice.TenantID(ccid), voice.DN(dn))
+	return gws.VoiceDN{Number: string(a.DN), State: string(a.State)}, nil
+}
+
+func (v workspaceVoice) SetAgentState(_ context.Context, ccid tenant.CCID, dn, state string) error {
+	return workspaceVoiceError(v.voice.SetAgentStateAt(voice.TenantID(ccid), voice.DN(dn), voice.AgentState(state)))
+}
+
+func (v workspaceVoice) CallsAt(_ context.Context, ccid tenant.CCID, dn string) ([]gws.VoiceCall, error) {
+	var out []gws.VoiceCall
+	for _, c := range v.voice.CallsAt(voice.TenantID(ccid), voice.DN(dn)) {
+		out = append(out, toWorkspaceCall(c))
+	}
+	return out, nil
+}
+
+// workspaceCallOps maps Workspace call operations to Voice's 3pcc ones.
+var workspaceCallOps = map[string]string{"answer": "answer", "hold": "hold", "retrieve": "resume", "release": "hangup"}
+
+func (v workspaceVoice) ControlCall(ctx context.Context, ccid tenant.CCID, dn, callID, op string) error {
+	vop, found := workspaceCallOps[op]
+	if !found {
+		return fmt.Errorf("%w: unknown operation %q", gws.ErrVoiceRefused, op)
+	}
+	return workspaceVoiceError(v.voice.ControlCall(ctx, voice.TenantID(ccid), voice.DN(dn), voice.CallID(callID), vop))
+}
+
+func (v workspaceVoice) Watch(ccid tenant.CCID, dn string, buffer int) (<-chan gws.VoiceEvent, func()) {
+	return voice.Subscribe(v.voice, voice.TenantID(ccid), voice.DN(dn), buffer, func(e voice.FeedEvent) gws.VoiceEvent {
+		if e.Agent != nil {
+			return gws.VoiceEvent{DN: &gws.VoiceDN{Number: string(e.Agent.DN), State: string(e.Agent.State)}}
+		}
+		c := toWorkspaceCall(*e.Call)
+		return gws.VoiceEvent{Call: &c}
+	})
+}
+
+func toWorkspaceCall(c voice.FeedCall) gws.VoiceCall {
+	return gws.VoiceCall{ID: string(c.ID), Kind: c.Kind, State: c.State, From: c.From, To: c.To, AgentDN: string(c.AgentDN),
+		UserData: c.UserData}
+}
+
+func workspaceVoiceError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case voice.IsNotFound(err):
+		return fmt.Errorf("%w: %w", gws.ErrVoiceNotFound, err)
+	case voice.IsRefused(err):
+		return fmt.Errorf("%w: %w", gws.ErrVoiceRefused, err)
+	}
+	return err
+}
+
+var _ gws.WorkspaceVoice = workspaceVoice{}

@@ -121,10 +121,12 @@ func (a *Appliance) wireServices() ([]Component, error) {
 
 	if cfg.Runs("gws") {
 		var stats gws.LiveStats = gws.NoStats{}
+		var wsVoice gws.WorkspaceVoice = gws.NoVoice{}
 		if vs != nil {
 			stats = voiceStats{voice: vs}
+			wsVoice = workspaceVoice{voice: vs}
 		}
-		w, err := gws.New(gws.Config{AuthURL: base}, tenants, stats, logFor("gws").get(), a.reg, a.clock)
+		w, err := gws.New(gws.Config{AuthURL: base, Workspace: gws.WorkspaceConfig{Voice: wsVoice}}, tenants, stats, logFor("gws").get(), a.reg, a.clock)
 		if err != nil {
 			return nil, fmt.Errorf("gws: %w", err)
 		}

@@ -1,8 +1,10 @@
 // Package gws emulates the parts of Genesys Web Services that CX Lab's
 // services read: the Configuration API v3 (persons, DNs, agent groups,
 // application options, callback services, Click-to-Call-In groups), the
-// Statistics API (get-statistic-ex), and the legacy 8.5 /api/v2 me, settings
-// and version routes. Callers present GAuth tokens, verified locally against
+// Statistics API (get-statistic-ex), the Workspace API v3 an agent desktop
+// uses (session, voice channel, agent state and call control, CometD
+// notifications: workspace.go, cometd.go), and the legacy 8.5 /api/v2 me,
+// settings and version routes. Callers present GAuth tokens, verified locally against
 // GAuth's JWKS with revocation checked through GAuth userinfo (see verifier).
 //
 // Tenant isolation: a token bound to a contact center (user tokens, tenant-bound
@@ -76,6 +78,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Version is what /api/v2/diagnostics/version reports. Default "8.5.2-cxlab".
 	Version string
+	// Workspace tunes the Workspace API v3 and its CometD notifications
+	// (workspace.go); its zero value has no Voice behind it.
+	Workspace WorkspaceConfig
 }
 
 // Failure modes injectable through /configuration/v3/ops/emulator/failures.
@@ -196,6 +201,8 @@ func (s *Server) Mount(e *echo.Echo) {
 	e.GET("/api/v2/me", s.me, v2...)
 	e.GET("/api/v2/settings/:group", s.settings, v2...)
 	e.GET("/api/v2/diagnostics/version", s.version, v2...)
+
+	s.mountWorkspace(e)
 }
 
 // ---- middleware and responses ----

@@ -113,12 +113,16 @@ func (s *Server) setAgentLocked(a *agent, st AgentState) {
 		a.timer = nil
 	}
 	now := s.clk.Now()
-	if a.state != st {
+	changed := a.state != st
+	if changed {
 		a.since = now
 	}
 	a.state = st
 	if st != Busy && st != AfterCallWork {
 		a.call = "" // the call (kept through wrap-up) is over
+	}
+	if changed {
+		s.publishAgentLocked(a)
 	}
 	if st == Ready {
 		a.readySince = now

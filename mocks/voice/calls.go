@@ -46,6 +46,7 @@ type call struct {
 	onEnd    []func()
 	endedCh  chan struct{}
 	endOnce  sync.Once
+	feed     *feed
 }
 
 // leg is one side of a call as the B2BUA drives it.
@@ -67,7 +68,7 @@ type legRef struct {
 
 func (s *Server) newCall(kind string, tenant TenantID, from, to string) *call {
 	c := &call{id: CallID(uuid.NewString()), kind: kind, tenant: tenant, from: from, to: to,
-		state: "dialing", created: s.clk.Now(), endedCh: make(chan struct{})}
+		state: "dialing", created: s.clk.Now(), endedCh: make(chan struct{}), feed: &s.feed}
 	s.mu.Lock()
 	s.calls[c.id] = c
 	s.mu.Unlock()
@@ -82,6 +83,7 @@ func (c *call) setState(st string) {
 		if st == "connected" && c.answered.IsZero() {
 			c.answered = time.Now()
 		}
+		c.publishLocked()
 	}
 	c.mu.Unlock()
 }
@@ -150,6 +152,7 @@ func (s *Server) endCall(c *call, from leg, reason string) {
 		c.state = "ended"
 		c.ended = time.Now()
 		c.reason = reason
+		c.publishLocked()
 		hooks := c.onEnd
 		c.onEnd = nil
 		sim := c.sim

@@ -72,6 +72,7 @@ type Server struct {
 	stopping  bool
 	bindGen   uint64
 	waiterSeq uint64
+	feed      feed // agent and call changes for subscribers (feed.go)
 
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
