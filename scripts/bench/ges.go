@@ -83,6 +83,10 @@ func gesThroughput(ctx context.Context, bin string, _ int) ([]Row, error) {
 	}
 	createMax := load(ctx, api, func(c *loadConn) error { return keep(create(c)) })
 	profiled := profileCPU(ctx, in.consoleURL(), loadFor, "ges-create-open")
+	if os.Getenv("CXLAB_BENCH_TRACE") != "" { // an execution trace of the same window
+		traced := fetchProfile(ctx, in.consoleURL(), fmt.Sprintf("trace?seconds=%d", int(loadFor/time.Second)), "ges-create-open-trace")
+		defer traced()
+	}
 	metricsURL, _ := in.endpoints["metrics_url"].(string)
 	before, err := createTimings(ctx, metricsURL)
 	if err != nil {
