@@ -1,6 +1,8 @@
 package appliance_test
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -9,7 +11,38 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/cxlab/cxlab/appliance/apptest"
+	"github.com/cxlab/cxlab/appliance/gateway/agent"
 )
+
+// voiceAgentState is dn's agent state in Voice, as the supervisor sees it
+// (GET /voice/v1/agents); "" when Voice lists no such agent.
+func voiceAgentState(t *testing.T, s *apptest.Stack, dn string) string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL+"/voice/v1/agents", nil)
+	req.Header.Set("Authorization", "Bearer "+agentToken(t, s, "supervisor", "super123"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Agents []struct {
+				DN    string `json:"dn"`
+				State string `json:"state"`
+			} `json:"agents"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("/voice/v1/agents: %v", err)
+	}
+	for _, a := range body.Data.Agents {
+		if a.DN == dn {
+			return a.State
+		}
+	}
+	return ""
+}
 
 func opsRequest(t *testing.T, method, url, body string, auth bool) (int, string) {
 	t.Helper()
@@ -63,9 +96,27 @@ func TestTenantAdminAPIEditsTheModel(t *testing.T) {
 	if !strings.Contains(string(b), `"dn":"7009"`) {
 		t.Fatalf("GWS persons lacks the new agent's DN: %s", b)
 	}
+	// The seed is in effect when its request returns: the new agent signs in
+	// to the gateway (whose REGISTER Voice checks against its directory) at
+	// once, not after Voice's directory cache expires.
+	ag := agent.New(agent.Config{URL: s.URL, Token: func(context.Context) (string, error) { return tok, nil }})
+	if err := ag.SignIn(t.Context()); err != nil {
+		t.Fatalf("the seeded agent signs in right after the seed: %v", err)
+	}
+	if err := ag.SetState(t.Context(), "Ready"); err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+	if st := voiceAgentState(t, s, "7009"); st != "Ready" {
+		t.Fatalf("DN 7009 is %q in Voice, want Ready", st)
+	}
 
 	if code, body := opsRequest(t, http.MethodDelete, s.URL+"/configuration/v3/ops/contact-centers/9350e2fc-a1dd-4c65-8d40-1f75a2e080dd/users/agent9", "", true); code != http.StatusOK {
 		t.Fatalf("delete user: %d %s", code, body)
+	}
+	// A deleted agent is logged out of Voice at once: left Ready, it would be
+	// offered callbacks until its registration expired.
+	if st := voiceAgentState(t, s, "7009"); st != "LoggedOut" && st != "" {
+		t.Fatalf("DN 7009 is %q in Voice right after its user was deleted, want LoggedOut", st)
 	}
 	// Deleting what cannot exist: a user name PostgreSQL cannot store, a
 	// contact center id that is not a UUID.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"time"
 
@@ -27,6 +28,14 @@ func Run(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error
 		if err := os.Remove(cfg.EndpointsFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%w: endpoints file (--endpoints-file): can't remove the previous one: %w", config.ErrInvalid, err)
 		}
+		// A file that cannot be written is found now, not after every
+		// component has started.
+		probe, err := os.CreateTemp(filepath.Dir(cfg.EndpointsFile), ".endpoints-*.json")
+		if err != nil {
+			return fmt.Errorf("%w: endpoints file (--endpoints-file): %w", config.ErrInvalid, err)
+		}
+		_ = probe.Close()
+		_ = os.Remove(probe.Name())
 		defer func() { _ = os.Remove(cfg.EndpointsFile) }()
 	}
 	a, err := New(cfg, stderr)

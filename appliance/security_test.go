@@ -511,17 +511,30 @@ func TestSecurityConsoleControlsRefuseCrossSitePosts(t *testing.T) {
 
 // TestSecurityConsoleRefusesRebindedHost: a page on another site whose name
 // resolves to 127.0.0.1 (DNS rebinding) sends Origin and Host of its own
-// name; the console's controls must refuse it.
+// name. Nothing on a loopback appliance answers it: not the console's
+// controls, not the admin APIs (whose ops:ops credentials are public), not
+// the console page (which shows the TURN secret).
 func TestSecurityConsoleRefusesRebindedHost(t *testing.T) {
 	s := apptest.Start(t)
 	u, _ := url.Parse(s.URL)
 	host := "rebind.example:" + u.Port()
+	rebound := func(r *http.Request) { r.Host = host }
 	before := s.Clock().Now()
 	code, _ := send(t, "POST", s.URL+"/console/clock", "advance=24h",
-		header("Content-Type", "application/x-www-form-urlencoded"), header("Origin", "http://"+host),
-		func(r *http.Request) { r.Host = host })
-	if code != http.StatusForbidden || s.Clock().Now().Sub(before) > time.Hour {
+		header("Content-Type", "application/x-www-form-urlencoded"), header("Origin", "http://"+host), rebound)
+	if code != http.StatusMisdirectedRequest || s.Clock().Now().Sub(before) > time.Hour {
 		t.Fatalf("rebinded POST: %d, clock moved %s", code, s.Clock().Now().Sub(before))
+	}
+	ops := func(r *http.Request) { r.SetBasicAuth("ops", "ops") }
+	if code, _ := send(t, "PUT", s.URL+"/auth/v3/ops/emulator/failures", `{"mode":"down"}`,
+		header("Content-Type", "application/json"), header("Origin", "http://"+host), ops, rebound); code != http.StatusMisdirectedRequest {
+		t.Errorf("rebinded GAuth ops PUT: %d, want 421", code)
+	}
+	if code, body := send(t, "GET", s.URL+"/", "", rebound); code != http.StatusMisdirectedRequest || strings.Contains(body, s.Endpoints.TURNSecret) {
+		t.Errorf("rebinded console GET: %d (TURN secret shown: %t), want 421", code, strings.Contains(body, s.Endpoints.TURNSecret))
+	}
+	if code, _ := send(t, "GET", s.URL+"/", ""); code != http.StatusOK {
+		t.Errorf("console GET on the appliance's own address: %d, want 200", code)
 	}
 }
 

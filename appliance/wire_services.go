@@ -229,6 +229,20 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		out = append(out, u)
 		a.endpointHooks = append(a.endpointHooks, func(ep *Endpoints, b string) { ep.ConsoleURL = b + "/" })
 	}
+	// A tenant change made through the admin paths (seed, user deletion, demo
+	// reset) is in effect when its request returns: the readers that cache
+	// the directory drop their copies, and Voice logs out removed agents.
+	tenants.OnChange(func(ccid tenant.CCID) {
+		dir.invalidate()
+		if vs != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			vs.DirectoryChanged(ctx)
+			cancel()
+		}
+		if a.ges != nil {
+			a.ges.RefetchConfig(ges.TenantID(ccid))
+		}
+	})
 	return out, nil
 }
 

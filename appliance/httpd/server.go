@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +73,9 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, ready ReadyFunc
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Logger.SetOutput(slogWriter{log})
+	if ip := net.ParseIP(cfg.Host); ip != nil && ip.IsLoopback() {
+		e.Pre(loopbackHosts(os.Hostname))
+	}
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			log.Error("handler panic", "path", c.Path(), "err", err, "stack", string(stack))
@@ -177,6 +181,31 @@ func allowOrigin(extra []string) func(string) (bool, error) {
 		h := u.Hostname()
 		ip := net.ParseIP(h)
 		return strings.EqualFold(h, "localhost") || (ip != nil && ip.IsLoopback()), nil
+	}
+}
+
+// loopbackHosts refuses DNS rebinding on a server bound to loopback: a page
+// from a hostile name that its DNS points at 127.0.0.1 reaches this server
+// with that name as Host, and could otherwise drive the admin routes (whose
+// credentials are public demo values) or read the console's secrets. Every
+// client on this machine can use an address, localhost (or a *.localhost
+// name) or the machine's own name; other names get 421 Misdirected Request.
+func loopbackHosts(hostname func() (string, error)) echo.MiddlewareFunc {
+	own, _ := hostname()
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			h := c.Request().Host
+			if host, _, err := net.SplitHostPort(h); err == nil {
+				h = host
+			}
+			h = strings.ToLower(strings.Trim(h, "[]"))
+			if h == "" || h == "localhost" || strings.HasSuffix(h, ".localhost") || net.ParseIP(h) != nil ||
+				(own != "" && strings.EqualFold(h, own)) {
+				return next(c)
+			}
+			return c.String(http.StatusMisdirectedRequest, fmt.Sprintf(
+				"CX Lab on loopback answers to 127.0.0.1 or localhost, not to Host %q (DNS-rebinding protection)\n", c.Request().Host))
+		}
 	}
 }
 

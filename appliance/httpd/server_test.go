@@ -124,3 +124,38 @@ func TestCORS(t *testing.T) {
 		}
 	}
 }
+
+// TestDNSRebindingIsRefused: a server on loopback answers to addresses,
+// localhost names and the machine's own name; a request carrying another
+// Host (a hostile page's name that its DNS points at 127.0.0.1) gets 421
+// before any route runs.
+func TestDNSRebindingIsRefused(t *testing.T) {
+	s := start(t, httpd.Config{Host: "127.0.0.1"})
+	reached := 0
+	s.Echo().POST("/auth/v3/ops/emulator/reset-demo", func(c echo.Context) error { reached++; return c.NoContent(http.StatusOK) })
+	u, _ := url.Parse(s.URL())
+	try := func(host string) int {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL()+"/auth/v3/ops/emulator/reset-demo", nil)
+		req.Host = host
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		return res.StatusCode
+	}
+	for _, h := range []string{u.Host, "localhost:" + u.Port(), "app.localhost:" + u.Port(), "[::1]:" + u.Port()} {
+		if code := try(h); code != http.StatusOK {
+			t.Errorf("Host %s: %d, want 200", h, code)
+		}
+	}
+	for _, h := range []string{"evil.example:" + u.Port(), "evil.example", "localhost.evil.example"} {
+		if code := try(h); code != http.StatusMisdirectedRequest {
+			t.Errorf("Host %s: %d, want 421", h, code)
+		}
+	}
+	if reached != 4 {
+		t.Errorf("the route ran %d times, want 4 (only for trusted hosts)", reached)
+	}
+}

@@ -187,7 +187,16 @@ func (s *Store) Apply(ctx context.Context, seed Seed) error {
 	if err != nil {
 		return fmt.Errorf("apply seed: %w", err)
 	}
+	s.changed(seedCCIDs(seed)...)
 	return nil
+}
+
+func seedCCIDs(seed Seed) []CCID {
+	ids := make([]CCID, 0, len(seed.ContactCenters))
+	for _, cc := range seed.ContactCenters {
+		ids = append(ids, cc.ID)
+	}
+	return ids
 }
 
 // ResetDemo deletes the demo tenant and the demo clients (with every object
@@ -213,6 +222,7 @@ func (s *Store) ResetDemo(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reset demo: %w", err)
 	}
+	s.changed(seedCCIDs(seed)...)
 	return nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +37,31 @@ func Migrations() fs.FS {
 type Store struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
+
+	mu       sync.Mutex
+	onChange []func(CCID)
+}
+
+// OnChange registers f, called after the admin paths change a tenant: a seed
+// applied, the demo reset, a user deleted (with the tenant's CCID, once per
+// contact center of a seed). Readers that cache the directory (Voice, GES)
+// drop their copies there, so that a change is in effect when its request
+// returns.
+func (s *Store) OnChange(f func(CCID)) {
+	s.mu.Lock()
+	s.onChange = append(s.onChange, f)
+	s.mu.Unlock()
+}
+
+func (s *Store) changed(ccids ...CCID) {
+	s.mu.Lock()
+	fs := slices.Clone(s.onChange)
+	s.mu.Unlock()
+	for _, id := range ccids {
+		for _, f := range fs {
+			f(id)
+		}
+	}
 }
 
 // NewStore returns a Store on pool. Call Start (or Migrate) before use.
@@ -242,7 +269,11 @@ RETURNING `+userCols,
 
 // DeleteUser removes a person.
 func (s *Store) DeleteUser(ctx context.Context, ccid CCID, userName string) error {
-	return exec1(ctx, s.pool, "delete user", `DELETE FROM tenant.users WHERE ccid = $1 AND user_name = $2`, string(ccid), userName)
+	if err := exec1(ctx, s.pool, "delete user", `DELETE FROM tenant.users WHERE ccid = $1 AND user_name = $2`, string(ccid), userName); err != nil {
+		return err
+	}
+	s.changed(ccid)
+	return nil
 }
 
 // ---- DNs ----

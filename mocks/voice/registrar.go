@@ -90,6 +90,7 @@ func (s *Server) register(req *sip.Request) *sip.Response {
 		token := strings.TrimSpace(strings.TrimSpace(authz.Value())[len("bearer "):])
 		info, err := s.userinfo(ctx, token)
 		if errors.Is(err, errInvalidToken) {
+			s.dropRefused(req, key, "", "token refused")
 			return s.challenge(req, domain, true)
 		}
 		if err != nil {
@@ -97,6 +98,7 @@ func (s *Server) register(req *sip.Request) *sip.Response {
 			return sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, "Token Service Unavailable", nil)
 		}
 		if TenantID(info.ContactCenterID) != key.tenant || !strings.EqualFold(info.name(), owner) {
+			s.dropRefused(req, key, info.name(), "DN does not belong to the token's user")
 			return sip.NewResponseFromRequest(req, sip.StatusForbidden, "DN Does Not Belong To Token User", nil)
 		}
 		tokenUser = info.name()
@@ -319,4 +321,63 @@ func (s *Server) lookupBinding(key bindKey) (binding, bool) {
 		return binding{}, false
 	}
 	return *b, true
+}
+
+// DirectoryChanged drops the cached directory, so that a tenant change (a
+// seed applied, a user deleted) is in effect when the request that made it
+// returns, and logs out the agents it removed: a registered DN that is gone,
+// or whose user is no longer the one who registered it. Such an agent would
+// otherwise stay Ready, and be offered calls, until its registration expired.
+func (s *Server) DirectoryChanged(ctx context.Context) {
+	s.mu.Lock()
+	s.snap = nil
+	s.mu.Unlock()
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		s.log.Warn("directory changed: re-read failed; registrations are kept", "err", err)
+		return
+	}
+	var gone []binding
+	s.mu.Lock()
+	for key, b := range s.bindings {
+		if key.tenant == "" {
+			continue // customer numbers are not in the directory
+		}
+		var d DNEntry
+		ok := false
+		if t := snap.byID[key.tenant]; t != nil {
+			d, ok = t.dn(DN(key.user))
+		}
+		if !ok || !strings.EqualFold(d.Owner, b.userName) {
+			gone = append(gone, *b)
+		}
+	}
+	s.mu.Unlock()
+	for _, b := range gone {
+		s.log.Info("agent logged out: its DN or user was removed from the directory", "dn", b.key.user, "user", b.userName)
+		s.unbind(b.key, b.gen)
+	}
+}
+
+// dropRefused removes key's binding when the REGISTER that was just refused
+// came from the endpoint holding it (and, when user is known, for the user
+// who holds it): a registration refresh whose token GAuth no longer accepts
+// (revoked, expired, its user deleted) means that endpoint can no longer
+// prove who it is. The agent is logged out at once instead of staying Ready,
+// and being offered calls, until the binding expires. The gateway registers
+// every agent from one connection, so another user's refused REGISTER for
+// the DN does not count.
+func (s *Server) dropRefused(req *sip.Request, key bindKey, user, why string) {
+	s.mu.Lock()
+	b := s.bindings[key]
+	held := b != nil && b.source == req.Source() && (user == "" || strings.EqualFold(b.userName, user))
+	var gen uint64
+	if held {
+		gen = b.gen
+	}
+	s.mu.Unlock()
+	if held {
+		s.log.Info("registration refresh refused: agent logged out", "dn", key.user, "reason", why)
+		s.unbind(key, gen)
+	}
 }

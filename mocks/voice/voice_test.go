@@ -233,3 +233,31 @@ func TestAgentDialsSimulatedCustomerWithDTMF(t *testing.T) {
 	})
 	_ = d.Bye(ctx)
 }
+
+// A registration refresh whose token GAuth refuses (revoked, expired, its
+// user deleted) logs the agent out at once: left Ready until the binding
+// expired, it would be offered calls nobody answers. A refused REGISTER from
+// another endpoint, or for another user, leaves the binding alone.
+func TestRefusedRefreshLogsTheAgentOut(t *testing.T) {
+	l := newLab(t, nil)
+	a1, _ := twoDNs(t, l, 0)
+	if code, body := l.api2("PUT", "/voice/v1/agents/me/state", "tok-agent1", `{"state":"Ready"}`); code != 200 {
+		t.Fatalf("set Ready: %d %v", code, body)
+	}
+	other := newTestUA(t, l, "7001", 440) // another endpoint, same DN
+	if code := other.registerBearer("revoked", 60); code != 401 {
+		t.Fatalf("REGISTER with a refused token from another endpoint: %d, want 401", code)
+	}
+	if code := a1.registerBearer("tok-agent2", 60); code != 403 { // agent2 does not own 7001
+		t.Fatalf("REGISTER of 7001 with agent2's token: %d, want 403", code)
+	}
+	if st := l.agentState("7001"); st != Ready {
+		t.Fatalf("7001 is %s after refused REGISTERs from another endpoint and for another user, want Ready", st)
+	}
+	if code := a1.registerBearer("revoked", 60); code != 401 {
+		t.Fatalf("refresh with a refused token: %d, want 401", code)
+	}
+	if st := l.agentState("7001"); st != LoggedOut {
+		t.Fatalf("7001 is %s after its refresh was refused, want LoggedOut", st)
+	}
+}
