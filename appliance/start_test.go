@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,4 +90,17 @@ func TestEndpointsFileIsOnlyThereWhileRunning(t *testing.T) {
 	if _, err := os.Stat(epFile); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("endpoints file still there after the run ended (stat: %v)", err)
 	}
+}
+
+// An endpoints file that cannot be written is a configuration error found
+// before anything starts, not after PostgreSQL and every component did.
+func TestUnwritableEndpointsFileIsRefusedFirst(t *testing.T) {
+	cfg := apptest.Config()
+	cfg.EndpointsFile = filepath.Join(t.TempDir(), "no-such-dir", "endpoints.json")
+	t0 := time.Now()
+	err := appliance.Run(t.Context(), cfg, io.Discard, io.Discard)
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "--endpoints-file") {
+		t.Fatalf("Run with an endpoints file in a missing directory: %v, want an invalid-config error naming --endpoints-file", err)
+	}
+	t.Logf("refused after %s", time.Since(t0))
 }
