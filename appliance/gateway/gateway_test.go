@@ -1,12 +1,15 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -246,7 +249,9 @@ func TestSystemErrorFollowsDependencies(t *testing.T) {
 		_, _ = io.Copy(w, res.Body)
 	}))
 	t.Cleanup(flaky.Close)
-	l := startLab(t, func(c *gateway.Config) { c.AuthURL, c.ProbeInterval = flaky.URL, 20*time.Millisecond }, nil)
+	logs := &syncBuffer{}
+	l := startLabLogged(t, func(c *gateway.Config) { c.AuthURL, c.ProbeInterval = flaky.URL, 20*time.Millisecond }, nil,
+		slog.New(slog.NewTextHandler(logs, nil)))
 	state := func(want float64) func() bool {
 		return func() bool {
 			return l.metric(t, "wrtc_system_error", "type", "auth") == want && l.metric(t, "wrtc_system_error", "type", "cfg") == want
@@ -260,6 +265,32 @@ func TestSystemErrorFollowsDependencies(t *testing.T) {
 	if got := l.metric(t, "wrtc_system_error", "type", "env"); got != 0 {
 		t.Fatalf("env = %v", got)
 	}
+	// The log says so once each way, not on every probe.
+	out := logs.String()
+	for _, want := range []string{"lost the Authentication Service (GAuth)", "the Authentication Service (GAuth) is back",
+		"lost the Configuration Service (GWS)", "the Configuration Service (GWS) is back"} {
+		if n := strings.Count(out, want); n != 1 {
+			t.Errorf("%q logged %d times, want once:\n%s", want, n, out)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestRefusedRefreshSignsOut: when Voice refuses a registration refresh (the

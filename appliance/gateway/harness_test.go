@@ -512,6 +512,12 @@ type lab struct {
 
 func startLab(t testing.TB, mutate func(*gateway.Config), turnSrv gateway.TURN) *lab {
 	t.Helper()
+	return startLabLogged(t, mutate, turnSrv, testLogger(t))
+}
+
+// startLabLogged is startLab with the gateway logging to logger.
+func startLabLogged(t testing.TB, mutate func(*gateway.Config), turnSrv gateway.TURN, logger *slog.Logger) *lab {
+	t.Helper()
 	plat := platform(t)
 	v := newVoice(t)
 	cfg := gateway.Default()
@@ -521,7 +527,7 @@ func startLab(t testing.TB, mutate func(*gateway.Config), turnSrv gateway.TURN) 
 		mutate(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	gw, err := gateway.New(cfg, testLogger(t), reg, nil, turnSrv)
+	gw, err := gateway.New(cfg, logger, reg, nil, turnSrv)
 	if err != nil {
 		t.Fatal(err)
 	}

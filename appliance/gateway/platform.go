@@ -116,7 +116,26 @@ func (s *Server) dependency(typ string, up bool) {
 		v = 0
 	}
 	s.met.systemErrors.WithLabelValues(typ).Set(v)
+	// The log says when a dependency is lost and when it is back, once each,
+	// as the real gateway's alarms do.
+	s.depMu.Lock()
+	was := s.depDown[typ]
+	if s.depDown == nil {
+		s.depDown = map[string]bool{}
+	}
+	s.depDown[typ] = !up
+	s.depMu.Unlock()
+	name := dependencyNames[typ]
+	switch {
+	case !up && !was:
+		s.log.Warn("lost the "+name+"; sign-ins that need it fail until it is back", "type", typ)
+	case up && was:
+		s.log.Info("the "+name+" is back", "type", typ)
+	}
 }
+
+// dependencyNames are wrtc_system_error's types as the real gateway's alarms name them.
+var dependencyNames = map[string]string{"auth": "Authentication Service (GAuth)", "cfg": "Configuration Service (GWS)"}
 
 // probeDependencies checks GAuth (auth) and GWS (cfg) every
 // cfg.ProbeInterval, so that wrtc_system_error follows a lost connection,

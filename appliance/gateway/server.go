@@ -55,6 +55,9 @@ type Server struct {
 	sip       *sipStack
 	pacer     *pacer // plays out every call's media
 
+	depMu   sync.Mutex
+	depDown map[string]bool // dependencies (auth, cfg) last seen down
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
