@@ -8,9 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/cxlab/cxlab/appliance/httpd"
 	"github.com/cxlab/cxlab/appliance/internal/uring"
@@ -51,6 +53,10 @@ func doctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		check(true, name, err, "--postgres-binaries DIR, network access for the download, or apt-get install postgresql")
+		if err == nil && d.RunAs != "" && !cfg.Ephemeral {
+			check(true, fmt.Sprintf("user %s can reach the data dir %s", d.RunAs, cfg.DataDir), reachableBy(d.RunAs, cfg.DataDir),
+				"choose a --data-dir that user can traverse (not under /root), or chmod o+x its parent directories")
+		}
 	}
 
 	_, _ = fmt.Fprintln(stdout, "\nPorts (127.0.0.1 unless configured):")
@@ -141,6 +147,64 @@ func writable(dir string) error {
 			return fmt.Errorf("no existing parent of %s", dir)
 		}
 	}
+}
+
+// reachableBy reports whether the user named name may traverse every
+// existing directory on the way to dir (the directories cxlab creates are
+// made for it), by their permission bits: PostgreSQL runs as that user when
+// cxlab runs as root, and a data dir under /root (0700) is out of its reach.
+func reachableBy(name, dir string) error {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return err
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gids := map[uint64]bool{}
+	if ids, err := u.GroupIds(); err == nil {
+		for _, g := range ids {
+			if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+				gids[n] = true
+			}
+		}
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	var parents []string
+	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
+		parents = append(parents, d)
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	for _, d := range parents {
+		st, err := os.Stat(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // made by cxlab, traversable
+		}
+		if err != nil {
+			return err
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok {
+			continue
+		}
+		mode := st.Mode().Perm()
+		switch {
+		case uint64(sys.Uid) == uid:
+			if mode&0o100 == 0 {
+				return fmt.Errorf("%s (%s) is not searchable by its owner %s", d, mode, name)
+			}
+		case gids[uint64(sys.Gid)]:
+			if mode&0o010 == 0 {
+				return fmt.Errorf("%s (%s) is not searchable by group members such as %s", d, mode, name)
+			}
+		case mode&0o001 == 0:
+			return fmt.Errorf("%s (%s) is not searchable by %s", d, mode, name)
+		}
+	}
+	return nil
 }
 
 // ioURing sets up and closes a small io_uring.
