@@ -131,6 +131,16 @@ func TestOpsControlSurface(t *testing.T) {
 			t.Errorf("bad client %s: %d %s", b, code, body)
 		}
 	}
+	// A contact center id that is no UUID, or names no contact center, is
+	// said so (not PostgreSQL's invalid-syntax or foreign-key text).
+	for id, want := range map[string]string{"nope": `contact center id \"nope\" is not a UUID`,
+		"00000000-0000-4000-8000-000000000000": "contact center 00000000-0000-4000-8000-000000000000 does not exist"} {
+		b := `{"data":{"client_id":"x","client_secret":"y","authorizedGrantTypes":["client_credentials"],"contactCenterIds":["` + id + `"]}}`
+		code, _, body := e.do(http.MethodPost, "/auth/v3/ops/clients", opsAuth, strings.NewReader(b))
+		if code != 400 || !strings.Contains(string(body), want) || strings.Contains(string(body), "SQLSTATE") {
+			t.Errorf("client of contact center %s: %d %s, want 400 saying %s", id, code, body, want)
+		}
+	}
 	huge := `{"data":{"client_id":"x","name":"` + strings.Repeat("a", 100<<10) + `"}}`
 	if code, _, _ := e.do(http.MethodPost, "/auth/v3/ops/clients", opsAuth, strings.NewReader(huge)); code != 413 {
 		t.Errorf("huge client body: %d", code)

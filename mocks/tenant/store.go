@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -502,6 +503,18 @@ func putClient(ctx context.Context, q querier, c Client, secret string) (Client,
 	}
 	var ccid *string
 	if c.CCID != "" {
+		// Named here, as the caller wrote it: PostgreSQL would answer an
+		// invalid-syntax or foreign-key error about a column.
+		if _, err := uuid.Parse(string(c.CCID)); err != nil {
+			return Client{}, fmt.Errorf("put client %s: contact center id %q is not a UUID: %w", c.ID, c.CCID, ErrInvalid)
+		}
+		var n int
+		if err := q.QueryRow(ctx, `SELECT count(*) FROM tenant.contact_centers WHERE ccid = $1`, string(c.CCID)).Scan(&n); err != nil {
+			return Client{}, fmt.Errorf("put client %s: %w", c.ID, err)
+		}
+		if n == 0 {
+			return Client{}, fmt.Errorf("put client %s: contact center %s does not exist: %w", c.ID, c.CCID, ErrInvalid)
+		}
 		v := string(c.CCID)
 		ccid = &v
 	}
