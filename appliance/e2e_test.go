@@ -393,3 +393,54 @@ func TestAgentCommandHangsUpAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentCommandSignsInAgain: when the gateway signs a token sign-in out
+// (its registration refresh refused after a lab-clock move past the token's
+// 12 hours; here, a sign-out of its session), `cxlab agent` signs in again
+// with a new token, goes Ready, and takes the next callback.
+func TestAgentCommandSignsInAgain(t *testing.T) {
+	s := apptest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.RunCLI(runCtx, []string{"--url", s.URL, "--user", "agent2", "--password", "agent123",
+			"--auto-answer", "--hangup-after", "1s"}, out)
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("agent command: %v\n%s", err, out.String())
+		}
+	}()
+	session := regexp.MustCompile(`signed in as DN 7002 \(session (\w+)\)`)
+	eventually(t, 20*time.Second, "the agent command to report Ready", func() bool { return strings.Contains(out.String(), "Ready:") })
+	m := session.FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no session id in the output:\n%s", out.String())
+	}
+	res, err := http.Get(s.URL + "/webrtc/sign_out?id=" + m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	eventually(t, 20*time.Second, "the command to sign in again and go Ready", func() bool {
+		o := out.String()
+		return strings.Contains(o, "signing in again") && strings.Count(o, "Ready:") == 2
+	})
+	var created struct {
+		ID string `json:"id"`
+	}
+	if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{
+		"serviceName": "CB_Support", "phoneNumber": "+12025550100"}, &created); code != 200 {
+		t.Fatalf("create: %d", code)
+	}
+	eventually(t, 40*time.Second, "the callback to complete", func() bool {
+		return retrieve(t, s, created.ID).State == "COMPLETED"
+	})
+	if cb := retrieve(t, s, created.ID); cb.Reason != "AGENT_CONNECTED" {
+		t.Fatalf("callback ended %s, want AGENT_CONNECTED:\n%s", cb.Reason, out.String())
+	}
+}

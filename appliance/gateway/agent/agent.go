@@ -883,24 +883,53 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 	switch {
 	case *dn != "":
 		cfg.DN, cfg.Password = *dn, *password
-	case *user != "":
-		id, secret, _ := strings.Cut(*client, ":")
-		cfg.Token = PasswordGrant(nil, *base, id, secret, *user, *password)
+	case *user != "": // signIn below gets the token
 	default:
 		return fmt.Errorf("%w: --user or --dn is required", ErrUsage)
 	}
-	a := New(cfg)
-	if err := a.SignIn(ctx); err != nil {
+	signIn := func() (*Agent, error) {
+		if *user != "" { // a fresh token: the gateway may have refused the last one
+			id, secret, _ := strings.Cut(*client, ":")
+			cfg.Token = PasswordGrant(nil, *base, id, secret, *user, *password)
+		}
+		a := New(cfg)
+		if err := a.SignIn(ctx); err != nil {
+			return nil, err
+		}
+		_, _ = fmt.Fprintf(stdout, "signed in as DN %s (session %s)\n", a.DN(), a.SSID())
+		if *ready {
+			if err := a.SetState(ctx, "Ready"); err != nil {
+				_, _ = fmt.Fprintf(stdout, "set Ready: %v\n", err)
+			} else {
+				_, _ = fmt.Fprintln(stdout, "Ready: Voice routes callbacks to this agent")
+			}
+		}
+		return a, nil
+	}
+	a, err := signIn()
+	if err != nil {
 		return err
 	}
-	_, _ = fmt.Fprintf(stdout, "signed in as DN %s (session %s)\n", a.DN(), a.SSID())
-	if *ready {
-		if err := a.SetState(ctx, "Ready"); err != nil {
-			_, _ = fmt.Fprintf(stdout, "set Ready: %v\n", err)
-		} else {
-			_, _ = fmt.Fprintln(stdout, "Ready: Voice routes callbacks to this agent")
+	for {
+		err := serveCLI(ctx, a, stdout, *auto, *hangupAfter)
+		var se *StatusError
+		if ctx.Err() != nil || *user == "" || !errors.As(err, &se) || se.Status != http.StatusNotFound {
+			return err
+		}
+		// The gateway signed this session out: its registration refresh was
+		// refused (the token expired, as a lab-clock move of more than 12 h
+		// makes it, or was revoked). A token sign-in signs in again.
+		_, _ = fmt.Fprintln(stdout, "signed out by the gateway (its registration refresh was refused); signing in again with a new token")
+		if a, err = signIn(); err != nil {
+			return err
 		}
 	}
+}
+
+// serveCLI runs a signed-in agent for RunCLI, printing its events and a
+// report per call, until ctx ends or the gateway signs it out; it signs out
+// when it returns.
+func serveCLI(ctx context.Context, a *Agent, stdout io.Writer, auto bool, hangupAfter time.Duration) error {
 	// report prints what the call that just ended carried, then forgets it so
 	// that each call's report is its own.
 	report := func() {
@@ -919,13 +948,13 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 			_, _ = fmt.Fprintf(stdout, "%s %s\n", e.Type, e.Peer)
 			switch e.Type {
 			case "OFFER":
-				if !*auto {
+				if !auto {
 					_, _ = fmt.Fprintln(stdout, "not answering (--auto-answer answers); Voice takes the call back after its answer timeout")
 				}
 			case "CONNECTED":
 				inCall = true
-				if *hangupAfter > 0 {
-					hangup = time.After(*hangupAfter)
+				if hangupAfter > 0 {
+					hangup = time.After(hangupAfter)
 				}
 			case "BYE":
 				inCall, hangup = false, nil
@@ -934,7 +963,7 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 		case <-hangup:
 			hangup = nil
 			if inCall {
-				_, _ = fmt.Fprintf(stdout, "hanging up after %s\n", *hangupAfter)
+				_, _ = fmt.Fprintf(stdout, "hanging up after %s\n", hangupAfter)
 				inCall = false
 				report()
 				if err := a.Hangup(ctx); err != nil {
@@ -948,6 +977,10 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			_ = a.SignOut(sctx)
 			cancel()
+			if ctx.Err() == nil || err != nil {
+				return err
+			}
+			_, _ = fmt.Fprintln(stdout, "signed out")
 			return err
 		}
 	}
