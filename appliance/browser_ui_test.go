@@ -10,9 +10,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"go.uber.org/goleak"
 
@@ -80,6 +83,7 @@ func TestBrowserConsoleShowsLiveLab(t *testing.T) {
 	leakGuard(t, tr)
 	s := apptest.Start(t)
 	b := browsertest.New(t)
+	pageErrs := collectPageErrors(t, b)
 
 	browsertest.Run(t, b, browserWait, chromedp.Navigate(s.URL+"/"), chromedp.WaitVisible(chromedp.ID("components")))
 
@@ -125,6 +129,46 @@ func TestBrowserConsoleShowsLiveLab(t *testing.T) {
 		t.Errorf("log lines lack level and component: %.300q", logs)
 	}
 	browsertest.Screenshot(t, b, "console")
+	// By now the page has loaded and refreshed for seconds: any request it
+	// or the browser made (the icon included) has been answered.
+	if errs := pageErrs(); len(errs) > 0 {
+		t.Errorf("the console logged errors in the browser: %q", errs)
+	}
+}
+
+// collectPageErrors records the browser's console errors (a failed load,
+// such as a 404 for /favicon.ico, is one) and uncaught exceptions.
+func collectPageErrors(t *testing.T, b context.Context) func() []string {
+	t.Helper()
+	var mu sync.Mutex
+	var errs []string
+	err := chromedp.Listen(b, func(ev any) {
+		var msg string
+		switch e := ev.(type) {
+		case *cdplog.EventEntryAdded:
+			if e.Entry.Level == cdplog.EntryLevelError {
+				msg = e.Entry.Text + " " + e.Entry.URL
+			}
+		case *cdpruntime.EventExceptionThrown:
+			msg = "exception: " + e.ExceptionDetails.Text
+			if ex := e.ExceptionDetails.Exception; ex != nil {
+				msg += " " + ex.Description
+			}
+		}
+		if msg != "" {
+			mu.Lock()
+			errs = append(errs, msg)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatalf("listen to the browser: %v", err)
+	}
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(errs)
+	}
 }
 
 // writeDNSeed writes a tenant seed adding n DNs (20000...) with SIP password

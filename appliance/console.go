@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,18 +13,27 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cxlab/cxlab/appliance/clock"
+	"github.com/cxlab/cxlab/appliance/gateway"
 	"github.com/cxlab/cxlab/appliance/ges"
+	"github.com/cxlab/cxlab/appliance/turn"
 	"github.com/cxlab/cxlab/mocks/gauth"
 	"github.com/cxlab/cxlab/mocks/gws"
 	"github.com/cxlab/cxlab/mocks/tenant"
+	"github.com/cxlab/cxlab/mocks/voice"
 	"github.com/cxlab/cxlab/ui"
 )
 
 // consoleSources hands the console read access to live state and the lab's
 // controls. This is the one place where the root reaches into the services'
 // Go values, for a view of the whole lab that no single service has.
+//
+// The services stamp their records with the lab clock; the console shows
+// uptimes and durations in wall time, so every timestamp handed to it goes
+// through the clock's history (wallTimes) first.
 func (a *Appliance) consoleSources(tenants *tenant.Store, dir *voiceDirectory) ui.ConsoleSources {
 	cpu := &cpuSampler{}
+	wt := newWallTimes(a.clock)
 	src := ui.ConsoleSources{
 		Overview: func() ui.Overview {
 			e := a.Endpoints()
@@ -66,18 +76,11 @@ func (a *Appliance) consoleSources(tenants *tenant.Store, dir *voiceDirectory) u
 	}
 	if a.voice != nil {
 		src.Agents = func(ctx context.Context) ([]ui.AgentRow, error) {
-			signed := map[string]bool{}
+			var sessions []gateway.SessionInfo
 			if a.gateway != nil {
-				for _, s := range a.gateway.Snapshot().Sessions {
-					signed[string(s.DN)] = true
-				}
+				sessions = a.gateway.Snapshot().Sessions
 			}
-			var out []ui.AgentRow
-			for _, ag := range a.voice.Snapshot(ctx).Agents {
-				out = append(out, ui.AgentRow{UserName: ag.UserName, DN: string(ag.DN), State: string(ag.State), Skills: ag.Skills,
-					Since: ag.Since, Signed: ag.Registered || signed[string(ag.DN)]})
-			}
-			return out, nil
+			return agentRows(a.voice.Snapshot(ctx).Agents, sessions, wt.wall), nil
 		}
 		src.Calls = func(ctx context.Context) ([]ui.CallRow, error) {
 			media := map[string]string{} // by agent DN: the gateway leg's codecs
@@ -90,15 +93,16 @@ func (a *Appliance) consoleSources(tenants *tenant.Store, dir *voiceDirectory) u
 				}
 			}
 			var out []ui.CallRow
-			now := a.clock.Now()
+			now := time.Now()
 			for _, c := range a.voice.Snapshot(ctx).Calls {
+				started := c.Created // Voice stamps calls with the wall clock
 				row := ui.CallRow{ID: string(c.ID), From: c.From, To: c.To, State: c.State, Queue: c.VirtualQueue,
-					AgentDN: string(c.AgentDN), Started: c.Created}
+					AgentDN: string(c.AgentDN), Started: started}
 				end := now
 				if c.Ended != nil {
 					end = *c.Ended
 				}
-				row.Duration = end.Sub(c.Created).Round(time.Second)
+				row.Duration = end.Sub(started).Round(time.Second)
 				var detail []string
 				if m := media[string(c.AgentDN)]; m != "" && c.Ended == nil {
 					detail = append(detail, m)
@@ -151,12 +155,7 @@ func (a *Appliance) consoleSources(tenants *tenant.Store, dir *voiceDirectory) u
 	}
 	if a.turn != nil {
 		src.TURN = func(context.Context) ([]ui.TURNAllocation, error) {
-			var out []ui.TURNAllocation
-			for _, al := range a.turn.Allocations() {
-				out = append(out, ui.TURNAllocation{Username: al.User, Client: al.ClientAddr + " (" + al.Transport + ")",
-					Relay: al.RelayAddr, Created: al.Created})
-			}
-			return out, nil
+			return turnRows(a.turn.Allocations(), wt.wall), nil
 		}
 	}
 	src.Scaling = func(context.Context) (ui.ScalingLive, error) {
@@ -207,6 +206,114 @@ func (a *Appliance) consoleSources(tenants *tenant.Store, dir *voiceDirectory) u
 	return src
 }
 
+// agentRows joins Voice's agents with their gateway sessions: sign-in, and
+// the current call's codecs, levels and packet counts. wall converts the
+// services' lab-clock stamps to wall time.
+func agentRows(agents []voice.AgentView, sessions []gateway.SessionInfo, wall func(time.Time) time.Time) []ui.AgentRow {
+	byDN := map[string][]gateway.SessionInfo{}
+	for _, s := range sessions {
+		byDN[string(s.DN)] = append(byDN[string(s.DN)], s)
+	}
+	out := make([]ui.AgentRow, 0, len(agents))
+	for _, ag := range agents {
+		row := ui.AgentRow{UserName: ag.UserName, DN: string(ag.DN), State: string(ag.State), Skills: ag.Skills,
+			Since: wall(ag.Since), Signed: ag.Registered}
+		for _, s := range byDN[string(ag.DN)] {
+			if s.ContactCenterID != "" && s.ContactCenterID != string(ag.TenantID) {
+				continue // the same DN number in another tenant
+			}
+			row.Signed = true
+			if c := s.Call; c != nil && c.Ended.IsZero() {
+				row.Call = agentCall(c, wall)
+			}
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+func agentCall(c *gateway.CallInfo, wall func(time.Time) time.Time) *ui.AgentCall {
+	ac := &ui.AgentCall{Peer: c.Peer, State: c.State, BrowserCodec: c.BrowserCodec, SIPCodec: c.SIPCodec,
+		Transcoding: c.Transcoding, Agent: mediaLeg(c.Browser), Customer: mediaLeg(c.SIP)}
+	if !c.Started.IsZero() {
+		ac.Started = wall(c.Started)
+	}
+	return ac
+}
+
+// mediaLeg is what the gateway received on one leg: the browser leg carries
+// the agent's voice, the SIP leg the customer's.
+func mediaLeg(l gateway.LegStats) ui.MediaLeg {
+	m := ui.MediaLeg{Packets: l.PacketsIn, Lost: l.Lost}
+	if l.Heard != nil && l.Heard.ReceivedMS > 0 {
+		m.HasLevel, m.LevelDB = true, l.Heard.LastDBFS
+	}
+	return m
+}
+
+// turnRows are the TURN allocations with the traffic each relayed.
+// pion/turn keeps an allocation's expiry to itself (clients refresh it), so
+// the console shows age, not time left.
+func turnRows(allocs []turn.AllocationInfo, wall func(time.Time) time.Time) []ui.TURNAllocation {
+	out := make([]ui.TURNAllocation, 0, len(allocs))
+	for _, al := range allocs {
+		out = append(out, ui.TURNAllocation{Username: al.User, Client: al.ClientAddr + " (" + al.Transport + ")",
+			Relay: al.RelayAddr, Peers: al.Peers, Created: wall(al.Created),
+			BytesToPeer: al.BytesToPeer, BytesFromPeer: al.BytesFromPeer, PacketsToPeer: al.PacketsToPeer, PacketsFromPeer: al.PacketsFromPeer})
+	}
+	return out
+}
+
+// wallTimes converts lab-clock stamps back to wall time. Lab time is wall
+// time plus an offset that only grows, so a stamp maps to exactly one wall
+// time once the offset in effect when it was taken is known: wallTimes
+// keeps the offset's history from the moves it is told about.
+type wallTimes struct {
+	mu    sync.Mutex
+	moves []clockMove // oldest first; moves[0] is the offset at creation
+}
+
+// clockMove is an offset in effect from a wall time on.
+type clockMove struct {
+	at     time.Time
+	offset time.Duration
+}
+
+func newWallTimes(c *clock.Lab) *wallTimes {
+	w := &wallTimes{moves: []clockMove{{offset: c.Offset()}}}
+	c.OnAdvance(func(time.Time) { w.moved(time.Now(), c.Offset()) })
+	return w
+}
+
+func (w *wallTimes) moved(at time.Time, offset time.Duration) {
+	w.mu.Lock()
+	w.moves = append(w.moves, clockMove{at: at, offset: offset})
+	w.mu.Unlock()
+}
+
+// wall is the wall time at which the lab clock read t.
+func (w *wallTimes) wall(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := len(w.moves) - 1; i > 0; i-- {
+		m := w.moves[i]
+		cand := t.Add(-m.offset)
+		if !cand.Before(m.at) {
+			return cand
+		}
+		// Before the move by the new offset. Under the previous offset it
+		// would be after the move: then it was taken in the instant between
+		// the move and its report here, with the new offset.
+		if !t.Add(-w.moves[i-1].offset).Before(m.at) {
+			return cand
+		}
+	}
+	return t.Add(-w.moves[0].offset)
+}
+
 func codecLine(browser, sip string, xcoding bool) string {
 	s := "browser " + browser + " / SIP " + sip
 	if xcoding {
@@ -240,13 +347,9 @@ func tailLogs(files map[string]string, component string, n int) ([]ui.LogLine, e
 			continue // a rotated-away file is not an error for a tail
 		}
 		for _, l := range lines {
-			var rec struct {
-				Time  time.Time `json:"time"`
-				Level string    `json:"level"`
-				Msg   string    `json:"msg"`
-			}
-			if json.Unmarshal([]byte(l), &rec) == nil {
-				out = append(out, ui.LogLine{Time: rec.Time, Level: rec.Level, Component: name, Message: rec.Msg})
+			if line, ok := parseLogLine(l); ok {
+				line.Component = name
+				out = append(out, line)
 			}
 		}
 	}
@@ -255,6 +358,59 @@ func tailLogs(files map[string]string, component string, n int) ([]ui.LogLine, e
 		out = out[len(out)-n:]
 	}
 	return out, nil
+}
+
+// parseLogLine reads one JSON record of slog's JSON handler: time, level and
+// msg, and the other fields in their order as attributes (a group's fields
+// as group.key). The component, which names the file, is not repeated.
+func parseLogLine(line string) (ui.LogLine, bool) {
+	var out ui.LogLine
+	err := readJSONObject(json.NewDecoder(strings.NewReader(line)), "", func(key string, raw json.RawMessage) {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			s = string(raw) // a number, bool, null or array as written
+		}
+		switch key {
+		case "time":
+			out.Time, _ = time.Parse(time.RFC3339Nano, s)
+		case "level":
+			out.Level = s
+		case "msg":
+			out.Message = s
+		case "component":
+		default:
+			out.Attrs = append(out.Attrs, ui.LogAttr{Key: key, Value: s})
+		}
+	})
+	return out, err == nil
+}
+
+// readJSONObject calls f with each field of the object dec is at, in order,
+// descending into nested objects (their keys joined with dots).
+func readJSONObject(dec *json.Decoder, prefix string, f func(key string, raw json.RawMessage)) error {
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return fmt.Errorf("read log record: not a JSON object")
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("read log record: %w", err)
+		}
+		key, _ := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return fmt.Errorf("read log record: %w", err)
+		}
+		if len(raw) > 0 && raw[0] == '{' {
+			if err := readJSONObject(json.NewDecoder(bytes.NewReader(raw)), prefix+key+".", f); err != nil {
+				return err
+			}
+			continue
+		}
+		f(prefix+key, raw)
+	}
+	_, err := dec.Token()
+	return err
 }
 
 // lastLines returns up to n last lines of a file, reading at most 256 kB.

@@ -2,6 +2,9 @@ package ui
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"math"
 	"net/http"
@@ -27,7 +30,8 @@ const sourceTimeout = 2 * time.Second
 
 // consoleView is everything the console renders.
 type consoleView struct {
-	Now        time.Time
+	Now        time.Time // lab time: business time, which the console can move
+	Wall       time.Time // wall time: uptimes and durations are measured against it
 	Overview   Overview
 	Components []ComponentStatus
 	Snippets   []snippet
@@ -57,7 +61,13 @@ type consoleView struct {
 	ClockOffset time.Duration
 	Faults      []Fault
 	CanReset    bool
-	Flash       string
+	Flash       consoleFlash
+}
+
+// consoleFlash is a status message the console itself produced.
+type consoleFlash struct {
+	Text string
+	Err  bool
 }
 
 // snippet is a copyable command.
@@ -73,6 +83,12 @@ type scalingView struct {
 	Coturn  ScaleDecision
 	Err     string
 	WhatIf  bool
+	// Form is what the what-if form shows: the live figures, or what the
+	// user typed (kept as typed when it is refused).
+	Form map[string]string
+	// InputErrs explain what-if inputs that were refused; no decision is
+	// shown then, rather than one computed from other figures.
+	InputErrs []string
 }
 
 // sizingView is the calculator's form and answers.
@@ -83,6 +99,11 @@ type sizingView struct {
 	Ops     RedisOpsEstimate
 	PerCall float64 // Redis operations of one callback scheduled MinutesAhead ahead
 	Minutes float64
+	// Form is each field's text: the default, or what the user typed.
+	Form map[string]string
+	// StorageErrs and OpsErrs explain refused inputs; the form's figures
+	// are not shown then.
+	StorageErrs, OpsErrs []string
 }
 
 func (u *UI) mountConsole(e *echo.Echo) {
@@ -96,6 +117,7 @@ func (u *UI) mountConsole(e *echo.Echo) {
 
 func (u *UI) console(c echo.Context) error {
 	v := u.consoleLoad(c, "")
+	v.Flash = u.flashFrom(c.QueryParams())
 	return render(c, http.StatusOK, consolePage(u.chrome("Console", "console", "htmx.min.js", "console.js"), v))
 }
 
@@ -118,7 +140,7 @@ func (u *UI) consoleLoad(c echo.Context, only string) consoleView {
 	src := u.deps.Console
 	ctx := c.Request().Context()
 	q := c.QueryParams()
-	v := consoleView{Now: u.clock.Now(), Flash: q.Get("msg"), LogComponent: q.Get("component"), LogFilter: q.Get("filter")}
+	v := consoleView{Now: u.clock.Now(), Wall: u.wall.Now(), LogComponent: q.Get("component"), LogFilter: q.Get("filter")}
 	want := func(name string) bool { return only == "" || only == name }
 	var wg sync.WaitGroup
 	run := func(name string, f func(ctx context.Context)) {
@@ -215,8 +237,9 @@ func callSource[T any](ctx context.Context, f func(context.Context) ([]T, error)
 	return rows, ""
 }
 
-// filterLogs keeps the lines of one component whose message contains filter
+// filterLogs keeps the lines of one component whose text contains filter
 // (case-insensitive) and lists the component names seen, newest lines last.
+// The text is the line as shown: level, message and key=value attributes.
 func filterLogs(lines []LogLine, component, filter string) ([]string, []LogLine) {
 	names := map[string]bool{}
 	out := make([]LogLine, 0, len(lines))
@@ -226,7 +249,7 @@ func filterLogs(lines []LogLine, component, filter string) ([]string, []LogLine)
 		if component != "" && l.Component != component {
 			continue
 		}
-		if f != "" && !strings.Contains(strings.ToLower(l.Message), f) && !strings.Contains(strings.ToLower(l.Level), f) {
+		if f != "" && !strings.Contains(strings.ToLower(l.Level+" "+l.Message+" "+attrsText(l.Attrs)), f) {
 			continue
 		}
 		out = append(out, l)
@@ -258,53 +281,120 @@ func (u *UI) scalingFor(ctx context.Context, q url.Values) scalingView {
 		sv.Err = notAvailable
 	}
 	sv.Values = sv.Live.Values.orSeed()
-	if q.Get("whatif") == "1" {
-		sv.WhatIf = true
-		sv.Live.GatewayReplicas = formInt(q, "replicas", sv.Live.GatewayReplicas)
-		sv.Live.SignIns = formInt(q, "agents", sv.Live.SignIns)
-		sv.Live.CPUPercent = formFloat(q, "cpu", sv.Live.CPUPercent)
-		sv.Live.MemoryPercent = formFloat(q, "memory", sv.Live.MemoryPercent)
-		sv.Values.KEDA = q.Get("keda") == "1"
-	}
 	if sv.Live.GatewayReplicas < 1 {
 		sv.Live.GatewayReplicas = 1
 	}
 	if sv.Live.CoturnReplicas < 1 {
 		sv.Live.CoturnReplicas = 1
 	}
+	sv.Form = map[string]string{"replicas": itoa(sv.Live.GatewayReplicas), "agents": itoa(sv.Live.SignIns),
+		"cpu": fmtF1(sv.Live.CPUPercent), "memory": fmtF1(sv.Live.MemoryPercent)}
+	if q.Get("whatif") == "1" {
+		sv.WhatIf = true
+		var p formParser
+		replicas := p.number(q, whatIfReplicas, float64(sv.Live.GatewayReplicas))
+		signIns := p.number(q, whatIfSignIns, float64(sv.Live.SignIns))
+		cpu := p.number(q, whatIfCPU, sv.Live.CPUPercent)
+		mem := p.number(q, whatIfMemory, sv.Live.MemoryPercent)
+		sv.Values.KEDA = q.Get("keda") == "1"
+		for k, raw := range p.raw {
+			if q.Has(k) {
+				sv.Form[k] = raw
+			}
+		}
+		if len(p.errs) > 0 {
+			sv.InputErrs = p.errs
+			return sv
+		}
+		sv.Live.GatewayReplicas, sv.Live.SignIns = int(replicas), int(signIns)
+		sv.Live.CPUPercent, sv.Live.MemoryPercent = cpu, mem
+	}
 	sv.Gateway = DecideGatewayScale(sv.Values, sv.Live.GatewayReplicas, sv.Live.SignIns, sv.Live.CPUPercent, sv.Live.MemoryPercent)
 	sv.Coturn = DecideCoturnScale(sv.Values, sv.Live.CoturnReplicas, sv.Live.CoturnCPU, sv.Live.CoturnMemory)
 	return sv
 }
 
+// numField is a numeric form field with the range its formula is meant
+// for: the bounds keep every figure the console prints exact (no overflow),
+// and are far beyond any real contact center.
+type numField struct {
+	Key, Label string
+	Min, Max   float64
+	Whole      bool // whole numbers only
+}
+
+// The calculator's fields. The defaults are seed 004's worked examples.
+var (
+	sizingCPD       = numField{Key: "cpd", Label: "Callbacks per day", Max: 1e9}
+	sizingUserData  = numField{Key: "ud", Label: "kB of user data per callback", Max: 1e6}
+	sizingSlot      = numField{Key: "slot", Label: "Slot minutes", Min: 1, Max: 24 * 60}
+	sizingCapacity  = numField{Key: "cap", Label: "Capacity per slot", Max: 1e6}
+	sizingHours     = numField{Key: "hours", Label: "Open hours per day", Max: 24}
+	sizingDays      = numField{Key: "days", Label: "Days booked ahead", Max: 366}
+	sizingImmediate = numField{Key: "immediate", Label: "Active immediate callbacks", Max: 1e9}
+	sizingEWT       = numField{Key: "ewt", Label: "EWT minutes", Min: 1, Max: 7 * 24 * 60}
+	sizingAhead     = numField{Key: "ahead", Label: "Minutes scheduled ahead", Max: 366 * 24 * 60}
+
+	whatIfReplicas = numField{Key: "replicas", Label: "replicas", Min: 1, Max: 1000, Whole: true}
+	whatIfSignIns  = numField{Key: "agents", Label: "sign-ins", Max: 1e6, Whole: true}
+	whatIfCPU      = numField{Key: "cpu", Label: "CPU %", Max: 10000}
+	whatIfMemory   = numField{Key: "memory", Label: "memory %", Max: 10000}
+)
+
+// formParser reads numeric fields, keeping what the user typed and an error
+// for each field it refuses.
+type formParser struct {
+	raw  map[string]string
+	errs []string
+}
+
+// number is the field's value; def when the form does not have the field.
+func (p *formParser) number(q url.Values, f numField, def float64) float64 {
+	if p.raw == nil {
+		p.raw = map[string]string{}
+	}
+	if !q.Has(f.Key) {
+		p.raw[f.Key] = fmtF(def)
+		return def
+	}
+	raw := strings.TrimSpace(q.Get(f.Key))
+	p.raw[f.Key] = raw
+	v, err := strconv.ParseFloat(strings.ReplaceAll(raw, ",", ""), 64)
+	switch {
+	case raw == "":
+		p.errs = append(p.errs, f.Label+": give a number.")
+	case err != nil || math.IsNaN(v) || math.IsInf(v, 0):
+		p.errs = append(p.errs, fmt.Sprintf("%s: %q is not a number.", f.Label, raw))
+	case v < f.Min || v > f.Max:
+		p.errs = append(p.errs, fmt.Sprintf("%s: %s is out of range (%s to %s).", f.Label, raw, fmtNum(f.Min), fmtNum(f.Max)))
+	case f.Whole && v != math.Trunc(v):
+		p.errs = append(p.errs, fmt.Sprintf("%s: %s is not a whole number.", f.Label, raw))
+	default:
+		return v
+	}
+	return def
+}
+
 // sizingFrom reads the calculator's form; the defaults are seed 004's worked examples.
 func sizingFrom(q url.Values) sizingView {
 	var s sizingView
-	s.In = StorageInput{CallbacksPerDay: formFloat(q, "cpd", 100000), UserDataKB: formFloat(q, "ud", 1)}
+	var st, ops formParser
+	s.In = StorageInput{CallbacksPerDay: st.number(q, sizingCPD, 100000), UserDataKB: st.number(q, sizingUserData, 1)}
 	s.Out = EstimateStorage(s.In)
-	s.OpsIn = RedisOpsInput{SlotMinutes: formFloat(q, "slot", 15), CapacityPerSlot: formFloat(q, "cap", 100),
-		OpenHoursPerDay: formFloat(q, "hours", 24), DaysBooked: formFloat(q, "days", RetentionDays),
-		ActiveImmediate: formFloat(q, "immediate", 1000), EWTMinutes: formFloat(q, "ewt", 90)}
+	s.OpsIn = RedisOpsInput{SlotMinutes: ops.number(q, sizingSlot, 15), CapacityPerSlot: ops.number(q, sizingCapacity, 100),
+		OpenHoursPerDay: ops.number(q, sizingHours, 24), DaysBooked: ops.number(q, sizingDays, RetentionDays),
+		ActiveImmediate: ops.number(q, sizingImmediate, 1000), EWTMinutes: ops.number(q, sizingEWT, 90)}
 	s.Ops = EstimateRedisOps(s.OpsIn)
-	s.Minutes = formFloat(q, "ahead", 60)
+	s.Minutes = ops.number(q, sizingAhead, 60)
 	s.PerCall = RedisOpsPerCallback(s.Minutes)
+	s.Form = map[string]string{}
+	for _, p := range []formParser{st, ops} {
+		for k, v := range p.raw {
+			s.Form[k] = v
+		}
+	}
+	s.StorageErrs, s.OpsErrs = st.errs, ops.errs
 	return s
-}
-
-func formFloat(q url.Values, key string, def float64) float64 {
-	f, err := strconv.ParseFloat(strings.ReplaceAll(q.Get(key), ",", ""), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
-		return def
-	}
-	return f
-}
-
-func formInt(q url.Values, key string, def int) int {
-	n, err := strconv.Atoi(q.Get(key))
-	if err != nil || n < 0 {
-		return def
-	}
-	return n
 }
 
 // snippetsFor builds the copyable commands of the overview.
@@ -336,15 +426,15 @@ func (u *UI) consoleClock(c echo.Context) error {
 		return c.String(http.StatusForbidden, "cross-origin request refused")
 	}
 	if u.deps.Console.AdvanceClock == nil {
-		return consoleBack(c, "The lab clock can't be moved in this process.")
+		return u.consoleBack(c, "The lab clock can't be moved in this process.", true)
 	}
 	d, err := time.ParseDuration(strings.TrimSpace(c.FormValue("advance")))
 	if err != nil || d <= 0 || d > 30*24*time.Hour {
-		return consoleBack(c, "Give a positive duration up to 720h, such as 15m or 24h.")
+		return u.consoleBack(c, "Give a positive duration up to 720h, such as 15m or 24h.", true)
 	}
 	now := u.deps.Console.AdvanceClock(d)
 	u.log.Info("lab clock advanced", "by", d, "now", now)
-	return consoleBack(c, "Clock moved forward "+d.String()+": lab time is now "+now.UTC().Format(time.RFC3339)+".")
+	return u.consoleBack(c, "Clock moved forward "+d.String()+": lab time is now "+now.UTC().Format(time.RFC3339)+".", false)
 }
 
 func (u *UI) consoleFault(c echo.Context) error {
@@ -352,17 +442,25 @@ func (u *UI) consoleFault(c echo.Context) error {
 		return c.String(http.StatusForbidden, "cross-origin request refused")
 	}
 	if u.deps.Console.SetFault == nil {
-		return consoleBack(c, "Failure injection is not available in this process.")
+		return u.consoleBack(c, "Failure injection is not available in this process.", true)
 	}
-	name, on := c.FormValue("name"), c.FormValue("on") == "1"
+	name := c.FormValue("name")
+	var on bool
+	switch c.FormValue("on") {
+	case "1":
+		on = true
+	case "0":
+	default:
+		return u.consoleBack(c, fmt.Sprintf("Could not change %s: on must be 1 or 0, not %q.", name, c.FormValue("on")), true)
+	}
 	if err := u.deps.Console.SetFault(c.Request().Context(), name, on); err != nil {
-		return consoleBack(c, "Could not change "+name+": "+err.Error())
+		return u.consoleBack(c, "Could not change "+name+": "+err.Error(), true)
 	}
 	state := "off"
 	if on {
 		state = "on"
 	}
-	return consoleBack(c, "Failure "+name+" is "+state+".")
+	return u.consoleBack(c, "Failure "+name+" is "+state+".", false)
 }
 
 func (u *UI) consoleReset(c echo.Context) error {
@@ -370,19 +468,52 @@ func (u *UI) consoleReset(c echo.Context) error {
 		return c.String(http.StatusForbidden, "cross-origin request refused")
 	}
 	if u.deps.Console.ResetDemo == nil {
-		return consoleBack(c, "Reset is not available in this process.")
+		return u.consoleBack(c, "Reset is not available in this process.", true)
 	}
 	if err := u.deps.Console.ResetDemo(c.Request().Context()); err != nil {
-		return consoleBack(c, "Reset failed: "+err.Error())
+		return u.consoleBack(c, "Reset failed: "+err.Error(), true)
 	}
-	return consoleBack(c, "The demo tenant was reset.")
+	return u.consoleBack(c, "The demo tenant's configuration was restored from the seed; callbacks, call history and the lab clock are unchanged.", false)
 }
 
-func consoleBack(c echo.Context, msg string) error {
-	return c.Redirect(http.StatusSeeOther, "/?msg="+url.QueryEscape(msg)+"#controls")
+// resetHelp says exactly what "Reset the demo tenant" does (ResetDemo
+// re-applies the demo seed to the tenant's configuration only).
+const resetHelp = "Restores the demo tenant's configuration from the seed: users and passwords, DNs, callback services, " +
+	"Click-to-Call-In and agent groups, API keys and OAuth clients; ones added to the demo tenant since are removed. " +
+	"Callbacks, call history and the lab clock are kept."
+
+// consoleBack redirects to the console with a status message. The message
+// travels in the URL signed with this process's key, so that the console
+// shows only the messages it produced itself, never text from a link.
+func (u *UI) consoleBack(c echo.Context, msg string, isErr bool) error {
+	q := url.Values{"msg": {msg}, "sig": {u.flashSig(msg, isErr)}}
+	if isErr {
+		q.Set("err", "1")
+	}
+	return c.Redirect(http.StatusSeeOther, "/?"+q.Encode()+"#controls")
 }
 
-// uptime renders a component's time since start.
+func (u *UI) flashSig(msg string, isErr bool) string {
+	m := hmac.New(sha256.New, u.flashKey)
+	if isErr {
+		m.Write([]byte{1})
+	} else {
+		m.Write([]byte{0})
+	}
+	m.Write([]byte(msg))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// flashFrom is the status message of a console URL, if its signature holds.
+func (u *UI) flashFrom(q url.Values) consoleFlash {
+	msg, isErr := q.Get("msg"), q.Get("err") == "1"
+	if msg == "" || !hmac.Equal([]byte(q.Get("sig")), []byte(u.flashSig(msg, isErr))) {
+		return consoleFlash{}
+	}
+	return consoleFlash{Text: msg, Err: isErr}
+}
+
+// uptime renders the wall-clock time since a start.
 func uptime(now, since time.Time) string {
 	if since.IsZero() {
 		return ""
@@ -405,7 +536,11 @@ func fmtDuration(d time.Duration) string {
 }
 
 // fmtNum renders a number with thousands separators and at most one decimal.
+// Beyond what an int64 holds exactly it uses an exponent, never a wrong figure.
 func fmtNum(f float64) string {
+	if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) >= 1<<53 {
+		return strconv.FormatFloat(f, 'g', 4, 64)
+	}
 	neg := f < 0
 	f = math.Abs(f)
 	r := math.Round(f*10) / 10
@@ -474,4 +609,126 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// logHead is a log line's time, level, component and message.
+func logHead(l LogLine) string {
+	return l.Time.UTC().Format("15:04:05.000") + " " + l.Level + " [" + l.Component + "] " + l.Message
+}
+
+// attrsText renders log attributes as key=value, quoting a value that is
+// empty or holds spaces, quotes, '=' or control characters (as slog's text
+// handler does), so that each pair reads unambiguously.
+func attrsText(attrs []LogAttr) string {
+	var b strings.Builder
+	for i, a := range attrs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(a.Key)
+		b.WriteByte('=')
+		b.WriteString(quoteIfNeeded(a.Value))
+	}
+	return b.String()
+}
+
+func quoteIfNeeded(s string) string {
+	if s == "" {
+		return `""`
+	}
+	for _, r := range s {
+		if r <= ' ' || r == '=' || r == '"' || r == 0x7f || !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// noCall is what an agent's media cells show without a current call.
+const noCall = "—"
+
+// callText is an agent's current call: the other party, state and wall-clock duration.
+func callText(c *AgentCall, wall time.Time) string {
+	if c == nil {
+		return noCall
+	}
+	s := c.Peer + " (" + c.State
+	if !c.Started.IsZero() {
+		s += ", " + fmtDuration(wall.Sub(c.Started))
+	}
+	return s + ")"
+}
+
+func codecText(c *AgentCall) string {
+	if c == nil {
+		return noCall
+	}
+	b := strings.TrimPrefix(strings.TrimPrefix(c.BrowserCodec, "audio/"), "AUDIO/")
+	if b == "" {
+		b = "?"
+	}
+	sip := c.SIPCodec
+	if sip == "" {
+		sip = "?"
+	}
+	return "browser " + b + " / SIP " + sip
+}
+
+func transcodingText(c *AgentCall) string {
+	if c == nil {
+		return noCall
+	}
+	if c.Transcoding {
+		return "on"
+	}
+	return "off"
+}
+
+// levelText is the live audio level each way.
+func levelText(c *AgentCall) string {
+	if c == nil {
+		return noCall
+	}
+	lvl := func(l MediaLeg) string {
+		if !l.HasLevel {
+			return "no audio yet"
+		}
+		return strconv.FormatFloat(l.LevelDB, 'f', 0, 64) + " dBFS"
+	}
+	return "agent " + lvl(c.Agent) + " · customer " + lvl(c.Customer)
+}
+
+// lossText is each direction's packet loss: frames the jitter buffer had to
+// conceal or skip, out of those expected.
+func lossText(c *AgentCall) string {
+	if c == nil {
+		return noCall
+	}
+	loss := func(l MediaLeg) string {
+		total := l.Packets + l.Lost
+		if total == 0 {
+			return "no packets yet"
+		}
+		pct := float64(l.Lost) / float64(total) * 100
+		return strconv.FormatFloat(pct, 'f', 1, 64) + "% (" + strconv.FormatUint(l.Lost, 10) + " of " + strconv.FormatUint(total, 10) + ")"
+	}
+	return "agent " + loss(c.Agent) + " · customer " + loss(c.Customer)
+}
+
+// trafficText is one direction of a TURN allocation's relayed traffic.
+func trafficText(bytes, packets uint64) string {
+	return fmtBytes(bytes) + " in " + strconv.FormatUint(packets, 10) + " packets"
+}
+
+// fmtBytes renders a byte count in decimal units.
+func fmtBytes(n uint64) string {
+	switch {
+	case n >= 1e9:
+		return strconv.FormatFloat(float64(n)/1e9, 'f', 1, 64) + " GB"
+	case n >= 1e6:
+		return strconv.FormatFloat(float64(n)/1e6, 'f', 1, 64) + " MB"
+	case n >= 1e3:
+		return strconv.FormatFloat(float64(n)/1e3, 'f', 1, 64) + " kB"
+	}
+	return strconv.FormatUint(n, 10) + " B"
 }

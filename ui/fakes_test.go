@@ -332,7 +332,8 @@ func (f *fakeCallbacks) CallIns(_ context.Context, _, search string, _ int) ([]C
 type testServer struct {
 	*httptest.Server
 	ui    *UI
-	clk   *fakeClock
+	clk   *fakeClock // the lab clock
+	wall  *fakeClock // the wall clock
 	gauth *fakeGAuth
 }
 
@@ -344,6 +345,8 @@ func newTestServer(t *testing.T, cfg Config, deps Deps, extra ...func(*echo.Echo
 	if err != nil {
 		t.Fatal(err)
 	}
+	wall := &fakeClock{now: clk.now}
+	u.wall = wall
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	u.Mount(e)
@@ -354,7 +357,7 @@ func newTestServer(t *testing.T, cfg Config, deps Deps, extra ...func(*echo.Echo
 	}
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, ui: u, clk: clk, gauth: g}
+	return &testServer{Server: srv, ui: u, clk: clk, wall: wall, gauth: g}
 }
 
 // client returns an HTTP client with a cookie jar that does not follow redirects.

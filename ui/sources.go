@@ -151,7 +151,9 @@ type CallIn struct {
 }
 
 // ConsoleSources feed the console. Any field may be nil; its section then
-// says "not available".
+// says "not available". Every time.Time a source returns (starts, sign-ins,
+// allocations) is wall-clock time: uptimes and durations are real elapsed
+// time, while the lab clock, which the console can move, is business time.
 type ConsoleSources struct {
 	// Overview returns the addresses and demo credentials to show.
 	Overview func() Overview
@@ -214,7 +216,7 @@ type ComponentStatus struct {
 	Detail   string // error text when not ready
 	Endpoint string
 	Version  string
-	Since    time.Time // start time; uptime is computed from it
+	Since    time.Time // wall-clock start time; uptime is computed from it
 }
 
 // AgentRow is one agent DN.
@@ -223,8 +225,30 @@ type AgentRow struct {
 	DN       string
 	State    string
 	Skills   []string
-	Since    time.Time
-	Signed   bool // signed in to the gateway / registered
+	Since    time.Time // wall-clock time of the last state change
+	Signed   bool      // signed in to the gateway / registered
+	Call     *AgentCall
+}
+
+// AgentCall is an agent's current call at the WebRTC gateway, with its media.
+type AgentCall struct {
+	Peer         string // the remote party
+	State        string // ringing, connected, held
+	Started      time.Time
+	BrowserCodec string // the browser leg's codec, e.g. audio/opus
+	SIPCodec     string // PCMU or PCMA
+	Transcoding  bool
+	// Agent is what the gateway received from the browser (the agent's
+	// microphone), Customer what it received on the SIP leg.
+	Agent, Customer MediaLeg
+}
+
+// MediaLeg is what one direction of a call carried so far.
+type MediaLeg struct {
+	Packets  uint64
+	Lost     uint64
+	HasLevel bool    // false until the leg's audio is analysed
+	LevelDB  float64 // RMS level of the last 20 ms, dBFS
 }
 
 // CallRow is one call.
@@ -235,8 +259,8 @@ type CallRow struct {
 	Queue    string
 	AgentDN  string
 	Started  time.Time
-	Duration time.Duration
-	Detail   string // e.g. the simulated customer's audio analysis
+	Duration time.Duration // wall-clock time from start to end (or now)
+	Detail   string        // e.g. the simulated customer's audio analysis
 }
 
 // QueueRow is one virtual queue's live figures.
@@ -256,13 +280,17 @@ type SlotUsage struct {
 	Capacity int
 }
 
-// TURNAllocation is one relay allocation.
+// TURNAllocation is one relay allocation and the traffic it relayed.
 type TURNAllocation struct {
-	Username string
-	Client   string
-	Relay    string
-	Created  time.Time
-	Expires  time.Time
+	Username        string
+	Client          string
+	Relay           string
+	Peers           []string // peer IPs with a permission
+	Created         time.Time
+	BytesToPeer     uint64 // payload relayed from the client to peers
+	BytesFromPeer   uint64 // payload relayed from peers to the client
+	PacketsToPeer   uint64
+	PacketsFromPeer uint64
 }
 
 // LogLine is one log record.
@@ -271,6 +299,13 @@ type LogLine struct {
 	Level     string
 	Component string
 	Message   string
+	Attrs     []LogAttr // the record's structured fields, in order
+}
+
+// LogAttr is one structured field of a log record; a group's fields are
+// named group.key.
+type LogAttr struct {
+	Key, Value string
 }
 
 // ScalingLive are the live figures the scaling view decides on.

@@ -14,6 +14,7 @@ package ui
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -101,7 +102,9 @@ type Deps struct {
 type UI struct {
 	cfg      Config
 	log      *slog.Logger
-	clock    clock.Clock
+	clock    clock.Clock // lab time: business time, which the console can move
+	wall     clock.Clock // wall time: uptimes and durations
+	flashKey []byte      // signs the console's status messages
 	deps     Deps
 	sessions *sessions
 	pending  *pendingLogins
@@ -130,10 +133,16 @@ func New(cfg Config, deps Deps, log *slog.Logger, clk clock.Clock) (*UI, error) 
 	if err != nil {
 		return nil, fmt.Errorf("ui assets: %w", err)
 	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("ui flash key: %w", err)
+	}
 	return &UI{
 		cfg:      cfg,
 		log:      log.With("component", "ui"),
 		clock:    clk,
+		wall:     clock.System{},
+		flashKey: key,
 		deps:     deps,
 		sessions: newSessions(clk, cfg.SessionIdle),
 		pending:  newPendingLogins(clk),
@@ -187,6 +196,7 @@ func (u *UI) Ready(context.Context) error { return nil }
 // Mount registers every UI route on the appliance's echo server.
 func (u *UI) Mount(e *echo.Echo) {
 	e.GET(assetPrefix+":name", u.serveAsset)
+	e.GET("/favicon.ico", serveFavicon)
 	u.mountSoftphone(e)
 	u.mountCustomer(e)
 	u.mountGES(e)
