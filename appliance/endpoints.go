@@ -127,11 +127,14 @@ func printBanner(w io.Writer, e Endpoints, took string) {
 	row("GWS", e.GWSURL)
 	row("WebRTC gateway", e.WebRTCURL)
 	row("TURN", strings.Join(e.TURNURLs, " "))
-	row("SIP", e.SIPURI)
+	if e.SIPURI != "" {
+		row("SIP", e.SIPURI+"  (TCP too)")
+	}
 	row("Redis", e.RedisURL)
 	row("PostgreSQL", e.PostgresURL)
 	row("Metrics", e.MetricsURL)
-	row("Health", e.ReadyURL)
+	row("Health", e.HealthURL)
+	row("Readiness", e.ReadyURL)
 	row("Data dir", e.DataDir)
 	row("Logs", e.LogDir)
 	if e.APIKey != "" || len(e.Agents) > 0 {
@@ -153,6 +156,10 @@ func printBanner(w io.Writer, e Endpoints, took string) {
 			row("OAuth client", id+" / "+e.OAuthClients[id])
 		}
 		row("TURN secret", e.TURNSecret)
+		if e.CCID != "" {
+			row("Tenant", "demo, SIP domain demo.cxlab.local; DN SIP password dnpass; customer numbers register with password customer")
+			row("Ops (admin)", "ops / ops")
+		}
 	}
 	p("")
 	p("  WARNING: %s", e.Note)

@@ -301,7 +301,10 @@ func (u *UI) gesSignedOut(c echo.Context) error {
 func (u *UI) gesLoad(c echo.Context, s session) gesView {
 	ctx := c.Request().Context()
 	p := parseListParams(c.QueryParams())
-	v := gesView{Session: s, Params: p, Now: u.clock.Now(), Flash: c.QueryParam("msg"), FlashErr: c.QueryParam("err") == "1"}
+	// Only the messages this UI produced (signed, see flashSig): a link could
+	// otherwise show any text as the service's word.
+	f := u.flashFrom(c.QueryParams())
+	v := gesView{Session: s, Params: p, Now: u.clock.Now(), Flash: f.Text, FlashErr: f.Err}
 	page, err := u.deps.Callbacks.List(ctx, p.query(s.tenant, v.Now))
 	if err != nil {
 		u.log.Warn("list callbacks", "err", err)
@@ -334,14 +337,15 @@ func (u *UI) gesDetails(c echo.Context, s session) error {
 	return render(c, http.StatusOK, gesDetailsPage(u.chrome("Callback "+cb.ID, "ges", "ges.js"), s, cb))
 }
 
-// back redirects to the list the form came from with a flash message.
-func back(c echo.Context, msg string, isErr bool) error {
+// back redirects to the list the form came from with a signed flash message.
+func (u *UI) back(c echo.Context, msg string, isErr bool) error {
 	ret := c.FormValue("return")
 	v, err := url.ParseQuery(ret)
 	if err != nil {
 		v = url.Values{}
 	}
 	v.Set("msg", msg)
+	v.Set("sig", u.flashSig(msg, isErr))
 	v.Del("err")
 	if isErr {
 		v.Set("err", "1")
@@ -367,34 +371,34 @@ func typedPhone(v string) string {
 
 func (u *UI) gesCreate(c echo.Context, s session) error {
 	if !requireSupervisor(s) {
-		return back(c, "Your role may only view callbacks.", true)
+		return u.back(c, "Your role may only view callbacks.", true)
 	}
 	req := CreateCallback{Service: c.FormValue("service"), PhoneNumber: typedPhone(c.FormValue("phone"))}
 	if c.FormValue("type") == "scheduled" {
 		t, err := time.Parse(time.RFC3339, c.FormValue("slot"))
 		if err != nil {
-			return back(c, "There was an Error Creating the Callback: pick a time slot.", true)
+			return u.back(c, "There was an Error Creating the Callback: pick a time slot.", true)
 		}
 		req.Desired = &t
 	}
 	id, err := u.deps.Callbacks.Create(c.Request().Context(), s.tenant, req)
 	if err != nil {
-		return back(c, "There was an Error Creating the Callback: "+err.Error(), true)
+		return u.back(c, "There was an Error Creating the Callback: "+err.Error(), true)
 	}
-	return back(c, "Callback "+id+" created.", false)
+	return u.back(c, "Callback "+id+" created.", false)
 }
 
 func (u *UI) gesCancel(c echo.Context, s session) error {
 	if !requireSupervisor(s) {
-		return back(c, "Your role may only view callbacks.", true)
+		return u.back(c, "Your role may only view callbacks.", true)
 	}
 	form, err := c.FormParams()
 	if err != nil {
-		return back(c, "malformed form", true)
+		return u.back(c, "malformed form", true)
 	}
 	ids := form["id"]
 	if len(ids) == 0 {
-		return back(c, "Tick at least one callback to cancel.", true)
+		return u.back(c, "Tick at least one callback to cancel.", true)
 	}
 	failed := u.deps.Callbacks.CancelByAdmin(c.Request().Context(), s.tenant, ids)
 	done := len(ids) - len(failed)
@@ -407,26 +411,26 @@ func (u *UI) gesCancel(c echo.Context, s session) error {
 		sort.Strings(parts)
 		msg += " Not cancelled: " + strings.Join(parts, "; ")
 	}
-	return back(c, msg, len(failed) > 0)
+	return u.back(c, msg, len(failed) > 0)
 }
 
 func (u *UI) gesRecreate(c echo.Context, s session) error {
 	if !requireSupervisor(s) {
-		return back(c, "Your role may only view callbacks.", true)
+		return u.back(c, "Your role may only view callbacks.", true)
 	}
 	var desired *time.Time
 	if slot := c.FormValue("slot"); slot != "" {
 		t, err := time.Parse(time.RFC3339, slot)
 		if err != nil {
-			return back(c, "bad slot time", true)
+			return u.back(c, "bad slot time", true)
 		}
 		desired = &t
 	}
 	id, err := u.deps.Callbacks.Recreate(c.Request().Context(), s.tenant, c.Param("id"), desired)
 	if err != nil {
-		return back(c, "Recreate failed: "+err.Error(), true)
+		return u.back(c, "Recreate failed: "+err.Error(), true)
 	}
-	return back(c, "Callback "+id+" created from "+shortID(c.Param("id"))+".", false)
+	return u.back(c, "Callback "+id+" created from "+shortID(c.Param("id"))+".", false)
 }
 
 // gesSlots renders <option>s of the open slots of a service on a day.

@@ -218,6 +218,13 @@ func TestGESCancelRecreateCreateExport(t *testing.T) {
 		t.Error("cancel outcome not shown")
 	}
 
+	// Only the UI's own (signed) messages show: a link cannot make the page
+	// say anything.
+	_, body, _ = get(t, c, ts.URL+"/ges/?msg="+url.QueryEscape("Your account is locked, call +1 555 0100")+"&err=1")
+	if strings.Contains(body, "account is locked") || strings.Contains(body, `class="toast error"`) {
+		t.Error("an unsigned ?msg= is shown as the page's message")
+	}
+
 	// Recreate a finished callback.
 	code, _, resp = postForm(t, c, ts.URL+"/ges/callbacks/"+done+"/recreate", url.Values{"csrf": {csrf}})
 	if code != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "created+from+"+done[:8]) {

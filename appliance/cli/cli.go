@@ -57,6 +57,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "doctor":
 		return doctor(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
+		if len(args) > 1 {
+			_, _ = fmt.Fprintf(stderr, "cxlab: version takes no arguments, got %q\n", args[1])
+			return exitUsage
+		}
 		_, _ = fmt.Fprintf(stdout, "cxlab %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
 	case "help", "-h", "--help":

@@ -252,10 +252,12 @@ func (s *Service) recoverStranded(ctx context.Context) {
 	now := s.clock.Now()
 	cutoff := now.Add(-s.cfg.StrandedAfter)
 	if err := s.restoreClaimed(ctx, cutoff); err != nil {
-		s.log.Warn("recover stranded callbacks", "err", err)
+		if ctx.Err() == nil { // else stopping (a start that failed elsewhere): nothing to warn about
+			s.log.Warn("recover stranded callbacks", "err", err)
+		}
 		return
 	}
-	if err := s.handOverUnsent(ctx, cutoff, now); err != nil {
+	if err := s.handOverUnsent(ctx, cutoff, now); err != nil && ctx.Err() == nil {
 		s.log.Warn("recover stranded callbacks", "err", err)
 	}
 }
