@@ -260,6 +260,11 @@ func TestSystemErrorFollowsDependencies(t *testing.T) {
 	eventually(t, 5*time.Second, "auth and cfg up (0)", state(0))
 	down.Store(true)
 	eventually(t, 5*time.Second, "auth and cfg down (1) with no sign-in", state(1))
+	// A sign-in meanwhile is told which service is missing.
+	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken), BindIP: "127.0.0.1"})
+	if err := a.SignIn(t.Context()); err == nil || !strings.Contains(err.Error(), "Authentication Service (GAuth) is unavailable") {
+		t.Errorf("sign-in with GAuth down: %v, want the gateway's 503 naming the Authentication Service", err)
+	}
 	down.Store(false)
 	eventually(t, 5*time.Second, "auth and cfg up again (0)", state(0))
 	if got := l.metric(t, "wrtc_system_error", "type", "env"); got != 0 {

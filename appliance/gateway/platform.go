@@ -58,13 +58,13 @@ func (s *Server) resolveAgent(ctx context.Context, token string) (identity, erro
 	switch {
 	case err != nil:
 		s.dependency("auth", false)
-		return identity{}, fmt.Errorf("userinfo: %w: %w", ErrUnavailable, err)
+		return identity{}, fmt.Errorf("userinfo: %w: %w: %w", ErrUnavailable, errAuthDown, err)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		s.dependency("auth", true)
 		return identity{}, fmt.Errorf("userinfo: %w", ErrUnauthorized)
 	case status != http.StatusOK:
 		s.dependency("auth", false)
-		return identity{}, fmt.Errorf("userinfo: %w: status %d", ErrUnavailable, status)
+		return identity{}, fmt.Errorf("userinfo: %w: %w: status %d", ErrUnavailable, errAuthDown, status)
 	}
 	s.dependency("auth", true)
 	user := ui.CMEUserName
@@ -133,6 +133,9 @@ func (s *Server) dependency(typ string, up bool) {
 		s.log.Info("the "+name+" is back", "type", typ)
 	}
 }
+
+// errAuthDown marks an ErrUnavailable of GAuth (else it is GWS's).
+var errAuthDown = errors.New("authentication service down")
 
 // dependencyNames are wrtc_system_error's types as the real gateway's alarms name them.
 var dependencyNames = map[string]string{"auth": "Authentication Service (GAuth)", "cfg": "Configuration Service (GWS)"}

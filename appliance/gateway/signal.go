@@ -93,7 +93,11 @@ func (s *Server) handleSignIn(c echo.Context) error {
 			return textError(c, http.StatusForbidden, "NO_DN", "the user has no DN")
 		case err != nil:
 			s.log.Warn("sign-in: platform lookup failed", "err", err)
-			return textError(c, http.StatusServiceUnavailable, "UNAVAILABLE", "authentication or configuration service unavailable")
+			down := dependencyNames["cfg"]
+			if errors.Is(err, errAuthDown) {
+				down = dependencyNames["auth"]
+			}
+			return textError(c, http.StatusServiceUnavailable, "UNAVAILABLE", "the "+down+" is unavailable; sign in again when it is back")
 		}
 		ss.user, ss.ccid, ss.dn, ss.domain, ss.token = id.user, id.ccid, id.dn, id.domain, token
 	default:

@@ -176,7 +176,7 @@
       }
       if (!r.ok) {
         setGw('unreachable');
-        showError('The WebRTC gateway answered HTTP ' + r.status + ' to sign_in; retrying…');
+        showError('The WebRTC gateway answered HTTP ' + r.status + ' to sign_in' + grtcReason(await r.text()) + '; retrying…');
         await sleep(cfg.retryMs);
         continue;
       }
@@ -189,6 +189,18 @@
     setGw('signed-in');
     await loadIceServers();
     pollLoop(gen);
+  }
+
+  // grtcReason is the message of a Grtc ERROR body (ERROR {"errorType","message"}), as ": message".
+  function grtcReason(body) {
+    const m = /^ERROR\s+(\{.*\})/s.exec(body || '');
+    if (!m) return '';
+    try {
+      const j = JSON.parse(m[1]);
+      return j.message ? ': ' + String(j.message).slice(0, 200) : '';
+    } catch (e) {
+      return '';
+    }
   }
 
   async function loadIceServers() {
