@@ -97,7 +97,17 @@ func TestAgentCallsOutWithToken(t *testing.T) {
 	const rings = "+12025550103" // never answers (480 after the no-answer timeout)
 	dialed := make(chan error, 1)
 	go func() { dialed <- a.Call(ctx, rings) }()
-	waitVoiceCall(t, s, rings, 10*time.Second, "the call to ring at Voice", func(c voiceCall) bool { return c.State != "ended" })
+	var last voiceCall
+	var seen bool
+	eventually(t, 10*time.Second, "the call to ring at Voice", func() bool {
+		select {
+		case err := <-dialed: // the dial ends only with the hang-up below
+			t.Fatalf("the dial to %s ended before it rang at Voice: %v", rings, err)
+		default:
+		}
+		last, seen = voiceCallTo(t, s, rings)
+		return seen && last.State != "ended"
+	}, func() string { return fmt.Sprintf("Voice's call to %s: %+v (found %v)", rings, last, seen) })
 	hungUp := time.Now()
 	if err := a.Hangup(ctx); err != nil {
 		t.Fatalf("hang up while ringing: %v", err)
