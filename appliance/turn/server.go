@@ -43,6 +43,8 @@ type Server struct {
 	log    *slog.Logger
 	clk    clock.Clock
 	policy peerPolicy
+	// challenges turns pion's 400 for refused credentials into 401 (authfix.go).
+	challenges *authChallenges
 	m      *metrics
 	relays *relayTable
 	allocs *allocTable
@@ -94,6 +96,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, clk clock.C
 		return nil, fmt.Errorf("new turn server: %w", err)
 	}
 	s.relays = newRelayTable(s.m.traffic())
+	s.challenges = newAuthChallenges(cfg.withDefaults().Realm)
 	s.relays.refused = s.m.peersRefused
 	s.relays.guard = &portGuard{ports: s.protectedPorts, local: s.isLocal}
 	return s, nil
@@ -181,7 +184,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.log.Debug("turn relay poller off: pion reads each relayed socket", "err", err)
 		}
 	}
-	s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{})}
+	s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{}), challenges: s.challenges}
 	if s.poller != nil {
 		// Channel traffic toward peers of the poller's sockets skips pion,
 		// sent in batches when the read loop has handled what it read.
@@ -204,6 +207,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if ln != nil {
 		s.tcp = newTrackedListener(ln)
+		s.tcp.challenges = s.challenges
 		s.tcpAddr = ln.Addr()
 		sc.ListenerConfigs = []pionturn.ListenerConfig{{
 			Listener:              s.tcp,
@@ -436,6 +440,7 @@ func (s *Server) generator(poller *relayPoller) pionturn.RelayAddressGenerator {
 func (s *Server) authenticate(ra *pionturn.RequestAttributes) (string, []byte, bool) {
 	fail := func(reason string, err error) (string, []byte, bool) {
 		s.m.authFailures.WithLabelValues(reason).Inc()
+		s.challenges.refuse(ra.SrcAddr.String())
 		s.log.Info("turn credentials refused", "username", ra.Username, "client", ra.SrcAddr,
 			"method", ra.Method.String(), "reason", reason, "err", err)
 		return "", nil, false
@@ -508,6 +513,7 @@ func (s *Server) events() pionturn.EventHandler {
 		OnAuth: func(src, _ net.Addr, _, username, _, method string, verdict bool) {
 			if !verdict {
 				s.m.authFailures.WithLabelValues(reasonBadPassword).Inc()
+				s.challenges.refuse(src.String())
 				s.log.Info("turn credentials refused", "username", username, "client", src,
 					"method", method, "reason", reasonBadPassword)
 			}
@@ -565,6 +571,20 @@ type trackedPacketConn struct {
 	// may wait (buffered says none of the last batch is left).
 	flush    func()
 	buffered func() int
+	// challenges rewrites pion's answers to refused credentials (authfix.go).
+	challenges *authChallenges
+}
+
+func (c *trackedPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.challenges != nil && errorResponse(p) {
+		if out := c.challenges.rewrite(p, addr.String()); len(out) != len(p) || &out[0] != &p[0] {
+			if _, err := c.PacketConn.WriteTo(out, addr); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
+	return c.PacketConn.WriteTo(p, addr)
 }
 
 func (c *trackedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
@@ -592,6 +612,8 @@ type trackedListener struct {
 
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
+
+	challenges *authChallenges // see authfix.go; nil rewrites nothing
 }
 
 func newTrackedListener(ln net.Listener) *trackedListener {
@@ -640,6 +662,20 @@ type trackedConn struct {
 	net.Conn
 	owner    *trackedListener
 	doneOnce sync.Once
+}
+
+// Write passes pion's error responses through the listener's challenges
+// (pion writes one STUN message per Write).
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if ch := c.owner.challenges; ch != nil && errorResponse(p) {
+		if out := ch.rewrite(p, c.RemoteAddr().String()); len(out) != len(p) || &out[0] != &p[0] {
+			if _, err := c.Conn.Write(out); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
