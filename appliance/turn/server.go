@@ -45,9 +45,9 @@ type Server struct {
 	policy peerPolicy
 	// challenges turns pion's 400 for refused credentials into 401 (authfix.go).
 	challenges *authChallenges
-	m      *metrics
-	relays *relayTable
-	allocs *allocTable
+	m          *metrics
+	relays     *relayTable
+	allocs     *allocTable
 
 	mu      sync.Mutex
 	state   serverState
