@@ -17,6 +17,8 @@ import (
 // response pion writes through rewrite: pion's own 401 challenges teach it
 // the nonce each client was given, and a 400 to a client whose credentials
 // were just refused becomes that 401 challenge, with the realm and nonce.
+// Likewise pion's bare 401 to a ChannelBind toward a forbidden peer becomes
+// the 403 a CreatePermission for that peer gets.
 type authChallenges struct {
 	realm string
 
@@ -80,6 +82,17 @@ func (a *authChallenges) rewrite(b []byte, client string) []byte {
 	switch code.Code {
 	case stun.CodeUnauthorized, stun.CodeStaleNonce:
 		var nonce stun.Nonce
+		if code.Code == stun.CodeUnauthorized && m.Type.Method == stun.MethodChannelBind && nonce.GetFrom(m) != nil {
+			// pion refuses a ChannelBind to a peer the policy forbids with a
+			// bare 401, which tells the client its credentials are wrong;
+			// CreatePermission gets 403 Forbidden for the same peer.
+			out, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID), m.Type,
+				&stun.ErrorCodeAttribute{Code: stun.CodeForbidden, Reason: []byte("Forbidden")})
+			if err != nil {
+				return b
+			}
+			return out.Raw
+		}
 		if nonce.GetFrom(m) == nil {
 			if len(a.nonces) >= maxTracked {
 				for k, v := range a.nonces {
