@@ -78,6 +78,11 @@ type cometClient struct {
 	holding  chan struct{} // closed to end the held /meta/connect; nil when none is held
 	connects int
 	gone     bool
+	// disconnected: gone at its own /meta/disconnect, so that a connect it
+	// still holds ends as a real CometD server ends it (successful, advice
+	// reconnect none), not as an unknown client, which makes the CometD
+	// client abort its disconnect request in flight.
+	disconnected bool
 
 	voice     <-chan VoiceEvent // changes at the session's DN, once subscribed and activated
 	stopVoice func()
@@ -98,6 +103,18 @@ func replyError(m *cometIn, msg string, advice *cometAdvice) cometOut {
 	r := reply(m, false)
 	r.Error, r.Advice = msg, advice
 	return r
+}
+
+// goneReply answers a connect of a client that is gone: one that
+// disconnected itself is told not to reconnect; one the server dropped must
+// handshake again.
+func goneReply(cl *cometClient, m *cometIn) cometOut {
+	if cl.disconnected {
+		r := reply(m, true)
+		r.Advice = &cometAdvice{Reconnect: "none"}
+		return r
+	}
+	return unknownClient(m)
 }
 
 func unknownClient(m *cometIn) cometOut {
@@ -160,6 +177,7 @@ func (w *workspace) notifications(c echo.Context) error {
 		case "/meta/subscribe", "/meta/unsubscribe":
 			replies = append(replies, w.subscribeLocked(ctx, cl, m, m.Channel == "/meta/subscribe"))
 		case "/meta/disconnect":
+			cl.disconnected = true
 			w.dropClientLocked(cl)
 			replies = append(replies, reply(m, true))
 		default:
@@ -251,7 +269,7 @@ func (w *workspace) connect(ctx context.Context, cl *cometClient, m *cometIn) []
 	w.mu.Lock()
 	if cl.gone {
 		w.mu.Unlock()
-		return []cometOut{unknownClient(m)}
+		return []cometOut{goneReply(cl, m)}
 	}
 	if cl.holding != nil {
 		close(cl.holding)
@@ -299,7 +317,7 @@ func (w *workspace) connect(ctx context.Context, cl *cometClient, m *cometIn) []
 		}
 	}
 	if cl.gone {
-		return []cometOut{unknownClient(m)}
+		return []cometOut{goneReply(cl, m)}
 	}
 	r := reply(m, true)
 	r.Advice = &cometAdvice{Reconnect: "retry", Timeout: w.cfg.LongPoll.Milliseconds()}

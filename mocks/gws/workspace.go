@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -193,6 +194,13 @@ func (s *Server) mountWorkspace(e *echo.Echo) {
 	e.POST("/workspace/v3/voice/calls/:id/:op", w.callOp, withSession...)
 	e.POST("/workspace/v3/notifications", w.notifications, withSession...)
 	e.POST("/workspace/v3/notifications/*", w.notifications, withSession...)
+	// Everything else under /workspace/v3 (voice login/logout, DND, forward,
+	// targets, reporting...) answers in the API's envelope, so that a client
+	// reading status.message learns what is not emulated.
+	e.Any("/workspace/v3/*", func(c echo.Context) error {
+		return v3Error(c, http.StatusNotFound, fmt.Sprintf("%s %s is not emulated by CX Lab's Workspace API (see README: initialize-workspace, current-session, configuration, activate-channels, logout, security/exchange-token, voice/ready, voice/not-ready, voice/calls/{id}/answer|hold|retrieve|release, notifications)",
+			c.Request().Method, c.Request().URL.Path))
+	}, base...)
 }
 
 const wsSessionKey = "gws.workspace.session"
@@ -535,11 +543,36 @@ func (w *workspace) agentState(state string) echo.HandlerFunc {
 		if !good {
 			return err
 		}
-		if err := w.voice.SetAgentState(c.Request().Context(), wsSessionOf(c).cc.ID, dn, state); err != nil {
+		ctx, cc := c.Request().Context(), wsSessionOf(c).cc.ID
+		if state == "NotReady" && notReadyWorkMode(c) == "AfterCallWork" {
+			// The desktop asks for wrap-up. Voice's wrap-up follows a call
+			// (and ends on its own); asked during one, it is kept, not ended
+			// by a plain NotReady. Otherwise the agent is NotReady: Voice has
+			// no wrap-up without a call. Reason codes are not kept.
+			if d, err := w.voice.AgentDN(ctx, cc, dn); err == nil && d.State == "AfterCallWork" {
+				return wsAccepted(c)
+			}
+		}
+		if err := w.voice.SetAgentState(ctx, cc, dn, state); err != nil {
 			return w.voiceError(c, err)
 		}
 		return wsAccepted(c)
 	}
+}
+
+// notReadyWorkMode is the agentWorkMode of a not-ready request
+// ({"data":{"agentWorkMode":...},"reasonCode":...} as workspace-client-js
+// sends it); "" when absent or unreadable.
+func notReadyWorkMode(c echo.Context) string {
+	var body struct {
+		Data struct {
+			AgentWorkMode string `json:"agentWorkMode"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(c.Request().Body).Decode(&body); err != nil {
+		return ""
+	}
+	return body.Data.AgentWorkMode
 }
 
 // callOps maps the Workspace call operations to Voice's.

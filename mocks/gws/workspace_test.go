@@ -404,6 +404,8 @@ func TestWorkspaceAgentDesktopFlow(t *testing.T) {
 		"/workspace/v3/voice/calls/nope/answer":   404,
 		"/workspace/v3/voice/calls/call-1/bounce": 404,
 		"/workspace/v3/voice/make-call":           501,
+		"/workspace/v3/voice/login":               404, // not emulated: said in the envelope
+		"/workspace/v3/voice/set-dnd-on":          404,
 	} {
 		if code, m := d.do("POST", path, "", `{"data":{}}`); code != want || m["status"] == nil {
 			t.Fatalf("%s: %d %v, want %d", path, code, m, want)
@@ -420,6 +422,25 @@ func TestWorkspaceAgentDesktopFlow(t *testing.T) {
 	}
 	if got := strings.Join(e.voice.opsDone(), ","); got != "7001 Ready,answer call-1,hold call-1,retrieve call-1,release call-1" {
 		t.Fatalf("voice was asked %s", got)
+	}
+	// The desktop asking for wrap-up (not-ready with agentWorkMode
+	// AfterCallWork, as workspace-client-js sends it) keeps Voice's wrap-up
+	// rather than ending it; a plain not-ready ends it.
+	e.voice.mu.Lock()
+	e.voice.states["7001"] = "AfterCallWork"
+	e.voice.mu.Unlock()
+	acw := `{"data":{"agentWorkMode":"AfterCallWork"},"reasonCode":"Lunch"}`
+	if code, _ := d.do("POST", "/workspace/v3/voice/not-ready", "", acw); code != 200 {
+		t.Fatalf("not-ready AfterCallWork: %d", code)
+	}
+	if st, _ := e.voice.AgentDN(e.ctx, "", "7001"); st.State != "AfterCallWork" {
+		t.Fatalf("not-ready AfterCallWork during wrap-up left the DN %s, want AfterCallWork", st.State)
+	}
+	if code, _ := d.do("POST", "/workspace/v3/voice/not-ready", "", `{"data":{}}`); code != 200 {
+		t.Fatalf("not-ready: %d", code)
+	}
+	if st, _ := e.voice.AgentDN(e.ctx, "", "7001"); st.State != "NotReady" {
+		t.Fatalf("plain not-ready during wrap-up left the DN %s, want NotReady", st.State)
 	}
 
 	if code, _ := d.do("POST", "/workspace/v3/logout", "", ""); code != 200 {
@@ -490,6 +511,37 @@ func TestCometDTransport(t *testing.T) {
 	}
 	if r := d.bayeux(map[string]any{"channel": "/meta/connect"}); r[0]["error"] != "402::Unknown client" {
 		t.Fatalf("connect after disconnect: %v", r)
+	}
+	// A connect held while the client disconnects ends as a real CometD
+	// server ends it: successful, advice reconnect "none" (a 402 there makes
+	// the CometD client abort its disconnect in flight). Which request
+	// reaches the server first is up to the network: a connect that comes in
+	// after the disconnect gets 402 and the round is tried again.
+	held := false
+	for range 50 {
+		d.handshake()
+		d.connect() // the first connect is answered at once; the next is held
+		got := make(chan []map[string]any, 1)
+		go func() {
+			got <- d.bayeux(map[string]any{"channel": "/meta/connect", "connectionType": "long-polling"})
+		}()
+		if r := d.bayeux(map[string]any{"channel": "/meta/disconnect"}); r[0]["successful"] != true {
+			t.Fatalf("disconnect: %v", r)
+		}
+		r := <-got
+		last := r[len(r)-1]
+		if last["error"] == "402::Unknown client" {
+			continue // the connect came after the disconnect
+		}
+		advice, _ := last["advice"].(map[string]any)
+		if last["successful"] != true || advice["reconnect"] != "none" {
+			t.Fatalf("connect held across the disconnect: %v, want successful with advice reconnect none", last)
+		}
+		held = true
+		break
+	}
+	if !held {
+		t.Fatal("no connect was held when the disconnect came, in 50 rounds")
 	}
 	d.handshake()
 	stale := d.clientID

@@ -326,14 +326,33 @@ func (a *Agent) handle(ctx context.Context, peer, body string) {
 	case verb == "BYE":
 		a.emit(Event{Type: "BYE", Peer: peer, Body: body})
 		a.dropCall()
-	case verb == "EVENT-TALK":
+	case verb == "EVENT-TALK" || verb == "EVENT-HOLD":
+		// Remote control (3pcc: an agent desktop answering, holding or
+		// retrieving through Voice), which the JS library obeys: EVENT-TALK
+		// answers a ringing call or resumes a held one, EVENT-HOLD holds
+		// (a re-offer with a=inactive).
 		a.emit(Event{Type: verb, Peer: peer, Body: body})
 		a.mu.Lock()
-		pending := a.offer != nil
+		pending, c := a.offer != nil, a.call
 		a.mu.Unlock()
-		if pending {
+		held := false
+		if c != nil {
+			c.mu.Lock()
+			held = c.held
+			c.mu.Unlock()
+		}
+		var act func(context.Context) error
+		switch {
+		case verb == "EVENT-TALK" && pending:
+			act = a.Answer
+		case verb == "EVENT-TALK" && c != nil && held:
+			act = a.Resume
+		case verb == "EVENT-HOLD" && !pending && c != nil && !held:
+			act = a.Hold
+		}
+		if act != nil {
 			a.wg.Add(1)
-			go func() { defer a.wg.Done(); _ = a.Answer(ctx) }()
+			go func() { defer a.wg.Done(); _ = act(ctx) }()
 		}
 	case strings.Contains(body, "ERROR"):
 		a.emit(Event{Type: "ERROR", Peer: peer, Body: body})
