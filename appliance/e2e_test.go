@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/cxlab/cxlab/appliance/apptest"
 	"github.com/cxlab/cxlab/appliance/gateway/agent"
+	"github.com/cxlab/cxlab/appliance/internal/syncbuf"
 )
 
 // agentToken gets agent's GAuth access token with the password grant.
@@ -219,31 +221,11 @@ func TestAgentCommandTakesCallbacks(t *testing.T) {
 	s := apptest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	out := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- agent.RunCLI(runCtx, []string{"--url", s.URL, "--user", "agent2", "--password", "agent123",
-			"--auto-answer", "--play", "1000"}, out)
-	}()
-	eventually(t, 20*time.Second, "the agent command to report Ready", func() bool { return strings.Contains(out.String(), "Ready:") })
+	out, stop := startAgentCommand(ctx, t, s, "--auto-answer", "--play", "1000")
 
 	for round := 1; round <= 2; round++ {
-		var created struct {
-			ID string `json:"id"`
-		}
 		// +12025550106 answers, plays 440 Hz and hangs up after 5 s.
-		if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{
-			"serviceName": "CB_Support", "phoneNumber": "+12025550106"}, &created); code != 200 {
-			t.Fatalf("round %d: create: %d", round, code)
-		}
-		eventually(t, 40*time.Second, fmt.Sprintf("callback %d to complete", round), func() bool {
-			cb := retrieve(t, s, created.ID)
-			return cb.State == "COMPLETED"
-		})
-		if cb := retrieve(t, s, created.ID); cb.Reason != "AGENT_CONNECTED" {
-			t.Fatalf("round %d: callback ended %s, want AGENT_CONNECTED; agent output:\n%s", round, cb.Reason, out.String())
-		}
+		agentConnectedCallback(t, s, "+12025550106", out)
 		eventually(t, 10*time.Second, fmt.Sprintf("the agent to report hearing call %d", round), func() bool {
 			return len(callReports(out.String())) == round
 		})
@@ -272,8 +254,7 @@ func TestAgentCommandTakesCallbacks(t *testing.T) {
 	eventually(t, 15*time.Second, "audio both ways on the third call", func() bool {
 		return math.Abs(customerDominantHz(t, s, last.ID)-1000) < 30
 	})
-	stop()
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+	if err := stop(); err != nil {
 		t.Fatalf("agent command: %v\n%s", err, out.String())
 	}
 	if rs := callReports(out.String()); len(rs) != 3 || rs[2].ms <= 0 || math.Abs(rs[2].hz-440) > 25 {
@@ -360,34 +341,9 @@ func TestAgentCommandHangsUpAfter(t *testing.T) {
 	s := apptest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	out := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- agent.RunCLI(runCtx, []string{"--url", s.URL, "--user", "agent2", "--password", "agent123",
-			"--auto-answer", "--play", "1000", "--hangup-after", "2s"}, out)
-	}()
-	defer func() {
-		stop()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("agent command: %v\n%s", err, out.String())
-		}
-	}()
-	eventually(t, 20*time.Second, "the agent command to report Ready", func() bool { return strings.Contains(out.String(), "Ready:") })
+	out, _ := startAgentCommand(ctx, t, s, "--auto-answer", "--play", "1000", "--hangup-after", "2s")
 	for round := 1; round <= 2; round++ {
-		var created struct {
-			ID string `json:"id"`
-		}
-		if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{
-			"serviceName": "CB_Support", "phoneNumber": "+12025550100"}, &created); code != 200 {
-			t.Fatalf("round %d: create: %d", round, code)
-		}
-		eventually(t, 40*time.Second, fmt.Sprintf("callback %d to complete", round), func() bool {
-			return retrieve(t, s, created.ID).State == "COMPLETED"
-		})
-		if cb := retrieve(t, s, created.ID); cb.Reason != "AGENT_CONNECTED" {
-			t.Fatalf("round %d: callback ended %s, want AGENT_CONNECTED; agent output:\n%s", round, cb.Reason, out.String())
-		}
+		agentConnectedCallback(t, s, "+12025550100", out)
 		if rs := callReports(out.String()); len(rs) != round || math.Abs(rs[round-1].hz-440) > 25 {
 			t.Fatalf("round %d: reports %+v, want one per call with the customer's 440 Hz:\n%s", round, rs, out.String())
 		}
@@ -402,22 +358,8 @@ func TestAgentCommandSignsInAgain(t *testing.T) {
 	s := apptest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	out := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- agent.RunCLI(runCtx, []string{"--url", s.URL, "--user", "agent2", "--password", "agent123",
-			"--auto-answer", "--hangup-after", "1s"}, out)
-	}()
-	defer func() {
-		stop()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("agent command: %v\n%s", err, out.String())
-		}
-	}()
-	session := regexp.MustCompile(`signed in as DN 7002 \(session (\w+)\)`)
-	eventually(t, 20*time.Second, "the agent command to report Ready", func() bool { return strings.Contains(out.String(), "Ready:") })
-	m := session.FindStringSubmatch(out.String())
+	out, _ := startAgentCommand(ctx, t, s, "--auto-answer", "--hangup-after", "1s")
+	m := regexp.MustCompile(`signed in as DN 7002 \(session (\w+)\)`).FindStringSubmatch(out.String())
 	if m == nil {
 		t.Fatalf("no session id in the output:\n%s", out.String())
 	}
@@ -430,17 +372,57 @@ func TestAgentCommandSignsInAgain(t *testing.T) {
 		o := out.String()
 		return strings.Contains(o, "signing in again") && strings.Count(o, "Ready:") == 2
 	})
+	agentConnectedCallback(t, s, "+12025550100", out)
+}
+
+// startAgentCommand runs `cxlab agent --url <s> --user agent2 --password
+// agent123 <args>` until the test ends or stop is called (stop returns its
+// error, nil when it was stopped), and returns its output once it is Ready.
+func startAgentCommand(ctx context.Context, t *testing.T, s *apptest.Stack, args ...string) (*syncbuf.Buffer, func() error) {
+	t.Helper()
+	runCtx, cancel := context.WithCancel(ctx)
+	out := &syncbuf.Buffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.RunCLI(runCtx, append([]string{"--url", s.URL, "--user", "agent2", "--password", "agent123"}, args...), out)
+	}()
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			if err = <-done; errors.Is(err, context.Canceled) {
+				err = nil
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("agent command: %v\n%s", err, out.String())
+		}
+	})
+	eventually(t, 20*time.Second, "the agent command to report Ready", func() bool { return strings.Contains(out.String(), "Ready:") })
+	return out, stop
+}
+
+// agentConnectedCallback books an immediate CB_Support callback to number
+// and waits for it to complete AGENT_CONNECTED (out, the agent's output, is
+// shown when it does not).
+func agentConnectedCallback(t *testing.T, s *apptest.Stack, number string, out fmt.Stringer) string {
+	t.Helper()
 	var created struct {
 		ID string `json:"id"`
 	}
 	if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{
-		"serviceName": "CB_Support", "phoneNumber": "+12025550100"}, &created); code != 200 {
-		t.Fatalf("create: %d", code)
+		"serviceName": "CB_Support", "phoneNumber": number}, &created); code != 200 {
+		t.Fatalf("create a callback to %s: %d", number, code)
 	}
-	eventually(t, 40*time.Second, "the callback to complete", func() bool {
+	eventually(t, 40*time.Second, "the callback to "+number+" to complete", func() bool {
 		return retrieve(t, s, created.ID).State == "COMPLETED"
 	})
 	if cb := retrieve(t, s, created.ID); cb.Reason != "AGENT_CONNECTED" {
-		t.Fatalf("callback ended %s, want AGENT_CONNECTED:\n%s", cb.Reason, out.String())
+		t.Fatalf("the callback to %s ended %s, want AGENT_CONNECTED; agent output:\n%s", number, cb.Reason, out)
 	}
+	return created.ID
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/cxlab/cxlab/appliance/apptest"
 	"github.com/cxlab/cxlab/appliance/cli"
 	"github.com/cxlab/cxlab/appliance/config"
+	"github.com/cxlab/cxlab/appliance/internal/syncbuf"
 )
 
 // The second tenant of mocks/tenant/testdata/second.yaml.
@@ -593,7 +593,7 @@ func TestTLSSelfSignedCertificateKeptInDataDir(t *testing.T) {
 		cfg.EndpointsFile = epFile
 		_ = os.Remove(epFile)
 		ctx, cancel := context.WithCancel(context.Background())
-		banner := &lockedBuffer{}
+		banner := &syncbuf.Buffer{}
 		done := make(chan error, 1)
 		go func() { done <- appliance.Run(ctx, cfg, banner, io.Discard) }()
 		defer func() {
@@ -693,22 +693,4 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// lockedBuffer is a bytes.Buffer the appliance's goroutines may write while the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cxlab/cxlab/appliance"
 	"github.com/cxlab/cxlab/appliance/config"
+	"github.com/cxlab/cxlab/appliance/internal/syncbuf"
 	"github.com/cxlab/cxlab/appliance/store/postgres"
 	"github.com/cxlab/cxlab/appliance/store/redisstore"
 )
@@ -66,7 +66,7 @@ func Start(t testing.TB, opts ...Option) *Stack {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	a, err := appliance.New(cfg, logs)
 	if err != nil {
 		t.Fatalf("apptest: new appliance: %v", err)
@@ -134,21 +134,4 @@ func GetJSON(t testing.TB, url string, v any) int {
 		}
 	}
 	return resp.StatusCode
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

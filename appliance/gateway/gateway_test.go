@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/cxlab/cxlab/appliance/gateway"
 	"github.com/cxlab/cxlab/appliance/gateway/agent"
+	"github.com/cxlab/cxlab/appliance/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -249,7 +248,7 @@ func TestSystemErrorFollowsDependencies(t *testing.T) {
 		_, _ = io.Copy(w, res.Body)
 	}))
 	t.Cleanup(flaky.Close)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	l := startLabLogged(t, func(c *gateway.Config) { c.AuthURL, c.ProbeInterval = flaky.URL, 20*time.Millisecond }, nil,
 		slog.New(slog.NewTextHandler(logs, nil)))
 	state := func(want float64) func() bool {
@@ -278,24 +277,6 @@ func TestSystemErrorFollowsDependencies(t *testing.T) {
 			t.Errorf("%q logged %d times, want once:\n%s", want, n, out)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestRefusedRefreshSignsOut: when Voice refuses a registration refresh (the

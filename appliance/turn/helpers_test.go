@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,34 +17,16 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cxlab/cxlab/appliance/clock"
+	"github.com/cxlab/cxlab/appliance/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testLog collects log output and shows it only when the test fails. It does
-// not use t.Log because pion may log from its goroutines after a test ends.
-type testLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *testLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *testLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func newTestLogger(t testing.TB) *slog.Logger {
 	t.Helper()
-	tl := &testLog{}
+	tl := &syncbuf.Buffer{} // not t.Log: pion may log from its goroutines after a test ends
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server log:\n%s", tl.String())
