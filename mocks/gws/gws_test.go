@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/goleak"
 	"golang.org/x/oauth2"
@@ -63,14 +64,10 @@ type env struct {
 	ctx   context.Context
 }
 
-// newEnv runs GAuth and GWS on one echo server, as the appliance does.
-func newEnv(t testing.TB) *env {
-	var ignore goleak.Option
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	pool := storetest.Pool(t)
-	ignore = goleak.IgnoreCurrent()
+// seededStore is a started tenant store on pool holding the demo tenant and
+// the second tenant of ../tenant/testdata/second.yaml.
+func seededStore(ctx context.Context, t testing.TB, pool *pgxpool.Pool) *tenant.Store {
+	t.Helper()
 	store := tenant.NewStore(pool, nil)
 	if err := store.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -87,12 +84,25 @@ func newEnv(t testing.TB) *env {
 	if err := store.Apply(ctx, seed); err != nil {
 		t.Fatal(err)
 	}
+	return store
+}
+
+// newEnv runs GAuth and GWS on one echo server, as the appliance does.
+func newEnv(t testing.TB) *env {
+	var ignore goleak.Option
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	pool := storetest.Pool(t)
+	ignore = goleak.IgnoreCurrent()
+	store := seededStore(ctx, t, pool)
 
 	e := &env{t: t, clk: clock.NewLab(), stats: &fakeStats{}}
 	ec := echo.New()
 	hs := httptest.NewUnstartedServer(ec)
 	e.base = "http://" + hs.Listener.Addr().String()
 	url := func() string { return e.base }
+	var err error
 	if e.gauth, err = gauth.New(gauth.Config{PublicURL: url}, store, pool, nil, nil, e.clk); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -150,22 +149,7 @@ func newWorkspaceEnv(t *testing.T, cfg gws.WorkspaceConfig) *wsEnv {
 	t.Cleanup(cancel)
 	pool := storetest.Pool(t)
 	ignore = goleak.IgnoreCurrent()
-	store := tenant.NewStore(pool, nil)
-	if err := store.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open("../tenant/testdata/second.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed, err := tenant.ParseSeed(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Apply(ctx, seed); err != nil {
-		t.Fatal(err)
-	}
+	store := seededStore(ctx, t, pool)
 	e := &wsEnv{t: t, voice: newFakeVoice(), ctx: ctx, tr: &http.Transport{}}
 	cfg.Voice = e.voice
 	ec := echo.New()
