@@ -218,19 +218,7 @@ func TestRelayRefusesTheApplianceServices(t *testing.T) {
 	}
 
 	// An RFC 6062 TCP relay may not connect to a protected port either.
-	tcpClient := dialTURN(t, srv, "tcp", u, p)
-	alloc, err := tcpClient.AllocateTCP()
-	if err != nil {
-		t.Fatalf("AllocateTCP: %v", err)
-	}
-	defer alloc.Close()
-	dataConn, err := net.DialTimeout("tcp4", srv.TCPAddr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dataConn.Close()
-	if conn, err := alloc.DialTCPWithConn(dataConn, "tcp4", tcpService.Addr().(*net.TCPAddr)); err == nil {
-		_ = conn.Close()
+	if _, err := dialTCPRelay(t, srv, u, p, tcpService.Addr().(*net.TCPAddr)); err == nil {
 		t.Fatal("a TCP relay connected to a protected port")
 	}
 }
@@ -506,6 +494,28 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 // TestAllocateTCPRelay exercises RFC 6062: a TCP relayed address connecting
 // out to a TCP peer.
+// dialTCPRelay allocates an RFC 6062 TCP relay for user and connects it to
+// peer; what it opens is closed when the test ends.
+func dialTCPRelay(t *testing.T, srv *testServer, user, pass string, peer *net.TCPAddr) (net.Conn, error) {
+	t.Helper()
+	alloc, err := dialTURN(t, srv, "tcp", user, pass).AllocateTCP()
+	if err != nil {
+		t.Fatalf("AllocateTCP: %v", err)
+	}
+	t.Cleanup(func() { _ = alloc.Close() })
+	dataConn, err := net.DialTimeout("tcp4", srv.TCPAddr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := alloc.DialTCPWithConn(dataConn, "tcp4", peer)
+	if err != nil {
+		_ = dataConn.Close()
+		return nil, err
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn, nil
+}
+
 func TestAllocateTCPRelay(t *testing.T) {
 	srv := startServer(t, nil)
 	peerLn, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -531,23 +541,10 @@ func TestAllocateTCPRelay(t *testing.T) {
 	}()
 
 	u, p := srv.creds("agent1")
-	client := dialTURN(t, srv, "tcp", u, p)
-	alloc, err := client.AllocateTCP()
+	conn, err := dialTCPRelay(t, srv, u, p, peerLn.Addr().(*net.TCPAddr))
 	if err != nil {
-		t.Fatalf("AllocateTCP: %v", err)
-	}
-	defer alloc.Close()
-	dataConn, err := net.DialTimeout("tcp4", srv.TCPAddr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peerAddr := peerLn.Addr().(*net.TCPAddr)
-	conn, err := alloc.DialTCPWithConn(dataConn, "tcp4", peerAddr)
-	if err != nil {
-		_ = dataConn.Close()
 		t.Fatalf("DialWithConn: %v", err)
 	}
-	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := conn.Write([]byte("over tcp relay")); err != nil {
 		t.Fatal(err)
