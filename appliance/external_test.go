@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/cxlab/cxlab/appliance/apptest"
 	"github.com/cxlab/cxlab/appliance/config"
@@ -162,5 +163,42 @@ func TestExternalPostgresUnreachableAtStartIsAClearError(t *testing.T) {
 	_, err := startErr(t, cfg)
 	if err == nil || !strings.Contains(err.Error(), "postgres") || strings.Contains(err.Error(), "secretpw") {
 		t.Fatalf("err = %v (want a clear error without the password)", err)
+	}
+}
+
+// Two appliances on one host sharing a Redis are two ORS consumers of
+// NewCallbackStream (named by host and data dir). Named by the host alone
+// they were one: a restart of either re-read the other's pending callbacks,
+// which both then dialled, and a kill -9 left them stranded.
+func TestSharedRedisHasOneORSConsumerPerProcess(t *testing.T) {
+	bin := apptest.NeedTool(t, "redis-server", "redis-server")
+	port := freePort(t)
+	redisServer(t, bin, port)
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	shared := apptest.WithConfig(func(c *config.Config) { c.Redis.URL = url })
+	apptest.Start(t, shared)
+	apptest.Start(t, shared)
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer rdb.Close()
+	var names []string
+	deadline := time.Now().Add(20 * time.Second)
+	for len(names) < 2 {
+		cs, err := rdb.XInfoConsumers(t.Context(), "NewCallbackStream", "ors").Result()
+		names = names[:0]
+		if err == nil {
+			for _, c := range cs {
+				names = append(names, c.Name)
+			}
+		}
+		if len(names) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ORS consumers of the shared stream: %v (err %v), want two", names, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling Redis for the consumers' first reads, bounded
+	}
+	if len(names) != 2 || names[0] == names[1] {
+		t.Fatalf("ORS consumers: %v, want two distinct", names)
 	}
 }

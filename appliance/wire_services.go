@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -104,6 +105,7 @@ func (a *Appliance) wireServices() ([]Component, error) {
 			SIPHost: cfg.SIP.Host, SIPPort: sipPort, SIPPortSet: true,
 			GAuthURL: base(), GESURL: base(),
 			ReadBlock: 30 * time.Second, // an idle stream costs one XREADGROUP per 30 s
+			Consumer:  orsConsumer(a.dir.path),
 		}, voice.Deps{Logger: logFor("voice").get(), Registerer: a.reg, Clock: a.clock, Directory: dir, Redis: a.redis.Client(),
 			Reporter: reporter})
 		if err != nil {
@@ -317,4 +319,20 @@ func urlPort(raw string) int {
 	}
 	p, _ := strconv.Atoi(u.Port())
 	return p
+}
+
+// orsConsumer names this process's ORS consumer in the NewCallbackStream
+// group: the host and the data dir, which one process at a time holds (its
+// lock). Two processes on one host sharing a Redis are two consumers, each
+// taking over the other's pending callbacks only after its lease lapses; a
+// restart on the same data dir resumes its own at once. Named after the host
+// alone, two processes on one host were one consumer: a restart re-read the
+// other's pending entries (both dialled), and a kill -9 stranded them.
+func orsConsumer(dataDir string) string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "local"
+	}
+	sum := sha256.Sum256([]byte(dataDir))
+	return fmt.Sprintf("voice-%s-%x", h, sum[:4])
 }
