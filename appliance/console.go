@@ -31,7 +31,7 @@ import (
 // The services stamp their records with the lab clock; the console shows
 // uptimes and durations in wall time, so every timestamp handed to it goes
 // through the clock's history (wallTimes) first.
-func (a *Appliance) consoleSources(tenants *tenant.Store, dir *voiceDirectory) ui.ConsoleSources {
+func (a *Appliance) consoleSources(tenants *tenant.Store) ui.ConsoleSources {
 	cpu := &cpuSampler{}
 	wt := newWallTimes(a.clock)
 	src := ui.ConsoleSources{
@@ -63,16 +63,8 @@ func (a *Appliance) consoleSources(tenants *tenant.Store, dir *voiceDirectory) u
 		Logs: func(_ context.Context, component string, n int) ([]ui.LogLine, error) {
 			return tailLogs(a.logs.Files(), component, n)
 		},
-		ResetDemo: func(ctx context.Context) error {
-			if err := tenants.ResetDemo(ctx); err != nil {
-				return err
-			}
-			dir.invalidate()
-			if a.ges != nil {
-				a.ges.RefetchConfig(ges.TenantID(tenant.DemoCCID))
-			}
-			return nil
-		},
+		// The tenant store tells Voice and GES (see wireServices' OnChange).
+		ResetDemo: tenants.ResetDemo,
 	}
 	if a.voice != nil {
 		src.Agents = func(ctx context.Context) ([]ui.AgentRow, error) {

@@ -222,7 +222,7 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		if a.ges != nil {
 			callbacks = gesadapter.New(a.ges)
 		}
-		u, err := ui.New(ui.Config{Version: Version}, ui.Deps{Callbacks: callbacks, Console: a.consoleSources(tenants, dir)},
+		u, err := ui.New(ui.Config{Version: Version}, ui.Deps{Callbacks: callbacks, Console: a.consoleSources(tenants)},
 			logFor("console").get(), a.clock)
 		if err != nil {
 			return nil, fmt.Errorf("console: %w", err)
