@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"regexp"
@@ -341,7 +342,11 @@ func TestAgentCommandHangsUpAfter(t *testing.T) {
 	s := apptest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	out, _ := startAgentCommand(ctx, t, s, "--auto-answer", "--play", "1000", "--hangup-after", "2s")
+	// --url may be the endpoints file's webrtc_url too; a URL that is none is refused as such.
+	if err := agent.RunCLI(ctx, []string{"--url", "not-a-url", "--user", "agent2"}, io.Discard); !errors.Is(err, agent.ErrUsage) {
+		t.Fatalf("--url not-a-url: %v, want a usage error", err)
+	}
+	out, _ := startAgentCommand(ctx, t, s, "--url", s.URL+"/webrtc/", "--auto-answer", "--play", "1000", "--hangup-after", "2s")
 	for round := 1; round <= 2; round++ {
 		agentConnectedCallback(t, s, "+12025550100", out)
 		if rs := callReports(out.String()); len(rs) != round || math.Abs(rs[round-1].hz-440) > 25 {

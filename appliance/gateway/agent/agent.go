@@ -880,12 +880,19 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 	hangupAfter := fs.Duration("hangup-after", 0, "hang up each answered call after this long (0 = wait for the other side)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			_, _ = fmt.Fprint(stdout, "Usage: cxlab agent [flags]\n\nA headless agent (pion): signs in to the gateway, goes Ready, answers, plays a tone and\nreports what it heard, until interrupted (it then signs out).\n\n")
+			_, _ = fmt.Fprint(stdout, agentUsage)
 			fs.SetOutput(stdout)
 			fs.PrintDefaults()
 			return err
 		}
 		return fmt.Errorf("%w: %w (cxlab agent -h lists the flags)", ErrUsage, err)
+	}
+	// The endpoints file's webrtc_url is a tempting --url: take the appliance's base from it.
+	if trimmed := strings.TrimRight(*base, "/"); strings.HasSuffix(trimmed, "/webrtc") {
+		*base = strings.TrimSuffix(trimmed, "/webrtc")
+	}
+	if u, err := url.Parse(*base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: --url %q: want the appliance's base URL, such as http://127.0.0.1:8470", ErrUsage, *base)
 	}
 	if *hangupAfter < 0 {
 		return fmt.Errorf("%w: --hangup-after %s: must not be negative", ErrUsage, *hangupAfter)
@@ -1004,6 +1011,20 @@ func serveCLI(ctx context.Context, a *Agent, stdout io.Writer, auto bool, hangup
 		}
 	}
 }
+
+const agentUsage = `Usage: cxlab agent [flags]
+
+A headless agent (pion): signs in to the gateway, goes Ready, answers, plays a tone and
+reports what it heard, until interrupted (it then signs out, ending a call in progress).
+Signed out by the gateway (its token refused), a --user sign-in signs in again.
+
+It prints one line per gateway message (OFFER, OK, CONNECTED when media is up, BYE,
+EVENT-TALK/EVENT-HOLD from an agent desktop, ...) with the peer's number, and after each
+call: heard <ms> of audio, dominant <Hz>, level <dBFS>, digits "<DTMF>".
+Exit codes: 0 stopped by a signal, 1 a failure (sign-in refused, appliance unreachable),
+2 bad arguments.
+
+`
 
 // ErrUsage marks a RunCLI error in its arguments (exit code 2).
 var ErrUsage = errors.New("invalid arguments")
