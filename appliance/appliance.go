@@ -90,6 +90,9 @@ func New(cfg config.Config, stderr io.Writer) (_ *Appliance, err error) {
 		return nil, fmt.Errorf("%w: data_dir (--data-dir): %w", config.ErrInvalid, err)
 	}
 	a := &Appliance{cfg: cfg, log: logs.Logger(), logs: logs, reg: telemetry.NewRegistry(), clock: clock.NewLab(), dir: dir}
+	for _, d := range dir.swept {
+		a.log.Info("removed an ephemeral data dir a killed cxlab left (its PostgreSQL stopped)", "dir", d)
+	}
 	if err := a.wire(); err != nil {
 		a.closeEarly()
 		return nil, err

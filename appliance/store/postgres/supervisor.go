@@ -783,3 +783,20 @@ func (w *lineLogger) Write(p []byte) (int, error) {
 		w.buf = w.buf[i+1:]
 	}
 }
+
+// StopOrphan stops the postmaster serving pgdata, if one runs and it serves
+// that directory, with an immediate shutdown (SIGQUIT), and waits up to
+// timeout for it to exit. It is for a data dir whose appliance and
+// supervisor were both killed (SIGKILL to the whole process group): pg_ctl
+// daemonised the postmaster, so nothing else would ever stop it.
+func StopOrphan(pgdata string, timeout time.Duration) bool {
+	pid, err := postmasterPID(pgdata)
+	if err != nil || !processAlive(pid) || !servesDataDir(pid, pgdata) {
+		return false
+	}
+	_ = syscall.Kill(pid, syscall.SIGQUIT)
+	for deadline := time.Now().Add(timeout); processAlive(pid) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond) // a process we did not start: poll its exit, bounded
+	}
+	return !processAlive(pid)
+}
