@@ -400,3 +400,36 @@ func TestCreateInsertPlanUsesTheIndexFromATinyTable(t *testing.T) {
 		t.Fatalf("generic plan of the create insert on a tiny analyzed table:\n%s", plan)
 	}
 }
+
+// A shared Redis emptied while a callback waits between dials loses its
+// start entry and its queue mark: GES hands the callback over again, and the
+// new entry carries the dials already made, so that ORS does not start the
+// count over (maxDialAttempts bounds the dials of the callback, not of one
+// hand-over).
+func TestCallbackHandedOverAgainKeepsItsDialCount(t *testing.T) {
+	e := newEnv(t, withConfig(Config{PollInterval: time.Hour, MaxActivePerNumber: 1000}))
+	ctx := context.Background()
+	id := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550177"})
+	waitFor(t, "queued", func() bool { c, _ := e.svc.Get(ctx, demoTenant, id); return c.State == StateQueued })
+	one := 1
+	for _, st := range []State{StateRouting, StateQueued} { // dialled once, busy, waiting to retry
+		if err := e.svc.ApplyReport(ctx, id, StateReport{State: st, DialAttempts: &one, ORSSessionID: uuid.NewString()}); err != nil {
+			t.Fatalf("report %s: %v", st, err)
+		}
+	}
+	e.mr.FlushAll()
+	e.clk.Advance(time.Minute + time.Second)
+	e.svc.recoverStranded(ctx)
+	var starts []map[string]any
+	for _, m := range e.streamEntries() {
+		if v := entryOf(t, m); v["action"] == "start" && v["id"] == string(id) {
+			starts = append(starts, v)
+		}
+	}
+	if len(starts) != 1 {
+		t.Fatalf("%d start entries after Redis was emptied, want 1", len(starts))
+	}
+	if got := starts[0]["dialAttempts"]; got != float64(1) {
+		t.Fatalf("dialAttempts in the new start entry = %v, want 1", got)
+	}
+}

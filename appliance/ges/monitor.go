@@ -179,24 +179,27 @@ func (s *Service) requeue(ctx context.Context, ids []string, now time.Time) {
 // waits, thousands at a time, and the embedded Redis keeps every field name
 // and value as an allocation of its own that each garbage collection marks.
 type streamCallback struct {
-	Action          string         `json:"action"`
-	ID              CallbackID     `json:"id"`
-	CCID            TenantID       `json:"ccid"`
-	Service         string         `json:"service,omitempty"`
-	VirtualQueue    string         `json:"virtualQueue,omitempty"`
-	PhoneNumber     string         `json:"phoneNumber,omitempty"`
-	DesiredTime     string         `json:"desiredTime,omitempty"`
-	Priority        float64        `json:"priority,omitempty"`
-	MaxDialAttempts int            `json:"maxDialAttempts,omitempty"`
-	RetryDelaySec   int            `json:"retryDelaySec,omitempty"`
-	UserData        map[string]any `json:"userData,omitempty"`
+	Action          string     `json:"action"`
+	ID              CallbackID `json:"id"`
+	CCID            TenantID   `json:"ccid"`
+	Service         string     `json:"service,omitempty"`
+	VirtualQueue    string     `json:"virtualQueue,omitempty"`
+	PhoneNumber     string     `json:"phoneNumber,omitempty"`
+	DesiredTime     string     `json:"desiredTime,omitempty"`
+	Priority        float64    `json:"priority,omitempty"`
+	MaxDialAttempts int        `json:"maxDialAttempts,omitempty"`
+	RetryDelaySec   int        `json:"retryDelaySec,omitempty"`
+	// DialAttempts is how many times the customer was dialled already: a
+	// callback handed over again (Redis lost its entry) keeps its count.
+	DialAttempts int            `json:"dialAttempts,omitempty"`
+	UserData     map[string]any `json:"userData,omitempty"`
 }
 
 // startEntry is the contract-7 stream entry that asks ORS to run a callback.
 func startEntry(c *Callback) map[string]any {
 	cb := streamCallback{Action: "start", ID: c.ID, CCID: c.Tenant, Service: c.Service, VirtualQueue: c.VirtualQueue,
 		PhoneNumber: c.PhoneNumber, DesiredTime: c.DesiredTime.UTC().Format(time.RFC3339), Priority: c.Priority,
-		MaxDialAttempts: c.MaxDialAttempts, RetryDelaySec: c.RetryDelaySec, UserData: c.UserData}
+		MaxDialAttempts: c.MaxDialAttempts, RetryDelaySec: c.RetryDelaySec, DialAttempts: c.DialAttempts, UserData: c.UserData}
 	b, err := json.Marshal(cb)
 	if err != nil { // userData came from JSON, so this cannot happen; hand the callback over without it
 		cb.UserData = nil
@@ -317,7 +320,7 @@ func (s *Service) handOverUnsent(ctx context.Context, cutoff, now time.Time) err
 	if len(cbs) == 0 {
 		return nil
 	}
-	s.log.Warn("handing over again callbacks that were QUEUED but never reached ORS", "count", len(cbs))
+	s.log.Warn("handing over again QUEUED callbacks of which Redis holds no trace (never added, or Redis lost them)", "count", len(cbs))
 	for i := 0; i < len(cbs); i += 500 {
 		s.handOver(ctx, cbs[i:min(i+500, len(cbs))], now)
 	}

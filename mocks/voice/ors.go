@@ -50,6 +50,9 @@ type streamEntry struct {
 	userData    string // a JSON object, or ""
 	maxAttempts int
 	retryDelay  time.Duration
+	// priorAttempts is how many times the customer was dialled before this
+	// entry was added (GES hands a callback over again after Redis lost it).
+	priorAttempts int
 }
 
 // entryCallback is the one field, "callback", of an entry: a JSON object
@@ -64,6 +67,7 @@ type entryCallback struct {
 	Priority        float64         `json:"priority"`
 	MaxDialAttempts int             `json:"maxDialAttempts"`
 	RetryDelaySec   int             `json:"retryDelaySec"`
+	DialAttempts    int             `json:"dialAttempts"`
 	UserData        json.RawMessage `json:"userData"`
 }
 
@@ -88,6 +92,7 @@ func parseEntry(m redis.XMessage) (streamEntry, error) {
 	e.phone, e.priority = cb.PhoneNumber, int(cb.Priority)
 	e.maxAttempts = max(cb.MaxDialAttempts, 1)
 	e.retryDelay = time.Duration(max(cb.RetryDelaySec, 0)) * time.Second
+	e.priorAttempts = max(cb.DialAttempts, 0)
 	switch ud := bytes.TrimSpace(cb.UserData); {
 	case len(ud) == 0, string(ud) == "null", string(ud) == "{}":
 	case ud[0] == '{':
@@ -120,9 +125,15 @@ type session struct {
 	// session's own next report (ROUTING, say) never cross.
 	reportMu sync.Mutex
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// msgID is the stream entry the session runs from; a second hand-over
+	// of the callback (GES re-adds it after Redis lost it) replaces it.
+	msgID     string
 	state     string
 	cancelled bool
+	// superseded: the entry is another consumer's now (fence.go); the
+	// session sends GES nothing more and leaves the entry alone.
+	superseded bool
 	attempts  int
 	agentDN   DN
 	// The first QUEUED report and the agent reservation race; whichever
@@ -240,9 +251,17 @@ func (s *Server) leaseKey(consumer string) string {
 // each pending entry instead (XCLAIM JUSTID) cost time in proportion to the
 // callbacks waiting, and held Redis for all of it.
 func (s *Server) heartbeat(ctx context.Context) {
-	err := s.rdb.Set(ctx, s.leaseKey(s.cfg.Consumer), strconv.FormatInt(time.Now().UnixMilli(), 10), 2*s.cfg.ClaimMinIdle).Err()
-	if err != nil && ctx.Err() == nil {
-		s.log.Warn("ors: lease renewal failed", "err", err)
+	now := time.Now()
+	err := s.rdb.Set(ctx, s.leaseKey(s.cfg.Consumer), strconv.FormatInt(now.UnixMilli(), 10), 2*s.cfg.ClaimMinIdle).Err()
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("ors: lease renewal failed", "err", err)
+		}
+		return
+	}
+	last := s.lastRenewal.Swap(now.UnixNano())
+	if late := now.Sub(time.Unix(0, last)); last != 0 && late > s.cfg.ClaimMinIdle {
+		s.dropTakenOver(ctx, late)
 	}
 }
 
@@ -313,6 +332,20 @@ func (s *Server) claimFrom(ctx context.Context, consumer string) {
 	}
 }
 
+// finishEntry acknowledges the entry of a finished session and forgets the
+// callback's dial count.
+func (s *Server) finishEntry(msgID string, id CallbackID) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 5*time.Second)
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	pipe.XAck(ctx, s.cfg.Stream, s.cfg.Group, msgID)
+	pipe.XDel(ctx, s.cfg.Stream, msgID)
+	pipe.HDel(ctx, s.attemptsKey(), string(id))
+	if _, err := pipe.Exec(ctx); err != nil {
+		s.log.Warn("ors: xack failed", "ids", msgID, "err", err)
+	}
+}
+
 func (s *Server) ack(ids ...string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 5*time.Second)
 	defer cancel()
@@ -348,16 +381,29 @@ func (s *Server) handle(ctx context.Context, m redis.XMessage) {
 	case "cancel":
 		if running != nil {
 			s.cancelSession(running)
+		} else {
+			s.relayCancel(ctx, e.id)
 		}
 		s.ack(m.ID)
 	case "start":
-		if running != nil || finished {
-			if running == nil || running.entry.msgID != m.ID {
-				s.ack(m.ID)
+		if finished {
+			s.ack(m.ID)
+			return
+		}
+		if running != nil {
+			running.mu.Lock()
+			prev := running.msgID
+			running.msgID = m.ID
+			running.mu.Unlock()
+			if prev != m.ID {
+				// Handed over again (GES found no trace of it in Redis): the
+				// session goes on from the new entry, which its dials are
+				// now checked against; the old one is done with.
+				s.ack(prev)
 			}
 			return
 		}
-		ss := &session{entry: e, orsID: uuid.New()}
+		ss := &session{entry: e, orsID: uuid.New(), msgID: m.ID}
 		// Whole before it is published: a cancel may unpark it at once.
 		ss.w = waiter{q: queueKey{tenant: e.ccid, vq: e.vq}, priority: e.priority, parked: ss, owner: ss}
 		s.mu.Lock()
@@ -397,7 +443,10 @@ func (s *Server) cancelSession(ss *session) {
 func (s *Server) endSession(ss *session, result string) {
 	defer s.wg.Done()
 	ss.mu.Lock()
-	cancel, ended := ss.cancel, ss.ended
+	cancel, ended, msgID := ss.cancel, ss.ended, ss.msgID
+	if ss.superseded && result != "" {
+		result = resultSuperseded
+	}
 	ss.mu.Unlock()
 	if ended != nil {
 		defer close(ended)
@@ -407,9 +456,14 @@ func (s *Server) endSession(ss *session, result string) {
 	}
 	e := ss.entry
 	s.met.sessionsActive.Dec()
+	// A superseded session's entry is another consumer's now, or gone: it
+	// is neither acknowledged nor remembered as done here.
+	finished := result != "" && result != resultSuperseded
 	s.mu.Lock()
-	delete(s.sessions, e.id)
-	if result != "" {
+	if s.sessions[e.id] == ss {
+		delete(s.sessions, e.id)
+	}
+	if finished {
 		s.done[e.id] = struct{}{}
 		s.doneList = append(s.doneList, e.id)
 		if len(s.doneList) > 10000 {
@@ -420,7 +474,9 @@ func (s *Server) endSession(ss *session, result string) {
 	s.mu.Unlock()
 	if result != "" {
 		s.met.sessionsTotal.WithLabelValues(result).Inc()
-		s.ack(e.msgID)
+	}
+	if finished {
+		s.finishEntry(msgID, e.id)
 	}
 }
 
@@ -620,6 +676,10 @@ func (s *Server) reportIf(ss *session, r StateReport, cond func() bool) error {
 	ss.reportMu.Lock()
 	defer ss.reportMu.Unlock()
 	ss.mu.Lock()
+	if ss.superseded {
+		ss.mu.Unlock()
+		return errSuperseded
+	}
 	if cond != nil && !cond() {
 		ss.mu.Unlock()
 		return nil
@@ -755,6 +815,40 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 				return finish(reasonFailAgentConnect)
 			}
 		}
+		attempt := 0
+		if cust == nil {
+			// Each dial is fenced (fence.go), before GES hears ROUTING: a
+			// session another consumer took over must not touch the record.
+			n, err := s.fence(ss.ctx, ss)
+			switch {
+			case errors.Is(err, errSuperseded):
+				s.releaseAgent(ak, Ready)
+				log.Info("callback taken over by another consumer; not dialled here")
+				if c != nil {
+					s.endCall(c, nil, "taken over by another consumer")
+				}
+				return resultSuperseded
+			case err != nil:
+				s.releaseAgent(ak, Ready)
+				if ss.ctx.Err() != nil {
+					return finish("cancelled")
+				}
+				log.Warn("ors: customer not dialled, as Redis cannot confirm the callback is still this consumer's", "err", err)
+				if !s.sleep(ss.ctx, time.Second) {
+					return finish("cancelled")
+				}
+				front = true
+				continue
+			case n > e.maxAttempts: // taken over after its last dial
+				s.releaseAgent(ak, Ready)
+				ss.mu.Lock()
+				ss.attempts = e.maxAttempts
+				ss.mu.Unlock()
+				_ = s.report(ss, StateReport{State: stCompleted, Reason: reasonFailCallToCustomer})
+				return finish(reasonFailCallToCustomer)
+			}
+			attempt = n
+		}
 		ss.mu.Lock()
 		ss.agentDN = ak.dn
 		ss.mu.Unlock()
@@ -764,10 +858,6 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 			return finish(stateOver(err))
 		}
 		if cust == nil {
-			ss.mu.Lock()
-			ss.attempts++
-			attempt := ss.attempts
-			ss.mu.Unlock()
 			if c == nil {
 				c = s.newCall(kindCallback, e.ccid, e.phone, string(ak.dn))
 				c.vq, c.callback, c.orsSession = e.vq, e.id, ss.orsID.String()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -73,6 +74,9 @@ type Server struct {
 	bindGen   uint64
 	waiterSeq uint64
 	feed      feed // agent and call changes for subscribers (feed.go)
+	// lastRenewal is when the consumer last renewed its lease, in Unix
+	// nanoseconds.
+	lastRenewal atomic.Int64
 
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
@@ -221,10 +225,21 @@ func (s *Server) Start(ctx context.Context) error {
 			_ = ua.Close()
 			return err
 		}
-		s.wg.Add(2)
+		sub := s.rdb.Subscribe(s.ctx, s.cancelChannel())
+		if _, err := sub.Receive(ctx); err != nil {
+			// The subscription reconnects by itself; until then cancels
+			// relayed by other processes are missed, and those sessions end
+			// when GES refuses their next report.
+			s.log.Warn("ors: subscribe to relayed cancels failed", "err", err)
+		}
+		s.wg.Add(3)
 		go func() {
 			defer s.wg.Done()
 			s.consume(s.ctx)
+		}()
+		go func() {
+			defer s.wg.Done()
+			s.watchCancels(s.ctx, sub)
 		}()
 		go s.refreshPositions()
 	}
