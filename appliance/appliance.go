@@ -35,18 +35,20 @@ var Version = "dev"
 
 // Appliance is one running CX Lab.
 type Appliance struct {
-	cfg     config.Config
-	log     *slog.Logger
-	logs    *telemetry.Logs
-	reg     *prometheus.Registry
-	clock   *clock.Lab
-	dir     *dataDir
-	http    *httpd.Server
-	redis   redisstore.Store
-	pg      pgStore
-	pool    *pgxpool.Pool
-	lc      *lifecycle
-	started time.Time
+	cfg   config.Config
+	log   *slog.Logger
+	logs  *telemetry.Logs
+	reg   *prometheus.Registry
+	clock *clock.Lab
+	// sharedClock keeps clock in step with the appliances sharing an external Redis.
+	sharedClock *clock.Shared
+	dir         *dataDir
+	http        *httpd.Server
+	redis       redisstore.Store
+	pg          pgStore
+	pool        *pgxpool.Pool
+	lc          *lifecycle
+	started     time.Time
 
 	// services, kept for the console's query interfaces
 	ges     *ges.Service
@@ -130,6 +132,8 @@ func (a *Appliance) wire() error {
 			return fmt.Errorf("%w: %w", config.ErrInvalid, err)
 		}
 		a.redis = r
+		// Appliances sharing this Redis share the lab clock.
+		a.sharedClock = clock.NewShared(a.clock, r.Client(), a.log.With("component", "clock"))
 	} else {
 		r := redisstore.NewEmbedded(cfg.Redis.Host, cfg.Redis.Port, "--redis-port", a.clock, a.log.With("component", "redis"))
 		a.clock.OnAdvance(func(time.Time) { r.Sync() })
@@ -146,7 +150,11 @@ func (a *Appliance) wire() error {
 	}
 	a.pool = pool
 
-	components := []Component{a.redis, a.pg, &poolComponent{pool: pool}}
+	components := []Component{a.redis}
+	if a.sharedClock != nil {
+		components = append(components, a.sharedClock)
+	}
+	components = append(components, a.pg, &poolComponent{pool: pool})
 	services, err := a.wireServices()
 	if err != nil {
 		return err

@@ -170,14 +170,14 @@ func TestExternalPostgresUnreachableAtStartIsAClearError(t *testing.T) {
 // NewCallbackStream (named by host and data dir). Named by the host alone
 // they were one: a restart of either re-read the other's pending callbacks,
 // which both then dialled, and a kill -9 left them stranded.
-func TestSharedRedisHasOneORSConsumerPerProcess(t *testing.T) {
+func TestSharedRedisHasOneORSConsumerPerProcessAndOneClock(t *testing.T) {
 	bin := apptest.NeedTool(t, "redis-server", "redis-server")
 	port := freePort(t)
 	redisServer(t, bin, port)
 	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 	shared := apptest.WithConfig(func(c *config.Config) { c.Redis.URL = url })
-	apptest.Start(t, shared)
-	apptest.Start(t, shared)
+	a := apptest.Start(t, shared)
+	b := apptest.Start(t, shared)
 	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
 	defer rdb.Close()
 	var names []string
@@ -200,5 +200,14 @@ func TestSharedRedisHasOneORSConsumerPerProcess(t *testing.T) {
 	}
 	if len(names) != 2 || names[0] == names[1] {
 		t.Fatalf("ORS consumers: %v, want two distinct", names)
+	}
+
+	// They share the lab clock: moved on one, it moves on the other, so a
+	// scheduled callback comes due for both monitors at once.
+	a.Clock().Advance(3 * time.Hour)
+	for deadline := time.Now().Add(10 * time.Second); b.Clock().Offset() != 3*time.Hour; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the other appliance's lab clock is %s ahead, want 3h", b.Clock().Offset())
+		}
 	}
 }

@@ -61,6 +61,25 @@ func (c *Lab) Advance(d time.Duration) time.Time {
 	return now
 }
 
+// AdvanceTo moves the clock to offset ahead of wall time if that is ahead
+// of where it is, telling every listener; it reports whether it moved.
+func (c *Lab) AdvanceTo(offset time.Duration) (time.Time, bool) {
+	c.mu.Lock()
+	if offset <= c.offset {
+		now := time.Now().Add(c.offset)
+		c.mu.Unlock()
+		return now, false
+	}
+	c.offset = offset
+	now := time.Now().Add(c.offset)
+	ls := append([]func(time.Time){}, c.listeners...)
+	c.mu.Unlock()
+	for _, f := range ls {
+		f(now)
+	}
+	return now, true
+}
+
 // OnAdvance registers f to be called after each Advance with the new time.
 func (c *Lab) OnAdvance(f func(time.Time)) {
 	c.mu.Lock()
