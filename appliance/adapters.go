@@ -119,7 +119,7 @@ func (o orsReporter) report(ctx context.Context, id voice.CallbackID, r voice.St
 	if g == nil {
 		return http.StatusServiceUnavailable, nil
 	}
-	sr := ges.StateReport{State: ges.State(r.State), Reason: r.Reason, ORSSessionID: r.ORSSessionID, AgentDN: r.AgentDN}
+	sr := ges.StateReport{State: ges.State(r.State), Reason: r.Reason, ORSSessionID: r.ORSSessionID, AgentDN: r.AgentDN, Released: r.Released}
 	if r.PositionInQueue != 0 {
 		sr.PositionInQueue = &r.PositionInQueue
 	}

@@ -551,17 +551,29 @@ func (s *Service) commitReports(ctx context.Context, batch []*reportJob) []error
 		}
 	}
 	changed := make([]CallbackID, 0, len(last))
-	var requeued []CallbackID
+	var requeued, released []CallbackID
 	var requeuedAt []liveState
+	var releasedBy []string
 	for k, j := range rest {
 		if at, ok := last[j.id]; !ok || at != k {
 			continue
 		}
-		if j.r.State != StateQueued {
+		switch {
+		case j.r.State != StateQueued:
 			changed = append(changed, j.id)
-			continue
+		case j.r.Released:
+			// ORS gave the callback back: without its mark, the stranded
+			// scan hands it over again (unless another session holds it).
+			released, releasedBy = append(released, j.id), append(releasedBy, j.r.ORSSessionID)
+		default:
+			requeued, requeuedAt = append(requeued, j.id), append(requeuedAt, liveOf(j.r))
 		}
-		requeued, requeuedAt = append(requeued, j.id), append(requeuedAt, liveOf(j.r))
+	}
+	if len(released) > 0 {
+		if err := s.idx.dropLiveOf(ctx, released, releasedBy); err != nil {
+			s.log.Warn("drop queue state of callbacks ORS gave back", "err", err, "count", len(released))
+		}
+		s.log.Info("ORS gave back callbacks whose stream entries Redis lost; they will be handed over again", "count", len(released))
 	}
 	if err := s.idx.dropLive(ctx, changed); err != nil {
 		// A stale hash is only read while the callback is QUEUED; it expires.
@@ -614,7 +626,7 @@ func (s *Service) applyLive(ctx context.Context, batch []*reportJob) ([]bool, er
 	}
 	var ids, full []string
 	for _, j := range batch {
-		if j.r.State == StateQueued && count[j.id] == 1 && validUUID(j.id) {
+		if j.r.State == StateQueued && !j.r.Released && count[j.id] == 1 && validUUID(j.id) {
 			if j.want {
 				full = append(full, string(j.id))
 			} else {
@@ -634,7 +646,7 @@ func (s *Service) applyLive(ctx context.Context, batch []*reportJob) ([]bool, er
 	var at []int
 	for i, j := range batch {
 		c, ok := queued[j.id]
-		if !ok || j.r.State != StateQueued || count[j.id] != 1 {
+		if !ok || j.r.State != StateQueued || j.r.Released || count[j.id] != 1 {
 			continue
 		}
 		st := liveOf(j.r)

@@ -433,3 +433,54 @@ func TestCallbackHandedOverAgainKeepsItsDialCount(t *testing.T) {
 		t.Fatalf("dialAttempts in the new start entry = %v, want 1", got)
 	}
 }
+
+// After Redis was emptied, a waiting ORS session's report wrote the queue
+// mark again, and GES, seeing it, never handed the callback over again: once
+// the session found its entry gone it ended, and the callback stayed QUEUED
+// with no session anywhere. ORS now gives such a callback back (a QUEUED
+// report marked released): GES drops the mark that session wrote, and its
+// stranded scan hands the callback over again; a mark of another session
+// stays.
+func TestCallbackGivenBackByORSIsHandedOverAgain(t *testing.T) {
+	e := newEnv(t, withConfig(Config{PollInterval: time.Hour, MaxActivePerNumber: 1000}))
+	ctx := context.Background()
+	queued := func(phone string) CallbackID {
+		id := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": phone})
+		waitFor(t, "queued", func() bool { c, _ := e.svc.Get(ctx, demoTenant, id); return c.State == StateQueued })
+		return id
+	}
+	stale, other, ringing := queued("+12025550171"), queued("+12025550172"), queued("+12025550173")
+	one := 1
+	if err := e.svc.ApplyReport(ctx, ringing, StateReport{State: StateRouting, DialAttempts: &one, ORSSessionID: "s-ring"}); err != nil {
+		t.Fatal(err)
+	}
+	e.mr.FlushAll()
+	pos := 1
+	// Reports of sessions still in memory write marks again.
+	for id, sess := range map[CallbackID]string{stale: "s-stale", other: "s-other", ringing: "s-ring"} {
+		if err := e.svc.ApplyReport(ctx, id, StateReport{State: StateQueued, PositionInQueue: &pos, ORSSessionID: sess}); err != nil {
+			t.Fatalf("report %s: %v", id, err)
+		}
+	}
+	// stale's and ringing's sessions find their entries gone; other's mark
+	// was written by a session other than the one giving it back.
+	for id, sess := range map[CallbackID]string{stale: "s-stale", other: "s-gone", ringing: "s-ring"} {
+		if err := e.svc.ApplyReport(ctx, id, StateReport{State: StateQueued, Released: true, ORSSessionID: sess}); err != nil {
+			t.Fatalf("give back %s: %v", id, err)
+		}
+	}
+	e.clk.Advance(time.Minute + time.Second)
+	e.svc.recoverStranded(ctx)
+	starts := map[string]int{}
+	for _, m := range e.streamEntries() {
+		if v := entryOf(t, m); v["action"] == "start" {
+			starts[v["id"].(string)]++
+		}
+	}
+	if starts[string(stale)] != 1 || starts[string(ringing)] != 1 || starts[string(other)] != 0 {
+		t.Fatalf("start entries after the give-backs: %v (stale %s, ringing %s, other %s)", starts, stale, ringing, other)
+	}
+	if st := e.retrieve(ringing)["callbackState"]; st != "QUEUED" {
+		t.Fatalf("a callback given back while ROUTING is %v, want QUEUED", st)
+	}
+}

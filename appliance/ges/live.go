@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Queue state in Redis. While a callback waits in ORS's queue its position,
@@ -146,4 +148,32 @@ func (s *Service) overlayLive(ctx context.Context, cbs ...*Callback) {
 			}
 		}
 	}
+}
+
+// dropLiveOfScript drops the queue state of callback ARGV[i] if the ORS
+// session ARGV[i+1] wrote it (its encoding ends with the session id), or if
+// it names no session.
+var dropLiveOfScript = redis.NewScript(`
+for i = 1, #ARGV, 2 do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if v then
+    local s = ARGV[i+1]
+    local tail = string.match(v, '^%S+ %S+ (%S*)$') or ''
+    if tail == '' or tail == s then redis.call('HDEL', KEYS[1], ARGV[i]) end
+  end
+end
+return 0
+`)
+
+// dropLiveOf forgets the queue state of callbacks their ORS sessions gave
+// back, leaving any written by another session (one script).
+func (x *index) dropLiveOf(ctx context.Context, ids []CallbackID, sessions []string) error {
+	args := make([]any, 0, 2*len(ids))
+	for i, id := range ids {
+		args = append(args, string(id), sessions[i])
+	}
+	if err := dropLiveOfScript.Run(ctx, x.rdb, []string{liveHash}, args...).Err(); err != nil {
+		return fmt.Errorf("drop queue state: %w", err)
+	}
+	return nil
 }

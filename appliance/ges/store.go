@@ -325,6 +325,9 @@ type StateReport struct {
 	DialAttempts    *int      `json:"dialAttempts"`
 	AgentDN         string    `json:"agentDn"`
 	At              time.Time `json:"at"`
+	// Released (with state QUEUED): the ORS session no longer holds the
+	// callback (Redis lost its stream entry); GES hands it over again.
+	Released bool `json:"released"`
 }
 
 // reportJob is one ORS state report waiting for the report writer; the

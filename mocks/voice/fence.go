@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -25,19 +24,24 @@ import (
 // it stops without a report to GES and without acknowledging the entry.
 const resultSuperseded = "superseded"
 
-// errSuperseded is the fence's answer when the session's entry is no longer
-// pending to this consumer.
-var errSuperseded = errors.New("the callback's stream entry is no longer this consumer's")
+// errSuperseded is the fence's answer when the session's entry is pending to
+// another consumer.
+var errSuperseded = errors.New("the callback's stream entry is another consumer's")
+
+// errEntryGone is the fence's answer when the session's entry is no longer
+// in Redis (emptied, or failed over without it).
+var errEntryGone = errors.New("the callback's stream entry is gone from Redis")
 
 // fenceScript counts one dial of a callback's customer if, and only if, the
 // callback's entry (ARGV[2]) is still pending to this consumer (ARGV[3]) in
 // the group (ARGV[1]). It answers the dial's number, counting from at least
-// ARGV[5] (the dials made before the entry was added), or -1 when the entry
-// is another consumer's or gone. The count lives in a hash (KEYS[2]) so that
+// ARGV[5] (the dials made before the entry was added), -1 when the entry is
+// another consumer's, or -2 when it is gone. The count lives in a hash (KEYS[2]) so that
 // a consumer taking a callback over goes on from the dials already made.
 var fenceScript = redis.NewScript(`
-local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1, ARGV[3])
-if type(p) ~= 'table' or p.err or #p == 0 then return -1 end
+local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if type(p) ~= 'table' or p.err or #p == 0 then return -2 end
+if p[1][2] ~= ARGV[3] then return -1 end
 local n = redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
 local floor = tonumber(ARGV[5])
 if n <= floor then
@@ -56,8 +60,9 @@ func (s *Server) attemptsKey() string { return s.cfg.Stream + ":ors-attempts" }
 func (s *Server) cancelChannel() string { return s.cfg.Stream + ":ors-cancel" }
 
 // fence reserves the session's next dial (see fenceScript). errSuperseded
-// means the session must stop; another error means Redis could not say, and
-// the session must not dial yet.
+// and errEntryGone mean the session must stop (the session is marked
+// superseded, and for a gone entry GES is told first: see giveBack); another
+// error means Redis could not say, and the session must not dial yet.
 func (s *Server) fence(ctx context.Context, ss *session) (int, error) {
 	ss.mu.Lock()
 	msgID, made := ss.msgID, ss.attempts
@@ -68,16 +73,36 @@ func (s *Server) fence(ctx context.Context, ss *session) (int, error) {
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("check the callback is still this consumer's: %w", err)
+	case n == -2:
+		s.giveBack(ss)
+		return 0, errEntryGone
 	case n < 0:
-		ss.mu.Lock()
-		ss.superseded = true
-		ss.mu.Unlock()
+		s.supersede(ss)
 		return 0, errSuperseded
 	}
 	ss.mu.Lock()
 	ss.attempts = n
 	ss.mu.Unlock()
 	return n, nil
+}
+
+// supersede stops the session's reports: its entry is another consumer's.
+func (s *Server) supersede(ss *session) {
+	ss.mu.Lock()
+	ss.superseded = true
+	ss.mu.Unlock()
+}
+
+// giveBack tells GES that this session no longer holds its callback, whose
+// entry Redis lost, then stops the session's reports. GES drops its mark that
+// ORS holds the callback (a report of this session may have written it after
+// Redis was emptied), so that it hands the callback over again: without
+// this, the callback stayed QUEUED with no session anywhere.
+func (s *Server) giveBack(ss *session) {
+	if err := s.report(ss, StateReport{State: stQueued, Released: true}); err != nil && !errors.Is(err, errSuperseded) {
+		s.log.Warn("ors: telling GES a callback whose entry Redis lost is no longer held here failed", "callback", ss.entry.id, "err", err)
+	}
+	s.supersede(ss)
 }
 
 // relayCancel passes a cancel for a callback this process does not run to
@@ -111,11 +136,13 @@ func (s *Server) watchCancels(ctx context.Context, sub *redis.PubSub) {
 	}
 }
 
-// dropTakenOver runs when this consumer's lease lapsed (it renewed it too
-// late): the sessions whose entries another consumer claimed meanwhile stop
-// reporting to GES; parked ones are dropped at once, so that they hold no
-// queue place, and running ones stop dialling (the fence would refuse them).
-func (s *Server) dropTakenOver(ctx context.Context, lapsed time.Duration) {
+// checkSessions runs when this consumer's lease lapsed (it renewed it too
+// late), or when Redis lost the consumer group (emptied): every session whose
+// entry is no longer pending to this consumer stops reporting to GES; a
+// session whose entry is gone tells GES it no longer holds the callback
+// (giveBack). Parked ones are dropped at once, so that they hold no queue
+// place; running ones stop dialling (the fence would refuse them).
+func (s *Server) checkSessions(ctx context.Context, why string) {
 	mine := map[string]bool{}
 	start := "-"
 	for range 1000 {
@@ -123,7 +150,7 @@ func (s *Server) dropTakenOver(ctx context.Context, lapsed time.Duration) {
 			Start: start, End: "+", Count: 1000, Consumer: s.cfg.Consumer}).Result()
 		if err != nil && !isNoGroup(err) {
 			if ctx.Err() == nil {
-				s.log.Warn("ors: list own pending entries after a lapsed lease failed", "err", err)
+				s.log.Warn("ors: list own pending entries failed", "err", err, "after", why)
 			}
 			return
 		}
@@ -136,18 +163,34 @@ func (s *Server) dropTakenOver(ctx context.Context, lapsed time.Duration) {
 		start = "(" + pend[len(pend)-1].ID
 	}
 	s.mu.Lock()
-	var gone []*session
+	var lost []*session
 	for _, ss := range s.sessions {
 		ss.mu.Lock()
-		if !mine[ss.msgID] {
-			gone = append(gone, ss)
+		// A connected call goes on: it dials nobody, and its COMPLETED is
+		// the callback's end.
+		if !mine[ss.msgID] && !ss.superseded && ss.state != stProcessing {
+			lost = append(lost, ss)
 		}
 		ss.mu.Unlock()
 	}
 	s.mu.Unlock()
-	for _, ss := range gone {
+	gone := 0
+	for _, ss := range lost {
 		ss.mu.Lock()
-		ss.superseded = true
+		msgID := ss.msgID
+		ss.mu.Unlock()
+		p, err := s.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: s.cfg.Stream, Group: s.cfg.Group,
+			Start: msgID, End: msgID, Count: 1}).Result()
+		switch {
+		case err != nil && !isNoGroup(err):
+			continue // cannot tell: the fence decides at the next dial
+		case len(p) == 0:
+			s.giveBack(ss)
+			gone++
+		default:
+			s.supersede(ss)
+		}
+		ss.mu.Lock()
 		cancel := ss.cancel
 		ss.mu.Unlock()
 		switch {
@@ -160,8 +203,10 @@ func (s *Server) dropTakenOver(ctx context.Context, lapsed time.Duration) {
 			cancel()
 		}
 	}
-	s.log.Warn("ors: this consumer's lease lapsed; the callbacks another process took over meanwhile are left to it",
-		"late_by", lapsed.Round(time.Millisecond), "taken_over", len(gone))
+	if len(lost) > 0 || why == "lease lapsed" {
+		s.log.Warn("ors: callbacks no longer this consumer's are left to the others or handed back to GES",
+			"after", why, "taken_over", len(lost)-gone, "entry_gone", gone)
+	}
 }
 
 func isNoGroup(err error) bool {

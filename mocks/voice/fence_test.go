@@ -109,7 +109,7 @@ func TestCallbackWhoseEntryRedisLostRunsOnceFromTheNewEntry(t *testing.T) {
 	noInvite(t, a1)
 
 	l.xadd(startEntry(id, simTone, 1, 0)) // GES's hand-over of a QUEUED callback Redis has no trace of
-	l.waitStates(t, id, stQueued, stQueued, stRouting, stProcessing)
+	l.waitStates(t, id, stQueued, stQueued+":released", stQueued, stRouting, stProcessing)
 	<-a1.invites
 }
 
@@ -223,4 +223,23 @@ func TestLapsedProcessDropsWaitingCallbacksTakenOver(t *testing.T) {
 	if got := l.ges.states(taken); !slices.Equal(got, []string{stQueued}) {
 		t.Fatalf("the lapsed process reported %v after the takeover", got)
 	}
+}
+
+// Redis emptied while callbacks wait: the consumer notices its group is
+// gone, and hands each waiting callback back to GES at once (a QUEUED
+// report marked released), so that GES hands it over again; without it a
+// waiting session's position report wrote GES's mark that ORS holds the
+// callback, and the callback stayed QUEUED with no session anywhere.
+func TestEmptiedRedisHandsWaitingCallbacksBackToGES(t *testing.T) {
+	l := newLab(t, nil)
+	const id = "88888888-8888-8888-8888-888888888888"
+	l.xadd(startEntry(id, simTone, 1, 0))
+	l.waitStates(t, id, stQueued)
+	l.mr.FlushAll()
+	l.waitStates(t, id, stQueued, stQueued+":released")
+	eventually(t, 3*time.Second, "the session dropped", func() bool {
+		return l.sessionGone(id) && l.v.QueueStats(context.Background(), testCCID, "VQ_Sales").WaitingCalls == 0
+	})
+	l.xadd(startEntry(id, simTone, 1, 0)) // GES's new hand-over runs
+	l.waitStates(t, id, stQueued, stQueued+":released", stQueued)
 }

@@ -176,6 +176,9 @@ func (g *fakeGES) states(id string) []string {
 		if r.Reason != "" {
 			s += ":" + r.Reason
 		}
+		if r.Released {
+			s += ":released"
+		}
 		out = append(out, s)
 	}
 	return out

@@ -223,8 +223,11 @@ func (s *Server) consume(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		default:
-			if strings.Contains(err.Error(), "NOGROUP") {
-				_ = s.ensureGroup(ctx)
+			if strings.Contains(err.Error(), "NOGROUP") && s.ensureGroup(ctx) == nil {
+				// Redis lost the group (emptied, or failed over without it):
+				// the entries of the sessions running here went with it.
+				s.log.Warn("ors: the consumer group was gone from Redis and is created again")
+				s.checkSessions(ctx, "consumer group lost")
 			}
 			s.log.Warn("ors: stream read failed", "err", err)
 			if !backoff() {
@@ -261,7 +264,8 @@ func (s *Server) heartbeat(ctx context.Context) {
 	}
 	last := s.lastRenewal.Swap(now.UnixNano())
 	if late := now.Sub(time.Unix(0, last)); last != 0 && late > s.cfg.ClaimMinIdle {
-		s.dropTakenOver(ctx, late)
+		s.log.Warn("ors: this consumer's lease lapsed", "late_by", late.Round(time.Millisecond))
+		s.checkSessions(ctx, "lease lapsed")
 	}
 }
 
@@ -653,6 +657,10 @@ type StateReport struct {
 	DialAttempts      int    `json:"dialAttempts"`
 	AgentDN           string `json:"agentDn,omitempty"`
 	At                string `json:"at"`
+	// Released (with state QUEUED) says this ORS session no longer holds
+	// the callback: its stream entry is gone from Redis, and GES is to hand
+	// the callback over again.
+	Released bool `json:"released,omitempty"`
 }
 
 // Reporter hands a state report to GES and answers with the HTTP status GES
@@ -821,11 +829,11 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 			// session another consumer took over must not touch the record.
 			n, err := s.fence(ss.ctx, ss)
 			switch {
-			case errors.Is(err, errSuperseded):
+			case errors.Is(err, errSuperseded), errors.Is(err, errEntryGone):
 				s.releaseAgent(ak, Ready)
-				log.Info("callback taken over by another consumer; not dialled here")
+				log.Info("callback no longer this consumer's; not dialled here", "why", err)
 				if c != nil {
-					s.endCall(c, nil, "taken over by another consumer")
+					s.endCall(c, nil, "no longer this consumer's")
 				}
 				return resultSuperseded
 			case err != nil:
