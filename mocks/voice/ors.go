@@ -318,8 +318,14 @@ func (s *Server) claimFrom(ctx context.Context, consumer string) {
 		for i, p := range pend {
 			ids[i] = p.ID
 		}
+		// The lease decides that the consumer is gone; the entries' own idle
+		// time only keeps two survivors racing from both taking one (the
+		// first claim resets it). It was the whole lease: an entry delivered
+		// shortly before the consumer died waited up to a lease more. Should
+		// a survivor still claim an entry another has just taken, the
+		// loser's session is refused at its dial (fence.go).
 		msgs, err := s.rdb.XClaim(ctx, &redis.XClaimArgs{Stream: s.cfg.Stream, Group: s.cfg.Group,
-			Consumer: s.cfg.Consumer, MinIdle: s.cfg.ClaimMinIdle, Messages: ids}).Result()
+			Consumer: s.cfg.Consumer, MinIdle: s.cfg.ClaimMinIdle / 6, Messages: ids}).Result()
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("ors: claim a lapsed consumer's entries failed", "consumer", consumer, "err", err)
