@@ -134,8 +134,8 @@ type session struct {
 	// superseded: the entry is another consumer's now (fence.go); the
 	// session sends GES nothing more and leaves the entry alone.
 	superseded bool
-	attempts  int
-	agentDN   DN
+	attempts   int
+	agentDN    DN
 	// The first QUEUED report and the agent reservation race; whichever
 	// finishes second starts the session (see park and reserved).
 	reported  bool
