@@ -45,6 +45,22 @@ func (l *lab) sessionGone(id string) bool {
 	return l.v.sessions[CallbackID(id)] == nil
 }
 
+// waiting hands callback id (a customer who answers, one dial) to ORS and
+// waits until it reports it QUEUED.
+func (l *lab) waiting(t *testing.T, id string) {
+	t.Helper()
+	l.xadd(startEntry(id, simTone, 1, 0))
+	l.waitStates(t, id, stQueued)
+}
+
+// waitDropped waits until this process dropped callback id, handing the
+// agent it had reserved for it back to Ready.
+func (l *lab) waitDropped(t *testing.T, id string) {
+	t.Helper()
+	eventually(t, 5*time.Second, "the session dropped", func() bool { return l.sessionGone(id) })
+	eventually(t, 3*time.Second, "agent Ready again", func() bool { return l.agentState("7001") == Ready })
+}
+
 // noInvite fails if the agent's phone rang.
 func noInvite(t *testing.T, a *testUA) {
 	t.Helper()
@@ -60,19 +76,14 @@ func noInvite(t *testing.T, a *testUA) {
 // dial the customer nor report to GES, and leaves the entry to the other.
 func TestTakenOverCallbackIsNotDialledByTheLapsedProcess(t *testing.T) {
 	l := newLab(t, nil)
-	a1 := newTestUA(t, l, "7001", 1000)
-	if a1.registerBearer("tok-agent1", 60) != 200 {
-		t.Fatal("register failed")
-	}
+	a1 := l.registerAgent1(t)
 	const id = "88888888-8888-8888-8888-888888888881"
-	l.xadd(startEntry(id, simTone, 1, 0))
-	l.waitStates(t, id, stQueued)
+	l.waiting(t, id)
 
 	l.claimFor(t, l.pendingIDs(t))
 
 	l.ready(t, "agent1") // the paused process runs again and has an agent for it
-	eventually(t, 5*time.Second, "the session dropped", func() bool { return l.sessionGone(id) })
-	eventually(t, 3*time.Second, "agent Ready again", func() bool { return l.agentState("7001") == Ready })
+	l.waitDropped(t, id)
 	if got := l.ges.states(id); !slices.Equal(got, []string{stQueued}) {
 		t.Fatalf("the lapsed process reported %v after the takeover", got)
 	}
@@ -88,13 +99,9 @@ func TestTakenOverCallbackIsNotDialledByTheLapsedProcess(t *testing.T) {
 // entry comes to this process, the callback runs from it, once.
 func TestCallbackWhoseEntryRedisLostRunsOnceFromTheNewEntry(t *testing.T) {
 	l := newLab(t, nil)
-	a1 := newTestUA(t, l, "7001", 1000)
-	if a1.registerBearer("tok-agent1", 60) != 200 {
-		t.Fatal("register failed")
-	}
+	a1 := l.registerAgent1(t)
 	const id = "88888888-8888-8888-8888-888888888882"
-	l.xadd(startEntry(id, simTone, 1, 0))
-	l.waitStates(t, id, stQueued)
+	l.waiting(t, id)
 	ctx := context.Background()
 	old := l.pendingIDs(t)
 	if err := l.rdb.XAck(ctx, "NewCallbackStream", "ors", old...).Err(); err != nil {
@@ -104,8 +111,7 @@ func TestCallbackWhoseEntryRedisLostRunsOnceFromTheNewEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.ready(t, "agent1")
-	eventually(t, 5*time.Second, "the session dropped", func() bool { return l.sessionGone(id) })
-	eventually(t, 3*time.Second, "agent Ready again", func() bool { return l.agentState("7001") == Ready })
+	l.waitDropped(t, id)
 	noInvite(t, a1)
 
 	l.xadd(startEntry(id, simTone, 1, 0)) // GES's hand-over of a QUEUED callback Redis has no trace of
@@ -118,13 +124,9 @@ func TestCallbackWhoseEntryRedisLostRunsOnceFromTheNewEntry(t *testing.T) {
 // checked against the new entry, and the old one is acknowledged.
 func TestSecondHandOverIsTakenUpByTheRunningSession(t *testing.T) {
 	l := newLab(t, nil)
-	a1 := newTestUA(t, l, "7001", 1000)
-	if a1.registerBearer("tok-agent1", 60) != 200 {
-		t.Fatal("register failed")
-	}
+	a1 := l.registerAgent1(t)
 	const id = "88888888-8888-8888-8888-888888888883"
-	l.xadd(startEntry(id, simTone, 1, 0))
-	l.waitStates(t, id, stQueued)
+	l.waiting(t, id)
 	first := l.pendingIDs(t)
 	l.xadd(startEntry(id, simTone, 1, 0))
 	eventually(t, 3*time.Second, "only the new entry pending", func() bool {
@@ -153,11 +155,7 @@ func TestTakeoverGoesOnCountingDials(t *testing.T) {
 
 	l.cfg.Consumer = "node-b"
 	l.start()
-	b1 := newTestUA(t, l, "7001", 1000)
-	if b1.registerBearer("tok-agent1", 60) != 200 {
-		t.Fatal("register failed")
-	}
-	l.ready(t, "agent1")
+	l.readyAgent1(t)
 	l.waitStates(t, id, stQueued, stRouting, stQueued, stQueued, stRouting, stCompleted+":"+reasonFailCallToCustomer)
 	if r := l.ges.last(id); r.DialAttempts != 2 {
 		t.Fatalf("dial attempts %d at the end, want 2", r.DialAttempts)
@@ -173,21 +171,10 @@ func TestTakeoverGoesOnCountingDials(t *testing.T) {
 func TestCancelReadByAnotherProcessReachesTheSession(t *testing.T) {
 	l := newLab(t, nil)
 	const id = "88888888-8888-8888-8888-888888888885"
-	l.xadd(startEntry(id, simTone, 1, 0))
-	l.waitStates(t, id, stQueued)
+	l.waiting(t, id)
 
-	cfg := l.cfg
-	cfg.Consumer = "node-b"
-	b, err := New(cfg, Deps{Logger: testLogger(t), Directory: demoDirectory(), Redis: l.rdb})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Stop(context.Background()) })
+	b := l.startNodeB(t)
+	ctx := context.Background()
 	// node-b reads GES's cancel entry (which of the two reads it is up to Redis).
 	b.handle(ctx, redis.XMessage{ID: "0-1", Values: cancelEntry(id)})
 	eventually(t, 5*time.Second, "the session ended where it runs", func() bool {
@@ -233,8 +220,7 @@ func TestLapsedProcessDropsWaitingCallbacksTakenOver(t *testing.T) {
 func TestEmptiedRedisHandsWaitingCallbacksBackToGES(t *testing.T) {
 	l := newLab(t, nil)
 	const id = "88888888-8888-8888-8888-888888888888"
-	l.xadd(startEntry(id, simTone, 1, 0))
-	l.waitStates(t, id, stQueued)
+	l.waiting(t, id)
 	l.mr.FlushAll()
 	l.waitStates(t, id, stQueued, stQueued+":released")
 	eventually(t, 3*time.Second, "the session dropped", func() bool {
