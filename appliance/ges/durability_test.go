@@ -2,6 +2,7 @@ package ges
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/google/uuid"
 	"net/http"
@@ -482,5 +483,33 @@ func TestCallbackGivenBackByORSIsHandedOverAgain(t *testing.T) {
 	}
 	if st := e.retrieve(ringing)["callbackState"]; st != "QUEUED" {
 		t.Fatalf("a callback given back while ROUTING is %v, want QUEUED", st)
+	}
+}
+
+// A give-back speaks only for the session that sends it: a stale session
+// (Redis lost its entry) giving back a callback another session has taken
+// since, and is routing or connected, changes nothing.
+func TestGiveBackOfAnotherSessionsCallbackChangesNothing(t *testing.T) {
+	e := newEnv(t, withConfig(Config{PollInterval: time.Hour, MaxActivePerNumber: 1000}))
+	ctx := context.Background()
+	var ids []CallbackID
+	for i, st := range []State{StateRouting, StateProcessing} {
+		id := e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": fmt.Sprintf("+1202555018%d", i)})
+		waitFor(t, "queued", func() bool { c, _ := e.svc.Get(ctx, demoTenant, id); return c.State == StateQueued })
+		for _, s := range []State{StateRouting, st} {
+			if err := e.svc.ApplyReport(ctx, id, StateReport{State: s, ORSSessionID: "s-new"}); err != nil && s == st {
+				t.Fatalf("report %s: %v", s, err)
+			}
+		}
+		ids = append(ids, id)
+	}
+	for i, want := range []string{"ROUTING", "PROCESSING"} {
+		err := e.svc.ApplyReport(ctx, ids[i], StateReport{State: StateQueued, Released: true, ORSSessionID: "s-stale"})
+		if !errors.Is(err, ErrCompleted) {
+			t.Errorf("give-back by a stale session of a %s callback: %v, want refused", want, err)
+		}
+		if st := e.retrieve(ids[i])["callbackState"]; st != want {
+			t.Errorf("callback %s after the stale give-back, want %s", st, want)
+		}
 	}
 }

@@ -419,6 +419,7 @@ func (s *store) applyRound(ctx context.Context, jobs []*reportJob, round []int, 
 	var (
 		ids, states, reasons, ors, dns, hist = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		pos, ewt, dials                      = make([]*int32, n), make([]*int32, n), make([]*int32, n)
+		released                             = make([]bool, n)
 	)
 	opt := func(p *int) *int32 {
 		if p == nil {
@@ -440,6 +441,7 @@ func (s *store) applyRound(ctx context.Context, jobs []*reportJob, round []int, 
 		}
 		hist[k] = "[" + string(e) + "]"
 		pos[k], ewt[k], dials[k] = opt(r.PositionInQueue), opt(r.EstimatedWait), opt(r.DialAttempts)
+		released[k] = r.Released
 	}
 	// The updated rows are read back only when a caller wants them (the
 	// HTTP endpoint answers with the record; the in-process reporter does not).
@@ -460,11 +462,14 @@ func (s *store) applyRound(ctx context.Context, jobs []*reportJob, round []int, 
 		dial_attempts = COALESCE(u.dials, c.dial_attempts),
 		agent_dn = COALESCE(NULLIF(u.dn, ''), c.agent_dn),
 		updated_at = $10
-	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[], $8::text[], $9::text[])
-		AS u(id, state, reason, ors, pos, ewt, dials, dn, hist)
+	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[], $8::text[], $9::text[], $11::bool[])
+		AS u(id, state, reason, ors, pos, ewt, dials, dn, hist, released)
 	WHERE c.id = u.id AND c.state <> 'COMPLETED'
 		AND NOT (c.state = 'PROCESSING' AND u.state IN ('SCHEDULED', 'QUEUED', 'ROUTING'))
-	RETURNING `+returning, uuidArgs(ids), states, reasons, ors, pos, ewt, dials, dns, hist, now)
+		-- A session giving a callback back speaks only for itself: another
+		-- session may be routing it since.
+		AND NOT (u.released AND COALESCE(c.ors_session_id, '') NOT IN ('', u.ors))
+	RETURNING `+returning, uuidArgs(ids), states, reasons, ors, pos, ewt, dials, dns, hist, now, released)
 	if err != nil {
 		return fmt.Errorf("state report: %w", err)
 	}
@@ -483,13 +488,16 @@ func (s *store) applyRound(ctx context.Context, jobs []*reportJob, round []int, 
 	for _, c := range updated {
 		byID[c.ID] = c
 	}
-	var missing []string
+	var missing, stale []string
 	for _, i := range round {
 		if c := byID[jobs[i].id]; c != nil {
 			jobs[i].out = c
 			continue
 		}
 		missing = append(missing, string(jobs[i].id))
+		if !jobs[i].r.Released { // a give-back says nothing of the call of another session
+			stale = append(stale, string(jobs[i].id))
+		}
 	}
 	if len(missing) == 0 {
 		return nil
@@ -500,8 +508,10 @@ func (s *store) applyRound(ctx context.Context, jobs []*reportJob, round []int, 
 	// pending). That call is over; its customer had reached an agent. The
 	// callback is completed so, and the new session gets 409 and stops
 	// rather than call the customer again.
-	if _, err := s.completeProcessing(ctx, missing, now); err != nil {
-		return fmt.Errorf("state report: %w", err)
+	if len(stale) > 0 { // nil ids would complete every PROCESSING callback
+		if _, err := s.completeProcessing(ctx, stale, now); err != nil {
+			return fmt.Errorf("state report: %w", err)
+		}
 	}
 	// Not updated: finished already, or unknown.
 	rows, err = s.pool.Query(ctx, `SELECT `+callbackCols+` FROM ges.callbacks WHERE id = ANY($1::uuid[])`, uuidArgs(missing))

@@ -99,7 +99,7 @@ func (s *Server) supersede(ss *session) {
 // Redis was emptied), so that it hands the callback over again: without
 // this, the callback stayed QUEUED with no session anywhere.
 func (s *Server) giveBack(ss *session) {
-	if err := s.report(ss, StateReport{State: stQueued, Released: true}); err != nil && !errors.Is(err, errSuperseded) {
+	if err := s.report(ss, StateReport{State: stQueued, Released: true}); err != nil && !errors.Is(err, errSuperseded) && !errors.Is(err, errSessionOver) {
 		s.log.Warn("ors: telling GES a callback whose entry Redis lost is no longer held here failed", "callback", ss.entry.id, "err", err)
 	}
 	s.supersede(ss)
