@@ -484,6 +484,11 @@ func TestCallbackGivenBackByORSIsHandedOverAgain(t *testing.T) {
 	if st := e.retrieve(ringing)["callbackState"]; st != "QUEUED" {
 		t.Fatalf("a callback given back while ROUTING is %v, want QUEUED", st)
 	}
+	// Redis emptied again before the next session routed it: that session's
+	// give-back is its own too (the row holds no session after a give-back).
+	if err := e.svc.ApplyReport(ctx, ringing, StateReport{State: StateQueued, Released: true, ORSSessionID: "s-next"}); err != nil {
+		t.Fatalf("second give-back: %v", err)
+	}
 }
 
 // A give-back speaks only for the session that sends it: a stale session

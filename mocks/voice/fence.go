@@ -137,7 +137,8 @@ func (s *Server) watchCancels(ctx context.Context, sub *redis.PubSub) {
 }
 
 // checkSessions runs when this consumer's lease lapsed (it renewed it too
-// late), or when Redis lost the consumer group (emptied): every session whose
+// late), or when Redis lost its data (the consumer group or the lease key
+// gone): every session whose
 // entry is no longer pending to this consumer stops reporting to GES; a
 // session whose entry is gone tells GES it no longer holds the callback
 // (giveBack). Parked ones are dropped at once, so that they hold no queue
@@ -210,5 +211,5 @@ func (s *Server) checkSessions(ctx context.Context, why string) {
 }
 
 func isNoGroup(err error) bool {
-	return err != nil && (errors.Is(err, redis.Nil) || strings.Contains(err.Error(), "NOGROUP"))
+	return err != nil && (errors.Is(err, redis.Nil) || strings.Contains(err.Error(), "NOGROUP") || strings.Contains(err.Error(), "no such key"))
 }

@@ -229,3 +229,23 @@ func TestEmptiedRedisHandsWaitingCallbacksBackToGES(t *testing.T) {
 	l.xadd(startEntry(id, simTone, 1, 0)) // GES's new hand-over runs
 	l.waitStates(t, id, stQueued, stQueued+":released", stQueued)
 }
+
+// Redis emptied, and another process recreated the consumer group before
+// this one read again (so its reads never fail): this process still notices,
+// its lease key being gone at its next renewal, and gives its waiting
+// callbacks back. It used to notice only at a dial, and a stale session's
+// position report kept the callback QUEUED, with no session, until then.
+func TestEmptiedRedisNoticedWhenAnotherProcessRecreatedTheGroup(t *testing.T) {
+	l := newLab(t, nil)
+	const id = "88888888-8888-8888-8888-888888888889"
+	l.waiting(t, id)
+	ctx := context.Background()
+	pipe := l.rdb.TxPipeline() // at once, as seen from the consumer
+	pipe.FlushAll(ctx)
+	pipe.XGroupCreateMkStream(ctx, "NewCallbackStream", "ors", "$")
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.waitStates(t, id, stQueued, stQueued+":released")
+	eventually(t, 3*time.Second, "the session dropped", func() bool { return l.sessionGone(id) })
+}

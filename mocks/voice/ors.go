@@ -223,7 +223,9 @@ func (s *Server) consume(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		default:
-			if strings.Contains(err.Error(), "NOGROUP") && s.ensureGroup(ctx) == nil {
+			// NOGROUP: the group is gone; UNBLOCKED: the stream was deleted
+			// under this blocked read (Redis 7).
+			if (strings.Contains(err.Error(), "NOGROUP") || strings.Contains(err.Error(), "UNBLOCKED")) && s.ensureGroup(ctx) == nil {
 				// Redis lost the group (emptied, or failed over without it):
 				// the entries of the sessions running here went with it.
 				s.log.Warn("ors: the consumer group was gone from Redis and is created again")
@@ -255,7 +257,11 @@ func (s *Server) leaseKey(consumer string) string {
 // callbacks waiting, and held Redis for all of it.
 func (s *Server) heartbeat(ctx context.Context) {
 	now := time.Now()
-	err := s.rdb.Set(ctx, s.leaseKey(s.cfg.Consumer), strconv.FormatInt(now.UnixMilli(), 10), 2*s.cfg.ClaimMinIdle).Err()
+	prev, err := s.rdb.SetArgs(ctx, s.leaseKey(s.cfg.Consumer), strconv.FormatInt(now.UnixMilli(), 10),
+		redis.SetArgs{TTL: 2 * s.cfg.ClaimMinIdle, Get: true}).Result()
+	if errors.Is(err, redis.Nil) {
+		prev, err = "", nil
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("ors: lease renewal failed", "err", err)
@@ -263,9 +269,18 @@ func (s *Server) heartbeat(ctx context.Context) {
 		return
 	}
 	last := s.lastRenewal.Swap(now.UnixNano())
-	if late := now.Sub(time.Unix(0, last)); last != 0 && late > s.cfg.ClaimMinIdle {
+	switch late := now.Sub(time.Unix(0, last)); {
+	case last == 0:
+	case late > s.cfg.ClaimMinIdle:
 		s.log.Warn("ors: this consumer's lease lapsed", "late_by", late.Round(time.Millisecond))
 		s.checkSessions(ctx, "lease lapsed")
+	case prev == "":
+		// Renewed in time, yet the key is gone: Redis lost its data
+		// (emptied, or failed over without it), and with it the entries of
+		// the sessions running here. Another consumer may have recreated
+		// the group already, so this consumer's reads need not fail.
+		s.log.Warn("ors: this consumer's lease key was gone from Redis: Redis lost its data")
+		s.checkSessions(ctx, "Redis lost its data")
 	}
 }
 
@@ -275,7 +290,7 @@ func (s *Server) heartbeat(ctx context.Context) {
 func (s *Server) autoclaim(ctx context.Context) {
 	consumers, err := s.rdb.XInfoConsumers(ctx, s.cfg.Stream, s.cfg.Group).Result()
 	if err != nil {
-		if ctx.Err() == nil && !strings.Contains(err.Error(), "NOGROUP") {
+		if ctx.Err() == nil && !isNoGroup(err) {
 			s.log.Warn("ors: list stream consumers failed", "err", err)
 		}
 		return
