@@ -119,10 +119,16 @@ func TestPeerTrafficOnAChannelArrivesAsChannelData(t *testing.T) {
 		}
 	}
 	// Every datagram to the echo peer came back; the talker's one adds to
-	// the count from peers.
-	a := srv.Allocations()[0]
-	if a.PacketsFromPeer != a.PacketsToPeer+1 {
-		t.Errorf("counted %d packets from peers and %d to them, want one more from (the talker's)", a.PacketsFromPeer, a.PacketsToPeer)
+	// the count from peers. A send is counted once its batch is flushed,
+	// which may be after the peer's echo came back through the relay.
+	var a AllocationInfo
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if a = srv.Allocations()[0]; a.PacketsFromPeer == a.PacketsToPeer+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counted %d packets from peers and %d to them, want one more from (the talker's)", a.PacketsFromPeer, a.PacketsToPeer)
+		}
 	}
 }
 
