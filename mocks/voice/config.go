@@ -163,11 +163,6 @@ func (c Config) Validate() error {
 	if c.GAuthURL == "" {
 		return errors.New("voice config: GAuthURL is required")
 	}
-	// The lease is renewed between blocking reads, every ClaimMinIdle/3: a
-	// longer block would let it lapse while the consumer is alive.
-	if c.ClaimMinIdle > 0 && c.ReadBlock > c.ClaimMinIdle/2 {
-		return fmt.Errorf("voice config: ReadBlock %s must be at most half of ClaimMinIdle %s", c.ReadBlock, c.ClaimMinIdle)
-	}
 	for name, raw := range map[string]string{"GAuthURL": c.GAuthURL, "GESURL": c.GESURL} {
 		if raw == "" {
 			continue

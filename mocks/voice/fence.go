@@ -144,6 +144,8 @@ func (s *Server) watchCancels(ctx context.Context, sub *redis.PubSub) {
 // (giveBack). Parked ones are dropped at once, so that they hold no queue
 // place; running ones stop dialling (the fence would refuse them).
 func (s *Server) checkSessions(ctx context.Context, why string) {
+	s.checkMu.Lock() // the lease renewal and the stream reader may both find a loss
+	defer s.checkMu.Unlock()
 	mine := map[string]bool{}
 	start := "-"
 	for range 1000 {
@@ -175,7 +177,7 @@ func (s *Server) checkSessions(ctx context.Context, why string) {
 		ss.mu.Unlock()
 	}
 	s.mu.Unlock()
-	gone := 0
+	gone, taken := 0, 0
 	for _, ss := range lost {
 		ss.mu.Lock()
 		msgID := ss.msgID
@@ -188,8 +190,11 @@ func (s *Server) checkSessions(ctx context.Context, why string) {
 		case len(p) == 0:
 			s.giveBack(ss)
 			gone++
+		case p[0].Consumer == s.cfg.Consumer:
+			continue // read meanwhile (a session started or took up a new entry)
 		default:
 			s.supersede(ss)
+			taken++
 		}
 		ss.mu.Lock()
 		cancel := ss.cancel
@@ -204,9 +209,9 @@ func (s *Server) checkSessions(ctx context.Context, why string) {
 			cancel()
 		}
 	}
-	if len(lost) > 0 || why == "lease lapsed" {
+	if gone+taken > 0 {
 		s.log.Warn("ors: callbacks no longer this consumer's are left to the others or handed back to GES",
-			"after", why, "taken_over", len(lost)-gone, "entry_gone", gone)
+			"after", why, "taken_over", taken, "entry_gone", gone)
 	}
 }
 

@@ -249,3 +249,22 @@ func TestEmptiedRedisNoticedWhenAnotherProcessRecreatedTheGroup(t *testing.T) {
 	l.waitStates(t, id, stQueued, stQueued+":released")
 	eventually(t, 3*time.Second, "the session dropped", func() bool { return l.sessionGone(id) })
 }
+
+// The lease is renewed every ClaimMinIdle/3 however long the stream reads
+// block: renewed between reads, a consumer idle on a 30-second read went up
+// to 50 s unrenewed, near the minute after which others take it for dead.
+func TestLeaseIsRenewedWhileTheStreamReadBlocks(t *testing.T) {
+	l := newLab(t, func(c *Config) { c.ReadBlock, c.ClaimMinIdle = 20*time.Second, 900*time.Millisecond })
+	ctx := context.Background()
+	key := "NewCallbackStream:ors-consumer:test-consumer"
+	var first string
+	eventually(t, 2*time.Second, "the lease taken", func() bool {
+		v, err := l.rdb.Get(ctx, key).Result()
+		first = v
+		return err == nil
+	})
+	eventually(t, 2*time.Second, "the lease renewed within a read", func() bool {
+		v, err := l.rdb.Get(ctx, key).Result()
+		return err == nil && v != first
+	})
+}

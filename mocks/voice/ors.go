@@ -177,6 +177,23 @@ func (s *Server) consume(ctx context.Context) {
 		}
 	}
 	s.heartbeat(ctx) // before anything: this consumer is alive
+	// The lease is renewed on a ticker of its own: between blocking reads
+	// (ReadBlock, 30 s in the appliance) it went 20 to 50 s unrenewed, close
+	// to the minute after which the others take the consumer for dead.
+	var renewing sync.WaitGroup
+	defer renewing.Wait()
+	renewing.Go(func() {
+		t := time.NewTicker(s.cfg.ClaimMinIdle / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.heartbeat(ctx)
+			}
+		}
+	})
 	for ctx.Err() == nil {
 		res, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: s.cfg.Group, Consumer: s.cfg.Consumer,
 			Streams: []string{s.cfg.Stream, "0"}, Count: 100}).Result()
@@ -237,8 +254,7 @@ func (s *Server) consume(ctx context.Context) {
 			}
 		}
 		if time.Since(lastClaim) >= s.cfg.ClaimMinIdle/3 {
-			s.heartbeat(ctx)
-			s.autoclaim(ctx)
+			s.autoclaim(ctx) // here, so that one goroutine handles entries
 			lastClaim = time.Now()
 		}
 	}

@@ -77,6 +77,7 @@ type Server struct {
 	// lastRenewal is when the consumer last renewed its lease, in Unix
 	// nanoseconds.
 	lastRenewal atomic.Int64
+	checkMu     sync.Mutex // one checkSessions at a time
 
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
