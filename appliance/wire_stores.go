@@ -81,9 +81,6 @@ func newPool(pg pgStore) (*pgxpool.Pool, error) {
 	pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	pc.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
 		dsn := pg.DSN()
-		if l, ok := pg.(interface{ LocalDSN() string }); ok && l.LocalDSN() != "" {
-			dsn = l.LocalDSN() // the embedded server's unix socket
-		}
 		if dsn == "" {
 			return errors.New("postgres is not running")
 		}

@@ -36,7 +36,6 @@ type Embedded struct {
 	starting bool
 	run      *supervised // nil when not running
 	dsn      string
-	localDSN string
 	info     StartInfo
 }
 
@@ -96,17 +95,6 @@ func (e *Embedded) DSN() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.dsn
-}
-
-// LocalDSN returns where the appliance's own pool connects, valid after
-// Start: the server's unix socket, which costs a round trip less kernel work
-// than loopback TCP (no TCP stack on either side). Only this process's user
-// (or root) can reach the socket's directory, and local connections are
-// trusted, so it carries no password.
-func (e *Embedded) LocalDSN() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.localDSN
 }
 
 // Info describes the last successful start.
@@ -228,9 +216,8 @@ func (e *Embedded) Start(ctx context.Context) error {
 		Port: port, Version: bins.Version, BinariesDir: bins.Dir, Source: bins.Source,
 		RunAs: rep.RunAs, Initialised: rep.Initialised, Took: time.Since(begin),
 	}
-	local := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", connValue(l.sock), port, connValue(cfg.User), connValue(cfg.Database))
 	e.mu.Lock()
-	e.run, e.dsn, e.localDSN, e.info = sv, dsn, local, info
+	e.run, e.dsn, e.info = sv, dsn, info
 	e.mu.Unlock()
 	go e.watch(sv)
 	e.log.Info("postgres ready", "port", port, "version", bins.Version, "binaries", bins.Dir,
