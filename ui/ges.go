@@ -1,15 +1,18 @@
 package ui
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 )
@@ -52,6 +55,9 @@ type listParams struct {
 	Sort     string
 	Desc     bool
 	Page     int
+	// Problem says what in the request could not be used (the list is
+	// not read then).
+	Problem string
 }
 
 func parseListParams(q url.Values) listParams {
@@ -84,6 +90,22 @@ func parseListParams(q url.Values) listParams {
 	p.Page, _ = strconv.Atoi(q.Get("page"))
 	if p.Page < 1 {
 		p.Page = 1
+	}
+	for _, v := range append([]string{p.Search}, p.Services...) {
+		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			p.Problem = "The search or service filter holds characters that are not text."
+		}
+	}
+	if p.Window == windowCustom && p.Problem == "" {
+		loc := p.browserZone()
+		from, ferr := time.ParseInLocation("2006-01-02T15:04", p.From, loc)
+		to, terr := time.ParseInLocation("2006-01-02T15:04", p.To, loc)
+		switch {
+		case (p.From != "" && ferr != nil) || (p.To != "" && terr != nil):
+			p.Problem = "The custom window needs dates and times such as 2026-12-08T09:00."
+		case ferr == nil && terr == nil && !to.After(from):
+			p.Problem = "The custom window ends before it starts."
+		}
 	}
 	return p
 }
@@ -204,6 +226,10 @@ func (u *UI) mountGES(e *echo.Echo) {
 
 type gesHandler func(c echo.Context, s session) error
 
+// gesPollHeader marks the list's background refresh (see gesTable), which
+// does not count as activity for the idle timeout.
+const gesPollHeader = "X-Ges-Poll"
+
 // gesAuth admits requests with a live session; others go to the login (or get
 // 401 with HX-Redirect for htmx requests).
 func (u *UI) gesAuth(h gesHandler) echo.HandlerFunc {
@@ -212,7 +238,7 @@ func (u *UI) gesAuth(h gesHandler) echo.HandlerFunc {
 		var s session
 		ok := false
 		if err == nil {
-			s, ok = u.sessions.touch(ck.Value)
+			s, ok = u.sessions.touch(ck.Value, c.Request().Header.Get(gesPollHeader) == "")
 		}
 		if !ok {
 			login := "/ges/login?return=" + url.QueryEscape(c.Request().URL.RequestURI())
@@ -220,6 +246,10 @@ func (u *UI) gesAuth(h gesHandler) echo.HandlerFunc {
 				login = "/ges/login"
 			}
 			if c.Request().Header.Get("HX-Request") != "" {
+				// Back to the page the fragment was for, not the fragment.
+				if cur, err := url.Parse(c.Request().Header.Get("HX-Current-URL")); err == nil && strings.HasPrefix(cur.Path, "/ges/") {
+					login = "/ges/login?return=" + url.QueryEscape(cur.RequestURI())
+				}
 				c.Response().Header().Set("HX-Redirect", login)
 				return c.NoContent(http.StatusUnauthorized)
 			}
@@ -229,7 +259,8 @@ func (u *UI) gesAuth(h gesHandler) echo.HandlerFunc {
 			return c.Redirect(http.StatusFound, login)
 		}
 		if c.Request().Method == http.MethodPost {
-			if !sameOrigin(c) || c.FormValue("csrf") != s.csrf {
+			// From the form's body only: a token in a URL leaks (logs, Referer).
+			if !sameOrigin(c) || c.Request().PostFormValue("csrf") != s.csrf {
 				return c.String(http.StatusForbidden, "the form is stale or was sent from another site; reload the page")
 			}
 		}
@@ -305,12 +336,15 @@ func (u *UI) gesLoad(c echo.Context, s session) gesView {
 	// otherwise show any text as the service's word.
 	f := u.flashFrom(c.QueryParams())
 	v := gesView{Session: s, Params: p, Now: u.clock.Now(), Flash: f.Text, FlashErr: f.Err}
-	page, err := u.deps.Callbacks.List(ctx, p.query(s.tenant, v.Now))
-	if err != nil {
+	if p.Problem != "" {
+		v.Err = p.Problem
+	} else if page, err := u.deps.Callbacks.List(ctx, p.query(s.tenant, v.Now)); err != nil {
+		// The cause goes to the log; the user gets no database internals.
 		u.log.Warn("list callbacks", "err", err)
-		v.Err = "The callback list could not be read: " + err.Error()
+		v.Err = "The callback list could not be read; try again, or narrow the filters."
+	} else {
+		v.Page = page
 	}
-	v.Page = page
 	if svcs, err := u.deps.Callbacks.Services(ctx, s.tenant); err == nil {
 		v.Services = svcs
 	}
@@ -379,6 +413,9 @@ func (u *UI) gesCreate(c echo.Context, s session) error {
 		if err != nil {
 			return u.back(c, "There was an Error Creating the Callback: pick a time slot.", true)
 		}
+		if !t.After(u.clock.Now()) {
+			return u.back(c, "There was an Error Creating the Callback: the slot "+t.UTC().Format("2006-01-02 15:04")+" UTC has passed; pick another.", true)
+		}
 		req.Desired = &t
 	}
 	id, err := u.deps.Callbacks.Create(c.Request().Context(), s.tenant, req)
@@ -396,7 +433,12 @@ func (u *UI) gesCancel(c echo.Context, s session) error {
 	if err != nil {
 		return u.back(c, "malformed form", true)
 	}
-	ids := form["id"]
+	var ids []string
+	for _, id := range form["id"] {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
 	if len(ids) == 0 {
 		return u.back(c, "Tick at least one callback to cancel.", true)
 	}
@@ -426,6 +468,16 @@ func (u *UI) gesRecreate(c echo.Context, s session) error {
 		}
 		desired = &t
 	}
+	old, err := u.deps.Callbacks.Get(c.Request().Context(), s.tenant, c.Param("id"))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return u.back(c, "Recreate failed: no callback has the id "+c.Param("id")+".", true)
+	case err != nil:
+		return u.back(c, "Recreate failed: "+err.Error(), true)
+	case !finished(old):
+		// It would be a second callback to the same customer.
+		return u.back(c, "Recreate failed: callback "+shortID(old.ID)+" is "+string(old.State)+"; only a COMPLETED callback can be recreated.", true)
+	}
 	id, err := u.deps.Callbacks.Recreate(c.Request().Context(), s.tenant, c.Param("id"), desired)
 	if err != nil {
 		return u.back(c, "Recreate failed: "+err.Error(), true)
@@ -451,17 +503,21 @@ func (u *UI) gesExport(c echo.Context, s session) error {
 		return c.String(http.StatusForbidden, "your role may not export callbacks")
 	}
 	p := parseListParams(c.QueryParams())
+	if p.Problem != "" {
+		return c.String(http.StatusBadRequest, p.Problem)
+	}
 	q := p.query(s.tenant, u.clock.Now())
 	noStore(c)
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
-	h.Set(echo.HeaderContentDisposition, `attachment; filename="callbacks-`+u.clock.Now().UTC().Format("20060102-150405")+`.csv"`)
-	c.Response().WriteHeader(http.StatusOK)
-	if err := u.deps.Callbacks.ExportCSV(c.Request().Context(), q, c.Response()); err != nil {
-		// The header is gone; the truncated file plus the log is all we can do.
+	// The file is built before the status goes out, so that a failure is
+	// an error, not a 200 with a short file.
+	var buf bytes.Buffer
+	if err := u.deps.Callbacks.ExportCSV(c.Request().Context(), q, &buf); err != nil {
 		u.log.Warn("export callbacks", "err", err)
+		return c.String(http.StatusServiceUnavailable, "The export could not be read; try again, or narrow the filters.")
 	}
-	return nil
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentDisposition, `attachment; filename="callbacks-`+u.clock.Now().UTC().Format("20060102-150405")+`.csv"`)
+	return c.Blob(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
 }
 
 func (u *UI) gesCallIn(c echo.Context, s session) error {
@@ -505,6 +561,11 @@ func (u *UI) gesQueues(c echo.Context, s session) error {
 	}
 	p := parseListParams(c.QueryParams())
 	return render(c, http.StatusOK, gesQueuesPage(u.chrome("Callback queues", "ges", "ges.js"), s, views, errText, p.UTC))
+}
+
+// pollPage is the hx-vals of the list's refresh: the page shown.
+func pollPage(page int) string {
+	return `{"page": "` + strconv.Itoa(max(page, 1)) + `"}`
 }
 
 func shortID(id string) string {

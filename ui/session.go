@@ -49,8 +49,10 @@ func (s *sessions) create(userName, tenant, token string, supervisor bool) *sess
 	return ss
 }
 
-// touch returns the live session of id and renews it; false when unknown or idle too long.
-func (s *sessions) touch(id string) (session, bool) {
+// touch returns the live session of id and, if renew, renews it; false
+// when unknown or idle too long. The list's background refresh does not
+// renew: a tab left open is idle.
+func (s *sessions) touch(id string, renew bool) (session, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss, ok := s.m[id]
@@ -62,7 +64,9 @@ func (s *sessions) touch(id string) (session, bool) {
 		delete(s.m, id)
 		return session{}, false
 	}
-	ss.lastSeen = now
+	if renew {
+		ss.lastSeen = now
+	}
 	return *ss, true
 }
 
