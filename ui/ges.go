@@ -476,7 +476,7 @@ func (u *UI) gesRecreate(c echo.Context, s session) error {
 		return u.back(c, "Recreate failed: "+err.Error(), true)
 	case !finished(old):
 		// It would be a second callback to the same customer.
-		return u.back(c, "Recreate failed: callback "+shortID(old.ID)+" is "+string(old.State)+"; only a COMPLETED callback can be recreated.", true)
+		return u.back(c, "Recreate failed: callback "+shortID(old.ID)+" is "+old.State+"; only a COMPLETED callback can be recreated.", true)
 	}
 	id, err := u.deps.Callbacks.Recreate(c.Request().Context(), s.tenant, c.Param("id"), desired)
 	if err != nil {
