@@ -204,6 +204,8 @@ type gesView struct {
 	FlashErr bool
 	Now      time.Time
 	Err      string
+	// Kept is what a failed create's form held (see createKept).
+	Kept map[string]string
 }
 
 func (u *UI) mountGES(e *echo.Echo) {
@@ -335,7 +337,7 @@ func (u *UI) gesLoad(c echo.Context, s session) gesView {
 	// Only the messages this UI produced (signed, see flashSig): a link could
 	// otherwise show any text as the service's word.
 	f := u.flashFrom(c.QueryParams())
-	v := gesView{Session: s, Params: p, Now: u.clock.Now(), Flash: f.Text, FlashErr: f.Err}
+	v := gesView{Session: s, Params: p, Now: u.clock.Now(), Flash: f.Text, FlashErr: f.Err, Kept: keptCreate(c.QueryParams())}
 	if p.Problem != "" {
 		v.Err = p.Problem
 	} else if page, err := u.deps.Callbacks.List(ctx, p.query(s.tenant, v.Now)); err != nil {
@@ -373,10 +375,33 @@ func (u *UI) gesDetails(c echo.Context, s session) error {
 
 // back redirects to the list the form came from with a signed flash message.
 func (u *UI) back(c echo.Context, msg string, isErr bool) error {
+	return u.backWith(c, msg, isErr, nil)
+}
+
+// createKept are the create form's fields a failed create hands back to the
+// form (query keys "c_" + field), so that the user's input is not lost.
+var createKept = []string{"type", "service", "phone", "date", "slot"}
+
+// keptCreate reads them back.
+func keptCreate(q url.Values) map[string]string {
+	m := map[string]string{}
+	for _, k := range createKept {
+		if v := q.Get("c_" + k); v != "" && utf8.ValidString(v) && len(v) <= 64 {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// backWith is back, with extra query values for the page.
+func (u *UI) backWith(c echo.Context, msg string, isErr bool, extra url.Values) error {
 	ret := c.FormValue("return")
 	v, err := url.ParseQuery(ret)
 	if err != nil {
 		v = url.Values{}
+	}
+	for k, vs := range extra {
+		v[k] = vs
 	}
 	v.Set("msg", msg)
 	v.Set("sig", u.flashSig(msg, isErr))
@@ -408,19 +433,24 @@ func (u *UI) gesCreate(c echo.Context, s session) error {
 		return u.back(c, "Your role may only view callbacks.", true)
 	}
 	req := CreateCallback{Service: c.FormValue("service"), PhoneNumber: typedPhone(c.FormValue("phone"))}
+	kept := url.Values{}
+	for _, k := range createKept {
+		kept.Set("c_"+k, c.Request().PostFormValue(k))
+	}
+	fail := func(msg string) error { return u.backWith(c, "There was an Error Creating the Callback: "+msg, true, kept) }
 	if c.FormValue("type") == "scheduled" {
 		t, err := time.Parse(time.RFC3339, c.FormValue("slot"))
 		if err != nil {
-			return u.back(c, "There was an Error Creating the Callback: pick a time slot.", true)
+			return fail("pick a time slot.")
 		}
 		if !t.After(u.clock.Now()) {
-			return u.back(c, "There was an Error Creating the Callback: the slot "+t.UTC().Format("2006-01-02 15:04")+" UTC has passed; pick another.", true)
+			return fail("the slot " + t.UTC().Format("2006-01-02 15:04") + " UTC has passed; pick another.")
 		}
 		req.Desired = &t
 	}
 	id, err := u.deps.Callbacks.Create(c.Request().Context(), s.tenant, req)
 	if err != nil {
-		return u.back(c, "There was an Error Creating the Callback: "+err.Error(), true)
+		return fail(err.Error())
 	}
 	return u.back(c, "Callback "+id+" created.", false)
 }
@@ -561,6 +591,14 @@ func (u *UI) gesQueues(c echo.Context, s session) error {
 	}
 	p := parseListParams(c.QueryParams())
 	return render(c, http.StatusOK, gesQueuesPage(u.chrome("Callback queues", "ges", "ges.js"), s, views, errText, p.UTC))
+}
+
+// keptOr is the create form's kept value of field, or def.
+func (v gesView) keptOr(field, def string) string {
+	if k, ok := v.Kept[field]; ok {
+		return k
+	}
+	return def
 }
 
 // pollPage is the hx-vals of the list's refresh: the page shown.

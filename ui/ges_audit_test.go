@@ -142,3 +142,22 @@ func TestGESCreateRefusesAPastSlot(t *testing.T) {
 		t.Fatalf("create in a past slot: %d callbacks (was %d), %q", len(fc.items), before, resp.Header.Get("Location"))
 	}
 }
+
+// A failed create hands the user's input back to the form, open: it was reset
+// to the demo number, and submitting again booked a callback to it.
+func TestGESFailedCreateKeepsTheInput(t *testing.T) {
+	ts, fc := newGESServer(t)
+	c, csrf := gesLogin(t, ts, "supervisor")
+	_, _, resp := postForm(t, c, ts.URL+"/ges/callbacks/create", url.Values{"csrf": {csrf}, "type": {"immediate"},
+		"service": {"CB_Sales"}, "phone": {"12025557002"}, "return": {"window=all"}})
+	if len(fc.items) != 0 {
+		t.Fatal("a callback was created from a bad number")
+	}
+	_, body, _ := get(t, c, ts.URL+resp.Header.Get("Location"))
+	for _, want := range []string{`id="create-dialog" open`, `id="create-phone" type="tel" value="12025557002"`,
+		`<option value="CB_Sales" selected>`, "E.164"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page after the failed create lacks %s", want)
+		}
+	}
+}

@@ -43,11 +43,20 @@
     const q = new URLSearchParams({ service: svc.value, date: date.value, tzo });
     const r = await fetch('/ges/slots?' + q.toString(), { credentials: 'same-origin' });
     slot.innerHTML = r.ok ? await r.text() : '<option value="">slots unavailable</option>';
+    if (slot.dataset.kept) { // a failed create's choice, once
+      slot.value = slot.dataset.kept;
+      slot.dataset.kept = '';
+    }
   }
   function toggle() {
     if (!type) return;
     $('schedule-fields').hidden = type.value !== 'scheduled';
     loadSlots();
+  }
+  if (date && !date.dataset.kept) { // today where the user is, not in UTC
+    const d = new Date();
+    const pad = (n) => String(n).padStart(2, '0');
+    date.value = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
   }
   if (type) {
     [type, svc, date].forEach((el) => el.addEventListener('change', toggle));
