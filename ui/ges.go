@@ -437,7 +437,9 @@ func (u *UI) gesCreate(c echo.Context, s session) error {
 	for _, k := range createKept {
 		kept.Set("c_"+k, c.Request().PostFormValue(k))
 	}
-	fail := func(msg string) error { return u.backWith(c, "There was an Error Creating the Callback: "+msg, true, kept) }
+	fail := func(msg string) error {
+		return u.backWith(c, "There was an Error Creating the Callback: "+msg, true, kept)
+	}
 	if c.FormValue("type") == "scheduled" {
 		t, err := time.Parse(time.RFC3339, c.FormValue("slot"))
 		if err != nil {
