@@ -630,7 +630,8 @@ func stateText(cb Callback) string {
 }
 
 // fmtTime renders a time for a cell: UTC when asked, else in loc (the
-// browser's zone; ges.js rewrites it to the browser's own rules).
+// offset the browser reported; ges.js rewrites it by the browser's own
+// rules, which differ across a daylight-saving change).
 func fmtTime(t time.Time, utc bool, loc *time.Location) string {
 	if t.IsZero() {
 		return ""

@@ -11,6 +11,18 @@
     const u = new URL(location.href);
     if (u.searchParams.get('tzo') !== tzo && tzo !== '0') { u.searchParams.set('tzo', tzo); location.replace(u.toString()); }
   }
+  // The server renders list times at the browser's current UTC offset; a
+  // time on the other side of a daylight-saving change is rewritten here by
+  // the browser's own rules (times in UTC end with " UTC" and stay).
+  const pad = (n) => String(n).padStart(2, '0');
+  const localTimes = () => document.querySelectorAll('#cb-table time[datetime]').forEach((el) => {
+    if (el.textContent.endsWith(' UTC')) return;
+    const d = new Date(el.getAttribute('datetime'));
+    if (Number.isNaN(d.getTime())) return;
+    el.textContent = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  });
+  localTimes();
+  document.addEventListener('htmx:afterSwap', (e) => { if (e.detail.target.id === 'list') localTimes(); });
   document.addEventListener('change', (e) => {
     if (e.target.id === 'select-all') {
       document.querySelectorAll('#cb-table tbody input[type=checkbox]').forEach((c) => { c.checked = e.target.checked; });
@@ -55,7 +67,6 @@
   }
   if (date && !date.dataset.kept) { // today where the user is, not in UTC
     const d = new Date();
-    const pad = (n) => String(n).padStart(2, '0');
     date.value = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
   }
   if (type) {
