@@ -371,7 +371,17 @@ func (ts *testServer) client(t *testing.T) *http.Client {
 // get fetches a path and returns status, body and response.
 func get(t *testing.T, c *http.Client, u string) (int, string, *http.Response) {
 	t.Helper()
-	resp, err := c.Get(u)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, c, req)
+}
+
+// do sends req and returns status, body and response.
+func do(t *testing.T, c *http.Client, req *http.Request) (int, string, *http.Response) {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
