@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"net/url"
 	"strings"
 	"time"
 
@@ -249,9 +250,14 @@ func (s *Service) readObject(c echo.Context) (map[string]json.RawMessage, error)
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, invalidf("a JSON object body is required")
 	}
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")) // a UTF-8 byte-order mark, as Node's parser allows
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, invalidf("malformed JSON body: %v", err)
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, invalidf("the body must be a JSON object, not a JSON %s", te.Value)
+		}
+		return nil, invalidf("malformed JSON body: %v", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if m == nil {
 		return nil, invalidf("the body must be a JSON object")
@@ -382,6 +388,21 @@ func findNUL(v any, path string) (string, bool) {
 	return "", false
 }
 
+// pathParam is a path parameter, percent-decoded. Echo routes on the raw
+// path when the request's encoding is not Go's own (CB%5FSales, lowercase
+// hex), and then hands the parameter over still encoded; otherwise it is
+// decoded already.
+func pathParam(c echo.Context, name string) string {
+	v := c.Param(name)
+	if c.Request().URL.RawPath == "" {
+		return v
+	}
+	if d, err := url.PathUnescape(v); err == nil {
+		return d
+	}
+	return v
+}
+
 // timeLayouts are the ISO-8601 forms accepted for date-times; without a zone the
 // time is read in the given location (UTC unless a timezone parameter says otherwise).
 var timeLayouts = []string{
@@ -393,6 +414,9 @@ var localLayouts = []string{"2006-01-02T15:04:05.999999999", "2006-01-02T15:04",
 // parseISO parses an ISO-8601 date-time.
 func parseISO(v string, loc *time.Location) (time.Time, bool) {
 	v = strings.TrimSpace(v)
+	if len(v) > 10 && (v[10] == 't' || strings.HasSuffix(v, "z")) { // RFC 3339 allows either case
+		v = strings.ToUpper(v)
+	}
 	for _, l := range timeLayouts {
 		if t, err := time.Parse(l, v); err == nil {
 			return t, true
@@ -447,7 +471,22 @@ func (s *Service) handleCreate(c echo.Context, tenant TenantID) (any, error) {
 		if err := json.Unmarshal(v, &pt); err != nil {
 			f.fail("pushTargets must be an array")
 		}
+		for i, t := range pt { // reference §2.1: [{channel: "FCM", target: "<token>"}]
+			o, ok := t.(map[string]any)
+			channel, _ := o["channel"].(string)
+			target, _ := o["target"].(string)
+			if !ok || channel == "" || target == "" {
+				f.fail("pushTargets[%d] must be an object with string channel and target", i)
+				break
+			}
+		}
 		extra["pushTargets"] = pt
+	}
+	if v := f.str("captchaToken"); v != "" {
+		extra["captchaToken"] = v
+	}
+	if v, ok := extra["offerTiming"].(string); ok && v != "ON-HOURS" && v != "OFF-HOURS" {
+		f.fail("offerTiming must be ON-HOURS or OFF-HOURS")
 	}
 	if f.err != nil {
 		return nil, f.err
@@ -605,12 +644,12 @@ func (s *Service) handleAvailability(c echo.Context, tenant TenantID) (any, erro
 			return nil, invalidf("reportBusy must be true or false")
 		}
 	}
-	return s.Availability(c.Request().Context(), tenant, c.Param("service"), AvailabilityQuery{
+	return s.Availability(c.Request().Context(), tenant, pathParam(c, "service"), AvailabilityQuery{
 		Start: start, End: end, Location: loc, MaxTimeSlots: int(maxSlots), ReportBusy: busy})
 }
 
 func (s *Service) handleQueueStatus(c echo.Context, tenant TenantID) (any, error) {
-	return s.QueueStatus(c.Request().Context(), tenant, c.Param("queue"))
+	return s.QueueStatus(c.Request().Context(), tenant, pathParam(c, "queue"))
 }
 
 func (s *Service) handleOpenFor(c echo.Context, tenant TenantID) (any, error) {
@@ -625,7 +664,7 @@ func (s *Service) handleOpenFor(c echo.Context, tenant TenantID) (any, error) {
 	if !ok {
 		at = s.clock.Now()
 	}
-	d, err := s.OpenFor(c.Request().Context(), tenant, c.Param("service"), at)
+	d, err := s.OpenFor(c.Request().Context(), tenant, pathParam(c, "service"), at)
 	if err != nil {
 		return nil, err
 	}
@@ -710,7 +749,7 @@ func (s *Service) handleEWTAlias(c echo.Context, tenant TenantID) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	vq := c.Param("vq")
+	vq := pathParam(c, "vq")
 	r := s.estimate(c.Request().Context(), tenant, tc.queueOf(vq), mode)
 	r.VirtualQueue = vq
 	return r, nil

@@ -133,7 +133,7 @@ func TestErrorEnvelope(t *testing.T) {
 		{"ccid header", []string{"X-API-Key: " + demoKey, "ccid: " + string(demoTenant)}, good, create, 400, "must be empty"},
 		{"ContactCenterID header", []string{"x-api-key: " + demoKey, "contactcenterid: x"}, good, create, 400, "must be empty"},
 		{"malformed json", []string{"x-api-key: " + demoKey}, `{"serviceName":`, create, 400, "malformed JSON"},
-		{"not an object", []string{"x-api-key: " + demoKey}, `[1]`, create, 400, "malformed JSON"},
+		{"not an object", []string{"x-api-key: " + demoKey}, `[1]`, create, 400, "must be a JSON object"},
 		{"empty body", []string{"x-api-key: " + demoKey}, ``, create, 400, "body is required"},
 		{"missing serviceName", []string{"x-api-key: " + demoKey}, `{"phoneNumber":"+12025550100"}`, create, 400, "serviceName"},
 		{"unknown service", []string{"x-api-key: " + demoKey}, `{"serviceName":"CB_Nope","phoneNumber":"+12025550100"}`, create, 400, "CB_Nope"},

@@ -187,7 +187,7 @@ func (s *Service) Create(ctx context.Context, tenant TenantID, req CreateRequest
 		desired = *req.DesiredTime
 	}
 	if desired.After(s.horizon(now)) {
-		return "", invalidf("desiredTime is too far ahead (at most %s)", s.cfg.ScheduleHorizon)
+		return "", invalidf("desiredTime is too far ahead (at most %s)", humanDuration(s.cfg.ScheduleHorizon))
 	}
 	c := &Callback{
 		ID: CallbackID(uuid.NewString()), Tenant: tenant, Service: sch.svc.Name, VirtualQueue: sch.svc.VirtualQueue,
@@ -716,4 +716,16 @@ func earliest(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// humanDuration says d in whole days or hours where it is one ("14 days"),
+// for messages to API clients; Go's form ("336h0m0s") otherwise.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d > 0 && d%(24*time.Hour) == 0:
+		return strconv.Itoa(int(d/(24*time.Hour))) + " days"
+	case d > 0 && d%time.Hour == 0:
+		return strconv.Itoa(int(d/time.Hour)) + " hours"
+	}
+	return d.String()
 }
