@@ -152,7 +152,7 @@ func estimateFrom(q queueStats, mode int) EWTResult {
 		return r
 	}
 	if q.aht <= 0 {
-		r.ResultCode, r.Message = ewtNoHistory, "no interactions in the virtual queue yet"
+		r.ResultCode, r.Message = ewtNoHistory, "no interaction handled in the virtual queue yet, so no average handling time"
 		return r
 	}
 	ahead, agents := q.waiting, math.Max(q.loggedIn, 1)
