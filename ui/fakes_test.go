@@ -271,6 +271,9 @@ func (f *fakeCallbacks) Recreate(ctx context.Context, tenant, id string, desired
 	if err != nil {
 		return "", err
 	}
+	if old.State != StateCompleted { // as the Engagement service refuses it
+		return "", errors.New("callback " + id + " is " + old.State + "; only a COMPLETED callback can be recreated")
+	}
 	return f.Create(ctx, tenant, CreateCallback{Service: old.Service, PhoneNumber: old.PhoneNumber, Desired: desired})
 }
 

@@ -500,16 +500,6 @@ func (u *UI) gesRecreate(c echo.Context, s session) error {
 		}
 		desired = &t
 	}
-	old, err := u.deps.Callbacks.Get(c.Request().Context(), s.tenant, c.Param("id"))
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return u.back(c, "Recreate failed: no callback has the id "+c.Param("id")+".", true)
-	case err != nil:
-		return u.back(c, "Recreate failed: "+err.Error(), true)
-	case !finished(old):
-		// It would be a second callback to the same customer.
-		return u.back(c, "Recreate failed: callback "+shortID(old.ID)+" is "+old.State+"; only a COMPLETED callback can be recreated.", true)
-	}
 	id, err := u.deps.Callbacks.Recreate(c.Request().Context(), s.tenant, c.Param("id"), desired)
 	if err != nil {
 		return u.back(c, "Recreate failed: "+err.Error(), true)

@@ -143,6 +143,9 @@ func (s *Service) Recreate(ctx context.Context, tenant TenantID, id CallbackID, 
 	if err != nil {
 		return "", err
 	}
+	if old.State != StateCompleted { // it would be a second callback to the same customer
+		return "", invalidf("callback %s is %s; only a COMPLETED callback can be recreated", id, old.State)
+	}
 	return s.Create(ctx, tenant, CreateRequest{ServiceName: old.Service, PhoneNumber: old.PhoneNumber, DesiredTime: desired,
 		Priority: old.Priority, Language: old.Language, UserData: old.UserData, Extra: old.Extra, AlwaysCheckCapacity: true})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -52,6 +53,10 @@ func TestAdminListExportRecreate(t *testing.T) {
 	nc, _ := e.svc.Get(ctx, demoTenant, n)
 	if nc.PhoneNumber != "+12025550106" || nc.Service != "CB_Sales" || nc.UserData["k"] != "v" {
 		t.Fatalf("recreated = %+v", nc)
+	}
+	// Only a finished callback: another would be a second call to the customer.
+	if _, err := e.svc.Recreate(ctx, demoTenant, n, nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("recreate of a %s callback: %v, want refused", nc.State, err)
 	}
 	var buf bytes.Buffer
 	if err := e.svc.ExportCSV(ctx, ListQuery{Tenant: demoTenant, Reason: ReasonCancelledByAdmin}, &buf); err != nil {
