@@ -288,7 +288,7 @@ func (s *Server) heartbeat(ctx context.Context) {
 	switch late := now.Sub(time.Unix(0, last)); {
 	case last == 0:
 	case late > s.cfg.ClaimMinIdle:
-		s.log.Warn("ors: this consumer's lease lapsed", "late_by", late.Round(time.Millisecond))
+		s.log.Warn("ors: this consumer's lease lapsed", "since_last_renewal", late.Round(time.Millisecond))
 		s.checkSessions(ctx, "lease lapsed")
 	case prev == "":
 		// Renewed in time, yet the key is gone: Redis lost its data
