@@ -97,9 +97,8 @@ func parseListParams(q url.Values) listParams {
 		}
 	}
 	if p.Window == windowCustom && p.Problem == "" {
-		loc := p.browserZone()
-		from, ferr := time.ParseInLocation("2006-01-02T15:04", p.From, loc)
-		to, terr := time.ParseInLocation("2006-01-02T15:04", p.To, loc)
+		from, ferr := p.customBound(p.From)
+		to, terr := p.customBound(p.To)
 		switch {
 		case (p.From != "" && ferr != nil) || (p.To != "" && terr != nil):
 			p.Problem = "The custom window needs dates and times such as 2026-12-08T09:00."
@@ -160,6 +159,12 @@ func (p listParams) browserZone() *time.Location {
 	return time.FixedZone("browser", -p.TZOffset*60)
 }
 
+// customBound reads a custom window's bound (a datetime-local input's value)
+// in the browser's zone.
+func (p listParams) customBound(v string) (time.Time, error) {
+	return time.ParseInLocation("2006-01-02T15:04", v, p.browserZone())
+}
+
 // window resolves the time window to [from, to) at now.
 func (p listParams) window(now time.Time) (time.Time, time.Time) {
 	loc := p.browserZone()
@@ -173,13 +178,8 @@ func (p listParams) window(now time.Time) (time.Time, time.Time) {
 	case windowAll:
 		return time.Time{}, time.Time{}
 	case windowCustom:
-		var from, to time.Time
-		if t, err := time.ParseInLocation("2006-01-02T15:04", p.From, loc); err == nil {
-			from = t
-		}
-		if t, err := time.ParseInLocation("2006-01-02T15:04", p.To, loc); err == nil {
-			to = t
-		}
+		from, _ := p.customBound(p.From) // zero (open) when unset; parseListParams refuses bad ones
+		to, _ := p.customBound(p.To)
 		return from, to
 	default:
 		l := now.In(loc)

@@ -47,37 +47,33 @@ func (c *Lab) Offset() time.Duration {
 // Advance moves the clock forward by d (negative values are ignored) and tells
 // every listener the new time.
 func (c *Lab) Advance(d time.Duration) time.Time {
-	if d < 0 {
-		d = 0
-	}
-	c.mu.Lock()
-	c.offset += d
-	now := time.Now().Add(c.offset)
-	ls := append([]func(time.Time){}, c.listeners...)
-	c.mu.Unlock()
-	for _, f := range ls {
-		f(now)
-	}
+	now, _ := c.move(func(cur time.Duration) (time.Duration, bool) { return cur + max(d, 0), true })
 	return now
 }
 
 // AdvanceTo moves the clock to offset ahead of wall time if that is ahead
 // of where it is, telling every listener; it reports whether it moved.
 func (c *Lab) AdvanceTo(offset time.Duration) (time.Time, bool) {
+	return c.move(func(cur time.Duration) (time.Duration, bool) { return offset, offset > cur })
+}
+
+// move sets the offset to what next makes of the current one and, if next
+// says so, tells every listener the new time.
+func (c *Lab) move(next func(time.Duration) (time.Duration, bool)) (time.Time, bool) {
 	c.mu.Lock()
-	if offset <= c.offset {
-		now := time.Now().Add(c.offset)
-		c.mu.Unlock()
-		return now, false
+	offset, moved := next(c.offset)
+	if moved {
+		c.offset = offset
 	}
-	c.offset = offset
 	now := time.Now().Add(c.offset)
 	ls := append([]func(time.Time){}, c.listeners...)
 	c.mu.Unlock()
-	for _, f := range ls {
-		f(now)
+	if moved {
+		for _, f := range ls {
+			f(now)
+		}
 	}
-	return now, true
+	return now, moved
 }
 
 // OnAdvance registers f to be called after each Advance with the new time.
