@@ -138,7 +138,8 @@ func callState(id, state string) func(map[string]any) bool {
 	}
 }
 
-// waitAgentEvent reads the agent's signalling events until one of type typ.
+// waitAgentEvent reads the agent's signalling events until one of type typ;
+// an error the gateway sends meanwhile fails the test.
 func waitAgentEvent(ctx context.Context, t *testing.T, a *agent.Agent, typ string, within time.Duration) {
 	t.Helper()
 	timeout := time.NewTimer(within)
@@ -148,6 +149,9 @@ func waitAgentEvent(ctx context.Context, t *testing.T, a *agent.Agent, typ strin
 		case e := <-a.Events():
 			if e.Type == typ {
 				return
+			}
+			if e.Type == "ERROR" {
+				t.Fatalf("waiting for %s, the gateway sent an error: %s", typ, e.Body)
 			}
 		case <-timeout.C:
 			t.Fatalf("timed out after %s waiting for the agent to get %s", within, typ)
@@ -268,5 +272,79 @@ func TestWorkspaceDesktopAnswersCallback(t *testing.T) {
 	}
 	if code := d.post(ctx, "/workspace/v3/voice/calls/no-such-call/answer", "", &envl); code != http.StatusNotFound || envl.Status.Code != 404 {
 		t.Fatalf("answer of an unknown call: %d %+v", code, envl)
+	}
+}
+
+// TestWorkspaceRejectRequeuesCallback: an agent's desktop releasing a call
+// that rings there rejects it. The callback is not ended (the customer is
+// still waiting): it goes back to its queue, the desktop sees Released and
+// no call left in its session, and the agent is NotReady, as when a call
+// rings out.
+func TestWorkspaceRejectRequeuesCallback(t *testing.T) {
+	s := apptest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+
+	a := runAgent(ctx, t, s, "agent1", agent.Config{PlayHz: 1000}, false)
+	jar, _ := cookiejar.New(nil)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	d := &desktop{t: t, base: s.URL, hc: &http.Client{Jar: jar, Transport: tr, Timeout: 60 * time.Second}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/workspace/v3/initialize-workspace", nil)
+	req.Header.Set("Authorization", "Bearer "+agentToken(t, s, "agent1", "agent123"))
+	resp, err := d.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	d.listen(ctx)
+	d.waitFor(10*time.Second, "WorkspaceInitializationComplete", func(m map[string]any) bool { return m["state"] == "Complete" })
+	if code := d.post(ctx, "/workspace/v3/activate-channels", `{"data":{"agentId":"7001","dn":"7001"}}`, nil); code != http.StatusOK {
+		t.Fatalf("activate-channels: %d", code)
+	}
+	d.waitFor(10*time.Second, "the DN NotReady (registered by the softphone)", dnState("NotReady"))
+	if code := d.post(ctx, "/workspace/v3/voice/ready", "", nil); code != http.StatusOK {
+		t.Fatalf("ready: %d", code)
+	}
+	d.waitFor(10*time.Second, "DnStateChanged Ready", dnState("Ready"))
+
+	var created struct {
+		ID string `json:"id"`
+	}
+	if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{
+		"serviceName": "CB_Support", "phoneNumber": "+12025550100",
+	}, &created); code != 200 || created.ID == "" {
+		t.Fatalf("create callback: %d %+v", code, created)
+	}
+	ringing := d.waitFor(30*time.Second, "CallStateChanged Ringing", callState("", "Ringing"))
+	id, _ := ringing["call"].(map[string]any)["id"].(string)
+	waitAgentEvent(ctx, t, a, "OFFER", 10*time.Second)
+
+	if code := d.post(ctx, "/workspace/v3/voice/calls/"+id+"/release", "", nil); code != http.StatusOK {
+		t.Fatalf("release of the ringing call: %d", code)
+	}
+	d.waitFor(10*time.Second, "CallStateChanged Released", callState(id, "Released"))
+	waitAgentEvent(ctx, t, a, "BYE", 10*time.Second)
+	eventually(t, 10*time.Second, "the agent NotReady again", func() bool { return d.count(dnState("NotReady")) == 2 })
+	eventually(t, 10*time.Second, "the callback back in its queue", func() bool {
+		return retrieve(t, s, created.ID).State == "QUEUED"
+	})
+	var cur struct {
+		Data struct {
+			Calls []any `json:"calls"`
+		} `json:"data"`
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/workspace/v3/current-session", nil)
+	resp, err = d.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&cur)
+	resp.Body.Close()
+	if len(cur.Data.Calls) != 0 {
+		t.Fatalf("current-session still lists calls after the reject: %v", cur.Data.Calls)
+	}
+	if st := retrieve(t, s, created.ID).State; st == "COMPLETED" {
+		t.Fatalf("the reject ended the customer's callback")
 	}
 }

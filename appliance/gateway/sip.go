@@ -19,20 +19,26 @@ import (
 // carrying a Bearer JWT is larger than RFC 3261 allows over UDP (1300 bytes).
 // Voice sends calls back over that same connection; other requests use UDP.
 type sipStack struct {
-	s       *Server
-	ua      *sipgo.UserAgent
-	srv     *sipgo.Server
-	cli     *sipgo.Client
-	cliTCP  *sipgo.Client
-	conn    net.PacketConn
-	ln      net.Listener
-	addr    *net.UDPAddr
-	voice   string
-	route   sip.Uri // Voice as a loose route (outbound proxy) for outgoing calls
-	servers *sipgo.DialogServerCache
-	clients *sipgo.DialogClientCache
-	contact sip.ContactHeader
-	wg      sync.WaitGroup
+	s      *Server
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	cli    *sipgo.Client
+	cliTCP *sipgo.Client
+	conn   net.PacketConn
+	ln     net.Listener
+	addr   *net.UDPAddr
+	voice  string
+	route  sip.Uri // Voice as a loose route (outbound proxy) for outgoing calls
+	// servers holds the dialogs of calls Voice sent over UDP, serversTCP
+	// those it sent over TCP (the registered contact's transport): in-dialog
+	// requests of a TCP dialog must go through the client that does not pin
+	// its local address to the UDP port, or each one dials a new connection
+	// from the listening port and the second such dial fails (EADDRINUSE).
+	servers    *sipgo.DialogServerCache
+	serversTCP *sipgo.DialogServerCache
+	clients    *sipgo.DialogClientCache
+	contact    sip.ContactHeader
+	wg         sync.WaitGroup
 }
 
 func newSIPStack(s *Server) (*sipStack, error) {
@@ -76,9 +82,16 @@ func newSIPStack(s *Server) (*sipStack, error) {
 	}
 	st.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: addr.IP.String(), Port: addr.Port}}
 	st.servers = sipgo.NewDialogServerCache(cli, st.contact)
+	tcpContact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: addr.IP.String(), Port: addr.Port,
+		UriParams: sip.HeaderParams{{K: "transport", V: "tcp"}}}}
+	st.serversTCP = sipgo.NewDialogServerCache(cliTCP, tcpContact)
 	st.clients = sipgo.NewDialogClientCache(cli, st.contact)
 	srv.OnInvite(st.onInvite)
-	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { _ = st.servers.ReadAck(req, tx) })
+	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		if st.servers.ReadAck(req, tx) != nil {
+			_ = st.serversTCP.ReadAck(req, tx)
+		}
+	})
 	srv.OnBye(st.onBye)
 	srv.OnNotify(st.onNotify)
 	srv.OnInfo(st.onInfo)
@@ -239,7 +252,11 @@ func (st *sipStack) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		respond(req, tx, 486, "Busy Here")
 		return
 	}
-	dss, err := st.servers.ReadInvite(req, tx)
+	servers := st.servers
+	if sip.IsReliable(req.Transport()) {
+		servers = st.serversTCP
+	}
+	dss, err := servers.ReadInvite(req, tx)
 	if err != nil {
 		ss.releaseCall(c)
 		respond(req, tx, 400, "Bad Request")
@@ -251,7 +268,7 @@ func (st *sipStack) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (st *sipStack) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	if err := st.servers.ReadBye(req, tx); err != nil {
+	if st.servers.ReadBye(req, tx) != nil && st.serversTCP.ReadBye(req, tx) != nil {
 		if err := st.clients.ReadBye(req, tx); err != nil {
 			respond(req, tx, 481, "Call/Transaction Does Not Exist")
 			return
