@@ -177,7 +177,7 @@ func (v workspaceVoice) Watch(ccid tenant.CCID, dn string, buffer int) (<-chan g
 
 func toWorkspaceCall(c voice.FeedCall) gws.VoiceCall {
 	return gws.VoiceCall{ID: string(c.ID), Kind: c.Kind, State: c.State, From: c.From, To: c.To, AgentDN: string(c.AgentDN),
-		UserData: c.UserData}
+		LeftDN: string(c.LeftDN), UserData: c.UserData}
 }
 
 func workspaceVoiceError(err error) error {

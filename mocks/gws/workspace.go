@@ -36,7 +36,10 @@ type VoiceDN struct {
 // queued, ivr, ringing, connected, held or ended.
 type VoiceCall struct {
 	ID, Kind, State, From, To, AgentDN string
-	UserData                           map[string]string
+	// LeftDN, in an event, is the agent DN the call rang at and left
+	// unanswered (no answer, or a reject): released there, it goes on.
+	LeftDN   string
+	UserData map[string]string
 }
 
 // VoiceEvent is one change at a watched DN: DN or Call is set.
@@ -639,6 +642,9 @@ func dnObject(d VoiceDN) map[string]any {
 // wsCallState is the call's state as the agent at dn sees it ("" while the
 // call has not reached the DN): Dialing, Ringing, Established, Held, Released.
 func wsCallState(vc VoiceCall, dn string) string {
+	if vc.LeftDN != "" && vc.LeftDN == dn {
+		return "Released"
+	}
 	caller := vc.From == dn && vc.AgentDN != dn
 	switch vc.State {
 	case "dialing":

@@ -228,6 +228,9 @@ func TestCallbackAgentNoAnswerRequeues(t *testing.T) {
 	if lazy.registerBearer("tok-agent1", 60) != 200 || good.registerBearer("tok-agent2", 60) != 200 {
 		t.Fatal("register failed")
 	}
+	// What agent1's desktop hears of the call: it rang there, then left.
+	events, stop := Subscribe(l.v, testCCID, "7001", 64, func(e FeedEvent) FeedEvent { return e })
+	defer stop()
 	l.ready(t, "agent1") // longest idle: gets the callback first
 	eventually(t, time.Second, "agent1 ready first", func() bool { return l.agentState("7001") == Ready })
 	time.Sleep(10 * time.Millisecond) // distinct ready timestamps (clock resolution), not readiness
@@ -237,6 +240,21 @@ func TestCallbackAgentNoAnswerRequeues(t *testing.T) {
 	l.waitStates(t, id, stQueued, stRouting, stQueued, stRouting, stProcessing)
 	if l.agentState("7001") != NotReady {
 		t.Fatalf("agent that did not answer is %s, want NotReady", l.agentState("7001"))
+	}
+	if cs := l.v.CallsAt(testCCID, "7001"); len(cs) != 0 {
+		t.Fatalf("calls still at the agent who did not answer: %+v", cs)
+	}
+	var rang, left bool
+	for len(events) > 0 {
+		e := <-events
+		if e.Call == nil {
+			continue
+		}
+		rang = rang || (e.Call.State == "ringing" && e.Call.AgentDN == "7001")
+		left = left || (rang && e.Call.LeftDN == "7001" && e.Call.AgentDN != "7001")
+	}
+	if !rang || !left {
+		t.Fatalf("agent1's feed: rang %v, then left %v", rang, left)
 	}
 	if r := l.ges.last(id); r.AgentDN != "7002" || r.DialAttempts != 1 {
 		t.Fatalf("PROCESSING report %+v (customer should have been kept)", r)

@@ -90,6 +90,42 @@ func (c *call) setState(st string) {
 	c.mu.Unlock()
 }
 
+// setAgent records the agent the call is for (not yet offered to it).
+func (c *call) setAgent(k agentKey) {
+	c.mu.Lock()
+	c.agent = k
+	c.mu.Unlock()
+}
+
+// offerTo marks the call ringing at agent k.
+func (c *call) offerTo(k agentKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != "ended" {
+		c.agent, c.state = k, "ringing"
+		if c.kind == kindCallback { // a callback's far end is its agent
+			c.to = string(k.dn)
+		}
+		c.publishLocked()
+	}
+}
+
+// requeue takes the call back from the agent it rang, who did not take it
+// (no answer, or a reject): it waits in its queue again, and the agent's
+// desktop sees it released.
+func (c *call) requeue() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != "ended" {
+		left := c.agent.dn
+		c.agent, c.state = agentKey{}, "queued"
+		if c.kind == kindCallback {
+			c.to = ""
+		}
+		c.publishLeftLocked(left)
+	}
+}
+
 func (c *call) getState() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -15,6 +15,10 @@ type FeedCall struct {
 	State    string // dialing, queued, ivr, ringing, connected, held, ended
 	From, To string
 	AgentDN  DN
+	// LeftDN is set in the event of a call that rang at an agent who did
+	// not take it (no answer, or a reject) and went back to its queue: the
+	// call is over for that DN while it goes on elsewhere.
+	LeftDN   DN
 	UserData map[string]string
 }
 
@@ -32,7 +36,7 @@ func (e FeedEvent) involves(dn DN) bool {
 		return e.Agent.DN == dn
 	}
 	c := e.Call
-	return c.AgentDN == dn || DN(c.From) == dn || DN(c.To) == dn
+	return c.AgentDN == dn || DN(c.From) == dn || DN(c.To) == dn || (c.LeftDN != "" && c.LeftDN == dn)
 }
 
 // feed fans call and agent changes out to subscribers. Delivery never blocks
@@ -115,12 +119,16 @@ func (f *feed) publish(e FeedEvent) {
 
 // publishLocked reports the call's state; the caller holds c.mu, which keeps
 // one call's events in order.
-func (c *call) publishLocked() {
+func (c *call) publishLocked() { c.publishLeftLocked("") }
+
+// publishLeftLocked reports the call's state, telling left (when not empty)
+// that the call is no longer at its DN.
+func (c *call) publishLeftLocked(left DN) {
 	if !c.feed.active() {
 		return
 	}
 	c.feed.publish(FeedEvent{Tenant: c.tenant, Call: &FeedCall{ID: c.id, Kind: c.kind, State: c.state, From: c.from, To: c.to,
-		AgentDN: c.agent.dn, UserData: maps.Clone(c.userData)}})
+		AgentDN: c.agent.dn, LeftDN: left, UserData: maps.Clone(c.userData)}})
 }
 
 // publishAgentLocked reports an agent's state; the caller holds s.mu.
@@ -193,6 +201,12 @@ func (s *Server) ControlCall(ctx context.Context, tenant TenantID, dn DN, id Cal
 		return errCallState
 	}
 	if op == "hangup" {
+		if st == "ringing" && fc.AgentDN == dn && DN(fc.From) != dn && b != nil && (c.kind == kindCallback || c.kind == kindInbound) {
+			// The agent rejects a call a queue offered: only its leg ends,
+			// and the call goes back to the queue (as when it rings out).
+			b.hangup(ctx)
+			return nil
+		}
 		s.endCall(c, nil, "released by 3pcc")
 		return nil
 	}

@@ -908,7 +908,7 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 				c.vq, c.callback, c.orsSession = e.vq, e.id, ss.orsID.String()
 				c.userData = flattenUserData(e.userDataMap())
 			}
-			c.agent = ak
+			c.setAgent(ak)
 			s.assignCall(ak, c.id)
 			var code int
 			cust, code = s.dialCustomer(ss.ctx, c, e.phone)
@@ -946,9 +946,8 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 			front = true
 			continue
 		}
-		c.agent = ak
 		s.assignCall(ak, c.id)
-		c.setState("ringing")
+		c.offerTo(ak)
 		headers := userDataHeaders(append([][2]string{
 			{"X-Genesys-CallType", "callback"}, {"X-Genesys-CallbackId", string(e.id)},
 			{"X-Genesys-ORSSessionId", ss.orsID.String()}, {"X-Genesys-Service", e.service},
@@ -985,6 +984,7 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 			// to the head of the queue with the customer kept on the line
 			// (hearing the parking prompt or silence).
 			log.Info("agent did not answer callback", "dn", ak.dn, "err", err)
+			c.requeue()
 			s.releaseAgent(ak, NotReady)
 			ss.mu.Lock()
 			ss.agentDN = ""

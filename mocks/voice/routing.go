@@ -255,9 +255,8 @@ func (s *Server) routeQueued(q queuedCall) {
 			front = true
 			continue
 		}
-		c.agent = ak
 		s.assignCall(ak, c.id)
-		c.setState("ringing")
+		c.offerTo(ak)
 		out, err := s.dial(in.dss.Context(), c, 1, dialRequest{
 			target: b, fromUser: req.From().Address.User, fromName: req.From().DisplayName, sdp: req.Body(),
 			headers: q.headers, ringTimeout: s.cfg.AgentAnswerTimeout,
@@ -271,8 +270,9 @@ func (s *Server) routeQueued(q queuedCall) {
 			// The agent did not answer: it goes NotReady and the caller keeps
 			// its place at the head of the queue.
 			s.log.Info("agent did not answer a queued call", "dn", ak.dn, "err", err)
-			s.releaseAgent(ak, NotReady)
 			c.setLeg(1, nil)
+			c.requeue()
+			s.releaseAgent(ak, NotReady)
 			front = true
 			continue
 		}
