@@ -25,7 +25,7 @@ func openDataDir(cfg config.Config) (*dataDir, error) {
 	var path string
 	var swept []string
 	if cfg.Ephemeral {
-		swept = sweepEphemeral(os.TempDir(), time.Minute)
+		swept = sweepEphemeral(os.TempDir(), 5*time.Second)
 		p, err := os.MkdirTemp("", "cxlab-")
 		if err != nil {
 			return nil, fmt.Errorf("%w: ephemeral data dir: %w", config.ErrInvalid, err)

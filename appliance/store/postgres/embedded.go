@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -153,7 +154,12 @@ func (e *Embedded) Start(ctx context.Context) error {
 	}
 	port, err := pickPort(cfg.Port)
 	if err != nil {
-		return err
+		if !staleServerOn(l.pgdata, cfg.Port) {
+			return err
+		}
+		// A postmaster a killed run left on this data dir holds the port:
+		// the supervisor stops it (recoverStale) before starting afresh.
+		port = cfg.Port
 	}
 
 	sv, err := e.spawn()
@@ -427,6 +433,21 @@ func forwardLogs(log *slog.Logger, r io.Reader, lastErr *atomic.Value) {
 		log.Log(context.Background(), level, msg, attrs...)
 	}
 	_, _ = io.Copy(io.Discard, r)
+}
+
+// staleServerOn reports whether a live postmaster serving pgdata, left by an
+// earlier run, listens on port (the port line of its postmaster.pid).
+func staleServerOn(pgdata string, port int) bool {
+	pid, err := postmasterPID(pgdata)
+	if err != nil || port == 0 || !processAlive(pid) || !servesDataDir(pid, pgdata) {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(pgdata, "postmaster.pid"))
+	if err != nil {
+		return false
+	}
+	lines := strings.Split(string(b), "\n")
+	return len(lines) > 3 && strings.TrimSpace(lines[3]) == strconv.Itoa(port)
 }
 
 // pickPort checks that port is free on loopback (or picks a free one for 0).

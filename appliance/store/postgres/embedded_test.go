@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,6 +263,11 @@ func TestStaleLivePostmaster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	u, err := url.Parse(e.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
 	sv := e.run
 	_ = syscall.Kill(sv.cmd.Process.Pid, syscall.SIGKILL)
 	<-sv.exited
@@ -271,7 +277,9 @@ func TestStaleLivePostmaster(t *testing.T) {
 	if !processAlive(pid) {
 		t.Fatal("test setup: postmaster should outlive a SIGKILLed supervisor")
 	}
-	e2 := startEmbedded(t, Config{DataDir: dir})
+	// The next start asks for the same port, as a start on the default port
+	// does: the stale postmaster still holds it.
+	e2 := startEmbedded(t, Config{DataDir: dir, Port: port})
 	for deadline := time.Now().Add(2 * time.Second); processAlive(pid); {
 		if time.Now().After(deadline) {
 			t.Fatalf("stale postmaster %d still running 2 s after the new start", pid)
