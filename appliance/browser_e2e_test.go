@@ -150,6 +150,21 @@ func TestBrowserSoftphoneDialsOut(t *testing.T) {
 	const number = "+12025550100"
 
 	softphoneSignIn(t, phone, s, "agent2", wait)
+	// The softphone follows the agent state Voice holds, whoever changes it
+	// (here another client; in a call that rings out, Voice itself).
+	browsertest.WaitJS(t, phone, wait, "the softphone to show NotReady", `document.getElementById('agent-state').dataset.state === 'NotReady'`)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, s.URL+"/voice/v1/agents/me/state", strings.NewReader(`{"state":"Ready"}`))
+	req.Header.Set("Authorization", "Bearer "+agentToken(t, s, "agent2", "agent123"))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("set Ready through the Voice API: %d", resp.StatusCode)
+	}
+	browsertest.WaitJS(t, phone, wait, "the softphone to show Ready set elsewhere", `document.getElementById('agent-state').dataset.state === 'Ready'`)
 	browsertest.Run(t, phone, wait,
 		chromedp.SetValue(chromedp.ID("dial-number"), number),
 		chromedp.Click(chromedp.ID("btn-call")),

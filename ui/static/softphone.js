@@ -596,6 +596,7 @@
     $('remote-audio').srcObject = null;
     setText('call-state', why === 'remote' ? 'Ended by the far end' : 'Ended', 'ended');
     buttons();
+    readAgentState(); // Voice moved it: wrap-up, or NotReady after a call that rang out
   }
 
   // ---- level meters ---------------------------------------------------------
@@ -677,6 +678,9 @@
     }
     showPhone(true);
     readAgentState();
+    // Voice changes the state by itself too (wrap-up ending, a call that
+    // rang out making the agent NotReady): follow it.
+    setInterval(readAgentState, 5000);
     gwSignIn();
   }
 
