@@ -59,7 +59,8 @@ type Config struct {
 	CodeTTL time.Duration
 	// LoginSessionTTL is how long the login page's SSO cookie lasts. Default 8h.
 	LoginSessionTTL time.Duration
-	// UserinfoJWTTTL is the lifetime of the X-GWS-User JWT. Default 5m.
+	// UserinfoJWTTTL is the lifetime of the X-GWS-User JWT. Default 30m,
+	// what Workspace's exchange-token tells its clients (expires_in 1800).
 	UserinfoJWTTTL time.Duration
 	// OpsUser and OpsPassword guard /auth/v3/ops and the Environment admin
 	// routes (HTTP Basic). Default "ops" / "ops".
@@ -89,7 +90,7 @@ func (c *Config) defaults() {
 		c.LoginSessionTTL = 8 * time.Hour
 	}
 	if c.UserinfoJWTTTL <= 0 {
-		c.UserinfoJWTTTL = 5 * time.Minute
+		c.UserinfoJWTTTL = 30 * time.Minute
 	}
 	if c.OpsUser == "" {
 		c.OpsUser = "ops"

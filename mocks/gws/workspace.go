@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/cxlab/cxlab/mocks/tenant"
@@ -521,11 +523,23 @@ func (w *workspace) exchangeToken(c echo.Context) error {
 		return v3Error(c, http.StatusServiceUnavailable, "authentication service unavailable")
 	}
 	resp.Body.Close()
-	jwt := resp.Header.Get("X-GWS-User")
-	if resp.StatusCode != http.StatusOK || jwt == "" {
+	tok := resp.Header.Get("X-GWS-User")
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		// The session's token was revoked (signed out) or has expired.
+		return v3Error(c, http.StatusUnauthorized, "the session's GAuth token is no longer valid: initialize the workspace again")
+	case resp.StatusCode != http.StatusOK || tok == "":
 		return v3Error(c, http.StatusBadGateway, fmt.Sprintf("GAuth jwt-userinfo answered %d", resp.StatusCode))
 	}
-	return v3OK(c, map[string]any{"access_token": jwt, "token_type": "bearer", "expires_in": 1800})
+	// expires_in is the JWT's own lifetime (GAuth's UserinfoJWTTTL, 1800 s
+	// by default as in Genesys' simulator): a client caching the token for
+	// that long must not find it refused.
+	expiresIn := 1800
+	var claims jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(tok, &claims); err == nil && claims.ExpiresAt != nil && claims.IssuedAt != nil {
+		expiresIn = max(0, int(claims.ExpiresAt.Sub(claims.IssuedAt.Time).Seconds())) // just issued, by GAuth's clock
+	}
+	return v3OK(c, map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": expiresIn})
 }
 
 // activeDN returns the session's activated DN or writes the refusal.
@@ -547,7 +561,11 @@ func (w *workspace) agentState(state string) echo.HandlerFunc {
 			return err
 		}
 		ctx, cc := c.Request().Context(), wsSessionOf(c).cc.ID
-		if state == "NotReady" && notReadyWorkMode(c) == "AfterCallWork" {
+		mode, err := stateWorkMode(c)
+		if err != nil {
+			return v3Error(c, http.StatusBadRequest, "the body is not a JSON object such as {\"data\":{\"agentWorkMode\":\"AfterCallWork\"}}: "+err.Error())
+		}
+		if state == "NotReady" && mode == "AfterCallWork" {
 			// The desktop asks for wrap-up. Voice's wrap-up follows a call
 			// (and ends on its own); asked during one, it is kept, not ended
 			// by a plain NotReady. Otherwise the agent is NotReady: Voice has
@@ -563,19 +581,20 @@ func (w *workspace) agentState(state string) echo.HandlerFunc {
 	}
 }
 
-// notReadyWorkMode is the agentWorkMode of a not-ready request
+// stateWorkMode is the agentWorkMode of a ready or not-ready request
 // ({"data":{"agentWorkMode":...},"reasonCode":...} as workspace-client-js
-// sends it); "" when absent or unreadable.
-func notReadyWorkMode(c echo.Context) string {
+// sends it); "" when absent. The body is optional; one that is there must
+// be a JSON object.
+func stateWorkMode(c echo.Context) (string, error) {
 	var body struct {
 		Data struct {
 			AgentWorkMode string `json:"agentWorkMode"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(c.Request().Body).Decode(&body); err != nil {
-		return ""
+	if err := json.NewDecoder(c.Request().Body).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+		return "", err
 	}
-	return body.Data.AgentWorkMode
+	return body.Data.AgentWorkMode, nil
 }
 
 // callOps maps the Workspace call operations to Voice's.

@@ -2,6 +2,7 @@ package gws_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -336,8 +337,31 @@ func TestWorkspaceAgentDesktopFlow(t *testing.T) {
 		t.Fatalf("configuration: %d %v", code, m)
 	}
 	code, m = d.do("GET", "/workspace/v3/security/exchange-token", "", "")
-	if jwt, _ := m["data"].(map[string]any)["access_token"].(string); code != 200 || strings.Count(jwt, ".") != 2 {
+	jwt, _ := m["data"].(map[string]any)["access_token"].(string)
+	if code != 200 || strings.Count(jwt, ".") != 2 {
 		t.Fatalf("exchange-token: %d %v", code, m)
+	}
+	// expires_in is what the token lives: 1800 s, as the simulator says.
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(jwt, ".")[1])
+	var claims struct{ Iat, Exp float64 }
+	_ = json.Unmarshal(payload, &claims)
+	if in := m["data"].(map[string]any)["expires_in"]; in != float64(1800) || claims.Exp-claims.Iat != 1800 {
+		t.Fatalf("exchange-token expires_in %v, the JWT lives %v s", in, claims.Exp-claims.Iat)
+	}
+
+	// Once the session's GAuth token is revoked, exchange-token says so
+	// with a 401, not as an upstream failure.
+	tok := e.token("agent1", "agent123")
+	jar, _ := cookiejar.New(nil)
+	revoked := &wsClient{e: e, hc: &http.Client{Jar: jar, Transport: e.tr, Timeout: 20 * time.Second}}
+	if code, m := revoked.do("POST", "/workspace/v3/initialize-workspace", "Bearer "+tok, ""); code != 200 {
+		t.Fatalf("initialize-workspace: %d %v", code, m)
+	}
+	if code, _ := revoked.do("POST", "/auth/v3/sign-out", "Bearer "+tok, ""); code != 200 {
+		t.Fatalf("sign-out: %d", code)
+	}
+	if code, m := revoked.do("GET", "/workspace/v3/security/exchange-token", "", ""); code != 401 || m["status"].(map[string]any)["code"] != float64(401) {
+		t.Fatalf("exchange-token with a revoked token: %d %v", code, m)
 	}
 	if code, _ := d.do("POST", "/workspace/v3/voice/ready", "", ""); code != 409 {
 		t.Fatalf("ready before activation: %d, want 409", code)
@@ -419,6 +443,13 @@ func TestWorkspaceAgentDesktopFlow(t *testing.T) {
 	}
 	if st, _ := e.voice.AgentDN(e.ctx, "", "7001"); st.State != "AfterCallWork" {
 		t.Fatalf("not-ready AfterCallWork during wrap-up left the DN %s, want AfterCallWork", st.State)
+	}
+	// A body that is not JSON is refused and changes nothing.
+	if code, m := d.do("POST", "/workspace/v3/voice/not-ready", "", `[[[`); code != 400 || m["status"].(map[string]any)["code"] != float64(400) {
+		t.Fatalf("not-ready with a body that is not JSON: %d %v", code, m)
+	}
+	if st, _ := e.voice.AgentDN(e.ctx, "", "7001"); st.State != "AfterCallWork" {
+		t.Fatalf("a refused not-ready left the DN %s", st.State)
 	}
 	if code, _ := d.do("POST", "/workspace/v3/voice/not-ready", "", `{"data":{}}`); code != 200 {
 		t.Fatalf("not-ready: %d", code)
