@@ -80,6 +80,11 @@ func (s *Server) authorize(c echo.Context) error {
 	if r.Method == http.MethodPost {
 		return s.authorizeLogin(c, ar)
 	}
+	if login, password, ok := r.BasicAuth(); ok {
+		// The user's credentials in the request (as a script or a native
+		// client sends them) stand for the form: 302 to the redirect.
+		return s.loginAndComplete(c, ar, login, password)
+	}
 	if u, sid, ok := s.currentSession(ctx, r); ok {
 		return s.completeAuthz(c, ar, u, sid)
 	}
@@ -249,7 +254,13 @@ func (s *Server) authorizeLogin(c echo.Context, ar authzRequest) error {
 	if err != nil || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(r.PostForm.Get("csrf"))) != 1 {
 		return s.showLogin(c, ar, http.StatusBadRequest, login, "Your sign-in form expired; please try again.")
 	}
-	u, err := s.loginUser(r.Context(), login, password, ar.client.CCID)
+	return s.loginAndComplete(c, ar, login, password)
+}
+
+// loginAndComplete signs the user in and completes the authorization; wrong
+// credentials show the sign-in page again (401).
+func (s *Server) loginAndComplete(c echo.Context, ar authzRequest, login, password string) error {
+	u, err := s.loginUser(c.Request().Context(), login, password, ar.client.CCID)
 	if err != nil {
 		var oe *oauthError
 		if errors.As(err, &oe) {

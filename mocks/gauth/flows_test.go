@@ -84,6 +84,31 @@ func TestAuthorizationCodeWithPKCE(t *testing.T) {
 		t.Fatalf("plain PKCE: %v", err)
 	}
 
+	// The user's credentials as Basic authorization instead of the form:
+	// 302 with a code at once (wrong ones: the sign-in page, 401).
+	noRedirect := &http.Client{Transport: e.client.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		pass string
+		want int
+	}{{"agent123", http.StatusFound}, {"wrong", http.StatusUnauthorized}} {
+		req, _ := http.NewRequestWithContext(e.ctx, http.MethodGet, cfg.AuthCodeURL("st-basic", oauth2.S256ChallengeOption(verifier)), nil)
+		req.SetBasicAuth("agent2", tc.pass)
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("authorize with Basic (password %q): %d, want %d", tc.pass, resp.StatusCode, tc.want)
+		}
+		if tc.want == http.StatusFound {
+			_, q = redirectParams(t, resp, false)
+			if tok, err := cfg.Exchange(e.ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err != nil || e.verify(tok.AccessToken, "ges_client").UserName != "agent2" {
+				t.Fatalf("code of a Basic authorization: %v", err)
+			}
+		}
+	}
+
 	// An expired code.
 	resp, _ = b.authorize(cfg.AuthCodeURL("st-5"), "", "")
 	_, q = redirectParams(t, resp, false)
