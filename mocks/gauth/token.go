@@ -448,7 +448,11 @@ func (s *Server) grantJWTBearer(ctx context.Context, client tenant.Client, form 
 	if err != nil {
 		return tokenResponse{}, err
 	}
-	return s.issue(ctx, issueReq{client: client, user: &u, grant: GrantJWTBearer, scope: form.Get("scope")})
+	resp, err := s.issue(ctx, issueReq{client: client, user: &u, grant: GrantJWTBearer, scope: form.Get("scope")})
+	if err == nil {
+		resp.User = &tokenUser{CMEUserName: u.UserName}
+	}
+	return resp, err
 }
 
 func (s *Server) grantTokenExchange(ctx context.Context, client tenant.Client, form url.Values) (tokenResponse, error) {

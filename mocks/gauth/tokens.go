@@ -77,6 +77,13 @@ type tokenResponse struct {
 	Scope           string `json:"scope"`
 	IDToken         string `json:"id_token,omitempty"`
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	// User names the user of a jwt-bearer token, as Genesys' simulator
+	// answers that grant ({user:{cmeUserName}}).
+	User *tokenUser `json:"user,omitempty"`
+}
+
+type tokenUser struct {
+	CMEUserName string `json:"cmeUserName"`
 }
 
 // issueReq describes one issuance.
