@@ -49,14 +49,23 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "up":
 		return up(ctx, args[1:], stdout, stderr)
 	case "config":
+		const configUsage = "usage: cxlab config print [flags]: print the effective configuration (defaults, --config file, CXLAB_* variables, flags) as YAML, secrets redacted; cxlab config print --help lists the flags"
+		if len(args) == 2 && isHelp(args[1]) {
+			_, _ = fmt.Fprintln(stdout, configUsage)
+			return exitOK
+		}
 		if len(args) < 2 || args[1] != "print" {
-			_, _ = fmt.Fprintln(stderr, "usage: cxlab config print [flags]: print the effective configuration (defaults, --config file, CXLAB_* variables, flags) as YAML, secrets redacted")
+			_, _ = fmt.Fprintln(stderr, configUsage)
 			return exitUsage
 		}
 		return configPrint(args[2:], stdout, stderr)
 	case "doctor":
 		return doctor(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
+		if len(args) == 2 && isHelp(args[1]) {
+			_, _ = fmt.Fprintln(stdout, "usage: cxlab version: print the version, the Go version and the platform")
+			return exitOK
+		}
 		if len(args) > 1 {
 			_, _ = fmt.Fprintf(stderr, "cxlab: version takes no arguments, got %q\n", args[1])
 			return exitUsage
@@ -73,6 +82,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 }
+
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" }
 
 func up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, code, ok := load("cxlab up", args, stderr)
