@@ -161,6 +161,41 @@ func waitAgentEvent(ctx context.Context, t *testing.T, a *agent.Agent, typ strin
 	}
 }
 
+// readyDesktop opens agent1's Workspace session with its GAuth token (the
+// session lives in the cookie), listens for notifications, activates the
+// voice channel on DN 7001 (registered by the softphone) and goes Ready.
+func readyDesktop(ctx context.Context, t *testing.T, s *apptest.Stack) *desktop {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	d := &desktop{t: t, base: s.URL, hc: &http.Client{Jar: jar, Transport: tr, Timeout: 60 * time.Second}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/workspace/v3/initialize-workspace", nil)
+	req.Header.Set("Authorization", "Bearer "+agentToken(t, s, "agent1", "agent123"))
+	resp, err := d.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Set-Cookie"), "WORKSPACE_SESSIONID=") {
+		t.Fatalf("initialize-workspace: %d, Set-Cookie %q", resp.StatusCode, resp.Header.Get("Set-Cookie"))
+	}
+	d.listen(ctx)
+	init := d.waitFor(10*time.Second, "WorkspaceInitializationComplete", func(m map[string]any) bool { return m["state"] == "Complete" })
+	if user, _ := init["data"].(map[string]any)["user"].(map[string]any); user["userName"] != "agent1" || user["agentLogin"] != "7001" {
+		t.Fatalf("initialization user = %v", init)
+	}
+	if code := d.post(ctx, "/workspace/v3/activate-channels", `{"data":{"agentId":"7001","dn":"7001"}}`, nil); code != http.StatusOK {
+		t.Fatalf("activate-channels: %d", code)
+	}
+	d.waitFor(10*time.Second, "the DN NotReady (registered by the softphone)", dnState("NotReady"))
+	if code := d.post(ctx, "/workspace/v3/voice/ready", "", nil); code != http.StatusOK {
+		t.Fatalf("ready: %d", code)
+	}
+	d.waitFor(10*time.Second, "DnStateChanged Ready", dnState("Ready"))
+	return d
+}
+
 // TestWorkspaceDesktopAnswersCallback is the D.2 flow an agent desktop drives:
 // the softphone (a pion agent that does not answer by itself) signs in to the
 // gateway, the desktop opens a Workspace session with agent1's GAuth token,
@@ -176,38 +211,7 @@ func TestWorkspaceDesktopAnswersCallback(t *testing.T) {
 	defer cancel()
 
 	a := runAgent(ctx, t, s, "agent1", agent.Config{PlayHz: 1000}, false)
-	jar, _ := cookiejar.New(nil)
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	d := &desktop{t: t, base: s.URL, hc: &http.Client{Jar: jar, Transport: tr, Timeout: 60 * time.Second}}
-
-	// initialize-workspace with the token; the session lives in the cookie.
-	tok := agentToken(t, s, "agent1", "agent123")
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/workspace/v3/initialize-workspace", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := d.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Set-Cookie"), "WORKSPACE_SESSIONID=") {
-		t.Fatalf("initialize-workspace: %d, Set-Cookie %q", resp.StatusCode, resp.Header.Get("Set-Cookie"))
-	}
-
-	d.listen(ctx)
-	init := d.waitFor(10*time.Second, "WorkspaceInitializationComplete", func(m map[string]any) bool { return m["state"] == "Complete" })
-	if user, _ := init["data"].(map[string]any)["user"].(map[string]any); user["userName"] != "agent1" || user["agentLogin"] != "7001" {
-		t.Fatalf("initialization user = %v", init)
-	}
-
-	if code := d.post(ctx, "/workspace/v3/activate-channels", `{"data":{"agentId":"7001","dn":"7001"}}`, nil); code != http.StatusOK {
-		t.Fatalf("activate-channels: %d", code)
-	}
-	d.waitFor(10*time.Second, "the DN NotReady (registered by the softphone)", dnState("NotReady"))
-	if code := d.post(ctx, "/workspace/v3/voice/ready", "", nil); code != http.StatusOK {
-		t.Fatalf("ready: %d", code)
-	}
-	d.waitFor(10*time.Second, "DnStateChanged Ready", dnState("Ready"))
+	d := readyDesktop(ctx, t, s)
 
 	var created struct {
 		ID string `json:"id"`
@@ -286,27 +290,7 @@ func TestWorkspaceRejectRequeuesCallback(t *testing.T) {
 	defer cancel()
 
 	a := runAgent(ctx, t, s, "agent1", agent.Config{PlayHz: 1000}, false)
-	jar, _ := cookiejar.New(nil)
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	d := &desktop{t: t, base: s.URL, hc: &http.Client{Jar: jar, Transport: tr, Timeout: 60 * time.Second}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/workspace/v3/initialize-workspace", nil)
-	req.Header.Set("Authorization", "Bearer "+agentToken(t, s, "agent1", "agent123"))
-	resp, err := d.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	d.listen(ctx)
-	d.waitFor(10*time.Second, "WorkspaceInitializationComplete", func(m map[string]any) bool { return m["state"] == "Complete" })
-	if code := d.post(ctx, "/workspace/v3/activate-channels", `{"data":{"agentId":"7001","dn":"7001"}}`, nil); code != http.StatusOK {
-		t.Fatalf("activate-channels: %d", code)
-	}
-	d.waitFor(10*time.Second, "the DN NotReady (registered by the softphone)", dnState("NotReady"))
-	if code := d.post(ctx, "/workspace/v3/voice/ready", "", nil); code != http.StatusOK {
-		t.Fatalf("ready: %d", code)
-	}
-	d.waitFor(10*time.Second, "DnStateChanged Ready", dnState("Ready"))
+	d := readyDesktop(ctx, t, s)
 
 	var created struct {
 		ID string `json:"id"`
@@ -334,8 +318,8 @@ func TestWorkspaceRejectRequeuesCallback(t *testing.T) {
 			Calls []any `json:"calls"`
 		} `json:"data"`
 	}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/workspace/v3/current-session", nil)
-	resp, err = d.hc.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/workspace/v3/current-session", nil)
+	resp, err := d.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
