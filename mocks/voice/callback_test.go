@@ -264,6 +264,48 @@ func TestCallbackAgentNoAnswerRequeues(t *testing.T) {
 	})
 }
 
+// The agent's own hang-up of a callback ringing at it (Voice API) is a
+// reject: the callback goes back to its queue, the customer is not lost,
+// and the next Ready agent gets it.
+func TestCallbackAgentRejectRequeues(t *testing.T) {
+	l := newLab(t, nil)
+	a1 := newTestUA(t, l, "7001", 1000)
+	a1.autoAnswer = false
+	if a1.registerBearer("tok-agent1", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	l.ready(t, "agent1")
+	const id = "45454545-4545-4545-4545-454545454545"
+	l.xadd(startEntry(id, simTone, 1, 0))
+	l.waitStates(t, id, stQueued, stRouting)
+	<-a1.invites
+	var callID string
+	eventually(t, 3*time.Second, "ringing call", func() bool {
+		cs := l.v.Calls()
+		if len(cs) == 1 && cs[0].State == "ringing" {
+			callID = string(cs[0].ID)
+			return true
+		}
+		return false
+	})
+	if code, body := l.api2("POST", "/voice/v1/calls/"+callID+"/hangup", "tok-agent1", ""); code != 200 {
+		t.Fatalf("agent's hang-up of the ringing call: %d %v", code, body)
+	}
+	l.waitStates(t, id, stQueued, stRouting, stQueued)
+	if l.agentState("7001") != NotReady {
+		t.Fatalf("agent that rejected is %s, want NotReady", l.agentState("7001"))
+	}
+	if cs := l.v.Calls(); len(cs) != 1 || cs[0].State != "queued" || cs[0].AgentDN != "" {
+		t.Fatalf("calls after the reject: %+v", cs)
+	}
+	a2 := newTestUA(t, l, "7002", 700)
+	if a2.registerBearer("tok-agent2", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	l.ready(t, "agent2")
+	l.waitStates(t, id, stQueued, stRouting, stQueued, stRouting, stProcessing)
+}
+
 func TestCallbackThirdPartyAnswerAndRestartResume(t *testing.T) {
 	l := newLab(t, nil)
 	a1 := newTestUA(t, l, "7001", 1000)

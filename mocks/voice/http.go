@@ -312,9 +312,12 @@ func (s *Server) httpCallOp(op string) userHandler {
 		if call == nil || call.tenant != TenantID(u.ContactCenterID) {
 			return fail(c, http.StatusNotFound, errCallNotFound.Error())
 		}
+		call.mu.Lock()
+		at := call.agent.dn
+		call.mu.Unlock()
 		mine := false
 		for _, a := range s.myAgents(c.Request().Context(), u) {
-			if a.DN == call.agent.dn {
+			if a.DN == at {
 				mine = true
 			}
 		}
@@ -323,7 +326,15 @@ func (s *Server) httpCallOp(op string) userHandler {
 		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 10*time.Second)
 		defer cancel()
-		if err := s.CallOp(ctx, call.id, op); err != nil {
+		var err error
+		if mine && op == "hangup" {
+			// The agent's own hang-up: of a queued call still ringing there,
+			// a reject (the call goes back to its queue).
+			err = s.ControlCall(ctx, call.tenant, at, call.id, op)
+		} else {
+			err = s.CallOp(ctx, call.id, op)
+		}
+		if err != nil {
 			switch {
 			case errors.Is(err, errCallNotFound):
 				return fail(c, http.StatusNotFound, err.Error())
