@@ -256,7 +256,7 @@ func (c *call) runIncoming(dss *sipgo.DialogServerSession, offer sipMedia) {
 		if err == nil {
 			err = errors.New("answer has no audio")
 		}
-		c.sess.push(c.peer, errorBody("CODEC", err.Error()))
+		c.sess.push(c.peer, pushedError("CODEC", err.Error()))
 		fail(488, "Not Acceptable Here", err)
 		return
 	}
@@ -274,7 +274,7 @@ func (c *call) runIncoming(dss *sipgo.DialogServerSession, offer sipMedia) {
 		return
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.FullSDP()}); err != nil {
-		c.sess.push(c.peer, errorBody("BAD_SDP", "answer rejected"))
+		c.sess.push(c.peer, pushedError("BAD_SDP", "answer rejected"))
 		fail(488, "Not Acceptable Here", fmt.Errorf("set remote answer: %w", err))
 		return
 	}
@@ -327,7 +327,7 @@ func (c *call) runOutgoing(m rtc.Message) {
 	s := c.s
 	fail := func(errType string, err error) {
 		s.log.Info("outgoing call failed", "dn", c.sess.dn, "to", c.peer, "err", err)
-		c.sess.push(c.peer, errorBody(errType, err.Error()))
+		c.sess.push(c.peer, pushedError(errType, err.Error()))
 		c.end(context.Background(), "failed: "+err.Error(), sideSIP)
 	}
 	names, _, _ := rtc.CodecsInSDP(m.FullSDP())
@@ -517,7 +517,7 @@ func (c *call) reoffer(m rtc.Message) {
 	pc, state := c.pc, c.state
 	c.mu.Unlock()
 	if pc == nil || (state != "connected" && state != "held") {
-		c.sess.push(c.peer, errorBody("STATE", "re-offer while the call is "+state))
+		c.sess.push(c.peer, pushedError("STATE", "re-offer while the call is "+state))
 		return
 	}
 	// Hold/resume re-offers only change the direction (Grtc rewrites a=
@@ -528,7 +528,7 @@ func (c *call) reoffer(m rtc.Message) {
 	_, dir, hasAudio := rtc.CodecsInSDP(m.FullSDP())
 	ld := pc.CurrentLocalDescription()
 	if !hasAudio || ld == nil {
-		c.sess.push(c.peer, errorBody("BAD_SDP", "re-offer rejected"))
+		c.sess.push(c.peer, pushedError("BAD_SDP", "re-offer rejected"))
 		return
 	}
 	mirror := map[string]string{"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}[dir]
@@ -546,7 +546,7 @@ func (c *call) reoffer(m rtc.Message) {
 	}
 	if err := c.sipReinvite(sipDir); err != nil {
 		c.s.log.Info("re-INVITE failed", "dn", c.sess.dn, "err", err)
-		c.sess.push(c.peer, errorBody("SIP", err.Error()))
+		c.sess.push(c.peer, pushedError("SIP", err.Error()))
 		return
 	}
 	c.mu.Lock()
@@ -660,7 +660,7 @@ func (c *call) sendInfo(contentType, body string) {
 	ctx, cancel := context.WithTimeout(c.s.ctx, 5*time.Second)
 	defer cancel()
 	if res, err := d.Do(ctx, req); err != nil || !res.IsSuccess() {
-		c.sess.push(c.peer, errorBody("SIP", "INFO was not accepted"))
+		c.sess.push(c.peer, pushedError("SIP", "INFO was not accepted"))
 	}
 }
 

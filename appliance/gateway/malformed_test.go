@@ -226,3 +226,71 @@ func TestSignOutWhileRinging(t *testing.T) {
 	})
 	goleak.VerifyNone(t, append(leakIgnores, before)...)
 }
+
+// TestPushedErrorIsAGatewayErrorForTheJSLibrary: an error the gateway pushes
+// through /wait during a call (here: the browser answers an incoming call
+// without audio) passes the JS library's test for a gateway error
+// (handlePeerMessage: msg.search("ERROR") > 0, "errorType" and "{" in it),
+// so that onGatewayError fires; the SIP side gets 488.
+func TestPushedErrorIsAGatewayErrorForTheJSLibrary(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := startLab(t, nil, nil)
+	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken)})
+	if err := a.SignIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.voice.waitReg(t)
+	target, _ := l.voice.binding("7001")
+	ep := newRTPPeer(t, 440)
+	d, err := l.voice.clients.WriteInvite(ctx, invite(target, "7001", ep.sdp("sendrecv")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan error, 1)
+	go func() { answered <- d.WaitAnswer(ctx, sipgo.AnswerOptions{}) }()
+
+	wait := func() (string, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, l.base+"/webrtc/wait?id="+url.QueryEscape(a.SSID()), nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		return res.Header.Get("Pragma"), readAll(res.Body)
+	}
+	peer, offer := wait()
+	if !strings.Contains(offer, `"messageType":"OFFER"`) {
+		t.Fatalf("first message %q, want the OFFER", offer)
+	}
+	msg := l.base + "/webrtc/message?" + url.Values{"from": {a.SSID()}, "to": {peer}}.Encode()
+	post(t, msg, `RSMP {"messageType":"ANSWER","sdp":"v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n","offererSessionId":102,"answererSessionId":102,"seq":1}`)
+	_, body := wait()
+	if !(strings.Index(body, "ERROR") > 0 && strings.Contains(body, "errorType") && strings.Contains(body, "{")) {
+		t.Fatalf("pushed error %q: the JS library would not take it for a gateway error", body)
+	}
+	if !strings.Contains(body, `"errorType":"CODEC"`) {
+		t.Fatalf("pushed error %q, want errorType CODEC", body)
+	}
+	var se *sipgo.ErrDialogResponse
+	if err := <-answered; !errors.As(err, &se) || se.Res.StatusCode != 488 {
+		t.Fatalf("SIP side: %v, want 488", err)
+	}
+}
+
+// TestUnencodedPlusInTo: the JS library sends "&to=" + peer without
+// URL-encoding it, so a number to dial arrives as "to=+1202...". The '+'
+// is the number's, not an encoded space: the call is placed.
+func TestUnencodedPlusInTo(t *testing.T) {
+	l := startLab(t, nil, nil)
+	offer := `RSMP {"messageType":"OFFER","sdp":"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n` +
+		`m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:0 PCMU/8000\r\na=ice-ufrag:abcd\r\n` +
+		`a=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 ` + strings.TrimSuffix(strings.Repeat("AB:", 32), ":") +
+		`\r\na=setup:actpass\r\na=mid:0\r\na=sendrecv\r\n","offererSessionId":102,"seq":1,"tiebreaker":7}`
+	ssid := legacySignIn(t, l.base, "8300")
+	if code, body := post(t, l.base+"/webrtc/message?from="+url.QueryEscape(ssid)+"&to=+12025550100", offer); code != http.StatusOK {
+		t.Fatalf("offer to an unencoded +number: %d %q", code, body)
+	}
+	signOut(t, l.base, ssid)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -34,7 +35,19 @@ func (s *Server) Mount(e *echo.Echo) {
 // stickyCookie is what the real deployment's ingress-nginx sets (seed 000).
 const stickyCookie = "INGRESSCOOKIE"
 
-// errorBody renders a Grtc error text ("ERROR" + {"errorType": ...}).
+// pushedError is a gateway error sent through /wait during a call: a ROAP
+// ERROR message after "SDP ", as the JS library expects it. Its
+// handlePeerMessage takes a message for a gateway error (onGatewayError)
+// only when "ERROR" stands after the start (msg.search("ERROR") > 0) and
+// the text holds "errorType" and "{"; an "ERROR {...}" body fails that test
+// and reaches the application as an unexpected message.
+func pushedError(errType, msg string) string {
+	b, _ := json.Marshal(map[string]string{"messageType": "ERROR", "errorType": errType, "message": msg}) // strings always marshal
+	return "SDP " + string(b)
+}
+
+// errorBody renders the Grtc error text of an HTTP error answer ("ERROR" +
+// {"errorType": ...}); the library reads those from the failed request.
 func errorBody(errType, msg string) string {
 	b, _ := json.Marshal(map[string]string{"errorType": errType, "message": msg}) // strings always marshal
 	return "ERROR " + string(b)
@@ -180,6 +193,24 @@ func (s *Server) handleSignOut(c echo.Context) error {
 	return c.String(http.StatusOK, "")
 }
 
+// rawQueryParam is the first value of key in a raw query, percent-decoded
+// but with '+' kept: the JS library builds "&to=" + peer without encoding
+// it, so a number to dial arrives as "to=+12025550100", which form decoding
+// would turn into " 12025550100".
+func rawQueryParam(raw, key string) string {
+	for part := range strings.SplitSeq(raw, "&") {
+		k, v, _ := strings.Cut(part, "=")
+		if k != key {
+			continue
+		}
+		if u, err := url.PathUnescape(v); err == nil {
+			return u
+		}
+		return v
+	}
+	return ""
+}
+
 // handleMessage takes one client message (RSMP, BYE, INFO-*, GET-STATS).
 func (s *Server) handleMessage(c echo.Context) error {
 	ss := s.session(SSID(c.QueryParam("from")))
@@ -190,7 +221,7 @@ func (s *Server) handleMessage(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	to := c.QueryParam("to")
+	to := rawQueryParam(c.Request().URL.RawQuery, "to")
 	if to == "self" {
 		to = string(ss.id)
 	}
