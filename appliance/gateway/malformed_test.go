@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -293,4 +294,25 @@ func TestUnencodedPlusInTo(t *testing.T) {
 		t.Fatalf("offer to an unencoded +number: %d %q", code, body)
 	}
 	signOut(t, l.base, ssid)
+}
+
+// TestConfigPollTimeoutIsShorterThanTheHold: a page configuring the JS
+// library from /webrtc/config times its polls out before the gateway's hold
+// ends, so the library never receives the hold's empty 200 as a message.
+func TestConfigPollTimeoutIsShorterThanTheHold(t *testing.T) {
+	l := startLab(t, nil, nil)
+	res, err := http.Get(l.base + "/webrtc/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var cfg struct {
+		PollingTimeout int64 `json:"polling_timeout"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if hold := gateway.Default().WaitTimeout.Milliseconds(); cfg.PollingTimeout <= 0 || cfg.PollingTimeout >= hold {
+		t.Fatalf("polling_timeout %d ms, want shorter than the %d ms hold", cfg.PollingTimeout, hold)
+	}
 }

@@ -343,11 +343,20 @@ func (s *Server) iceServers(user string) []map[string]any {
 	return out
 }
 
+// clientPollTimeout is the polling_timeout a page should give the JS
+// library: shorter than the gateway's hold, so that the library's own
+// timeout ends a quiet poll (it re-polls without a word) before the hold's
+// empty 200 does (which it would hand on as a message): its default of
+// 30 s, or 5 s under a shorter hold.
+func clientPollTimeout(hold time.Duration) time.Duration {
+	return max(min(30*time.Second, hold-5*time.Second), time.Second)
+}
+
 // handleConfig tells a page where to sign in and what the gateway supports (lab addition).
 func (s *Server) handleConfig(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{
 		"webrtc_gateway":     s.cfg.BasePath,
-		"polling_timeout":    s.cfg.WaitTimeout.Milliseconds() + 5000,
+		"polling_timeout":    clientPollTimeout(s.cfg.WaitTimeout).Milliseconds(),
 		"noanswer_timeout":   s.cfg.AnswerTimeout.Milliseconds(),
 		"enableTranscoding":  *s.cfg.EnableTranscoding,
 		"iceServersEndpoint": s.cfg.BasePath + "/ice-servers",

@@ -90,6 +90,12 @@ func perPacket(format string) bool {
 // A call hung up while its PeerConnection is still connecting ends the same
 // way: "Failed to start manager: connecting canceled by caller",
 // "undeclaredMediaProcessor failed to open SrtcpSession".
+// repeatedMarks are warnings pion repeats on a timer while a state lasts:
+// ICE warns at every ping (every 200 ms) while a connection has no candidate
+// pair, 400 lines and more for one browser whose ICE never connects; the
+// gateway logs the ICE failure itself, once.
+var repeatedMarks = []string{"Failed to ping without candidate pairs"}
+
 var closedMarks = []string{"use of closed network connection", "read/write on closed pipe", "already closed",
 	"connecting canceled by caller", "failed to open SrtcpSession", "failed to open SrtpSession"}
 
@@ -100,7 +106,7 @@ var closedMarks = []string{"use of closed network connection", "read/write on cl
 // closed pipe". On a lab that ends calls all day those would fill the
 // console with warnings about nothing, so they are logged at Debug.
 func warnLevel(msg string) slog.Level {
-	for _, m := range closedMarks {
+	for _, m := range append(closedMarks, repeatedMarks...) {
 		if strings.Contains(msg, m) {
 			return slog.LevelDebug
 		}
