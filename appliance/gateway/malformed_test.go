@@ -88,6 +88,13 @@ func TestMalformedInput(t *testing.T) {
 	if status, _ := post(t, l.base+"/webrtc/message?from=nope&to=x", "BYE"); status != 404 {
 		t.Errorf("unknown session: %d", status)
 	}
+	// A DN password with a NUL or bytes that are not UTF-8 is refused, not
+	// cut short or passed on.
+	for _, body := range []string{"7003:dnpass\x00", "7003:dn\xffpass"} {
+		if status, resp := post(t, l.base+"/webrtc/sign_in", body); status != 400 || !strings.Contains(resp, "BAD_REQUEST") {
+			t.Errorf("sign_in %q: %d %q, want 400 BAD_REQUEST", body, status, resp)
+		}
+	}
 	// A message sent with GET gets a Grtc ERROR, not the router's JSON.
 	if res, err := http.Get(msg); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -127,6 +129,9 @@ func (s *Server) handleSignIn(c echo.Context) error {
 		dn, pw, _ := strings.Cut(raw, ":")
 		if !validDN(dn) {
 			return textError(c, http.StatusBadRequest, "BAD_REQUEST", "sign_in needs a DN, a DN:password body or a Bearer token")
+		}
+		if !utf8.ValidString(pw) || strings.ContainsFunc(pw, unicode.IsControl) {
+			return textError(c, http.StatusBadRequest, "BAD_REQUEST", "the password holds a control character or bytes that are not UTF-8")
 		}
 		ss.user, ss.dn, ss.domain, ss.password = dn, DN(dn), s.cfg.LegacyDomain, pw
 		// The JS library's anonymous sign-in (GET sign_in?anon<random>): a
