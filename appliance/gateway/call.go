@@ -371,6 +371,12 @@ func (c *call) runOutgoing(m rtc.Message) {
 		fail("MEDIA", err)
 		return
 	}
+	if audioRefused(full) {
+		// pion answered the audio section with port 0: it could not take
+		// it (an offer without a=group:BUNDLE, say). Nobody is dialled.
+		fail("BAD_SDP", errors.New("the offer's audio could not be accepted (answered with port 0); browsers offer it bundled (a=group:BUNDLE)"))
+		return
+	}
 	ss := c.sess
 	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: c.peer, Host: ss.domain})
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: string(ss.dn), Host: ss.domain}, Params: sip.NewParams()}
@@ -758,4 +764,15 @@ func (s *Server) callBySIP(id string) *call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[id]
+}
+
+// audioRefused reports whether the first audio section of an SDP is refused
+// (port 0).
+func audioRefused(sdp string) bool {
+	for line := range strings.SplitSeq(sdp, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "m=audio" {
+			return f[1] == "0"
+		}
+	}
+	return false
 }

@@ -101,7 +101,11 @@ type voice struct {
 	ln       net.Listener
 
 	refuse atomic.Bool // answer every REGISTER 401, as Voice does for a token GAuth no longer accepts
+	inv    atomic.Int64 // INVITEs received (new calls and re-INVITEs)
 }
+
+// invites is how many INVITEs the fake Voice has received.
+func (v *voice) invites() int64 { return v.inv.Load() }
 
 func newVoice(t testing.TB) *voice {
 	ua, _ := sipgo.NewUA(sipgo.WithUserAgent("fake-voice"), sipgo.WithUserAgentHostname("127.0.0.1"))
@@ -127,6 +131,7 @@ func newVoice(t testing.TB) *voice {
 		}
 	})
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		v.inv.Add(1)
 		// re-INVITE from the gateway: answer with our media, report the direction.
 		dir := "sendrecv"
 		for _, d := range []string{"sendonly", "recvonly", "inactive"} {

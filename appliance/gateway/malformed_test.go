@@ -323,3 +323,31 @@ func TestConfigPollTimeoutIsShorterThanTheHold(t *testing.T) {
 		t.Fatalf("polling_timeout %d ms, want shorter than the %d ms hold", cfg.PollingTimeout, hold)
 	}
 }
+
+// TestOfferWithoutBundleIsRefused: an offer whose audio pion cannot take
+// (no a=group:BUNDLE: it answers the section with port 0) is refused with
+// a pushed BAD_SDP, and nobody is dialled for it.
+func TestOfferWithoutBundleIsRefused(t *testing.T) {
+	l := startLab(t, nil, nil)
+	offer := `RSMP {"messageType":"OFFER","sdp":"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n` +
+		`m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:0 PCMU/8000\r\na=ice-ufrag:abcd\r\n` +
+		`a=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 ` + strings.TrimSuffix(strings.Repeat("AB:", 32), ":") +
+		`\r\na=setup:actpass\r\na=mid:0\r\na=sendrecv\r\n","offererSessionId":102,"seq":1,"tiebreaker":7}`
+	ssid := legacySignIn(t, l.base, "8310")
+	if code, body := post(t, l.base+"/webrtc/message?"+url.Values{"from": {ssid}, "to": {"+12025550100"}}.Encode(), offer); code != http.StatusOK {
+		t.Fatalf("offer: %d %q", code, body)
+	}
+	res, err := http.Get(l.base + "/webrtc/wait?id=" + url.QueryEscape(ssid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(body, `"errorType":"BAD_SDP"`) || strings.Index(body, "ERROR") <= 0 {
+		t.Fatalf("after an offer without BUNDLE the client got %q, want a pushed BAD_SDP", body)
+	}
+	if n := l.voice.invites(); n != 0 {
+		t.Fatalf("Voice got %d INVITEs for a refused offer", n)
+	}
+	signOut(t, l.base, ssid)
+}
