@@ -138,9 +138,11 @@ func (s *Server) dependency(typ string, up bool) {
 var errAuthDown = errors.New("authentication service down")
 
 // dependencyNames are wrtc_system_error's types as the real gateway's alarms name them.
-var dependencyNames = map[string]string{"auth": "Authentication Service (GAuth)", "cfg": "Configuration Service (GWS)"}
+var dependencyNames = map[string]string{"auth": "Authentication Service (GAuth)", "env": "Environment Service (GAuth)",
+	"cfg": "Configuration Service (GWS)"}
 
-// probeDependencies checks GAuth (auth) and GWS (cfg) every
+// probeDependencies checks GAuth (auth), its Environment Service (env) and
+// GWS (cfg) every
 // cfg.ProbeInterval, so that wrtc_system_error follows a lost connection,
 // and its return, while nobody signs in. A dependency is up when it answers
 // HTTP at all below 500 (the probe carries no token); down on a network
@@ -170,6 +172,7 @@ func (s *Server) probeDependencies() {
 	}
 	for {
 		probe("auth", s.cfg.AuthURL+"/auth/v3/ping")
+		probe("env", s.cfg.AuthURL+"/environment/v3/environments")
 		probe("cfg", s.cfg.ConfigURL+"/configuration/v3/objects/persons")
 		select {
 		case <-s.ctx.Done():
