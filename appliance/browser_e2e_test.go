@@ -56,6 +56,19 @@ func TestBrowserCallbackEndToEnd(t *testing.T) {
 	browsertest.WaitJS(t, customer, wait, "the customer page to show PROCESSING", `document.getElementById('cb-state').textContent.includes('PROCESSING')`)
 	browsertest.Screenshot(t, phone, "softphone-in-call")
 
+	// Hold and resume a call the gateway offered (the browser's re-offer is
+	// answered with the DTLS role the call settled on; Chrome refuses an
+	// answer saying actpass), and Voice follows.
+	browsertest.Run(t, phone, wait, chromedp.Click(chromedp.ID("btn-hold")))
+	browsertest.WaitJS(t, phone, wait, "on hold", `document.getElementById('call-state').dataset.state === 'held'`)
+	waitVoiceCall(t, s, "7001", wait, "Voice to show the call held", func(c voiceCall) bool { return c.State == "held" })
+	browsertest.Run(t, phone, wait, chromedp.Click(chromedp.ID("btn-hold")))
+	browsertest.WaitJS(t, phone, wait, "resumed", `document.getElementById('call-state').dataset.state === 'connected'`)
+	waitVoiceCall(t, s, "7001", wait, "Voice to show the call connected again", func(c voiceCall) bool { return c.State == "connected" })
+	if msg := browsertest.Eval[string](t, phone, `document.getElementById('error').textContent`); strings.TrimSpace(msg) != "" {
+		t.Fatalf("the softphone shows an error after hold and resume: %q", msg)
+	}
+
 	browsertest.Run(t, phone, wait, chromedp.Click(chromedp.ID("btn-hangup")))
 	browsertest.WaitJS(t, phone, wait, "ended", `document.getElementById('call-state').dataset.state === 'ended'`)
 	eventually(t, wait, "COMPLETED AGENT_CONNECTED in the API", func() bool {

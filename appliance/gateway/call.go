@@ -541,7 +541,11 @@ func (c *call) reoffer(m rtc.Message) {
 	if mirror == "" {
 		mirror = "sendrecv"
 	}
-	c.sess.push(c.peer, rtc.Message{Type: "ANSWER", SDP: rtc.SetDirection(ld.SDP, mirror), OffererSessionID: m.OffererSessionID,
+	answer := rtc.SetDirection(ld.SDP, mirror)
+	if rd := pc.CurrentRemoteDescription(); rd != nil {
+		answer = settledSetup(answer, rd.SDP)
+	}
+	c.sess.push(c.peer, rtc.Message{Type: "ANSWER", SDP: answer, OffererSessionID: m.OffererSessionID,
 		AnswererSessionID: c.offerID, Seq: m.Seq}.Encode("SDP "))
 	sipDir, newState := "sendrecv", "connected"
 	if dir == "inactive" || dir == "sendonly" {
@@ -775,4 +779,21 @@ func audioRefused(sdp string) bool {
 		}
 	}
 	return false
+}
+
+// settledSetup gives an answer built from the gateway's own description the
+// DTLS role the call settled on. When the gateway offered the call (an
+// incoming call), its description says a=setup:actpass, which an answer may
+// not (RFC 5763: active or passive; Chrome refuses it: "Answerer must use
+// either active or passive value for setup attribute"): the gateway's role
+// is the complement of the browser's answer.
+func settledSetup(answer, remote string) string {
+	if !strings.Contains(answer, "a=setup:actpass") {
+		return answer
+	}
+	role := "a=setup:passive" // the browser answered active, as browsers do
+	if strings.Contains(remote, "a=setup:passive") {
+		role = "a=setup:active"
+	}
+	return strings.ReplaceAll(answer, "a=setup:actpass", role)
 }
