@@ -178,6 +178,13 @@ func TestBrowserSoftphoneDialsOut(t *testing.T) {
 		t.Fatalf("set Ready through the Voice API: %d", resp.StatusCode)
 	}
 	browsertest.WaitJS(t, phone, wait, "the softphone to show Ready set elsewhere", `document.getElementById('agent-state').dataset.state === 'Ready'`)
+	// A number the gateway refuses ends the attempt at once, saying so,
+	// instead of leaving the phone "Calling".
+	browsertest.Run(t, phone, wait,
+		chromedp.SetValue(chromedp.ID("dial-number"), "abc"),
+		chromedp.Click(chromedp.ID("btn-call")),
+	)
+	browsertest.WaitJS(t, phone, wait, "the refused call to end", `document.getElementById('call-state').dataset.state === 'ended' && document.getElementById('error').textContent.includes('The call failed')`)
 	browsertest.Run(t, phone, wait,
 		chromedp.SetValue(chromedp.ID("dial-number"), number),
 		chromedp.Click(chromedp.ID("btn-call")),

@@ -127,10 +127,26 @@
     setText('agent-state', st || 'unknown', st || '');
   }
   async function readAgentState() {
+    if (!S.token) return; // signed out: nothing to follow
     try {
       const r = await fetch(cfg.voice + '/agents/me', { headers: authHeaders() });
       if (r.ok) showAgentState((await r.json()).data);
+      else if (r.status === 401 && S.token) signedOutByServer('Your sign-in is no longer valid (it expired, or CX Lab restarted). Sign in again.');
     } catch (e) { /* shown by the state call when the user acts */ }
+  }
+
+  // signedOutByServer returns to the sign-in form when the session cannot go
+  // on (the gateway ended it, or the token is refused), saying why.
+  function signedOutByServer(why) {
+    S.gen++;
+    if (S.pollAbort) S.pollAbort.abort();
+    S.ssid = null;
+    if (S.call && S.call.state !== 'ended') endCall('gateway');
+    setGw('signed-out');
+    sessionStorage.removeItem('sp.token');
+    S.token = null;
+    showPhone(false);
+    showError(why);
   }
   async function setAgentState(state) {
     showError('');
@@ -241,10 +257,9 @@
         continue;
       }
       if (r.status === 204 || r.status === 408 || r.status === 504) continue;
-      setGw('signed-out');
-      showError('The gateway ended this session (HTTP ' + r.status + '). Sign in again.');
       S.ssid = null;
       endCall('gateway');
+      signedOutByServer('The gateway ended this session (HTTP ' + r.status + '). Sign in again.');
       return;
     }
   }
@@ -487,7 +502,8 @@
   async function dial(ev) {
     if (ev) ev.preventDefault();
     const number = $('dial-number').value.trim().replace(/[\s().-]/g, '');
-    if (!number || (S.call && S.call.state !== 'ended')) return;
+    if (S.call && S.call.state !== 'ended') return;
+    if (!number) { showError('Type a number to call.'); return; }
     if (!S.ssid) { showError('Not signed in to the WebRTC gateway yet.'); return; }
     showError('');
     audioContext();
@@ -517,9 +533,10 @@
     const cands = await gathered(c);
     c.seq += 1;
     const answered = new Promise((resolve, reject) => { c.pending = { resolve, reject }; });
-    await sendRSMP({ messageType: 'OFFER', sdp: c.pc.localDescription.sdp, Candidates: cands,
+    const sent = await sendRSMP({ messageType: 'OFFER', sdp: c.pc.localDescription.sdp, Candidates: cands,
       offererSessionId: c.localId, answererSessionId: c.remoteId, seq: c.seq,
       tiebreaker: Math.floor(Math.random() * 0x7fffffff) });
+    if (!sent) { c.pending = null; throw new Error('the gateway refused it'); }
     await Promise.race([answered, sleep(waitMs || 15000).then(() => { throw new Error('the gateway did not answer our offer'); })]);
   }
   const reoffer = (direction) => offer(direction);
