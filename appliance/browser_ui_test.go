@@ -106,6 +106,15 @@ func TestBrowserConsoleShowsLiveLab(t *testing.T) {
 		t.Errorf("overview lists %d components not ready", n)
 	}
 
+	// The answer to an emulator control (here a refused clock move) is read
+	// where the page lands, at the controls, not only at the top of the page.
+	browsertest.Run(t, b, browserWait,
+		chromedp.SetValue(chromedp.ID("clock-advance"), "abc"),
+		chromedp.Click(chromedp.ID("btn-advance")),
+		chromedp.WaitVisible(chromedp.ID("toast")),
+	)
+	browsertest.WaitJS(t, b, browserWait, "the clock's refusal in view", `(() => { const r = document.getElementById('toast').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight && window.scrollY > 0; })()`)
+
 	// Nobody is Ready yet, so what follows can only come from a live refresh.
 	agentRow := `document.querySelector('#agents-table tr[data-dn="7001"]')`
 	if st := browsertest.Eval[string](t, b, agentRow+`?.dataset.state ?? ''`); st == "Ready" {
