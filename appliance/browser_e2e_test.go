@@ -41,6 +41,11 @@ func TestBrowserCallbackEndToEnd(t *testing.T) {
 	)
 	browsertest.WaitJS(t, customer, wait, "a callback id", `document.getElementById('cb-id').textContent.trim().length > 30`)
 	id := strings.TrimSpace(browsertest.Eval[string](t, customer, `document.getElementById('cb-id').textContent`))
+	// Enter in a field submits the form: the page must not reload (and lose
+	// the booked callback's panel) for it.
+	if !browsertest.Eval[bool](t, customer, `(() => { const e = new Event('submit', {cancelable: true}); document.getElementById('cb-form').dispatchEvent(e); return e.defaultPrevented; })()`) {
+		t.Error("submitting the customer form (Enter in a field) reloads the page")
+	}
 
 	browsertest.WaitJS(t, phone, wait, "the softphone to ring", `document.getElementById('call-state').dataset.state === 'ringing'`)
 	browsertest.Screenshot(t, phone, "softphone-ringing")

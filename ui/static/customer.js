@@ -144,6 +144,9 @@
     }
   }
 
+  // Enter in a field would submit the form as a GET and reload the page
+  // (losing the booked callback's panel): the buttons act, not the form.
+  $('cb-form').addEventListener('submit', (e) => e.preventDefault());
   $('btn-now').addEventListener('click', () => book());
   $('btn-schedule').addEventListener('click', () => {
     const v = $('slot').value;
