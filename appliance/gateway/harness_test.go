@@ -100,7 +100,7 @@ type voice struct {
 	ep       *rtpPeer
 	ln       net.Listener
 
-	refuse atomic.Bool // answer every REGISTER 401, as Voice does for a token GAuth no longer accepts
+	refuse atomic.Bool  // answer every REGISTER 401, as Voice does for a token GAuth no longer accepts
 	inv    atomic.Int64 // INVITEs received (new calls and re-INVITEs)
 }
 
