@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/cookiejar"
@@ -161,6 +162,21 @@ func waitAgentEvent(ctx context.Context, t *testing.T, a *agent.Agent, typ strin
 	}
 }
 
+// bookCallback creates an immediate CB_Support callback for +12025550100
+// (with the extra fields given) and returns its id.
+func bookCallback(t *testing.T, s *apptest.Stack, extra map[string]any) string {
+	t.Helper()
+	body := map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550100"}
+	maps.Copy(body, extra)
+	var created struct {
+		ID string `json:"id"`
+	}
+	if code := gesCall(t, s, http.MethodPost, "/callbacks/create", body, &created); code != 200 || created.ID == "" {
+		t.Fatalf("create callback: %d %+v", code, created)
+	}
+	return created.ID
+}
+
 // readyDesktop opens agent1's Workspace session with its GAuth token (the
 // session lives in the cookie), listens for notifications, activates the
 // voice channel on DN 7001 (registered by the softphone) and goes Ready.
@@ -213,14 +229,7 @@ func TestWorkspaceDesktopAnswersCallback(t *testing.T) {
 	a := runAgent(ctx, t, s, "agent1", agent.Config{PlayHz: 1000}, false)
 	d := readyDesktop(ctx, t, s)
 
-	var created struct {
-		ID string `json:"id"`
-	}
-	if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{
-		"serviceName": "CB_Support", "phoneNumber": "+12025550100", "userData": map[string]string{"account": "42"},
-	}, &created); code != 200 || created.ID == "" {
-		t.Fatalf("create callback: %d %+v", code, created)
-	}
+	created := bookCallback(t, s, map[string]any{"userData": map[string]string{"account": "42"}})
 	ringing := d.waitFor(30*time.Second, "CallStateChanged Ringing", callState("", "Ringing"))
 	call := ringing["call"].(map[string]any)
 	id, _ := call["id"].(string)
@@ -242,7 +251,7 @@ func TestWorkspaceDesktopAnswersCallback(t *testing.T) {
 		return h.AudioMS > 500 && math.Abs(h.DominantHz-440) < 25
 	})
 	eventually(t, 15*time.Second, "the customer to hear the agent's 1000 Hz", func() bool {
-		return math.Abs(customerDominantHz(t, s, created.ID)-1000) < 30
+		return math.Abs(customerDominantHz(t, s, created)-1000) < 30
 	})
 
 	if code := d.post(ctx, "/workspace/v3/voice/calls/"+id+"/hold", "", nil); code != http.StatusOK {
@@ -262,7 +271,7 @@ func TestWorkspaceDesktopAnswersCallback(t *testing.T) {
 	d.waitFor(10*time.Second, "CallStateChanged Released", callState(id, "Released"))
 	waitAgentEvent(ctx, t, a, "BYE", 10*time.Second)
 	eventually(t, 15*time.Second, "the callback to complete", func() bool {
-		return retrieve(t, s, created.ID).State == "COMPLETED"
+		return retrieve(t, s, created).State == "COMPLETED"
 	})
 
 	// A released call cannot be answered (409); an unknown call id is a 404.
@@ -292,14 +301,7 @@ func TestWorkspaceRejectRequeuesCallback(t *testing.T) {
 	a := runAgent(ctx, t, s, "agent1", agent.Config{PlayHz: 1000}, false)
 	d := readyDesktop(ctx, t, s)
 
-	var created struct {
-		ID string `json:"id"`
-	}
-	if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{
-		"serviceName": "CB_Support", "phoneNumber": "+12025550100",
-	}, &created); code != 200 || created.ID == "" {
-		t.Fatalf("create callback: %d %+v", code, created)
-	}
+	created := bookCallback(t, s, nil)
 	ringing := d.waitFor(30*time.Second, "CallStateChanged Ringing", callState("", "Ringing"))
 	id, _ := ringing["call"].(map[string]any)["id"].(string)
 	waitAgentEvent(ctx, t, a, "OFFER", 10*time.Second)
@@ -311,7 +313,7 @@ func TestWorkspaceRejectRequeuesCallback(t *testing.T) {
 	waitAgentEvent(ctx, t, a, "BYE", 10*time.Second)
 	eventually(t, 10*time.Second, "the agent NotReady again", func() bool { return d.count(dnState("NotReady")) == 2 })
 	eventually(t, 10*time.Second, "the callback back in its queue", func() bool {
-		return retrieve(t, s, created.ID).State == "QUEUED"
+		return retrieve(t, s, created).State == "QUEUED"
 	})
 	var cur struct {
 		Data struct {
@@ -328,7 +330,7 @@ func TestWorkspaceRejectRequeuesCallback(t *testing.T) {
 	if len(cur.Data.Calls) != 0 {
 		t.Fatalf("current-session still lists calls after the reject: %v", cur.Data.Calls)
 	}
-	if st := retrieve(t, s, created.ID).State; st == "COMPLETED" {
+	if st := retrieve(t, s, created).State; st == "COMPLETED" {
 		t.Fatalf("the reject ended the customer's callback")
 	}
 }

@@ -181,6 +181,15 @@ func TestLegacySignInAndReplace(t *testing.T) {
 	}
 }
 
+// unbundledOffer is a hand-written RSMP OFFER of PCMU audio without
+// a=group:BUNDLE (which browsers always send), with a made-up fingerprint.
+func unbundledOffer() string {
+	return `RSMP {"messageType":"OFFER","sdp":"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n` +
+		`m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:0 PCMU/8000\r\na=ice-ufrag:abcd\r\n` +
+		`a=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 ` + strings.TrimSuffix(strings.Repeat("AB:", 32), ":") +
+		`\r\na=setup:actpass\r\na=mid:0\r\na=sendrecv\r\n","offererSessionId":102,"seq":1,"tiebreaker":7}`
+}
+
 // TestSignOutDuringCallSetup: a client that signs out right after offering
 // an outgoing call (while the gateway is still building its media) leaves
 // nothing behind: no PeerConnection, socket or goroutine outlives the call.
@@ -188,10 +197,7 @@ func TestSignOutDuringCallSetup(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 	t.Run("calls", func(t *testing.T) {
 		l := startLab(t, nil, nil)
-		offer := `RSMP {"messageType":"OFFER","sdp":"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n` +
-			`m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:0 PCMU/8000\r\na=ice-ufrag:abcd\r\n` +
-			`a=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 ` + strings.TrimSuffix(strings.Repeat("AB:", 32), ":") +
-			`\r\na=setup:actpass\r\na=mid:0\r\na=sendrecv\r\n","offererSessionId":102,"seq":1,"tiebreaker":7}`
+		offer := unbundledOffer()
 		// Each sign-out waits up to a second for a /wait to take the BYE
 		// (none comes here); without the fix about half the rounds leaked.
 		for i := range 10 {
@@ -294,10 +300,7 @@ func TestPushedErrorIsAGatewayErrorForTheJSLibrary(t *testing.T) {
 // is the number's, not an encoded space: the call is placed.
 func TestUnencodedPlusInTo(t *testing.T) {
 	l := startLab(t, nil, nil)
-	offer := `RSMP {"messageType":"OFFER","sdp":"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n` +
-		`m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:0 PCMU/8000\r\na=ice-ufrag:abcd\r\n` +
-		`a=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 ` + strings.TrimSuffix(strings.Repeat("AB:", 32), ":") +
-		`\r\na=setup:actpass\r\na=mid:0\r\na=sendrecv\r\n","offererSessionId":102,"seq":1,"tiebreaker":7}`
+	offer := unbundledOffer()
 	ssid := legacySignIn(t, l.base, "8300")
 	if code, body := post(t, l.base+"/webrtc/message?from="+url.QueryEscape(ssid)+"&to=+12025550100", offer); code != http.StatusOK {
 		t.Fatalf("offer to an unencoded +number: %d %q", code, body)
@@ -331,10 +334,7 @@ func TestConfigPollTimeoutIsShorterThanTheHold(t *testing.T) {
 // a pushed BAD_SDP, and nobody is dialled for it.
 func TestOfferWithoutBundleIsRefused(t *testing.T) {
 	l := startLab(t, nil, nil)
-	offer := `RSMP {"messageType":"OFFER","sdp":"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n` +
-		`m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:0 PCMU/8000\r\na=ice-ufrag:abcd\r\n` +
-		`a=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 ` + strings.TrimSuffix(strings.Repeat("AB:", 32), ":") +
-		`\r\na=setup:actpass\r\na=mid:0\r\na=sendrecv\r\n","offererSessionId":102,"seq":1,"tiebreaker":7}`
+	offer := unbundledOffer()
 	ssid := legacySignIn(t, l.base, "8310")
 	if code, body := post(t, l.base+"/webrtc/message?"+url.Values{"from": {ssid}, "to": {"+12025550100"}}.Encode(), offer); code != http.StatusOK {
 		t.Fatalf("offer: %d %q", code, body)

@@ -264,18 +264,17 @@ func TestCallbackAgentNoAnswerRequeues(t *testing.T) {
 	})
 }
 
-// The agent's own hang-up of a callback ringing at it (Voice API) is a
-// reject: the callback goes back to its queue, the customer is not lost,
-// and the next Ready agent gets it.
-func TestCallbackAgentRejectRequeues(t *testing.T) {
-	l := newLab(t, nil)
+// ringAtAgent1 registers agent1 (DN 7001, not answering by itself), makes it
+// Ready and starts callback id, which rings there; it returns Voice's call
+// and the agent's UA.
+func ringAtAgent1(t *testing.T, l *lab, id string) (string, *testUA) {
+	t.Helper()
 	a1 := newTestUA(t, l, "7001", 1000)
 	a1.autoAnswer = false
 	if a1.registerBearer("tok-agent1", 60) != 200 {
 		t.Fatal("register failed")
 	}
 	l.ready(t, "agent1")
-	const id = "45454545-4545-4545-4545-454545454545"
 	l.xadd(startEntry(id, simTone, 1, 0))
 	l.waitStates(t, id, stQueued, stRouting)
 	<-a1.invites
@@ -288,6 +287,16 @@ func TestCallbackAgentRejectRequeues(t *testing.T) {
 		}
 		return false
 	})
+	return callID, a1
+}
+
+// The agent's own hang-up of a callback ringing at it (Voice API) is a
+// reject: the callback goes back to its queue, the customer is not lost,
+// and the next Ready agent gets it.
+func TestCallbackAgentRejectRequeues(t *testing.T) {
+	l := newLab(t, nil)
+	const id = "45454545-4545-4545-4545-454545454545"
+	callID, _ := ringAtAgent1(t, l, id)
 	if code, body := l.api2("POST", "/voice/v1/calls/"+callID+"/hangup", "tok-agent1", ""); code != 200 {
 		t.Fatalf("agent's hang-up of the ringing call: %d %v", code, body)
 	}
@@ -308,25 +317,8 @@ func TestCallbackAgentRejectRequeues(t *testing.T) {
 
 func TestCallbackThirdPartyAnswerAndRestartResume(t *testing.T) {
 	l := newLab(t, nil)
-	a1 := newTestUA(t, l, "7001", 1000)
-	a1.autoAnswer = false
-	if a1.registerBearer("tok-agent1", 60) != 200 {
-		t.Fatal("register failed")
-	}
-	l.ready(t, "agent1")
 	const id = "55555555-5555-5555-5555-555555555555"
-	l.xadd(startEntry(id, simTone, 1, 0))
-	l.waitStates(t, id, stQueued, stRouting)
-	<-a1.invites
-	var callID string
-	eventually(t, 3*time.Second, "ringing call", func() bool {
-		cs := l.v.Calls()
-		if len(cs) == 1 && cs[0].State == "ringing" {
-			callID = string(cs[0].ID)
-			return true
-		}
-		return false
-	})
+	callID, a1 := ringAtAgent1(t, l, id)
 	if code, _ := l.api2("POST", "/voice/v1/calls/"+callID+"/answer", "tok-agent2", ""); code != 403 {
 		t.Fatalf("another agent answering: %d, want 403", code)
 	}
