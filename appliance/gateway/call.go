@@ -305,6 +305,16 @@ func (c *call) withDialog(f func()) {
 
 // established starts the media bridge and the call counters; false means
 // the call ended first.
+// hasEnded reports whether end has begun for the call.
+func (c *call) hasEnded() bool {
+	select {
+	case <-c.ended:
+		return true
+	default:
+		return false
+	}
+}
+
 func (c *call) established() bool {
 	c.mu.Lock()
 	if c.state != "ringing" {

@@ -126,18 +126,25 @@ func (s *session) idleFor(d time.Duration, now time.Time) bool {
 	return s.polling == 0 && now.Sub(s.lastPoll) > d
 }
 
-// currentCall returns the session's call, if any.
+// currentCall returns the session's call, if any. A call that is ending
+// (its teardown runs for a while after the far end was told) is no longer
+// the session's: an OFFER sent right after a hang-up starts a new call
+// instead of being taken for a re-offer of the ending one and lost.
 func (s *session) currentCall() *call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.call != nil && s.call.hasEnded() {
+		return nil
+	}
 	return s.call
 }
 
-// claimCall makes c the session's call unless it already has one.
+// claimCall makes c the session's call unless it already has one (an
+// ending call does not count).
 func (s *session) claimCall(c *call) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.call != nil {
+	if s.closed || (s.call != nil && !s.call.hasEnded()) {
 		return false
 	}
 	s.call = c
