@@ -381,7 +381,7 @@ func (c *call) runOutgoing(m rtc.Message) {
 		fail("MEDIA", err)
 		return
 	}
-	if audioRefused(full) {
+	if rtc.AudioRefused(full) {
 		// pion answered the audio section with port 0: it could not take
 		// it (an offer without a=group:BUNDLE, say). Nobody is dialled.
 		fail("BAD_SDP", errors.New("the offer's audio could not be accepted (answered with port 0); browsers offer it bundled (a=group:BUNDLE)"))
@@ -553,7 +553,7 @@ func (c *call) reoffer(m rtc.Message) {
 	}
 	answer := rtc.SetDirection(ld.SDP, mirror)
 	if rd := pc.CurrentRemoteDescription(); rd != nil {
-		answer = settledSetup(answer, rd.SDP)
+		answer = rtc.SettledSetup(answer, rd.SDP)
 	}
 	c.sess.push(c.peer, rtc.Message{Type: "ANSWER", SDP: answer, OffererSessionID: m.OffererSessionID,
 		AnswererSessionID: c.offerID, Seq: m.Seq}.Encode("SDP "))
@@ -778,32 +778,4 @@ func (s *Server) callBySIP(id string) *call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[id]
-}
-
-// audioRefused reports whether the first audio section of an SDP is refused
-// (port 0).
-func audioRefused(sdp string) bool {
-	for line := range strings.SplitSeq(sdp, "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "m=audio" {
-			return f[1] == "0"
-		}
-	}
-	return false
-}
-
-// settledSetup gives an answer built from the gateway's own description the
-// DTLS role the call settled on. When the gateway offered the call (an
-// incoming call), its description says a=setup:actpass, which an answer may
-// not (RFC 5763: active or passive; Chrome refuses it: "Answerer must use
-// either active or passive value for setup attribute"): the gateway's role
-// is the complement of the browser's answer.
-func settledSetup(answer, remote string) string {
-	if !strings.Contains(answer, "a=setup:actpass") {
-		return answer
-	}
-	role := "a=setup:passive" // the browser answered active, as browsers do
-	if strings.Contains(remote, "a=setup:passive") {
-		role = "a=setup:active"
-	}
-	return strings.ReplaceAll(answer, "a=setup:actpass", role)
 }

@@ -384,3 +384,31 @@ func SetDirection(sdp, dir string) string {
 	flush()
 	return b.String()
 }
+
+// AudioRefused reports whether the first audio section of an SDP is refused
+// (port 0).
+func AudioRefused(sdp string) bool {
+	for line := range strings.SplitSeq(sdp, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "m=audio" {
+			return f[1] == "0"
+		}
+	}
+	return false
+}
+
+// SettledSetup gives an answer built from the gateway's own description the
+// DTLS role the call settled on. When the gateway offered the call (an
+// incoming call), its description says a=setup:actpass, which an answer may
+// not (RFC 5763: active or passive; Chrome refuses it: "Answerer must use
+// either active or passive value for setup attribute"): the gateway's role
+// is the complement of the browser's answer.
+func SettledSetup(answer, remote string) string {
+	if !strings.Contains(answer, "a=setup:actpass") {
+		return answer
+	}
+	role := "a=setup:passive" // the browser answered active, as browsers do
+	if strings.Contains(remote, "a=setup:passive") {
+		role = "a=setup:active"
+	}
+	return strings.ReplaceAll(answer, "a=setup:actpass", role)
+}
