@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,33 +25,20 @@ func (a *Appliance) newPostgres() (pgStore, error) {
 	if cfg.Postgres.URL != "" {
 		return postgres.NewExternal(cfg.Postgres.URL, 5*time.Second, a.log.With("component", "postgres")), nil
 	}
-	port := cfg.Postgres.Port
-	if port == 0 {
-		// PostgreSQL is a child process and can't take a caller-owned socket, so
-		// port 0 is resolved here, once, to a port free right now.
-		p, err := freeTCPPort()
-		if err != nil {
+	// Port 0 is resolved by the embedded server as it starts (PostgreSQL is a
+	// child process and can't take a caller-owned socket); a set port is
+	// checked here so a busy one fails before anything starts.
+	if port := cfg.Postgres.Port; port != 0 {
+		if err := checkTCPPortFree(port); err != nil {
 			return nil, err
 		}
-		port = p
-	} else if err := checkTCPPortFree(port); err != nil {
-		return nil, err
 	}
 	return postgres.NewEmbedded(postgres.Config{
 		DataDir:     a.dir.sub("postgres"),
-		Port:        port,
+		Port:        cfg.Postgres.Port,
 		BinariesDir: cfg.Postgres.Binaries,
 		RunAsUser:   cfg.Postgres.RunAsUser,
 	}, a.log.With("component", "postgres")), nil
-}
-
-func freeTCPPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port for postgres: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func checkTCPPortFree(port int) error {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -152,16 +153,42 @@ func (e *Embedded) Start(ctx context.Context) error {
 			"point %s at PostgreSQL %d binaries (e.g. /usr/lib/postgresql/%d) or move %s away to start afresh",
 			l.pgdata, major, bins.Dir, bins.Version, FlagBinaries, major, major, l.pgdata)
 	}
-	port, err := pickPort(cfg.Port)
-	if err != nil {
-		if !staleServerOn(l.pgdata, cfg.Port) {
+	if cfg.Port != 0 {
+		port, err := pickPort(cfg.Port)
+		if err != nil {
+			if !staleServerOn(l.pgdata, cfg.Port) {
+				return err
+			}
+			// A postmaster a killed run left on this data dir holds the port:
+			// the supervisor stops it (recoverStale) before starting afresh.
+			port = cfg.Port
+		}
+		return e.startOn(ctx, cfg, root, l, bins, port, begin)
+	}
+	// A port picked now may be taken by the time postgres binds it (initdb
+	// runs in between): pick another and start again.
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
 			return err
 		}
-		// A postmaster a killed run left on this data dir holds the port:
-		// the supervisor stops it (recoverStale) before starting afresh.
-		port = cfg.Port
+		err = e.startOn(ctx, cfg, root, l, bins, port, begin)
+		if err == nil || !errors.Is(err, errPortTaken) || attempt == 3 {
+			return err
+		}
+		e.log.Info("postgres: the port picked was taken before postgres could bind it; picking another", "port", port)
 	}
+}
 
+// freePort picks the port for a start with port 0 (tests replace it).
+var freePort = pickFreePort
+
+// errPortTaken marks a start that failed because postgres could not bind its
+// port.
+var errPortTaken = errors.New("port taken")
+
+// startOn spawns the supervisor for postgres on port and waits for its report.
+func (e *Embedded) startOn(ctx context.Context, cfg Config, root string, l layout, bins binaries, port int, begin time.Time) error {
 	sv, err := e.spawn()
 	if err != nil {
 		return err
@@ -208,6 +235,10 @@ func (e *Embedded) Start(ctx context.Context) error {
 	}
 	if !rep.Ready {
 		_ = terminateBounded(sv)
+		// Our postmaster is gone now: if the port is busy, another holds it.
+		if _, perr := pickPort(port); perr != nil || strings.Contains(rep.Error, "already listening on port") {
+			return fmt.Errorf("postgres: %s: %w", rep.Error, errPortTaken)
+		}
 		return fmt.Errorf("postgres: %s", rep.Error)
 	}
 
@@ -460,6 +491,38 @@ func pickPort(port int) (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// pickFreePort picks a loopback port that is free now, below the kernel's
+// ephemeral range where it can: ports there are handed to every outgoing
+// connection and every listener on port 0 (a busy test run opens thousands),
+// any of which could take it in the seconds before postgres binds it.
+func pickFreePort() (int, error) {
+	if lo, ok := ephemeralLow(); ok && lo > 2048 {
+		base := max(1024, lo-10000)
+		for range 20 {
+			p := base + rand.IntN(lo-base)
+			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
+				_ = l.Close()
+				return p, nil
+			}
+		}
+	}
+	return pickPort(0)
+}
+
+// ephemeralLow returns the first port of the kernel's ephemeral range.
+func ephemeralLow() (int, bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, false
+	}
+	lo, err := strconv.Atoi(f[0])
+	return lo, err == nil
 }
 
 // ping opens one connection to dsn and pings it, bounded to a few seconds.

@@ -461,6 +461,42 @@ func TestPortBusyNamesFlag(t *testing.T) {
 	}
 }
 
+// A port picked free but taken before postgres binds it (a busy test run's
+// outgoing connections take ports all the time) does not fail the start:
+// another is picked.
+func TestPickedPortTakenBeforeBind(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	picks := 0
+	freePort = func() (int, error) {
+		picks++
+		if picks == 1 {
+			return taken, nil
+		}
+		return pickFreePort()
+	}
+	t.Cleanup(func() { freePort = pickFreePort })
+
+	e := NewEmbedded(Config{DataDir: filepath.Join(tempDir(t), "pg")}, testLogger(t))
+	if err := e.Start(testCtx(t)); err != nil {
+		t.Fatalf("start with the first picked port taken: %v", err)
+	}
+	defer func() { _ = e.Stop(testCtx(t)) }()
+	if picks != 2 {
+		t.Fatalf("%d ports picked, want 2", picks)
+	}
+	if port := e.Info().Port; port == taken {
+		t.Fatalf("postgres reports the taken port %d", port)
+	}
+	if got := query(t, e.DSN(), "SELECT current_database()"); got != "cxlab" {
+		t.Fatalf("database %q", got)
+	}
+}
+
 // closedPort returns a loopback port nothing listens on.
 func closedPort(t testing.TB) int {
 	t.Helper()
