@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -423,15 +424,42 @@ func TestCallerOwnedSockets(t *testing.T) {
 	}
 }
 
-func TestRelayPortRange(t *testing.T) {
-	// Find a small free range by probing; the server must hand out only those ports.
-	probe, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// quietUDPPorts returns the first of n consecutive loopback UDP ports free now,
+// below the kernel's ephemeral range: a port there is not handed to another
+// test's socket bound to port 0 before the server under test binds it.
+func quietUDPPorts(t *testing.T, n int) int {
+	t.Helper()
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 12000 {
+				lo = v
+			}
+		}
 	}
-	base := probe.LocalAddr().(*net.UDPAddr).Port
-	_ = probe.Close()
-	lo, hi := base, base+3
+	for range 50 {
+		base := lo - 10000 + rand.IntN(10000-n)
+		free := true
+		for p := base; p < base+n && free; p++ {
+			c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err != nil {
+				free = false
+				continue
+			}
+			_ = c.Close()
+		}
+		if free {
+			return base
+		}
+	}
+	t.Fatalf("no %d consecutive free UDP ports below %d", n, lo)
+	return 0
+}
+
+func TestRelayPortRange(t *testing.T) {
+	// A small free range; the server must hand out only those ports.
+	lo := quietUDPPorts(t, 4)
+	hi := lo + 3
 	srv := startServer(t, func(c *Config) { c.MinPort, c.MaxPort = lo, hi })
 	for i := range 2 {
 		u, p := srv.creds(fmt.Sprintf("agent%d", i))
@@ -449,19 +477,14 @@ func TestRelayPortRange(t *testing.T) {
 // A full relay port range refuses the next Allocate with 508, and says so
 // in the metrics and the log: it caps the server's allocations.
 func TestFullRelayPortRangeIsReported(t *testing.T) {
-	probe, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := probe.LocalAddr().(*net.UDPAddr).Port
-	_ = probe.Close()
+	port := quietUDPPorts(t, 1)
 	srv := startServer(t, func(c *Config) { c.MinPort, c.MaxPort = port, port })
 	u, p := srv.creds("agent1")
 	if _, err := allocate(t, dialTURN(t, srv, "udp", u, p)); err != nil {
 		t.Fatalf("first Allocate: %v", err)
 	}
 	u, p = srv.creds("agent2")
-	_, err = allocate(t, dialTURN(t, srv, "udp", u, p))
+	_, err := allocate(t, dialTURN(t, srv, "udp", u, p))
 	if code := turnErrorCode(err); code != 508 {
 		t.Fatalf("second Allocate in a one-port range: %v (code %d), want 508", err, code)
 	}
