@@ -290,12 +290,12 @@ func (u *UI) gesLogin(c echo.Context) error {
 func (u *UI) gesCallback(c echo.Context) error {
 	if e := c.QueryParam("error"); e != "" {
 		return render(c, http.StatusForbidden, gesMessage(u.chrome("Sign-in", "ges"), "Sign-in failed",
-			e+": "+c.QueryParam("error_description"), true))
+			e+": "+c.QueryParam("error_description"), true, false))
 	}
 	pl, ok := u.pending.finish(c.QueryParam("state"))
 	if !ok {
 		return render(c, http.StatusBadRequest, gesMessage(u.chrome("Sign-in", "ges"), "Sign-in expired",
-			"The sign-in took too long or was already used. Start again.", true))
+			"The sign-in took too long or was already used. Start again.", true, false))
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 10*time.Second)
 	defer cancel()
@@ -304,7 +304,7 @@ func (u *UI) gesCallback(c echo.Context) error {
 		origin(c)+"/ges/callback")
 	if err != nil {
 		u.log.Info("ges ui code exchange failed", "err", err)
-		return render(c, http.StatusBadGateway, gesMessage(u.chrome("Sign-in", "ges"), "Sign-in failed", err.Error(), true))
+		return render(c, http.StatusBadGateway, gesMessage(u.chrome("Sign-in", "ges"), "Sign-in failed", err.Error(), true, false))
 	}
 	info, err := u.fetchUserInfo(ctx, base, tr.AccessToken)
 	if err != nil || info.ContactCenterID == "" {
@@ -312,7 +312,7 @@ func (u *UI) gesCallback(c echo.Context) error {
 		if err != nil {
 			msg = err.Error()
 		}
-		return render(c, http.StatusBadGateway, gesMessage(u.chrome("Sign-in", "ges"), "Sign-in failed", msg, true))
+		return render(c, http.StatusBadGateway, gesMessage(u.chrome("Sign-in", "ges"), "Sign-in failed", msg, true, false))
 	}
 	s := u.sessions.create(info.name(), info.ContactCenterID, tr.AccessToken, info.supervisor())
 	c.SetCookie(&http.Cookie{Name: gesCookie, Value: s.id, Path: "/ges/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
@@ -328,7 +328,7 @@ func (u *UI) gesLogout(c echo.Context, s session) error {
 
 func (u *UI) gesSignedOut(c echo.Context) error {
 	return render(c, http.StatusOK, gesMessage(u.chrome("Signed out", "ges"), "Signed out",
-		"You have left the callback UI.", false))
+		"You have left the callback UI.", false, false))
 }
 
 func (u *UI) gesLoad(c echo.Context, s session) gesView {
@@ -365,10 +365,10 @@ func (u *UI) gesDetails(c echo.Context, s session) error {
 	cb, err := u.deps.Callbacks.Get(c.Request().Context(), s.tenant, c.Param("id"))
 	if errors.Is(err, ErrNotFound) {
 		return render(c, http.StatusNotFound, gesMessage(u.chrome("Callback", "ges"), "No Callbacks found",
-			"No callback has the id "+c.Param("id")+".", true))
+			"No callback has the id "+c.Param("id")+".", true, true))
 	}
 	if err != nil {
-		return render(c, http.StatusBadGateway, gesMessage(u.chrome("Callback", "ges"), "Error", err.Error(), true))
+		return render(c, http.StatusBadGateway, gesMessage(u.chrome("Callback", "ges"), "Error", err.Error(), true, true))
 	}
 	return render(c, http.StatusOK, gesDetailsPage(u.chrome("Callback "+cb.ID, "ges", "ges.js"), s, cb))
 }

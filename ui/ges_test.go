@@ -283,6 +283,8 @@ func TestGESCancelRecreateCreateExport(t *testing.T) {
 	}
 	if code, body, _ = get(t, c, ts.URL+"/ges/callbacks/00000000-0000-4000-8000-000000000000"); code != http.StatusNotFound || !strings.Contains(body, "No Callbacks found") {
 		t.Errorf("unknown details: %d", code)
+	} else if !strings.Contains(body, `class="back" href="/ges/"`) || strings.Contains(body, "/ges/login") {
+		t.Errorf("the signed-in supervisor's unknown-callback page does not lead back to the list:\n%s", body)
 	}
 }
 
