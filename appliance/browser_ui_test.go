@@ -503,3 +503,40 @@ func submitAndLoad(t *testing.T, b context.Context, step chromedp.Action[chromed
 		t.Fatalf("submit: the next page answered %d", resp.Status)
 	}
 }
+
+// TestBrowserPagesFitAPhone opens every page on a phone's width (390 px): none
+// is wider than the screen; a wide table scrolls inside its card.
+func TestBrowserPagesFitAPhone(t *testing.T) {
+	s := apptest.Start(t)
+	if code := gesCall(t, s, http.MethodPost, "/callbacks/create", map[string]any{"serviceName": "CB_Support",
+		"phoneNumber": "+12025550123", "desiredTime": time.Now().UTC().Add(26 * time.Hour).Truncate(time.Hour).Format(time.RFC3339)}, nil); code != 200 {
+		t.Fatalf("create: %d", code)
+	}
+	b := browsertest.New(t)
+	browsertest.Run(t, b, browserWait,
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate(s.URL+"/ges/?window=all"),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SetValue(chromedp.ID("username"), "supervisor"),
+		chromedp.SetValue(chromedp.ID("password"), "super123"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("cb-table")),
+	)
+	for _, page := range []struct{ path, ready string }{
+		{"/", "#overview table"},
+		{"/softphone/", "form"},
+		{"/customer/", "form"},
+		{"/ges/?window=all", "#cb-table"},
+		{"/ges/callin", "main"},
+		{"/ges/queues", "main"},
+	} {
+		browsertest.Run(t, b, browserWait, chromedp.Navigate(s.URL+page.path), chromedp.WaitVisible(chromedp.CSS(page.ready)))
+		browsertest.Screenshot(t, b, "phone"+strings.NewReplacer("/", "-", "?", "-", "=", "-").Replace(page.path))
+		if w := browsertest.Eval[float64](t, b, "document.documentElement.scrollWidth"); w > 390 {
+			wide := browsertest.Eval[string](t, b, `[...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > 391 &&
+				![...e.children].some((c) => c.getBoundingClientRect().right > 391)).slice(0, 4).map((e) => e.tagName + '.' + e.className).join(', ')`)
+			browsertest.Screenshot(t, b, "phone-overflow")
+			t.Errorf("%s is %v px wide on a 390 px screen (widest: %s)", page.path, w, wide)
+		}
+	}
+}
