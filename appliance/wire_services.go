@@ -17,6 +17,7 @@ import (
 
 	"github.com/cxlab/cxlab/appliance/gateway"
 	"github.com/cxlab/cxlab/appliance/ges"
+	"github.com/cxlab/cxlab/appliance/internal/freeport"
 	"github.com/cxlab/cxlab/appliance/turn"
 	"github.com/cxlab/cxlab/mocks/gauth"
 	"github.com/cxlab/cxlab/mocks/gws"
@@ -86,8 +87,9 @@ func (a *Appliance) wireServices() ([]Component, error) {
 	sipPort := cfg.SIP.Port
 	if sipPort == 0 && cfg.Runs("voice") {
 		// The gateway needs Voice's address when it is built, so port 0 is
-		// resolved here to a number free for both UDP and TCP right now.
-		p, err := freeUDPTCPPort(cfg.SIP.Host)
+		// resolved here to a number free for both UDP and TCP right now, and
+		// below the ephemeral range, where it stays free until Voice binds it.
+		p, err := freeport.Pick(cfg.SIP.Host, freeport.TCP|freeport.UDP, 1)
 		if err != nil {
 			return nil, err
 		}
@@ -249,23 +251,6 @@ func (a *Appliance) wireServices() ([]Component, error) {
 }
 
 // freeUDPTCPPort finds a port number free for both UDP and TCP on host.
-func freeUDPTCPPort(host string) (int, error) {
-	for range 20 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return 0, fmt.Errorf("pick a free SIP port: %w", err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
-		_ = ln.Close()
-		if err == nil {
-			_ = pc.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("pick a free SIP port: no port free for both UDP and TCP")
-}
-
 const demoAPIKey = "cxlab-demo-api-key-0000000000000000"
 
 // simulatedCustomers is the Voice emulator's number plan (mocks/voice doc).

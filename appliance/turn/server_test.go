@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cxlab/cxlab/appliance/internal/freeport"
 	"github.com/cxlab/cxlab/appliance/internal/udpbatch"
 )
 
@@ -425,35 +425,15 @@ func TestCallerOwnedSockets(t *testing.T) {
 }
 
 // quietUDPPorts returns the first of n consecutive loopback UDP ports free now,
-// below the kernel's ephemeral range: a port there is not handed to another
-// test's socket bound to port 0 before the server under test binds it.
+// below the kernel's ephemeral range: not handed to another test's socket on
+// port 0 before the server under test binds it.
 func quietUDPPorts(t *testing.T, n int) int {
 	t.Helper()
-	lo := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil && v > 12000 {
-				lo = v
-			}
-		}
+	p, err := freeport.Pick("127.0.0.1", freeport.UDP, n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for range 50 {
-		base := lo - 10000 + rand.IntN(10000-n)
-		free := true
-		for p := base; p < base+n && free; p++ {
-			c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-			if err != nil {
-				free = false
-				continue
-			}
-			_ = c.Close()
-		}
-		if free {
-			return base
-		}
-	}
-	t.Fatalf("no %d consecutive free UDP ports below %d", n, lo)
-	return 0
+	return p
 }
 
 func TestRelayPortRange(t *testing.T) {

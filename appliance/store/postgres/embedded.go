@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -23,6 +22,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cxlab/cxlab/appliance/internal/freeport"
 )
 
 // Embedded is the appliance's own PostgreSQL, run by a supervisor child
@@ -493,37 +494,9 @@ func pickPort(port int) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// pickFreePort picks a loopback port that is free now, below the kernel's
-// ephemeral range where it can: ports there are handed to every outgoing
-// connection and every listener on port 0 (a busy test run opens thousands),
-// any of which could take it in the seconds before postgres binds it.
-func pickFreePort() (int, error) {
-	if lo, ok := ephemeralLow(); ok && lo > 2048 {
-		base := max(1024, lo-10000)
-		for range 20 {
-			p := base + rand.IntN(lo-base)
-			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
-				_ = l.Close()
-				return p, nil
-			}
-		}
-	}
-	return pickPort(0)
-}
-
-// ephemeralLow returns the first port of the kernel's ephemeral range.
-func ephemeralLow() (int, bool) {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 0, false
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 0, false
-	}
-	lo, err := strconv.Atoi(f[0])
-	return lo, err == nil
-}
+// pickFreePort picks a loopback port free now, below the ephemeral range
+// where it can (see freeport).
+func pickFreePort() (int, error) { return freeport.Pick("127.0.0.1", freeport.TCP, 1) }
 
 // ping opens one connection to dsn and pings it, bounded to a few seconds.
 func ping(ctx context.Context, dsn string) error {
