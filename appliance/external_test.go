@@ -16,16 +16,18 @@ import (
 
 	"github.com/cxlab/cxlab/appliance/apptest"
 	"github.com/cxlab/cxlab/appliance/config"
+	"github.com/cxlab/cxlab/appliance/freeport"
 )
 
+// freePort is a loopback TCP port free now and below the ephemeral range,
+// where no other test's connection takes it before a child process binds it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick("127.0.0.1", freeport.TCP, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // redisServer runs Debian's redis-server on port until stopped.

@@ -15,9 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cxlab/cxlab/appliance/freeport"
 	"github.com/cxlab/cxlab/appliance/gateway"
 	"github.com/cxlab/cxlab/appliance/ges"
-	"github.com/cxlab/cxlab/appliance/internal/freeport"
 	"github.com/cxlab/cxlab/appliance/turn"
 	"github.com/cxlab/cxlab/mocks/gauth"
 	"github.com/cxlab/cxlab/mocks/gws"

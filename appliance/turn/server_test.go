@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cxlab/cxlab/appliance/internal/freeport"
+	"github.com/cxlab/cxlab/appliance/freeport"
 	"github.com/cxlab/cxlab/appliance/internal/udpbatch"
 )
 

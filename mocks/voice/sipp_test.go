@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/cxlab/cxlab/appliance/freeport"
 )
 
 func sippPath(t *testing.T) string {
@@ -23,14 +24,15 @@ func sippPath(t *testing.T) string {
 	return p
 }
 
+// freeUDPPort is a loopback UDP port for sipp, free now and below the
+// ephemeral range.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	p, err := freeport.Pick("127.0.0.1", freeport.UDP, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	return p
 }
 
 // TestSippCallerReachesAgentThroughQueue drives the emulator with sipp's

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+
+	"github.com/cxlab/cxlab/appliance/freeport"
 )
 
 // envFaults enables the tests; they take minutes and kill processes.
@@ -482,15 +483,15 @@ func (s *streamTail) snapshot() (map[string]int, int) {
 	return out, s.entries
 }
 
-// freePort returns a loopback TCP port free right now.
+// freePort returns a loopback TCP port free right now, below the ephemeral
+// range: redis-server is restarted on it while cxlab connects out.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick("127.0.0.1", freeport.TCP, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // phone returns the n-th distinct demo phone number (10,000 per area code),

@@ -23,7 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cxlab/cxlab/appliance/internal/freeport"
+	"github.com/cxlab/cxlab/appliance/freeport"
 )
 
 // Embedded is the appliance's own PostgreSQL, run by a supervisor child
