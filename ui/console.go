@@ -211,16 +211,28 @@ func (u *UI) consoleLoad(c echo.Context, only string) consoleView {
 	if want("sizing") {
 		v.Sizing = sizingFrom(q)
 	}
+	if (want("controls") || want("overview")) && src.Faults != nil {
+		v.Faults = src.Faults() // the overview marks a component under an injected fault
+	}
 	if want("controls") {
 		if src.ClockOffset != nil {
 			v.HasClock, v.ClockOffset = true, src.ClockOffset()
 		}
-		if src.Faults != nil {
-			v.Faults = src.Faults()
-		}
 		v.CanReset = src.ResetDemo != nil
 	}
 	return v
+}
+
+// faultsOn returns the faults switched on for component (those named
+// "<component>.<mode>").
+func faultsOn(faults []Fault, component string) []Fault {
+	var on []Fault
+	for _, f := range faults {
+		if f.On && strings.HasPrefix(f.Name, component+".") {
+			on = append(on, f)
+		}
+	}
+	return on
 }
 
 // notAvailable is the text of a section whose source this process lacks.

@@ -33,7 +33,9 @@ func fakeConsoleWith(st *fakeConsoleState) ConsoleSources {
 		},
 		Components: func(context.Context) []ComponentStatus {
 			return []ComponentStatus{{Name: "redis", Ready: true, Endpoint: "redis://127.0.0.1:6380", Version: "7.2", Since: t0.Add(-time.Hour)},
-				{Name: "gateway", Ready: false, Detail: "gauth unreachable", Endpoint: "http://127.0.0.1:8080/webrtc", Version: "dev", Since: t0.Add(-90 * time.Second)}}
+				{Name: "gateway", Ready: false, Detail: "gauth unreachable", Endpoint: "http://127.0.0.1:8080/webrtc", Version: "dev", Since: t0.Add(-90 * time.Second)},
+				{Name: "gws", Ready: true, Endpoint: "http://127.0.0.1:8080/gws", Version: "dev", Since: t0.Add(-time.Hour)},
+				{Name: "gauth", Ready: true, Endpoint: "http://127.0.0.1:8080/auth/v3", Version: "dev", Since: t0.Add(-time.Hour)}}
 		},
 		Agents: func(context.Context) ([]AgentRow, error) {
 			return []AgentRow{{UserName: "agent1", DN: "7001", State: "Ready", Skills: []string{"VQ_Sales", "VQ_Support"}, Since: t0.Add(-5 * time.Minute), Signed: true}}, nil
@@ -104,6 +106,13 @@ func TestConsolePage(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("console lacks %q", want)
 		}
+	}
+	// The fault switched on shows in its component's row; the one off does not.
+	if !strings.Contains(body, `class="fault-on" data-fault="gws.unavailable"`) {
+		t.Error("the overview does not show GWS's injected fault")
+	}
+	if strings.Contains(body, `class="fault-on" data-fault="gauth.token-500"`) {
+		t.Error("the overview shows a fault that is off")
 	}
 	golden(t, "console.html", body)
 }
