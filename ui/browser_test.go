@@ -458,3 +458,37 @@ func TestBrowserSoftphoneBadPassword(t *testing.T) {
 	)
 	browsertest.WaitJS(t, ctx, 20*time.Second, "error", `document.getElementById('error').textContent === 'Wrong username or password.'`)
 }
+
+// TestBrowserConsoleSaysWhenTheApplianceStopsAnswering: the console's live
+// sections refresh every 5 s; when the appliance stops answering, a notice
+// says so and since when the figures date; when it answers again, the notice
+// goes.
+func TestBrowserConsoleSaysWhenTheApplianceStopsAnswering(t *testing.T) {
+	var down atomic.Bool
+	ts := newTestServer(t, Config{}, Deps{Console: fakeConsole()}, func(e *echo.Echo) {
+		e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c echo.Context) error {
+				if down.Load() && strings.HasPrefix(c.Request().URL.Path, "/console/section/") {
+					// As a stopped appliance: the connection closes unanswered.
+					conn, _, err := c.Response().Hijack()
+					if err == nil {
+						_ = conn.Close()
+					}
+					return nil
+				}
+				return next(c)
+			}
+		})
+	})
+	ctx := browsertest.New(t)
+	browsertest.Run(t, ctx, 20*time.Second, chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible(chromedp.ID("components")))
+	if browsertest.Eval[bool](t, ctx, `!document.getElementById('offline').hidden`) {
+		t.Fatal("the notice shows while the appliance answers")
+	}
+	down.Store(true)
+	browsertest.WaitJS(t, ctx, 15*time.Second, "the notice that the appliance does not answer",
+		`!document.getElementById('offline').hidden && document.getElementById('offline').textContent.includes('does not answer')`)
+	browsertest.Screenshot(t, ctx, "offline")
+	down.Store(false)
+	browsertest.WaitJS(t, ctx, 15*time.Second, "the notice to go once the appliance answers", `document.getElementById('offline').hidden`)
+}

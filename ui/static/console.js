@@ -1,4 +1,5 @@
-// CX Lab console helpers: copy buttons and confirmations.
+// CX Lab console helpers: copy buttons, confirmations, and a notice when the
+// live sections can no longer refresh.
 (() => {
   'use strict';
   document.addEventListener('click', async (e) => {
@@ -19,5 +20,27 @@
     }
     const b = e.target.closest('[data-confirm]');
     if (b && !window.confirm(b.dataset.confirm)) e.preventDefault();
+  });
+
+  // The live sections refresh every 5 s. When the appliance stops answering
+  // (stopped, restarting), say so and since when the figures date, rather
+  // than leave them looking live; the next answered refresh clears it.
+  let fresh = new Date();
+  const live = (e) => (e.detail.elt?.id ?? '').startsWith('sec-');
+  const offline = (why) => {
+    const el = document.getElementById('offline');
+    if (!el) return;
+    el.textContent = `CX Lab ${why}: the figures below are from ${fresh.toLocaleTimeString()} and refresh once it answers again.`;
+    el.hidden = false;
+  };
+  document.body.addEventListener('htmx:sendError', (e) => { if (live(e)) offline('does not answer (stopped or restarting?)'); });
+  document.body.addEventListener('htmx:responseError', (e) => {
+    if (live(e)) offline(`answered ${e.detail.xhr.status} ${e.detail.xhr.statusText}`.trimEnd());
+  });
+  document.body.addEventListener('htmx:afterRequest', (e) => {
+    if (!live(e) || !e.detail.successful) return;
+    fresh = new Date();
+    const el = document.getElementById('offline');
+    if (el) el.hidden = true;
   });
 })();
