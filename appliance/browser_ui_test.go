@@ -412,14 +412,7 @@ func TestBrowserGESCancelAndRecreate(t *testing.T) {
 	}
 
 	b := browsertest.New(t)
-	browsertest.Run(t, b, browserWait,
-		chromedp.Navigate(s.URL+"/ges/?window=all"),
-		chromedp.WaitVisible(chromedp.ID("username")),
-		chromedp.SetValue(chromedp.ID("username"), "supervisor"),
-		chromedp.SetValue(chromedp.ID("password"), "super123"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.ID("cb-table")),
-	)
+	browsertest.Run(t, b, browserWait, gesSignIn(s.URL)...)
 	if who := browsertest.Eval[string](t, b, `document.querySelector('.tabs .account').textContent`); !strings.Contains(who, "Supervisor") {
 		t.Fatalf("signed in as %q, want a supervisor", who)
 	}
@@ -487,6 +480,19 @@ func TestBrowserGESCancelAndRecreate(t *testing.T) {
 	browsertest.Screenshot(t, b, "ges-recreated")
 }
 
+// gesSignIn opens the /ges/ list of every callback, signing in at GAuth as
+// the demo supervisor.
+func gesSignIn(base string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(base + "/ges/?window=all"),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SetValue(chromedp.ID("username"), "supervisor"),
+		chromedp.SetValue(chromedp.ID("password"), "super123"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("cb-table")),
+	}
+}
+
 // submitAndLoad runs a step that submits a form and waits for the page it
 // leads to, which must answer 200.
 func submitAndLoad(t *testing.T, b context.Context, step chromedp.Action[chromedp.Void]) {
@@ -513,15 +519,7 @@ func TestBrowserPagesFitAPhone(t *testing.T) {
 		t.Fatalf("create: %d", code)
 	}
 	b := browsertest.New(t)
-	browsertest.Run(t, b, browserWait,
-		chromedp.EmulateViewport(390, 844),
-		chromedp.Navigate(s.URL+"/ges/?window=all"),
-		chromedp.WaitVisible(chromedp.ID("username")),
-		chromedp.SetValue(chromedp.ID("username"), "supervisor"),
-		chromedp.SetValue(chromedp.ID("password"), "super123"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.ID("cb-table")),
-	)
+	browsertest.Run(t, b, browserWait, append([]chromedp.Action[chromedp.Void]{chromedp.EmulateViewport(390, 844)}, gesSignIn(s.URL)...)...)
 	for _, page := range []struct{ path, ready string }{
 		{"/", "#overview table"},
 		{"/softphone/", "form"},

@@ -443,15 +443,21 @@ func TestMajorVersionMismatchRefused(t *testing.T) {
 	}
 }
 
-func TestPortBusyNamesFlag(t *testing.T) {
+// busyPort returns a loopback port a listener holds until the test ends.
+func busyPort(t *testing.T) int {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() { _ = l.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestPortBusyNamesFlag(t *testing.T) {
+	port := busyPort(t)
 	e := NewEmbedded(Config{DataDir: filepath.Join(tempDir(t), "pg"), Port: port}, testLogger(t))
-	err = e.Start(testCtx(t))
+	err := e.Start(testCtx(t))
 	if err == nil {
 		_ = e.Stop(testCtx(t))
 		t.Fatal("started on a busy port")
@@ -465,12 +471,7 @@ func TestPortBusyNamesFlag(t *testing.T) {
 // outgoing connections take ports all the time) does not fail the start:
 // another is picked.
 func TestPickedPortTakenBeforeBind(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	taken := l.Addr().(*net.TCPAddr).Port
+	taken := busyPort(t)
 	picks := 0
 	freePort = func() (int, error) {
 		picks++
