@@ -240,7 +240,11 @@ func (u *UI) gesAuth(h gesHandler) echo.HandlerFunc {
 		var s session
 		ok := false
 		if err == nil {
-			s, ok = u.sessions.touch(ck.Value, c.Request().Header.Get(gesPollHeader) == "")
+			var expired *session
+			s, ok, expired = u.sessions.touch(ck.Value, c.Request().Header.Get(gesPollHeader) == "")
+			if expired != nil {
+				u.signOutGAuth(*expired) // before the way to the sign-in is shown
+			}
 		}
 		if !ok {
 			login := "/ges/login?return=" + url.QueryEscape(c.Request().URL.RequestURI())
@@ -314,14 +318,16 @@ func (u *UI) gesCallback(c echo.Context) error {
 		}
 		return render(c, http.StatusBadGateway, gesMessage(u.chrome("Sign-in", "ges"), "Sign-in failed", msg, true, false))
 	}
-	s := u.sessions.create(info.name(), info.ContactCenterID, tr.AccessToken, info.supervisor())
+	s := u.sessions.create(info.name(), info.ContactCenterID, tr.AccessToken, base, info.supervisor())
 	c.SetCookie(&http.Cookie{Name: gesCookie, Value: s.id, Path: "/ges/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
 		Secure: c.Scheme() == "https"})
 	return c.Redirect(http.StatusFound, pl.returnTo)
 }
 
 func (u *UI) gesLogout(c echo.Context, s session) error {
-	u.sessions.drop(s.id)
+	if ended := u.sessions.drop(s.id); ended != nil {
+		u.signOutGAuth(*ended)
+	}
 	c.SetCookie(&http.Cookie{Name: gesCookie, Value: "", Path: "/ges/", MaxAge: -1, HttpOnly: true})
 	return c.Redirect(http.StatusSeeOther, "/ges/signed-out")
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // errBadGrant is GAuth refusing a code (expired, reused, PKCE mismatch).
@@ -103,6 +104,33 @@ func oauthErrorText(body []byte) string {
 }
 
 // fetchUserInfo reads GAuth's /userinfo for a token.
+// signOutGAuth ends the GAuth session a /ges/ session signed in with, so
+// that after Log out or the idle timeout the next sign-in asks for the
+// password again instead of passing silently on GAuth's own cookie.
+func (u *UI) signOutGAuth(s session) {
+	if s.token == "" || s.gauthBase == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.gauthBase+"/auth/v3/sign-out", nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := u.deps.HTTPClient.Do(req)
+	if err != nil {
+		u.log.Info("ges ui: gauth sign-out failed", "err", err)
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	_ = resp.Body.Close()
+	// 401: the token had ended already (expired, revoked), and its session with it.
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
+		u.log.Info("ges ui: gauth sign-out refused", "status", resp.StatusCode)
+	}
+}
+
 func (u *UI) fetchUserInfo(ctx context.Context, base, token string) (userInfo, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/auth/v3/userinfo", nil)
 	if err != nil {

@@ -21,6 +21,7 @@ type session struct {
 	tenant     string // contact center id
 	supervisor bool   // may create, cancel, recreate and export
 	token      string
+	gauthBase  string // where token's GAuth session is signed out when this one ends
 	lastSeen   time.Time
 	csrf       string
 }
@@ -30,8 +31,11 @@ type session struct {
 type sessions struct {
 	clk  clock.Clock
 	idle time.Duration
-	mu   sync.Mutex
-	m    map[string]*session
+	// ended is told of each session that ended by itself (idle), in a
+	// goroutine of its own; nil: nobody is.
+	ended func(session)
+	mu    sync.Mutex
+	m     map[string]*session
 }
 
 func newSessions(clk clock.Clock, idle time.Duration) *sessions {
@@ -39,41 +43,45 @@ func newSessions(clk clock.Clock, idle time.Duration) *sessions {
 }
 
 // create stores a new session and returns it.
-func (s *sessions) create(userName, tenant, token string, supervisor bool) *session {
-	ss := &session{id: randomString(32), userName: userName, tenant: tenant, token: token, supervisor: supervisor,
-		lastSeen: s.clk.Now(), csrf: randomString(24)}
+func (s *sessions) create(userName, tenant, token, gauthBase string, supervisor bool) *session {
+	ss := &session{id: randomString(32), userName: userName, tenant: tenant, token: token, gauthBase: gauthBase,
+		supervisor: supervisor, lastSeen: s.clk.Now(), csrf: randomString(24)}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.sweepLocked()
 	s.m[ss.id] = ss
+	s.mu.Unlock()
 	return ss
 }
 
 // touch returns the live session of id and, if renew, renews it; false
 // when unknown or idle too long. The list's background refresh does not
-// renew: a tab left open is idle.
-func (s *sessions) touch(id string, renew bool) (session, bool) {
+// renew: a tab left open is idle. A session found idle too long is returned
+// as expired (ok false), for its caller to end.
+func (s *sessions) touch(id string, renew bool) (ss session, ok bool, expired *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss, ok := s.m[id]
-	if !ok {
-		return session{}, false
+	cur, found := s.m[id]
+	if !found {
+		return session{}, false, nil
 	}
 	now := s.clk.Now()
-	if now.Sub(ss.lastSeen) >= s.idle {
+	if now.Sub(cur.lastSeen) >= s.idle {
 		delete(s.m, id)
-		return session{}, false
+		return session{}, false, cur
 	}
 	if renew {
-		ss.lastSeen = now
+		cur.lastSeen = now
 	}
-	return *ss, true
+	return *cur, true, nil
 }
 
-func (s *sessions) drop(id string) {
+// drop removes the session of id and returns it (nil if unknown).
+func (s *sessions) drop(id string) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ss := s.m[id]
 	delete(s.m, id)
+	return ss
 }
 
 func (s *sessions) sweepLocked() {
@@ -81,6 +89,9 @@ func (s *sessions) sweepLocked() {
 	for id, ss := range s.m {
 		if now.Sub(ss.lastSeen) >= s.idle {
 			delete(s.m, id)
+			if s.ended != nil {
+				go s.ended(*ss)
+			}
 		}
 	}
 }

@@ -137,7 +137,7 @@ func New(cfg Config, deps Deps, log *slog.Logger, clk clock.Clock) (*UI, error) 
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("ui flash key: %w", err)
 	}
-	return &UI{
+	u := &UI{
 		cfg:      cfg,
 		log:      log.With("component", "ui"),
 		clock:    clk,
@@ -148,7 +148,9 @@ func New(cfg Config, deps Deps, log *slog.Logger, clk clock.Clock) (*UI, error) 
 		pending:  newPendingLogins(clk),
 		ewt:      newEWTHistory(120),
 		assets:   assets,
-	}, nil
+	}
+	u.sessions.ended = u.signOutGAuth
+	return u, nil
 }
 
 // Name implements the component contract.
