@@ -538,3 +538,47 @@ func TestBrowserPagesFitAPhone(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserGESCreateKeepsTheListAsSet: a supervisor narrows the list in
+// place (service CB_Support, times in UTC), then books a scheduled callback:
+// the slot picker reads in UTC like the list, and after the create the list
+// comes back narrowed as it was, with the new callback in it.
+func TestBrowserGESCreateKeepsTheListAsSet(t *testing.T) {
+	s := apptest.Start(t)
+	b := browsertest.New(t)
+	browsertest.Run(t, b, browserWait, gesSignIn(s.URL)...)
+	browsertest.Run(t, b, browserWait, chromedp.Evaluate[chromedp.Void](`window.cxSwaps = 0;
+		document.body.addEventListener('htmx:afterSwap', (e) => { if (e.detail.target.id === 'list') window.cxSwaps++; });`))
+	browsertest.Run(t, b, browserWait,
+		chromedp.Click(chromedp.CSS(`#filters input[name=service][value=CB_Support]`)),
+		chromedp.Click(chromedp.ID("utc")))
+	browsertest.WaitJS(t, b, browserWait, "the list redrawn with the filters", `window.cxSwaps >= 2`)
+
+	browsertest.Run(t, b, browserWait,
+		chromedp.Click(chromedp.CSS(`#create-dialog summary`)),
+		chromedp.SetValue(chromedp.ID("create-service"), "CB_Support"),
+		chromedp.SetValue(chromedp.ID("create-phone"), "+12025550177"),
+		chromedp.SetValue(chromedp.ID("create-type"), "scheduled"),
+		chromedp.Evaluate[chromedp.Void](`(() => { const d = new Date(Date.now() + 2 * 86400e3);
+			const el = document.getElementById('create-date');
+			el.value = d.toISOString().slice(0, 10); el.dispatchEvent(new Event('change', { bubbles: true })); })()`),
+	)
+	day := time.Now().UTC().Add(48 * time.Hour).Format("2006-01-02")
+	browsertest.WaitJS(t, b, browserWait, "open slots on "+day, `[...document.querySelectorAll('#create-slot option')].some((o) => o.value.startsWith('`+day+`') && !o.disabled)`)
+	if got := browsertest.Eval[string](t, b, `[...document.querySelectorAll('#create-slot option')].find((o) => o.value !== '').textContent.trim()`); !strings.Contains(got, "UTC") || !strings.HasPrefix(got, day) {
+		t.Errorf("with times in UTC, for %s, the slot picker reads %q", day, got)
+	}
+	browsertest.Run(t, b, browserWait,
+		chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById('create-slot');
+			s.value = [...s.options].find((o) => o.value !== '' && !o.disabled).value; })()`))
+	submitAndLoad(t, b, chromedp.Click(chromedp.ID("btn-create")))
+
+	q := browsertest.Eval[string](t, b, `location.search`)
+	if !strings.Contains(q, "utc=1") || !strings.Contains(q, "service=CB_Support") {
+		t.Errorf("after the create the list lost its filters: %s", q)
+	}
+	if !browsertest.Eval[bool](t, b, `document.getElementById('utc').checked`) {
+		t.Error("after the create the list is no longer in UTC")
+	}
+	browsertest.WaitJS(t, b, browserWait, "the new callback in the list", `document.getElementById('cb-table').textContent.includes('+12025550177')`)
+}

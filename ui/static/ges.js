@@ -50,11 +50,16 @@
   const svc = $('create-service');
   const date = $('create-date');
   const slot = $('create-slot');
+  let asked = 0; // the latest request wins: answers may come back out of order
   async function loadSlots() {
     if (!slot || type.value !== 'scheduled') return;
     const q = new URLSearchParams({ service: svc.value, date: date.value, tzo });
+    if ($('utc')?.checked) q.set('utc', '1'); // the slots read as the list does
+    const mine = ++asked;
     const r = await fetch('/ges/slots?' + q.toString(), { credentials: 'same-origin' });
-    slot.innerHTML = r.ok ? await r.text() : '<option value="">slots unavailable</option>';
+    const html = r.ok ? await r.text() : '<option value="">slots unavailable</option>';
+    if (mine !== asked) return;
+    slot.innerHTML = html;
     if (slot.dataset.kept) { // a failed create's choice, once
       slot.value = slot.dataset.kept;
       slot.dataset.kept = '';
@@ -71,6 +76,14 @@
   }
   if (type) {
     [type, svc, date].forEach((el) => el.addEventListener('change', toggle));
+    $('utc')?.addEventListener('change', loadSlots);
     toggle();
   }
+  // After a create the list comes back as it is now: the filters may have
+  // changed in place since the page loaded, and the list's own form (redrawn
+  // with every refresh) carries them.
+  $('create-form')?.addEventListener('submit', (e) => {
+    const now = document.querySelector('#list-form input[name=return]');
+    if (now) e.target.elements.return.value = now.value;
+  });
 })();
