@@ -74,10 +74,36 @@ func (q ListQuery) where() (string, []any) {
 		add("reason = $?", q.Reason)
 	}
 	if s := strings.TrimSpace(q.Search); s != "" {
-		args = append(args, strings.ToLower(likeEscape(s))+"%", "%"+likeEscape(s)+"%")
+		phone := phoneSearch(s)
+		args = append(args, strings.ToLower(likeEscape(s))+"%", "%"+likeEscape(phone)+"%")
 		conds = append(conds, fmt.Sprintf("(id::text LIKE $%d OR phone_number LIKE $%d)", len(args)-1, len(args)))
 	}
 	return strings.Join(conds, " AND "), args
+}
+
+// phoneSearch is the part of a search to match phone numbers with: a number
+// typed as people write it ("+1 (202) 555-0103", "202.555.0103") is matched
+// by its digits (and leading +), as numbers are stored in E.164; anything
+// else is matched as typed.
+func phoneSearch(s string) string {
+	digits := 0
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+			b.WriteRune(r)
+		case r == '+' && i == 0:
+			b.WriteRune(r)
+		case r == ' ' || r == '(' || r == ')' || r == '-' || r == '.':
+		default:
+			return s
+		}
+	}
+	if digits == 0 {
+		return s
+	}
+	return b.String()
 }
 
 // List returns one page of the tenant's callbacks.

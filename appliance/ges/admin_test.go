@@ -23,9 +23,12 @@ func TestAdminListExportRecreate(t *testing.T) {
 	if err != nil || page.Total != 1 || page.Items[0].ID != a {
 		t.Fatalf("SCHEDULED filter = %+v %v", page, err)
 	}
-	page, _ = e.svc.List(ctx, ListQuery{Tenant: demoTenant, Search: "0106"})
-	if page.Total != 1 || page.Items[0].ID != b {
-		t.Fatalf("phone search = %+v", page)
+	// A number as people write it finds the E.164 one.
+	for _, q := range []string{"0106", "+1 (202) 555-0106", "(202) 555-0106", "202.555.0106"} {
+		page, _ = e.svc.List(ctx, ListQuery{Tenant: demoTenant, Search: q})
+		if page.Total != 1 || page.Items[0].ID != b {
+			t.Fatalf("phone search %q = %+v", q, page)
+		}
 	}
 	page, _ = e.svc.List(ctx, ListQuery{Tenant: demoTenant, Search: string(a)[:8]})
 	if page.Total != 1 || page.Items[0].ID != a {
