@@ -210,6 +210,10 @@ func (s *Service) Create(ctx context.Context, tenant TenantID, req CreateRequest
 			return "", invalidf("service %s does not accept immediate callbacks", sch.svc.Name)
 		}
 		if !sch.isOpen(now) {
+			if req.DesiredTime != nil { // in the past: booked as an immediate callback
+				return "", invalidf("desiredTime %s is not in the future, which asks for an immediate callback, and service %s is closed now (outside business hours): book a future desiredTime",
+					formatTime(*req.DesiredTime), sch.svc.Name)
+			}
 			return "", invalidf("service %s is closed now (outside business hours); immediate callbacks are accepted only while it is open, book a desiredTime instead", sch.svc.Name)
 		}
 		c.DesiredTime = now

@@ -57,6 +57,12 @@ func TestImmediateRefusedWhenClosed(t *testing.T) {
 	if r.code != 400 || !strings.Contains(r.Status.Message, "closed") {
 		t.Fatalf("immediate on a holiday = %d %q, want 400 closed", r.code, r.Status.Message)
 	}
+	// A desiredTime gone by asks for an immediate callback: the refusal says so.
+	r = e.api("POST", "/engagement/v3/callbacks/create", map[string]any{"serviceName": "CB_Sales", "phoneNumber": "+12025550100",
+		"desiredTime": "2026-12-24T15:00:00.000Z"})
+	if r.code != 400 || !strings.Contains(r.Status.Message, "desiredTime 2026-12-24T15:00:00.000Z is not in the future") {
+		t.Fatalf("a past desiredTime on a holiday = %d %q, want 400 naming the past desiredTime", r.code, r.Status.Message)
+	}
 	// CB_Support is 24x7 in UTC.
 	e.create(map[string]any{"serviceName": "CB_Support", "phoneNumber": "+12025550100"})
 	var of struct{ OpenFor int64 }
