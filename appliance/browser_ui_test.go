@@ -461,21 +461,46 @@ func TestBrowserGESCancelAndRecreate(t *testing.T) {
 	}
 	browsertest.Screenshot(t, b, "ges-cancelled")
 
-	submitAndLoad(t, b, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#cb-table tr[data-id="%s"] button.recreate`, ids[0]))))
+	// Recreate the first at a slot three days ahead, picked in the dialog.
+	day := time.Now().UTC().Add(72 * time.Hour).Format("2006-01-02")
+	browsertest.Run(t, b, browserWait,
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#cb-table tr[data-id="%s"] button.recreate`, ids[0]))),
+		chromedp.WaitVisible(chromedp.ID("recreate-dialog")),
+		chromedp.SetValue(chromedp.ID("recreate-type"), "scheduled"),
+		chromedp.SetValue(chromedp.ID("recreate-date"), day),
+	)
+	if what := browsertest.Eval[string](t, b, `document.getElementById('recreate-what').textContent`); !strings.Contains(what, phones[0]) {
+		t.Errorf("the recreate dialog reads %q, not naming %s", what, phones[0])
+	}
+	browsertest.WaitJS(t, b, browserWait, "open slots on "+day, `[...document.querySelectorAll('#recreate-slot option')].some((o) => o.value.startsWith('`+day+`') && !o.disabled)`)
+	browsertest.Screenshot(t, b, "ges-recreate-dialog")
+	slot := browsertest.Eval[string](t, b, `(() => { const s = document.getElementById('recreate-slot');
+		s.value = [...s.options].find((o) => o.value.startsWith('`+day+`') && !o.disabled).value; return s.value; })()`)
+	submitAndLoad(t, b, chromedp.Click(chromedp.ID("btn-recreate")))
 	if msg := browsertest.Eval[string](t, b, `document.getElementById('toast')?.textContent ?? ''`); !strings.Contains(msg, "created from") {
 		t.Errorf("toast after recreate: %q", msg)
 	}
-	newRow := fmt.Sprintf(`[...document.querySelectorAll('#cb-table tr[data-id]')].find((r) => !%q.includes(r.dataset.id) && r.textContent.includes(%q))`,
-		strings.Join(append([]string{busy.ID}, ids...), ","), phones[0])
-	browsertest.WaitJS(t, b, browserWait, "a new callback row for "+phones[0], newRow+` !== undefined`)
-	st := browsertest.Eval[string](t, b, newRow+`.dataset.state`)
-	if st != "QUEUED" && st != "SCHEDULED" {
-		t.Errorf("the recreated callback is %s, want QUEUED or SCHEDULED", st)
+	newRow := func(phone string) string {
+		return fmt.Sprintf(`[...document.querySelectorAll('#cb-table tr[data-id]')].find((r) => !%q.includes(r.dataset.id) && r.textContent.includes(%q))`,
+			strings.Join(append([]string{busy.ID}, ids...), ","), phone)
 	}
-	nid := browsertest.Eval[string](t, b, newRow+`.dataset.id`)
+	browsertest.WaitJS(t, b, browserWait, "a new callback row for "+phones[0], newRow(phones[0])+` !== undefined`)
+	nid := browsertest.Eval[string](t, b, newRow(phones[0])+`.dataset.id`)
+	at, _ := time.Parse(time.RFC3339, slot)
+	if cb := retrieve(t, s, nid); cb.State != "SCHEDULED" || !cb.DesiredTime.Equal(at) {
+		t.Errorf("API: recreated %s is %s at %s, want SCHEDULED at the slot picked, %s", nid, cb.State, cb.DesiredTime, slot)
+	}
+
+	// The second, immediately.
+	browsertest.Run(t, b, browserWait,
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#cb-table tr[data-id="%s"] button.recreate`, ids[1]))),
+		chromedp.WaitVisible(chromedp.ID("recreate-dialog")))
+	submitAndLoad(t, b, chromedp.Click(chromedp.ID("btn-recreate")))
+	browsertest.WaitJS(t, b, browserWait, "a new callback row for "+phones[1], newRow(phones[1])+` !== undefined`)
+	nid = browsertest.Eval[string](t, b, newRow(phones[1])+`.dataset.id`)
 	// An immediate callback moves from SCHEDULED to QUEUED as ORS takes it.
-	if cb := retrieve(t, s, nid); cb.State != "QUEUED" && cb.State != "SCHEDULED" {
-		t.Errorf("API: recreated %s is %s/%s, want QUEUED or SCHEDULED", nid, cb.State, cb.Reason)
+	if cb := retrieve(t, s, nid); cb.State != "QUEUED" && cb.State != "SCHEDULED" || cb.DesiredTime.After(time.Now().Add(time.Minute)) {
+		t.Errorf("API: recreated %s is %s/%s at %s, want an immediate callback", nid, cb.State, cb.Reason, cb.DesiredTime)
 	}
 	browsertest.Screenshot(t, b, "ges-recreated")
 }

@@ -64,9 +64,10 @@ func gesCall(t *testing.T, s *apptest.Stack, method, path string, body any, out 
 }
 
 type callback struct {
-	ID     string `json:"id"`
-	State  string `json:"callbackState"`
-	Reason string `json:"callbackReason"`
+	ID          string    `json:"id"`
+	State       string    `json:"callbackState"`
+	Reason      string    `json:"callbackReason"`
+	DesiredTime time.Time `json:"desiredTime"`
 }
 
 func retrieve(t *testing.T, s *apptest.Stack, id string) callback {

@@ -50,16 +50,26 @@
   const svc = $('create-service');
   const date = $('create-date');
   const slot = $('create-slot');
-  let asked = 0; // the latest request wins: answers may come back out of order
+  // slotPicker fills a slot <select> with a service's open slots on a day;
+  // the latest request wins (answers may come back out of order).
+  const slotPicker = (sel) => {
+    let asked = 0;
+    return async (service, day) => {
+      const q = new URLSearchParams({ service, date: day, tzo });
+      if ($('utc')?.checked) q.set('utc', '1'); // the slots read as the list does
+      const mine = ++asked;
+      const r = await fetch('/ges/slots?' + q.toString(), { credentials: 'same-origin' });
+      const html = r.ok ? await r.text() : '<option value="">slots unavailable</option>';
+      if (mine !== asked) return false;
+      sel.innerHTML = html;
+      return true;
+    };
+  };
+  const today = () => { const d = new Date(); return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`; };
+  const createSlots = slot && slotPicker(slot);
   async function loadSlots() {
     if (!slot || type.value !== 'scheduled') return;
-    const q = new URLSearchParams({ service: svc.value, date: date.value, tzo });
-    if ($('utc')?.checked) q.set('utc', '1'); // the slots read as the list does
-    const mine = ++asked;
-    const r = await fetch('/ges/slots?' + q.toString(), { credentials: 'same-origin' });
-    const html = r.ok ? await r.text() : '<option value="">slots unavailable</option>';
-    if (mine !== asked) return;
-    slot.innerHTML = html;
+    if (!await createSlots(svc.value, date.value)) return;
     if (slot.dataset.kept) { // a failed create's choice, once
       slot.value = slot.dataset.kept;
       slot.dataset.kept = '';
@@ -70,14 +80,45 @@
     $('schedule-fields').hidden = type.value !== 'scheduled';
     loadSlots();
   }
-  if (date && !date.dataset.kept) { // today where the user is, not in UTC
-    const d = new Date();
-    date.value = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-  }
+  if (date && !date.dataset.kept) date.value = today(); // where the user is, not in UTC
   if (type) {
     [type, svc, date].forEach((el) => el.addEventListener('change', toggle));
     $('utc')?.addEventListener('change', loadSlots);
     toggle();
+  }
+  // Recreate: immediate, or at a slot picked for the callback's service.
+  const dlg = $('recreate-dialog');
+  if (dlg) {
+    const rtype = $('recreate-type');
+    const rdate = $('recreate-date');
+    const rslot = $('recreate-slot');
+    const rslots = slotPicker(rslot);
+    let service = '';
+    const sync = () => {
+      const scheduled = rtype.value === 'scheduled';
+      $('recreate-schedule').hidden = !scheduled;
+      rslot.disabled = !scheduled; // an immediate recreate sends no slot
+      if (scheduled) rslots(service, rdate.value);
+    };
+    [rtype, rdate].forEach((el) => el.addEventListener('change', sync));
+    $('utc')?.addEventListener('change', () => { if (dlg.open) sync(); });
+    $('btn-recreate-close').addEventListener('click', () => dlg.close());
+    document.addEventListener('click', (e) => {
+      const b = e.target.closest('button.recreate');
+      if (!b || typeof dlg.showModal !== 'function') return;
+      e.preventDefault();
+      service = b.dataset.service;
+      const form = $('recreate-form');
+      form.action = b.formAction;
+      const now = document.querySelector('#list-form input[name=return]');
+      if (now) form.elements.return.value = now.value;
+      $('recreate-what').textContent = `A new callback to ${b.dataset.phone} on ${service}.`;
+      rtype.value = 'immediate';
+      rdate.value = today();
+      rslot.innerHTML = '';
+      sync();
+      dlg.showModal();
+    });
   }
   // After a create the list comes back as it is now: the filters may have
   // changed in place since the page loaded, and the list's own form (redrawn
