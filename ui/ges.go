@@ -504,6 +504,9 @@ func (u *UI) gesRecreate(c echo.Context, s session) error {
 		if err != nil {
 			return u.back(c, "bad slot time", true)
 		}
+		if !t.After(u.clock.Now()) {
+			return u.back(c, "Recreate failed: the slot "+t.UTC().Format("2006-01-02 15:04")+" UTC has passed; pick another.", true)
+		}
 		desired = &t
 	}
 	id, err := u.deps.Callbacks.Recreate(c.Request().Context(), s.tenant, c.Param("id"), desired)

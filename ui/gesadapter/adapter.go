@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/cxlab/cxlab/appliance/ges"
@@ -72,7 +74,33 @@ func (a *Adapter) Get(ctx context.Context, tenant, id string) (ui.Callback, erro
 func (a *Adapter) Create(ctx context.Context, tenant string, req ui.CreateCallback) (string, error) {
 	id, err := a.svc.Create(ctx, ges.TenantID(tenant), ges.CreateRequest{ServiceName: req.Service,
 		PhoneNumber: req.PhoneNumber, DesiredTime: req.Desired, UserData: req.UserData, AlwaysCheckCapacity: req.Desired != nil})
-	return string(id), err
+	return string(id), forPeople(err)
+}
+
+// forPeople words an Engagement API refusal for the UI's user: the API's
+// pointers to its own fields (data.slots, desiredTime) become what the form
+// offers, and a full slot's proposed slots are listed.
+func forPeople(err error) error {
+	var apiErr *ges.Error
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	msg := strings.NewReplacer("; data.slots proposes open slots", "",
+		"book a desiredTime instead", "book a Scheduled callback at an open slot instead",
+		"book a future desiredTime", "pick an open slot ahead").Replace(apiErr.Message)
+	if errors.Is(err, ges.ErrSlotFull) {
+		if slots, ok := apiErr.Data.(map[string]any)["slots"].(map[string]string); ok && len(slots) > 0 {
+			starts := make([]string, 0, len(slots))
+			for at := range slots {
+				if t, perr := time.Parse(time.RFC3339, at); perr == nil {
+					starts = append(starts, t.UTC().Format("2006-01-02 15:04"))
+				}
+			}
+			sort.Strings(starts)
+			msg += ". Open slots (UTC): " + strings.Join(starts[:min(len(starts), 5)], ", ")
+		}
+	}
+	return errors.New(msg)
 }
 
 // CancelByAdmin implements ui.Callbacks.
@@ -91,7 +119,7 @@ func (a *Adapter) CancelByAdmin(ctx context.Context, tenant string, ids []string
 // Recreate implements ui.Callbacks.
 func (a *Adapter) Recreate(ctx context.Context, tenant, id string, desired *time.Time) (string, error) {
 	nid, err := a.svc.Recreate(ctx, ges.TenantID(tenant), ges.CallbackID(id), desired)
-	return string(nid), err
+	return string(nid), forPeople(err)
 }
 
 // ExportCSV implements ui.Callbacks.
