@@ -64,6 +64,7 @@ type bridge struct {
 	pktFromBrowser, pktToBrowser, pktFromSIP, pktToSIP atomic.Uint64
 	digitsToSIP, digitsToBrowser                       atomic.Value // string
 	jitB, jitS                                         jitterEstimate
+	lossB, lossS                                       streamLoss
 	errors                                             atomic.Uint64
 }
 
@@ -124,7 +125,7 @@ func (b *bridge) wait() { b.wg.Wait() }
 
 // finish adds the call's losses to the gateway counters.
 func (b *bridge) finish() {
-	b.c.s.met.rtpLost.Add(float64(b.jbB.Lost() + b.jbS.Lost()))
+	b.c.s.met.rtpLost.Add(float64(b.lossB.lost() + b.lossS.lost()))
 	b.c.s.met.rtpErrors.Add(float64(b.errors.Load()))
 }
 
@@ -172,6 +173,7 @@ func (b *bridge) readBrowser(tr *webrtc.TrackRemote) {
 			continue
 		}
 		b.pktFromBrowser.Add(1)
+		b.lossB.update(p.SSRC, p.SequenceNumber)
 		if strings.EqualFold(tr.Codec().MimeType, rtc.MimeEvent) {
 			if d, ok, _ := recv.PushRTP(&p); ok {
 				b.digitsToSIP.Store(b.digitsToSIP.Load().(string) + string(d))
@@ -179,7 +181,7 @@ func (b *bridge) readBrowser(tr *webrtc.TrackRemote) {
 			b.relayEventToSIP(&p, tr.Codec().ClockRate)
 			continue
 		}
-		b.jitB.update(p.Timestamp, b.browserClock, time.Now(), b.c.s.met.clientJitter)
+		b.jitB.update(p.SSRC, p.Timestamp, b.browserClock, time.Now(), b.c.s.met.clientJitter)
 		if b.jbB.PushRTP(&p) != nil {
 			b.errors.Add(1)
 		}
@@ -243,6 +245,7 @@ func (b *bridge) fromSIP(data []byte, from netip.AddrPort, at time.Time) {
 		return
 	}
 	b.pktFromSIP.Add(1)
+	b.lossS.update(p.SSRC, p.SequenceNumber)
 	b.mu.Lock()
 	if b.remote != from {
 		b.remote = from // symmetric RTP: answer where the peer really sends from
@@ -258,7 +261,7 @@ func (b *bridge) fromSIP(data []byte, from netip.AddrPort, at time.Time) {
 		if law, _ := media.LawFromPayloadType(p.PayloadType); law != b.sipLaw {
 			p.Payload = media.TranscodeG711(law, b.sipLaw, p.Payload, nil)
 		}
-		b.jitS.update(p.Timestamp, media.G711ClockRate, at, b.c.s.met.gatewayJitter)
+		b.jitS.update(p.SSRC, p.Timestamp, media.G711ClockRate, at, b.c.s.met.gatewayJitter)
 		if b.jbS.PushRTP(p) != nil {
 			b.errors.Add(1)
 		}
@@ -417,10 +420,17 @@ func (b *bridge) frame(sc *frameScratch) {
 	}
 }
 
+// jitterGap is the pause in a stream after which its jitter estimate starts
+// afresh: RFC 3550's estimator assumes continuous transmission, and a
+// sender that stopped (hold, a muted browser) resumes with timestamps that
+// do not account for the pause, which is no jitter.
+const jitterGap = 300 * time.Millisecond
+
 // jitterEstimate is the RFC 3550 interarrival jitter of one receive side.
 type jitterEstimate struct {
 	mu      sync.Mutex
 	started bool
+	ssrc    uint32
 	lastTS  uint32
 	lastAt  time.Time
 	j       float64 // seconds
@@ -428,9 +438,14 @@ type jitterEstimate struct {
 	crossed int // thresholds already counted for this call
 }
 
-func (e *jitterEstimate) update(ts, clock uint32, now time.Time, over *prometheus.CounterVec) {
+func (e *jitterEstimate) update(ssrc, ts, clock uint32, now time.Time, over *prometheus.CounterVec) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.started && (ssrc != e.ssrc || now.Sub(e.lastAt) > jitterGap) {
+		// A pause or a new stream: restart the estimate from this packet.
+		e.started, e.j = false, 0
+	}
+	e.ssrc = ssrc
 	if e.started {
 		d := now.Sub(e.lastAt).Seconds() - float64(int32(ts-e.lastTS))/float64(clock)
 		e.j += (math.Abs(d) - e.j) / 16
@@ -450,4 +465,75 @@ func (e *jitterEstimate) ms() (cur, max float64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return math.Round(e.j*1e4) / 10, math.Round(e.max*1e4) / 10
+}
+
+// Sequence jumps beyond these start the count afresh (RFC 3550 A.1): the
+// sender restarted its stream rather than losing packets.
+const (
+	lossMaxDropout  = 3000
+	lossMaxMisorder = 100
+)
+
+// streamLoss counts the packets one receive side lost, as RFC 3550 A.3
+// does: expected (from the first to the highest sequence number) less
+// received. Every packet of the stream counts, telephone-events included:
+// they take their sequence numbers from the audio's, so counting only the
+// audio (as the jitter buffer plays it) took each DTMF packet for a loss.
+type streamLoss struct {
+	mu       sync.Mutex
+	started  bool
+	ssrc     uint32
+	base     int64 // extended sequence number of the first packet
+	high     int64 // highest extended sequence number
+	received int64
+	past     uint64 // lost in earlier streams of the call
+	badSeq   uint16 // after a jump, the sequence number that confirms it
+	haveBad  bool
+}
+
+func (l *streamLoss) update(ssrc uint32, seq uint16) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.started || ssrc != l.ssrc {
+		l.restartLocked(ssrc, int64(seq), 1)
+		return
+	}
+	d := int64(int16(seq - uint16(l.high)))
+	if d > lossMaxDropout || d < -lossMaxMisorder {
+		if !l.haveBad || seq != l.badSeq {
+			l.badSeq, l.haveBad = seq+1, true // a stray packet, unless the next one follows it
+			return
+		}
+		l.restartLocked(ssrc, int64(seq)-1, 2)
+		l.high = int64(seq)
+		return
+	}
+	l.haveBad = false
+	l.received++
+	if ext := l.high + d; ext > l.high {
+		l.high = ext
+	}
+}
+
+// restartLocked starts counting a new stream at base, received packets in.
+func (l *streamLoss) restartLocked(ssrc uint32, base, received int64) {
+	l.past += l.currentLocked()
+	l.started, l.ssrc, l.haveBad = true, ssrc, false
+	l.base, l.high, l.received = base, base, received
+}
+
+// currentLocked is the loss of the current stream; duplicates make up for
+// losses, never below 0.
+func (l *streamLoss) currentLocked() uint64 {
+	if !l.started {
+		return 0
+	}
+	return uint64(max(l.high-l.base+1-l.received, 0))
+}
+
+// lost returns the packets lost in the call so far.
+func (l *streamLoss) lost() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.past + l.currentLocked()
 }

@@ -336,6 +336,12 @@ func (c *call) established() bool {
 func (c *call) runOutgoing(m rtc.Message) {
 	s := c.s
 	fail := func(errType string, err error) {
+		if c.hasEnded() {
+			// The caller hung up before the answer (BYE) or signed out:
+			// the INVITE was cancelled as asked, which is no error to report.
+			s.log.Info("outgoing call cancelled", "dn", c.sess.dn, "to", c.peer)
+			return
+		}
 		s.log.Info("outgoing call failed", "dn", c.sess.dn, "to", c.peer, "err", err)
 		c.sess.push(c.peer, pushedError(errType, err.Error()))
 		c.end(context.Background(), "failed: "+err.Error(), sideSIP)

@@ -102,6 +102,13 @@ type voice struct {
 
 	refuse atomic.Bool  // answer every REGISTER 401, as Voice does for a token GAuth no longer accepts
 	inv    atomic.Int64 // INVITEs received (new calls and re-INVITEs)
+
+	// ring makes new INVITEs ring (180) unanswered, as a callee who does
+	// not pick up; ringing and cancels get their Call-IDs.
+	ring     atomic.Bool
+	ringing  chan string
+	cancels  chan string
+	stopRing chan struct{}
 }
 
 // invites is how many INVITEs the fake Voice has received.
@@ -116,7 +123,8 @@ func newVoice(t testing.TB) *voice {
 	cli, _ := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientConnectionAddr(addr.String()),
 		sipgo.WithClientLogger(slog.New(slog.DiscardHandler)))
 	v := &voice{t: t, ua: ua, srv: srv, cli: cli, conn: conn, ln: ln, addr: addr, regs: make(chan regEvent, 64),
-		byes: make(chan string, 64), reinvite: make(chan string, 64), bindings: map[string]sip.Uri{}}
+		byes: make(chan string, 64), reinvite: make(chan string, 64), bindings: map[string]sip.Uri{},
+		ringing: make(chan string, 64), cancels: make(chan string, 64), stopRing: make(chan struct{})}
 	v.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "voice", Host: "127.0.0.1", Port: addr.Port}}
 	v.clients = sipgo.NewDialogClientCache(cli, v.contact)
 	srv.OnRegister(v.onRegister)
@@ -132,6 +140,10 @@ func newVoice(t testing.TB) *voice {
 	})
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
 		v.inv.Add(1)
+		if to := req.To(); to != nil && !to.Params.Has("tag") && v.ring.Load() {
+			v.ringUnanswered(req, tx)
+			return
+		}
 		// re-INVITE from the gateway: answer with our media, report the direction.
 		dir := "sendrecv"
 		for _, d := range []string{"sendonly", "recvonly", "inactive"} {
@@ -185,7 +197,31 @@ func listenUDPTCP(t testing.TB) (net.PacketConn, net.Listener) {
 	return nil, nil
 }
 
+// ringUnanswered rings for a new call until the caller cancels it; the
+// Call-ID goes to cancels once the caller has acknowledged the 487, so it
+// has seen the INVITE end.
+func (v *voice) ringUnanswered(req *sip.Request, tx sip.ServerTransaction) {
+	id := req.CallID().Value()
+	cancelled := make(chan struct{})
+	tx.OnCancel(func(*sip.Request) { close(cancelled) }) // the transaction answers 487 itself
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 180, "Ringing", nil))
+	v.ringing <- id
+	select {
+	case <-cancelled:
+		select {
+		case <-tx.Acks():
+			v.cancels <- id
+		case <-tx.Done():
+		case <-v.stopRing:
+		}
+	case <-tx.Done():
+	case <-v.stopRing:
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 480, "Temporarily Unavailable", nil))
+	}
+}
+
 func (v *voice) close() {
+	close(v.stopRing)
 	_ = v.conn.Close()
 	_ = v.ln.Close()
 	v.wg.Wait()
@@ -368,6 +404,7 @@ type rtpPeer struct {
 	dtmf   []byte
 	pkts   int
 	gaps   []time.Duration // between packets, in turn; nil: 20 ms
+	held   atomic.Bool     // sends nothing meanwhile, and resumes where it stopped
 }
 
 func newRTPPeer(t testing.TB, hz float64) *rtpPeer {
@@ -443,6 +480,9 @@ func (p *rtpPeer) send() {
 		case <-p.stop:
 			return
 		case <-tick:
+		}
+		if p.held.Load() {
+			continue
 		}
 		p.mu.Lock()
 		remote := p.remote

@@ -43,6 +43,7 @@ type session struct {
 	queue      []outMsg
 	lastPoll   time.Time // wall time of the last /wait start or end
 	polling    int
+	poll       chan struct{} // the newest /wait's; closed when a newer one takes over
 	closed     bool
 	call       *call
 	registered time.Time
@@ -68,21 +69,64 @@ func (s *session) push(peer, body string) {
 	}
 	s.queue = append(s.queue, outMsg{peer: peer, body: body})
 	s.mu.Unlock()
+	s.wake()
+}
+
+// wake tells the /wait that the queue changed.
+func (s *session) wake() {
 	select {
 	case s.notify <- struct{}{}:
 	default:
 	}
 }
 
+// unshift puts back a message a /wait took but could not deliver, ahead of
+// the others.
+func (s *session) unshift(m outMsg) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.queue) >= maxQueued {
+		s.queue = s.queue[:len(s.queue)-1]
+	}
+	s.queue = append([]outMsg{m}, s.queue...)
+	s.mu.Unlock()
+	s.wake()
+}
+
 // wait returns the next message, or false when timeout passes first, the
-// request goes away or the session closes.
+// request goes away, the session closes or a newer /wait of the session
+// replaces this one. Only the newest /wait takes messages: an older one
+// may hang on a connection the client gave up (it re-polls after a network
+// error), and a message written there would be lost.
 func (s *session) wait(ctx context.Context, timeout time.Duration) (outMsg, bool) {
 	s.touch(1)
 	defer s.touch(-1)
+	mine := make(chan struct{})
+	s.mu.Lock()
+	if s.poll != nil {
+		close(s.poll)
+	}
+	s.poll = mine
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.poll == mine {
+			s.poll = nil
+		}
+		s.mu.Unlock()
+	}()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
 		s.mu.Lock()
+		if s.poll != mine {
+			s.mu.Unlock()
+			s.wake() // the notice this one took may be the newer /wait's
+			return outMsg{}, false
+		}
 		if len(s.queue) > 0 {
 			m := s.queue[0]
 			s.queue[0] = outMsg{}
@@ -90,16 +134,16 @@ func (s *session) wait(ctx context.Context, timeout time.Duration) (outMsg, bool
 			more := len(s.queue) > 0
 			s.mu.Unlock()
 			if more {
-				select {
-				case s.notify <- struct{}{}:
-				default:
-				}
+				s.wake()
 			}
 			return m, true
 		}
 		s.mu.Unlock()
 		select {
 		case <-s.notify:
+		case <-mine:
+			s.wake()
+			return outMsg{}, false
 		case <-s.done:
 			return outMsg{}, false
 		case <-t.C:

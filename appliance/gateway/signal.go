@@ -182,8 +182,20 @@ func (s *Server) handleWait(c echo.Context) error {
 		// timeout (polling_timeout, 30 s by default, shorter than the hold).
 		return c.String(http.StatusOK, "")
 	}
+	if c.Request().Context().Err() != nil {
+		ss.unshift(m) // the client went away as the message was taken
+		return nil
+	}
 	c.Response().Header().Set("Pragma", m.peer)
-	return c.String(http.StatusOK, m.body)
+	if err := c.String(http.StatusOK, m.body); err != nil {
+		ss.unshift(m)
+		return err
+	}
+	if err := http.NewResponseController(c.Response().Unwrap()).Flush(); err != nil {
+		ss.unshift(m)
+		return fmt.Errorf("wait: deliver message: %w", err)
+	}
+	return nil
 }
 
 // handleSignOut ends the client's session.

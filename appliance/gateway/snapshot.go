@@ -12,7 +12,8 @@ type LegStats struct {
 	PacketsIn uint64 `json:"packetsIn"`
 	// PacketsOut counts RTP packets sent on this leg.
 	PacketsOut uint64 `json:"packetsOut"`
-	// Lost counts frames concealed or skipped by this leg's jitter buffer.
+	// Lost counts the RTP packets of this leg that never arrived (audio and
+	// telephone-events alike).
 	Lost uint64 `json:"lost"`
 	// JitterMS is the current RFC 3550 interarrival jitter.
 	JitterMS float64 `json:"jitterMs"`
@@ -131,10 +132,10 @@ func (c *call) info() CallInfo {
 		return ci
 	}
 	ci.Transcoding = br.xcode != nil
-	ci.Browser = LegStats{PacketsIn: br.pktFromBrowser.Load(), PacketsOut: br.pktToBrowser.Load(), Lost: br.jbB.Lost(),
+	ci.Browser = LegStats{PacketsIn: br.pktFromBrowser.Load(), PacketsOut: br.pktToBrowser.Load(), Lost: br.lossB.lost(),
 		Digits: br.digitsToSIP.Load().(string)}
 	ci.Browser.JitterMS, ci.Browser.MaxJitterMS = br.jitB.ms()
-	ci.SIP = LegStats{PacketsIn: br.pktFromSIP.Load(), PacketsOut: br.pktToSIP.Load(), Lost: br.jbS.Lost(),
+	ci.SIP = LegStats{PacketsIn: br.pktFromSIP.Load(), PacketsOut: br.pktToSIP.Load(), Lost: br.lossS.lost(),
 		Digits: br.digitsToBrowser.Load().(string)}
 	ci.SIP.JitterMS, ci.SIP.MaxJitterMS = br.jitS.ms()
 	if br.anaB != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,6 +125,31 @@ func (c *call) requeue() {
 			c.to = ""
 		}
 		c.publishLeftLocked(left)
+	}
+}
+
+// setUserData sets the user data a new call starts with (nil: none).
+func (c *call) setUserData(ud map[string]string) {
+	c.mu.Lock()
+	c.userData = ud
+	c.mu.Unlock()
+}
+
+// attachData merges pairs into the call's user data and reports the call
+// with it, as SIP Server's EventAttachedDataChanged does. The map is
+// replaced, not changed in place: views and events hold the old one.
+func (c *call) attachData(pairs map[string]string) {
+	if len(pairs) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ud := make(map[string]string, len(c.userData)+len(pairs))
+	maps.Copy(ud, c.userData)
+	maps.Copy(ud, pairs)
+	c.userData = ud
+	if c.state != "ended" {
+		c.publishLocked()
 	}
 }
 
@@ -682,7 +709,9 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	_ = tx.Respond(res)
 }
 
-// onInfo passes INFO (user data, DTMF relay) to the other leg.
+// onInfo takes an INFO of form-urlencoded pairs (the gateway's INFO-MAP)
+// as the call's user data, as SIP Server maps it into T-Library events,
+// and passes any other INFO (INFO-PEER, DTMF relay) to the other leg.
 func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	r := s.leg(req.CallID().Value())
 	if r == nil {
@@ -692,6 +721,11 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	ct := ""
 	if h := req.ContentType(); h != nil {
 		ct = h.Value()
+	}
+	if mt, _, _ := strings.Cut(ct, ";"); strings.EqualFold(strings.TrimSpace(mt), formContentType) {
+		r.c.attachData(parseUserData(string(req.Body())))
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+		return
 	}
 	code := sip.StatusOK
 	if other := r.c.other(r.l); other != nil {

@@ -37,8 +37,11 @@
 // registered customer number; anything else is 404.
 // The B2BUA passes SDP across unchanged, so media flows endpoint to
 // endpoint. 180/183, CANCEL, BYE, re-INVITE (hold/resume) and INFO are
-// passed across; headers named X-Genesys-* and User-to-User are copied to
-// the next leg. Third-party control (HTTP API) sends NOTIFY Event: talk
+// passed across, but for an INFO of application/x-www-form-urlencoded pairs
+// (the WebRTC gateway's INFO-MAP), which is merged into the call's user data
+// instead, as SIP Server does; headers named X-Genesys-* and User-to-User are
+// copied to the next leg, and a caller's X-Genesys-<key> headers (and the
+// pairs of X-Genesys-UserData) become the call's user data. Third-party control (HTTP API) sends NOTIFY Event: talk
 // (answer, resume) or Event: hold to endpoints that advertise Allow-Events:
 // talk/hold in REGISTER or in their 18x/200, like SIP Server's remote answer.
 //

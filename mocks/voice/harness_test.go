@@ -350,6 +350,7 @@ type testUA struct {
 	byes     chan string
 	events   chan string
 	reinvite chan rtpsim.Direction
+	infos    chan *sip.Request
 	wg       sync.WaitGroup
 }
 
@@ -375,7 +376,7 @@ func newTestUA(t testing.TB, l *lab, user string, tone float64) *testUA {
 	u := &testUA{t: t, user: user, ua: ua, srv: srv, cli: cli, conn: conn, addr: addr, voice: l.sipAddr(),
 		ep: rtpsim.New(rc, rtpsim.NewTone(tone)), autoAnswer: true, ringing: map[string]chan struct{}{},
 		invites: make(chan *sip.Request, 10), byes: make(chan string, 10), events: make(chan string, 10),
-		reinvite: make(chan rtpsim.Direction, 10)}
+		reinvite: make(chan rtpsim.Direction, 10), infos: make(chan *sip.Request, 10)}
 	u.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1", Port: addr.Port}}
 	u.servers = sipgo.NewDialogServerCache(cli, u.contact)
 	u.clients = sipgo.NewDialogClientCache(cli, u.contact)
@@ -408,6 +409,10 @@ func newTestUA(t testing.TB, l *lab, user string, tone float64) *testUA {
 	})
 	srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		select {
+		case u.infos <- req:
+		default:
+		}
 	})
 	u.wg.Add(1)
 	go func() {

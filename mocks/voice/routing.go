@@ -3,6 +3,8 @@ package voice
 import (
 	"context"
 	"errors"
+	"maps"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +59,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		if b, ok := s.lookupBinding(bindKey{user: target}); ok {
 			c := s.newCall(kindInternal, callerTenant, req.From().Address.User, target)
+			c.setUserData(userDataFromHeaders(req))
 			s.bridge(in, c, b, callerDN, "")
 			return
 		}
@@ -80,6 +83,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		c := s.newCall(kindInternal, t.ID, req.From().Address.User, target)
+		c.setUserData(userDataFromHeaders(req))
 		s.bridge(in, c, b, callerDN, DN(target))
 	}
 }
@@ -105,6 +109,52 @@ func userDataHeaders(kv [][2]string) []sip.Header {
 		}
 	}
 	return hs
+}
+
+// formContentType is the INFO body type of attached data (the gateway's
+// INFO-MAP) and the encoding of X-Genesys-UserData.
+const formContentType = "application/x-www-form-urlencoded"
+
+// parseUserData reads form-urlencoded pairs; a pair whose escapes are broken
+// is taken as it is, and a later key wins.
+func parseUserData(s string) map[string]string {
+	out := map[string]string{}
+	for pair := range strings.SplitSeq(strings.TrimSpace(s), "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		if k = unescapeForm(k); k != "" {
+			out[k] = unescapeForm(v)
+		}
+	}
+	return out
+}
+
+func unescapeForm(s string) string {
+	if u, err := url.QueryUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+// userDataFromHeaders is the user data a caller attached to its INVITE: each
+// X-Genesys-<key> header (the gateway's OFFER attacheddata) and the pairs of
+// X-Genesys-UserData.
+func userDataFromHeaders(req *sip.Request) map[string]string {
+	var out map[string]string
+	for _, h := range req.Headers() {
+		name := h.Name()
+		if len(name) <= len("x-genesys-") || !strings.EqualFold(name[:len("x-genesys-")], "x-genesys-") {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		if key := name[len("x-genesys-"):]; strings.EqualFold(key, "UserData") {
+			maps.Copy(out, parseUserData(h.Value()))
+		} else {
+			out[key] = h.Value()
+		}
+	}
+	return out
 }
 
 // bridge connects an inbound leg to a registered endpoint, passing
@@ -187,6 +237,7 @@ func passHeaders(req *sip.Request) []sip.Header {
 func (s *Server) inboundQueueCall(in *inLeg, ref queueRef) {
 	req := in.req
 	c := s.newCall(kindInbound, ref.tenant.ID, req.From().Address.User, req.Recipient.User)
+	c.setUserData(userDataFromHeaders(req))
 	c.vq = ref.queue.Name
 	s.trackLeg(req.CallID().Value(), c, in)
 	c.setLeg(0, in)
@@ -293,6 +344,7 @@ func (s *Server) routeQueued(q queuedCall) {
 func (s *Server) outboundSimCall(in *inLeg, tenant TenantID, callerDN DN, number string) {
 	req := in.req
 	c := s.newCall(kindOutbound, tenant, req.From().Address.User, number)
+	c.setUserData(userDataFromHeaders(req))
 	s.trackLeg(req.CallID().Value(), c, in)
 	c.setLeg(0, in)
 	if callerDN != "" {

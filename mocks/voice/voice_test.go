@@ -2,6 +2,7 @@ package voice
 
 import (
 	"context"
+	"maps"
 	"math"
 	"net"
 	"strings"
@@ -259,5 +260,87 @@ func TestRefusedRefreshLogsTheAgentOut(t *testing.T) {
 	}
 	if st := l.agentState("7001"); st != LoggedOut {
 		t.Fatalf("7001 is %s after its refresh was refused, want LoggedOut", st)
+	}
+}
+
+// User data a caller attaches goes into the call's record: at dial time as
+// X-Genesys-<key> headers and X-Genesys-UserData (the gateway's OFFER
+// attacheddata), during the call as an INFO of form-urlencoded pairs (the
+// gateway's INFO-MAP), which SIP Server keeps as user data instead of
+// passing it to the far end; desktops watching the DN see the data change.
+// Other INFO bodies (INFO-PEER) still reach the far end.
+func TestAttachedDataBecomesUserData(t *testing.T) {
+	l := newLab(t, nil)
+	a1, a2 := twoDNs(t, l, 0)
+	events, stop := Subscribe(l.v, testCCID, "7001", 64, func(e FeedEvent) FeedEvent { return e })
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := a1.call(ctx, "7002", sip.NewHeader("X-Genesys-CaseId", "C-77"), sip.NewHeader("X-Genesys-UserData", "topic=wifi+setup&lang=fr"))
+	if err != nil {
+		t.Fatalf("call 7002: %v", err)
+	}
+	userData := func() map[string]string {
+		t.Helper()
+		_, body := l.api2("GET", "/voice/v1/calls", "", "")
+		data, _ := body["data"].(map[string]any)
+		calls, _ := data["calls"].([]any)
+		if len(calls) != 1 {
+			t.Fatalf("calls: %v", body)
+		}
+		out := map[string]string{}
+		ud, _ := calls[0].(map[string]any)["userData"].(map[string]any)
+		for k, v := range ud {
+			out[k], _ = v.(string)
+		}
+		return out
+	}
+	if got, want := userData(), map[string]string{"CaseId": "C-77", "topic": "wifi setup", "lang": "fr"}; !maps.Equal(got, want) {
+		t.Fatalf("userData of the dialled call %v, want %v", got, want)
+	}
+
+	info := func(ct, body string) {
+		t.Helper()
+		req := sip.NewRequest(sip.INFO, d.InviteResponse.Contact().Address)
+		req.AppendHeader(sip.NewHeader("Content-Type", ct))
+		req.SetBody([]byte(body))
+		res, err := d.Do(ctx, req)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("INFO %s: %v %v", ct, res, err)
+		}
+	}
+	info("application/x-www-form-urlencoded", "note=call+me%21&lang=de")
+	want := map[string]string{"CaseId": "C-77", "topic": "wifi setup", "lang": "de", "note": "call me!"}
+	if got := userData(); !maps.Equal(got, want) {
+		t.Fatalf("userData after INFO-MAP %v, want %v", got, want)
+	}
+	for seen := false; !seen; {
+		select {
+		case e := <-events:
+			if seen = e.Call != nil && e.Call.UserData["note"] == "call me!"; seen && (!maps.Equal(e.Call.UserData, want) || e.Call.State != "connected") {
+				t.Fatalf("feed event %+v, want the connected call with %v", *e.Call, want)
+			}
+		case <-ctx.Done():
+			t.Fatal("the desktop feed did not report the changed user data")
+		}
+	}
+
+	// INFO-PEER is passed across; the INFO-MAP before it was not.
+	info("application/octet-stream", "hello=there")
+	select {
+	case req := <-a2.infos:
+		if ct := req.ContentType(); ct == nil || ct.Value() != "application/octet-stream" || string(req.Body()) != "hello=there" {
+			t.Fatalf("the callee got INFO %v %q, want only the INFO-PEER", ct, req.Body())
+		}
+	case <-ctx.Done():
+		t.Fatal("INFO-PEER did not reach the callee")
+	}
+	if err := d.Bye(ctx); err != nil {
+		t.Fatalf("bye: %v", err)
+	}
+	select {
+	case <-a2.byes:
+	case <-ctx.Done():
+		t.Fatal("callee got no BYE")
 	}
 }
