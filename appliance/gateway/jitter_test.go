@@ -83,14 +83,7 @@ func TestHoldIsNotJitter(t *testing.T) {
 	if dir := <-l.voice.reinvite; dir != "sendrecv" {
 		t.Fatalf("resume re-INVITE direction %q", dir)
 	}
-	in := func() (uint64, uint64) {
-		snap := l.gw.Snapshot()
-		if len(snap.Sessions) != 1 || snap.Sessions[0].Call == nil {
-			t.Fatal("the call is gone")
-		}
-		c := snap.Sessions[0].Call
-		return c.Browser.PacketsIn, c.SIP.PacketsIn
-	}
+	in := func() (uint64, uint64) { return packetsIn(t, l) }
 	b0, s0 := in()
 	eventually(t, 10*time.Second, "both streams flow again", func() bool { b, s := in(); return b > b0+25 && s > s0+25 })
 	for k, v := range jitterCounts(t, l) {
@@ -98,6 +91,18 @@ func TestHoldIsNotJitter(t *testing.T) {
 			t.Errorf("%s = %v after a hold, want 0", k, v)
 		}
 	}
+}
+
+// packetsIn returns the packets the lab's one call received so far from the
+// browser and from SIP.
+func packetsIn(t *testing.T, l *lab) (browser, sip uint64) {
+	t.Helper()
+	snap := l.gw.Snapshot()
+	if len(snap.Sessions) != 1 || snap.Sessions[0].Call == nil {
+		t.Fatal("the call is gone")
+	}
+	c := snap.Sessions[0].Call
+	return c.Browser.PacketsIn, c.SIP.PacketsIn
 }
 
 // DTMF is no packet loss: the telephone-events of "159#" from the browser
@@ -119,14 +124,7 @@ func TestDTMFIsNotPacketLoss(t *testing.T) {
 	eventually(t, 10*time.Second, "agent gets 9*", func() bool { return a.Digits() == "9*" })
 	// Talk on for a second after the keys, so that both jitter buffers
 	// play past them.
-	in := func() (uint64, uint64) {
-		snap := l.gw.Snapshot()
-		if len(snap.Sessions) != 1 || snap.Sessions[0].Call == nil {
-			t.Fatal("the call is gone")
-		}
-		c := snap.Sessions[0].Call
-		return c.Browser.PacketsIn, c.SIP.PacketsIn
-	}
+	in := func() (uint64, uint64) { return packetsIn(t, l) }
 	b0, s0 := in()
 	eventually(t, 10*time.Second, "a second of audio after the keys", func() bool { b, s := in(); return b > b0+50 && s > s0+50 })
 	if err := dlg.Bye(ctx); err != nil {
