@@ -115,6 +115,10 @@ func softphoneSignIn(t *testing.T, phone context.Context, s *apptest.Stack, user
 		chromedp.WaitVisible(chromedp.ID("phone-panel")),
 	)
 	browsertest.WaitJS(t, phone, wait, "gateway sign-in", `document.getElementById('gw-state').dataset.state === 'signed-in'`)
+	// The sign-in registered the DN: the page shows it logged in at once,
+	// not LoggedOut until its next 5 s look at Voice.
+	browsertest.WaitJS(t, phone, 2*time.Second, "the agent logged in after the gateway sign-in",
+		`['NotReady', 'Ready'].includes(document.getElementById('agent-state').dataset.state)`)
 }
 
 // customerHeardAudio reports whether the simulated customer of a callback

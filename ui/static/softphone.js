@@ -203,6 +203,7 @@
     }
     showError('');
     setGw('signed-in');
+    readAgentState(); // the sign-in registered the DN: LoggedOut became NotReady
     await loadIceServers();
     pollLoop(gen);
   }
