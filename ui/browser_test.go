@@ -333,6 +333,15 @@ func TestBrowserSoftphoneCall(t *testing.T) {
 	// The speaker meter hears the gateway's tone; the gateway hears the fake microphone.
 	browsertest.WaitJS(t, ctx, 20*time.Second, "speaker level", `parseFloat(document.getElementById('speaker-level').dataset.dbfs) > -30`)
 	browsertest.WaitJS(t, ctx, 20*time.Second, "microphone meter running", `parseFloat(document.getElementById('mic-level').dataset.dbfs) > -100`)
+	// Chromium's fake microphone beeps 20 ms in every 500: the meter holds
+	// each beep's level, falling back slowly, so it reads a level throughout
+	// rather than "–" most of the time.
+	browsertest.Run(t, ctx, 5*time.Second, chromedp.Evaluate[chromedp.Void](`window.cxMic = [];
+		window.cxMicTimer = setInterval(() => window.cxMic.push(parseFloat(document.getElementById('mic-level').dataset.dbfs)), 100);`))
+	browsertest.WaitJS(t, ctx, 10*time.Second, "2 s of microphone meter readings", `window.cxMic.length >= 20`)
+	if silent := browsertest.Eval[int](t, ctx, `(clearInterval(window.cxMicTimer), window.cxMic.filter((v) => v <= -100).length)`); silent > 0 {
+		t.Errorf("the microphone meter read nothing in %d of 20 looks during the call", silent)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for gp.packets.Load() < 25 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond) // polling a counter fed by the media path, bounded

@@ -650,7 +650,11 @@
       let sum = 0;
       for (let i = 0; i < m.buf.length; i++) sum += m.buf[i] * m.buf[i];
       const rms = Math.sqrt(sum / m.buf.length);
-      showLevel(name, rms > 0 ? Math.max(20 * Math.log10(rms), -100) : -100);
+      const db = rms > 0 ? Math.max(20 * Math.log10(rms), -100) : -100;
+      // Peaks fall back at 20 dB/s, as a level meter's do: a short sound
+      // (a syllable, a click) stays readable instead of flickering.
+      m.shown = Math.max(db, (m.shown ?? -100) - 2);
+      showLevel(name, m.shown);
     }
   }, 100);
 
