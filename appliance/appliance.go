@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -44,11 +45,14 @@ type Appliance struct {
 	sharedClock *clock.Shared
 	dir         *dataDir
 	http        *httpd.Server
-	redis       redisstore.Store
-	pg          pgStore
-	pool        *pgxpool.Pool
-	lc          *lifecycle
-	started     time.Time
+	// selfHTTP is the transport of the services' calls to each other through
+	// the base URL: it trusts the appliance's own self-signed certificate.
+	selfHTTP *http.Transport
+	redis    redisstore.Store
+	pg       pgStore
+	pool     *pgxpool.Pool
+	lc       *lifecycle
+	started  time.Time
 
 	// services, kept for the console's query interfaces
 	ges     *ges.Service
@@ -125,6 +129,7 @@ func (a *Appliance) wire() error {
 		return err
 	}
 	a.http = h
+	a.selfHTTP = selfTransport(tlsCert)
 
 	if cfg.Redis.URL != "" {
 		r, err := redisstore.NewExternal(cfg.Redis.URL)

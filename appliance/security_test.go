@@ -646,6 +646,53 @@ func TestTLSSelfSignedCertificateKeptInDataDir(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
 			t.Fatalf("HTTPS /healthz: %d", resp.StatusCode)
 		}
+		// The services call each other through the HTTPS base URL too: the
+		// API key check (GES -> GAuth) and a token sign-in at the gateway
+		// (gateway -> GAuth, GWS) work.
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
+		base := strings.TrimSuffix(ep.Health, "/healthz")
+		req, _ := http.NewRequest(http.MethodPost, base+"/engagement/v3/callbacks/create",
+			strings.NewReader(`{"serviceName":"CB_Support","phoneNumber":"+12025550103","desiredTime":"`+time.Now().UTC().Add(30*time.Hour).Format(time.RFC3339)+`"}`))
+		req.Header.Set("x-api-key", ep.APIKey)
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := hc.Do(req); err != nil {
+			t.Errorf("create over HTTPS: %v", err)
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("create over HTTPS: %d %s", resp.StatusCode, b)
+			}
+		}
+		form := url.Values{"grant_type": {"password"}, "username": {"agent1"}, "password": {"agent123"}}
+		req, _ = http.NewRequest(http.MethodPost, base+"/auth/v3/oauth/token", strings.NewReader(form.Encode()))
+		req.SetBasicAuth("cxlab-console", "console-secret")
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		if resp, err := hc.Do(req); err != nil {
+			t.Errorf("token over HTTPS: %v", err)
+		} else {
+			_ = json.NewDecoder(resp.Body).Decode(&tok)
+			_ = resp.Body.Close()
+		}
+		req, _ = http.NewRequest(http.MethodPost, base+"/webrtc/sign_in", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		if resp, err := hc.Do(req); err != nil {
+			t.Errorf("gateway sign-in over HTTPS: %v", err)
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("gateway sign-in with a token over HTTPS: %d %s", resp.StatusCode, b)
+			} else if id := strings.TrimSpace(string(b)); id != "" {
+				// Sign out, or the DN stays registered into the next run.
+				if resp, err := hc.Get(base + "/webrtc/sign_out?id=" + url.QueryEscape(strings.TrimPrefix(id, "id="))); err == nil {
+					_ = resp.Body.Close()
+				}
+			}
+		}
 		// An ordinary client refuses it: it is self-signed.
 		plain := &http.Transport{}
 		defer plain.CloseIdleConnections()

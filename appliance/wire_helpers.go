@@ -2,9 +2,13 @@ package appliance
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/cxlab/cxlab/mocks/tenant"
 )
@@ -38,3 +42,31 @@ func (s *seedComponent) Start(ctx context.Context) error {
 }
 
 func (s *seedComponent) Stop(context.Context) error { return nil }
+
+// selfTransport is an HTTP transport for calls to the appliance's own base
+// URL. With TLS on (a non-loopback bind) the base URL serves a self-signed
+// certificate, which the services' clients must trust: without it every call
+// to GAuth failed certificate verification and the APIs answered 503.
+func selfTransport(cert *tls.Certificate) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// Every ORS session reports to GES on its own goroutine: keep enough idle
+	// connections that a burst of reports does not dial anew for each.
+	tr.MaxIdleConnsPerHost = 64
+	if cert == nil || len(cert.Certificate) == 0 {
+		return tr
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+		pool.AddCert(leaf)
+	}
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr
+}
+
+// selfClient is a client of the appliance's own base URL with timeout.
+func (a *Appliance) selfClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: a.selfHTTP}
+}

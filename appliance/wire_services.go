@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -109,7 +108,8 @@ func (a *Appliance) wireServices() ([]Component, error) {
 			ReadBlock: 30 * time.Second, // an idle stream costs one XREADGROUP per 30 s
 			Consumer:  orsConsumer(a.dir.path),
 		}, voice.Deps{Logger: logFor("voice").get(), Registerer: a.reg, Clock: a.clock, Directory: dir, Redis: a.redis.Client(),
-			Reporter: reporter})
+			HTTPClient: a.selfClient(10 * time.Second),
+			Reporter:   reporter})
 		if err != nil {
 			return nil, fmt.Errorf("voice: %w", err)
 		}
@@ -130,7 +130,7 @@ func (a *Appliance) wireServices() ([]Component, error) {
 			stats = voiceStats{voice: vs}
 			wsVoice = workspaceVoice{voice: vs}
 		}
-		w, err := gws.New(gws.Config{AuthURL: base, Workspace: gws.WorkspaceConfig{Voice: wsVoice}}, tenants, stats, logFor("gws").get(), a.reg, a.clock)
+		w, err := gws.New(gws.Config{AuthURL: base, Workspace: gws.WorkspaceConfig{Voice: wsVoice}, HTTPClient: a.selfClient(5 * time.Second)}, tenants, stats, logFor("gws").get(), a.reg, a.clock)
 		if err != nil {
 			return nil, fmt.Errorf("gws: %w", err)
 		}
@@ -144,7 +144,7 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		// GES reaches GAuth and GWS over HTTP with its own client credentials,
 		// as the real service does; a platform call only happens at request
 		// time, after every component has started.
-		platform := ges.NewHTTPPlatform(base(), "ges_client", "ges-secret", &http.Client{Timeout: 10 * time.Second})
+		platform := ges.NewHTTPPlatform(base(), "ges_client", "ges-secret", a.selfClient(10*time.Second))
 		// The monitor sleeps until the next known due time and wakes on local
 		// creates; the poll only catches work left by another node, so it can
 		// be slow and keep idle Redis traffic near zero.
@@ -205,6 +205,7 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		gc.SIPHost = cfg.SIP.Host
 		gc.VoiceSIPAddr = net.JoinHostPort(cfg.SIP.Host, strconv.Itoa(sipPort))
 		gc.AuthURL = base()
+		gc.HTTPClient = a.selfClient(10 * time.Second)
 		gc.EnableTranscoding = &cfg.Gateway.EnableTranscoding
 		var ice gateway.TURN
 		if a.turn != nil {
@@ -224,7 +225,7 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		if a.ges != nil {
 			callbacks = gesadapter.New(a.ges)
 		}
-		u, err := ui.New(ui.Config{Version: Version}, ui.Deps{Callbacks: callbacks, Console: a.consoleSources(tenants)},
+		u, err := ui.New(ui.Config{Version: Version}, ui.Deps{Callbacks: callbacks, Console: a.consoleSources(tenants), HTTPClient: a.selfClient(10 * time.Second)},
 			logFor("console").get(), a.clock)
 		if err != nil {
 			return nil, fmt.Errorf("console: %w", err)

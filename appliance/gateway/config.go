@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 // Config is the gateway's configuration. Zero fields take the defaults of
 // Default() in New.
 type Config struct {
+	// HTTPClient calls GAuth and GWS; nil: a client with a 10 s timeout.
+	HTTPClient *http.Client `yaml:"-"`
 	// BasePath is the URL prefix of the Grtc signalling endpoints. Default "/webrtc".
 	BasePath string `yaml:"base_path"`
 	// MediaHost is the IP the ICE socket and the per-call RTP sockets bind to and

@@ -88,9 +88,12 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, clk clock.C
 		return nil, fmt.Errorf("gateway metrics: %w", err)
 	}
 	met.maxClients.Set(float64(cfg.MaxClients))
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
 	return &Server{
 		cfg: cfg, log: logger.With("component", "gateway"), clk: clk, met: met, turn: turnSrv,
-		hc: &http.Client{Timeout: 10 * time.Second}, pacer: newPacer(),
+		hc: cfg.HTTPClient, pacer: newPacer(),
 		sessions: map[SSID]*session{}, byKey: map[string]*session{}, calls: map[string]*call{},
 	}, nil
 }
