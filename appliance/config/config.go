@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -199,6 +200,22 @@ func (c Config) Runs(name string) bool {
 }
 
 // Validate checks every setting once and names the first bad one.
+// validPeerEntry reports whether e is an entry turn.allowed_peers takes (the
+// TURN server parses it; checked here so that a bad one fails before start).
+func validPeerEntry(e string) bool {
+	e = strings.TrimSpace(e)
+	switch strings.ToLower(e) {
+	case "local", "any":
+		return true
+	}
+	if strings.Contains(e, "/") {
+		_, err := netip.ParsePrefix(e)
+		return err == nil
+	}
+	_, err := netip.ParseAddr(e)
+	return err == nil
+}
+
 func (c Config) Validate() error {
 	if !c.Ephemeral && strings.TrimSpace(c.DataDir) == "" {
 		return invalid("data_dir (--data-dir)", "must not be empty unless --ephemeral")
@@ -268,6 +285,11 @@ func (c Config) Validate() error {
 	}
 	if (c.TURN.MinRelayPort == 0) != (c.TURN.MaxRelayPort == 0) || c.TURN.MinRelayPort > c.TURN.MaxRelayPort {
 		return invalid("turn.min_relay_port/turn.max_relay_port", "need both or neither, min <= max, got %d-%d", c.TURN.MinRelayPort, c.TURN.MaxRelayPort)
+	}
+	for _, e := range c.TURN.AllowedPeers {
+		if !validPeerEntry(e) {
+			return invalid("turn.allowed_peers", "want local, any, an IP or a CIDR, got %q", e)
+		}
 	}
 	for _, h := range []struct{ name, v string }{{"http.host (--http-host)", c.HTTP.Host}, {"redis.host", c.Redis.Host}, {"sip.host (--sip-host)", c.SIP.Host}, {"turn.host (--turn-host)", c.TURN.Host}} {
 		if net.ParseIP(h.v) == nil && h.v != "localhost" {

@@ -120,6 +120,23 @@ func TestBadSettingsAreNamed(t *testing.T) {
 			t.Errorf("Load(%v) = %v, want an invalid-config error naming %q", c.args, err, c.want)
 		}
 	}
+	// A TURN peer policy the server could not parse fails here, before
+	// anything starts, naming its key.
+	yml := filepath.Join(t.TempDir(), "peers.yaml")
+	if err := os.WriteFile(yml, []byte("turn:\n  allowed_peers: [local, bogus]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load([]string{"--config", yml}, env(nil), io.Discard); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "turn.allowed_peers") || !strings.Contains(err.Error(), `"bogus"`) {
+		t.Errorf("a bad turn.allowed_peers entry: %v", err)
+	}
+	for _, good := range []string{"[any]", "[local, 10.0.0.0/8, 192.0.2.7, '2001:db8::/32']"} {
+		if err := os.WriteFile(yml, []byte("turn:\n  allowed_peers: "+good+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load([]string{"--config", yml}, env(nil), io.Discard); err != nil {
+			t.Errorf("turn.allowed_peers %s refused: %v", good, err)
+		}
+	}
 	_, err := Load(nil, env(map[string]string{"CXLAB_HTTP_PORT": "x"}), io.Discard)
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `CXLAB_HTTP_PORT="x"`) {
 		t.Errorf("an env value that does not parse is not named with its value: %v", err)
