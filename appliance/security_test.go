@@ -69,6 +69,12 @@ var noRedirects = &http.Client{Timeout: 20 * time.Second,
 // send makes one request and returns status and body.
 func send(t *testing.T, method, u, body string, opts ...reqOpt) (int, string) {
 	t.Helper()
+	return sendWith(t, noRedirects, method, u, body, opts...)
+}
+
+// sendWith is send through hc.
+func sendWith(t *testing.T, hc *http.Client, method, u, body string, opts ...reqOpt) (int, string) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -83,7 +89,7 @@ func send(t *testing.T, method, u, body string, opts ...reqOpt) (int, string) {
 	for _, o := range opts {
 		o(req)
 	}
-	resp, err := noRedirects.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, u, err)
 	}
@@ -651,47 +657,23 @@ func TestTLSSelfSignedCertificateKeptInDataDir(t *testing.T) {
 		// (gateway -> GAuth, GWS) work.
 		hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 		base := strings.TrimSuffix(ep.Health, "/healthz")
-		req, _ := http.NewRequest(http.MethodPost, base+"/engagement/v3/callbacks/create",
-			strings.NewReader(`{"serviceName":"CB_Support","phoneNumber":"+12025550103","desiredTime":"`+time.Now().UTC().Add(30*time.Hour).Format(time.RFC3339)+`"}`))
-		req.Header.Set("x-api-key", ep.APIKey)
-		req.Header.Set("Content-Type", "application/json")
-		if resp, err := hc.Do(req); err != nil {
-			t.Errorf("create over HTTPS: %v", err)
-		} else {
-			b, _ := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Errorf("create over HTTPS: %d %s", resp.StatusCode, b)
-			}
+		at := time.Now().UTC().Add(30 * time.Hour).Format(time.RFC3339)
+		if code, body := sendWith(t, hc, http.MethodPost, base+"/engagement/v3/callbacks/create",
+			`{"serviceName":"CB_Support","phoneNumber":"+12025550103","desiredTime":"`+at+`"}`, header("x-api-key", ep.APIKey)); code != http.StatusOK {
+			t.Errorf("create over HTTPS: %d %s", code, body)
 		}
 		form := url.Values{"grant_type": {"password"}, "username": {"agent1"}, "password": {"agent123"}}
-		req, _ = http.NewRequest(http.MethodPost, base+"/auth/v3/oauth/token", strings.NewReader(form.Encode()))
-		req.SetBasicAuth("cxlab-console", "console-secret")
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		var tok struct {
 			AccessToken string `json:"access_token"`
 		}
-		if resp, err := hc.Do(req); err != nil {
-			t.Errorf("token over HTTPS: %v", err)
-		} else {
-			_ = json.NewDecoder(resp.Body).Decode(&tok)
-			_ = resp.Body.Close()
-		}
-		req, _ = http.NewRequest(http.MethodPost, base+"/webrtc/sign_in", nil)
-		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-		if resp, err := hc.Do(req); err != nil {
-			t.Errorf("gateway sign-in over HTTPS: %v", err)
-		} else {
-			b, _ := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Errorf("gateway sign-in with a token over HTTPS: %d %s", resp.StatusCode, b)
-			} else if id := strings.TrimSpace(string(b)); id != "" {
-				// Sign out, or the DN stays registered into the next run.
-				if resp, err := hc.Get(base + "/webrtc/sign_out?id=" + url.QueryEscape(strings.TrimPrefix(id, "id="))); err == nil {
-					_ = resp.Body.Close()
-				}
-			}
+		_, body := sendWith(t, hc, http.MethodPost, base+"/auth/v3/oauth/token", form.Encode(),
+			basic("cxlab-console", "console-secret"), header("Content-Type", "application/x-www-form-urlencoded"))
+		_ = json.Unmarshal([]byte(body), &tok)
+		if code, body := sendWith(t, hc, http.MethodPost, base+"/webrtc/sign_in", "", bearer(tok.AccessToken)); code != http.StatusOK {
+			t.Errorf("gateway sign-in with a token over HTTPS: %d %s", code, body)
+		} else if id := strings.TrimPrefix(strings.TrimSpace(body), "id="); id != "" {
+			// Sign out, or the DN stays registered into the next run.
+			sendWith(t, hc, http.MethodGet, base+"/webrtc/sign_out?id="+url.QueryEscape(id), "")
 		}
 		// An ordinary client refuses it: it is self-signed.
 		plain := &http.Transport{}
