@@ -148,11 +148,7 @@ func TestRemoteByeAndPCMU(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	l := startLab(t, nil, nil)
-	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken), AutoAnswer: true, PlayHz: 1000, PCMU: true, BindIP: "127.0.0.1"})
-	runAgent(ctx, t, l, a)
-	dlg, ep := l.voice.call(ctx, t, "7001", 440)
-	eventually(t, 15*time.Second, "agent hears 440 Hz", func() bool { s := a.Heard(); return s.AudioMS > 300 && near(s.DominantHz, 440) })
-	eventually(t, 15*time.Second, "SIP hears 1000 Hz", func() bool { s := ep.heard.Snapshot(); return s.AudioMS > 300 && near(s.DominantHz, 1000) })
+	a, dlg, _ := talkingCall(ctx, t, l, agent.Config{PCMU: true})
 	if got := l.metric(t, "wrtc_current_xcoding_calls"); got != 0 {
 		t.Fatalf("PCMU call counted as transcoded: %v", got)
 	}

@@ -327,6 +327,20 @@ func (v *voice) callPaced(ctx context.Context, t testing.TB, dn string, hz float
 
 // runAgent signs a in, waits for its REGISTER and runs it until the test
 // ends, or until stop (which returns once a has stopped).
+// talkingCall signs in an auto-answering agent playing 1000 Hz (cfg adds
+// codec or relay choices), has the fake Voice call DN 7001 with a 440 Hz
+// customer, and waits until each side hears the other.
+func talkingCall(ctx context.Context, t testing.TB, l *lab, cfg agent.Config) (*agent.Agent, *sipgo.DialogClientSession, *rtpPeer) {
+	t.Helper()
+	cfg.URL, cfg.Token, cfg.AutoAnswer, cfg.PlayHz, cfg.BindIP = l.base, tokenSource(goodToken), true, 1000, "127.0.0.1"
+	a := agent.New(cfg)
+	runAgent(ctx, t, l, a)
+	dlg, ep := l.voice.call(ctx, t, "7001", 440)
+	eventually(t, 15*time.Second, "agent hears 440 Hz", func() bool { s := a.Heard(); return s.AudioMS > 300 && near(s.DominantHz, 440) })
+	eventually(t, 15*time.Second, "SIP side hears 1000 Hz", func() bool { s := ep.heard.Snapshot(); return s.AudioMS > 300 && near(s.DominantHz, 1000) })
+	return a, dlg, ep
+}
+
 func runAgent(ctx context.Context, t testing.TB, l *lab, a *agent.Agent) (stop func()) {
 	t.Helper()
 	if err := a.SignIn(ctx); err != nil {

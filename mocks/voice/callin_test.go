@@ -92,14 +92,7 @@ func TestCallInAccessCodeReachesAgent(t *testing.T) {
 		t.Fatalf("call record %+v, agent %s", calls, l.agentState("7003"))
 	}
 
-	if err := d.Bye(ctx); err != nil {
-		t.Fatalf("bye: %v", err)
-	}
-	select {
-	case <-agent.byes:
-	case <-ctx.Done():
-		t.Fatal("agent got no BYE")
-	}
+	agent.hangUp(ctx, d)
 	eventually(t, 5*time.Second, "call filed and agent Ready after wrap-up", func() bool {
 		c := l.v.Calls()
 		return len(c) == 1 && c[0].State == "ended" && l.agentState("7003") == Ready

@@ -534,6 +534,19 @@ func (u *testUA) do(req *sip.Request) *sip.Response {
 }
 
 // call places a call to target through Voice and waits for the answer.
+// hangUp sends BYE on d and waits until u, the far end, receives one.
+func (u *testUA) hangUp(ctx context.Context, d *sipgo.DialogClientSession) {
+	u.t.Helper()
+	if err := d.Bye(ctx); err != nil {
+		u.t.Fatalf("bye: %v", err)
+	}
+	select {
+	case <-u.byes:
+	case <-ctx.Done():
+		u.t.Fatalf("%s got no BYE", u.user)
+	}
+}
+
 func (u *testUA) call(ctx context.Context, target string, headers ...sip.Header) (*sipgo.DialogClientSession, error) {
 	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: target, Host: testDomain})
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: u.user, Host: testDomain}, Params: sip.NewParams()}

@@ -152,14 +152,7 @@ func TestCallBetweenDNsHoldResumeDTMF(t *testing.T) {
 		t.Fatalf("call state after resume %s", st)
 	}
 
-	if err := d.Bye(ctx); err != nil {
-		t.Fatalf("bye: %v", err)
-	}
-	select {
-	case <-a2.byes:
-	case <-ctx.Done():
-		t.Fatal("callee got no BYE")
-	}
+	a2.hangUp(ctx, d)
 	eventually(t, 3*time.Second, "agent back to Ready after wrap-up", func() bool {
 		return l.v.Calls()[0].State == "ended" && l.agentState("7002") == Ready
 	})
@@ -335,12 +328,5 @@ func TestAttachedDataBecomesUserData(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("INFO-PEER did not reach the callee")
 	}
-	if err := d.Bye(ctx); err != nil {
-		t.Fatalf("bye: %v", err)
-	}
-	select {
-	case <-a2.byes:
-	case <-ctx.Done():
-		t.Fatal("callee got no BYE")
-	}
+	a2.hangUp(ctx, d)
 }
