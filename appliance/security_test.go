@@ -675,6 +675,8 @@ func TestTLSSelfSignedCertificateKeptInDataDir(t *testing.T) {
 			// Sign out, or the DN stays registered into the next run.
 			sendWith(t, hc, http.MethodGet, base+"/webrtc/sign_out?id="+url.QueryEscape(id), "")
 		}
+		// The headless agent trusts it with --cacert, and says so when it is left out.
+		agentSignsInOverTLS(t, base, filepath.Join(dir, "tls", "cert.pem"))
 		// An ordinary client refuses it: it is self-signed.
 		plain := &http.Transport{}
 		defer plain.CloseIdleConnections()
@@ -697,6 +699,37 @@ func TestTLSSelfSignedCertificateKeptInDataDir(t *testing.T) {
 	second, _, _ := run()
 	if !first.Equal(second) {
 		t.Errorf("restart on the same data dir generated a new certificate (serial %s -> %s)", first.SerialNumber, second.SerialNumber)
+	}
+}
+
+// agentSignsInOverTLS runs `cxlab agent` against the HTTPS base: with
+// --cacert naming the appliance's certificate it signs in (stopped by a
+// signal, it exits 0); without, it fails naming --cacert.
+func agentSignsInOverTLS(t *testing.T, base, certPath string) {
+	t.Helper()
+	args := []string{"agent", "--url", base, "--user", "agent1", "--password", "agent123", "--ready=false"}
+	var stderr bytes.Buffer
+	if code := cli.Main(context.Background(), args, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "--cacert") {
+		t.Errorf("cxlab agent without --cacert over HTTPS: exit %d, %q; want 1 and a hint naming --cacert", code, stderr.String())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &syncbuf.Buffer{}
+	done := make(chan int, 1)
+	go func() { done <- cli.Main(ctx, append(args, "--cacert", certPath), out, out) }()
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(out.String(), "signed in as DN") {
+		select {
+		case code := <-done:
+			t.Fatalf("cxlab agent --cacert over HTTPS: exit %d\n%s", code, out.String())
+		case <-deadline:
+			t.Fatalf("cxlab agent --cacert over HTTPS: not signed in after 30s\n%s", out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("cxlab agent stopped by a signal: exit %d\n%s", code, out.String())
 	}
 }
 

@@ -6,6 +6,8 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,6 +19,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -878,6 +881,7 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 	relay := fs.Bool("relay", false, "iceTransportPolicy relay (TURN only)")
 	ready := fs.Bool("ready", true, "set the agent Ready in Voice after sign-in (token sign-in only)")
 	hangupAfter := fs.Duration("hangup-after", 0, "hang up each answered call after this long (0 = wait for the other side)")
+	cacert := fs.String("cacert", "", "PEM file of a certificate to trust besides the system's, such as the appliance's own self-signed <data-dir>/tls/cert.pem")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			_, _ = fmt.Fprint(stdout, agentUsage)
@@ -905,7 +909,11 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		*ready = false
 	}
-	cfg := Config{URL: *base, AutoAnswer: *auto, PlayHz: *play, PCMU: *pcmu, RelayOnly: *relay}
+	hc, err := trustingClient(*cacert)
+	if err != nil {
+		return err
+	}
+	cfg := Config{URL: *base, AutoAnswer: *auto, PlayHz: *play, PCMU: *pcmu, RelayOnly: *relay, HTTPClient: hc}
 	switch {
 	case *dn != "":
 		cfg.DN, cfg.Password = *dn, *password
@@ -916,10 +924,14 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 	signIn := func() (*Agent, error) {
 		if *user != "" { // a fresh token: the gateway may have refused the last one
 			id, secret, _ := strings.Cut(*client, ":")
-			cfg.Token = PasswordGrant(nil, *base, id, secret, *user, *password)
+			cfg.Token = PasswordGrant(&http.Client{Timeout: 10 * time.Second, Transport: hc.Transport}, *base, id, secret, *user, *password)
 		}
 		a := New(cfg)
 		if err := a.SignIn(ctx); err != nil {
+			var unknown x509.UnknownAuthorityError
+			if errors.As(err, &unknown) && *cacert == "" {
+				return nil, fmt.Errorf("%w (the appliance serves HTTPS with a self-signed certificate: --cacert <data-dir>/tls/cert.pem trusts it)", err)
+			}
 			return nil, err
 		}
 		_, _ = fmt.Fprintf(stdout, "signed in as DN %s (session %s)\n", a.DN(), a.SSID())
@@ -950,6 +962,30 @@ func RunCLI(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+}
+
+// trustingClient is the CLI's HTTP client: the system's roots plus the
+// certificates in the PEM file cacert, when given.
+func trustingClient(cacert string) (*http.Client, error) {
+	hc := &http.Client{} // no timeout: the signalling's long poll sets its own
+	if cacert == "" {
+		return hc, nil
+	}
+	pem, err := os.ReadFile(cacert) //nolint:gosec // the user names the file to trust
+	if err != nil {
+		return nil, fmt.Errorf("%w: --cacert: %w", ErrUsage, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: --cacert %s: no PEM certificate in it", ErrUsage, cacert)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	hc.Transport = tr
+	return hc, nil
 }
 
 // serveCLI runs a signed-in agent for RunCLI, printing its events and a
