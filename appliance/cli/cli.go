@@ -114,6 +114,9 @@ func load(command string, args []string, stderr io.Writer) (config.Config, int, 
 	if errors.Is(err, flag.ErrHelp) {
 		return cfg, exitOK, false
 	}
+	for _, w := range config.UnknownEnv(os.Environ()) {
+		_, _ = fmt.Fprintf(stderr, "cxlab: warning: %s\n", w)
+	}
 	if err != nil {
 		return cfg, reportErr(stderr, err), false
 	}

@@ -22,3 +22,21 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 		t.Errorf("cxlab version extra: exit %d, want %d", code, exitUsage)
 	}
 }
+
+// A misspelled CXLAB_* variable is named with the setting it is closest to
+// instead of being ignored without a word; settings, and the tests' own
+// variables, are not.
+func TestMisspelledEnvIsNamed(t *testing.T) {
+	t.Setenv("CXLAB_REDIS_UR", "redis://127.0.0.1:1")
+	t.Setenv("CXLAB_HTTP_PORT", "9999")
+	t.Setenv("CXLAB_TEST_POSTGRES_URL", "postgres://x")
+	var out, errOut bytes.Buffer
+	code := Main(context.Background(), []string{"config", "print"}, &out, &errOut)
+	if code != exitOK || !strings.Contains(out.String(), "9999") {
+		t.Fatalf("cxlab config print: exit %d, stdout %q", code, out.String())
+	}
+	want := "cxlab: warning: CXLAB_REDIS_UR is not a setting and is ignored (did you mean CXLAB_REDIS_URL?)\n"
+	if errOut.String() != want {
+		t.Errorf("stderr %q, want %q", errOut.String(), want)
+	}
+}
