@@ -52,10 +52,17 @@ func newLifecycle(log *slog.Logger, cs []Component) *lifecycle {
 func (l *lifecycle) start(ctx context.Context, stopTimeout time.Duration) error {
 	for _, c := range l.components {
 		t0 := time.Now()
-		if err := c.Start(ctx); err != nil {
+		err := ctx.Err() // stopped (a signal) between two components: start no more
+		tried := err == nil
+		if tried {
+			err = c.Start(ctx)
+		}
+		if err != nil {
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 			defer cancel()
-			_ = c.Stop(stopCtx)
+			if tried {
+				_ = c.Stop(stopCtx)
+			}
 			if stopErr := l.stop(stopCtx); stopErr != nil {
 				l.log.Warn("rollback after failed start was not clean", "err", stopErr)
 			}

@@ -43,6 +43,10 @@ func Run(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error
 		return err
 	}
 	if err := a.Start(ctx); err != nil {
+		if ctx.Err() != nil { // a signal during start: what started is stopped again
+			_, _ = fmt.Fprintln(stdout, "Stopped before ready (signal)")
+			return nil
+		}
 		return err
 	}
 	e := a.Endpoints()

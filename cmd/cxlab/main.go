@@ -19,14 +19,17 @@ func main() {
 		os.Exit(code)
 	}
 	redisstore.RouteLibraryLogs(slog.Default())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// One channel for both signals: the first stops gracefully, the second
+	// (even at once after it) exits now.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		<-ctx.Done()
-		stop() // the next signal takes the default action...
-		force := make(chan os.Signal, 1)
-		signal.Notify(force, os.Interrupt, syscall.SIGTERM)
-		<-force // ...but we say why before going.
+		<-sigs
+		cancel()
+		<-sigs
 		fmt.Fprintln(os.Stderr, "cxlab: second signal, exiting now")
+		cli.ForceExit()
 		os.Exit(130)
 	}()
 	os.Exit(cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr))

@@ -111,6 +111,7 @@ func TestConfigPrintVersionDoctor(t *testing.T) {
 }
 
 type upProcess struct {
+	epFile    string
 	cmd       *exec.Cmd
 	exited    chan struct{}
 	endpoints map[string]any
@@ -148,7 +149,7 @@ func startUp(t *testing.T, extra ...string) *upProcess {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &upProcess{cmd: cmd, stdout: &o, stderr: &e, exited: make(chan struct{})}
+	p := &upProcess{epFile: ep, cmd: cmd, stdout: &o, stderr: &e, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
@@ -245,6 +246,73 @@ func TestUpEphemeralServesAndStopsCleanlyOnSIGTERM(t *testing.T) {
 	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
 		t.Errorf("ephemeral data dir %s still exists after exit", dataDir)
 	}
+}
+
+// A second signal exits at once (130) but still removes the endpoints file:
+// a script waiting for it would otherwise take the dead appliance for up.
+func TestSecondSignalExitsAtOnceWithoutTheEndpointsFile(t *testing.T) {
+	p := startUp(t, "--ephemeral")
+	dataDir := p.url("data_dir")
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	// The second once the first is taken (two pending at once are one signal).
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.stdout.String(), "Stopping CX Lab") && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // polling the child's output, bounded by the deadline
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.waitExit(t, 6*time.Second); code != 130 || !strings.Contains(p.stderr.String(), "second signal") {
+		t.Fatalf("exit %d after two SIGTERMs, want 130 saying so\n%s", code, p.stderr)
+	}
+	if _, err := os.Stat(p.epFile); !os.IsNotExist(err) {
+		t.Errorf("endpoints file %s left after a forced exit (%v)", p.epFile, err)
+	}
+	waitNoPostgres(t, dataDir, 5*time.Second)
+	_ = os.RemoveAll(dataDir)
+}
+
+// A signal while the appliance starts stops what started, and it is not a
+// failure: exit 0, no PostgreSQL left.
+func TestSignalDuringStartStopsCleanly(t *testing.T) {
+	dataDir, err := os.MkdirTemp("", "cxlab-early-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dataDir, 0o711)
+	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
+	cmd := exec.Command(cxlab, append([]string{"up", "--data-dir", dataDir}, freeArgs...)...)
+	var o, e lockedBuffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &upProcess{cmd: cmd, stdout: &o, stderr: &e, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.exited })
+	// PostgreSQL is the first component: once its server runs, start is
+	// under way (cxlab's own command line names the data dir and postgres too).
+	pgServer := func() bool {
+		for _, cl := range postgresOf(dataDir) {
+			if _, rest, _ := strings.Cut(cl, ": "); strings.Contains(strings.Fields(rest)[0], "bin/postgres") {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !pgServer() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no postgres for %s within 60 s\n%s", dataDir, e.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling the process table, bounded by the deadline
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.waitExit(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d after a SIGTERM during start\nstdout:\n%s\nstderr:\n%s", code, o.String(), e.String())
+	}
+	if !strings.Contains(o.String(), "Stopped before ready") {
+		t.Logf("the appliance was ready before the signal landed:\n%s", o.String())
+	}
+	waitNoPostgres(t, dataDir, 5*time.Second)
 }
 
 func TestKill9LeavesNoPostgresAndNextStartRecovers(t *testing.T) {
