@@ -50,7 +50,8 @@ func TestApplianceServesHealthReadyMetrics(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, m := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+	for _, m := range []string{"go_goroutines", "process_resident_memory_bytes",
+		"ges_process_cpu_seconds_total", "ges_process_resident_memory_bytes", "ges_process_start_time_seconds"} {
 		if !strings.Contains(string(body), m) {
 			t.Errorf("/metrics lacks %s", m)
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // metrics are the ges_* series the real product exposes (reference §6).
@@ -48,6 +49,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.failed = register(reg, m.failed, &err)
 	m.duration = register(reg, m.duration, &err)
 	m.monitorSize = register(reg, m.monitorSize, &err)
+	// The real service's process metrics carry its prefix (prom-client's
+	// defaults with ges_), and its CPU and memory alerts read them.
+	register[prometheus.Collector](reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "ges"}), &err)
 	return m, err
 }
 
