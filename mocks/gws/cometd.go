@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -452,7 +453,17 @@ func (w *workspace) callEventLocked(cl *cometClient, vc VoiceCall) {
 	dn := cl.sess.dn
 	st := wsCallState(vc, dn)
 	prev, known := cl.calls[vc.ID]
-	if st == "" || (st == "Released" && !known) || (known && prev.state == st) {
+	if st == "" || (st == "Released" && !known) {
+		return
+	}
+	if known && prev.state == st {
+		// Same state: only new user data (an INFO-MAP, ORS) is news.
+		if maps.Equal(prev.vc.UserData, vc.UserData) {
+			return
+		}
+		cl.calls[vc.ID] = knownCall{vc: vc, state: st}
+		w.enqueueLocked(cl, cometOut{Channel: channelVoice, Data: map[string]any{
+			"messageType": "CallStateChanged", "notificationType": "AttachedDataChanged", "call": callObject(vc, dn, st)}})
 		return
 	}
 	if st == "Released" {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -112,6 +113,17 @@ func (f *fakeVoice) ring(id, dn string) {
 		UserData: map[string]string{"account": "42"}}
 	f.calls[id] = c
 	f.emitLocked(dn, gws.VoiceEvent{Call: &c})
+}
+
+// attach adds a key to a live call's user data, as an INFO-MAP does.
+func (f *fakeVoice) attach(id, key, value string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.calls[id]
+	c.UserData = maps.Clone(c.UserData)
+	c.UserData[key] = value
+	f.calls[id] = c
+	f.emitLocked(c.AgentDN, gws.VoiceEvent{Call: &c})
 }
 
 func (f *fakeVoice) emitLocked(dn string, e gws.VoiceEvent) {
@@ -424,6 +436,17 @@ func TestWorkspaceAgentDesktopFlow(t *testing.T) {
 			t.Fatalf("%s: %d %v", step.op, code, m)
 		}
 		d.next(5*time.Second, "CallStateChanged "+step.state, isCall("call-1", step.state))
+		if step.op == "answer" {
+			// User data attached during the call reaches the desktop.
+			e.voice.attach("call-1", "order", "A-7")
+			m := d.next(5*time.Second, "CallStateChanged AttachedDataChanged", func(m map[string]any) bool {
+				return m["notificationType"] == "AttachedDataChanged"
+			})
+			call := m["call"].(map[string]any)
+			if ud := fmt.Sprint(call["userData"]); call["state"] != "Established" || !strings.Contains(ud, "order") || !strings.Contains(ud, "A-7") {
+				t.Fatalf("AttachedDataChanged call = %v", call)
+			}
+		}
 	}
 	if code, _ := d.do("POST", "/workspace/v3/voice/calls/call-1/answer", "", ""); code != 404 {
 		t.Fatalf("answer of a released call: %d", code)
