@@ -105,6 +105,24 @@ func TestMalformedInput(t *testing.T) {
 			t.Errorf("GET message: %d %q, want 405 with a Grtc ERROR", res.StatusCode, b)
 		}
 	}
+	// So does any other wrong method or path under the base.
+	for _, tc := range []struct{ method, path, allow string }{
+		{http.MethodPut, "/webrtc/sign_in", "OPTIONS, GET, POST"},
+		{http.MethodPost, "/webrtc/wait", "OPTIONS, GET"},
+		{http.MethodGet, "/webrtc/no_such_thing", ""},
+	} {
+		req, _ := http.NewRequest(tc.method, l.base+tc.path, nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		want := map[bool]int{true: http.StatusMethodNotAllowed, false: http.StatusNotFound}[tc.allow != ""]
+		if res.StatusCode != want || !strings.HasPrefix(string(b), "ERROR {") || res.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d Allow %q %q, want %d with a Grtc ERROR", tc.method, tc.path, res.StatusCode, res.Header.Get("Allow"), b, want)
+		}
+	}
 	// A DN that cannot be a SIP URI user part as it is ('[' left the REGISTER
 	// unreadable and the sign-in waiting 5 s) is refused at once.
 	for _, body := range []string{"bad dn:x", "70\x0001:x", "7001\xff:x", ":x", "E[ENT-TALk:x", "70{01}:x", "70|01:x", "7001#:x", "70%01:x"} {

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cxlab/cxlab/appliance/gateway/internal/rtc"
+	"github.com/cxlab/cxlab/appliance/httpd"
 )
 
 // Mount registers the Grtc endpoints under BasePath on the appliance's echo server.
@@ -25,13 +26,17 @@ func (s *Server) Mount(e *echo.Echo) {
 	e.POST(b+"/sign_in", s.handleSignIn)
 	e.GET(b+"/wait", s.handleWait)
 	e.POST(b+"/message", s.handleMessage)
-	e.GET(b+"/message", func(c echo.Context) error {
-		return textError(c, http.StatusMethodNotAllowed, "BAD_REQUEST", "message takes POST with the text as its body")
-	})
 	e.GET(b+"/sign_out", s.handleSignOut)
 	e.POST(b+"/sign_out", s.handleSignOut)
 	e.GET(b+"/ice-servers", s.handleICEServers)
 	e.GET(b+"/config", s.handleConfig)
+	// A wrong method or path gets a Grtc error body too, not echo's JSON.
+	httpd.Unmatched(e, b, func(c echo.Context, status int, msg string) error {
+		if c.Request().URL.Path == b+"/message" && status == http.StatusMethodNotAllowed {
+			msg = "message takes POST with the text as its body"
+		}
+		return textError(c, status, "BAD_REQUEST", msg)
+	})
 }
 
 // stickyCookie is what the real deployment's ingress-nginx sets (seed 000).

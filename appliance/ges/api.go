@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cxlab/cxlab/appliance/httpd"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 )
@@ -93,7 +94,7 @@ func (s *Service) unmatched(routes []route) echo.HandlerFunc {
 		r := c.Request()
 		var allow []string
 		for _, rt := range routes {
-			if strings.HasPrefix(rt.path, pathV3+"/") && matchPath(rt.path, r.URL.Path) && !slices.Contains(allow, rt.method) {
+			if strings.HasPrefix(rt.path, pathV3+"/") && httpd.MatchPath(rt.path, r.URL.Path) && !slices.Contains(allow, rt.method) {
 				allow = append(allow, rt.method)
 			}
 		}
@@ -111,25 +112,6 @@ func (s *Service) unmatched(routes []route) echo.HandlerFunc {
 		}
 		return s.respond(c, pathUnmatched, "", corr, start, nil, err)
 	}
-}
-
-// matchPath reports whether path matches a route pattern whose :name segments
-// stand for one non-empty segment each.
-func matchPath(pattern, path string) bool {
-	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
-	if len(ps) != len(xs) {
-		return false
-	}
-	for i, p := range ps {
-		if strings.HasPrefix(p, ":") {
-			if xs[i] == "" {
-				return false
-			}
-		} else if p != xs[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // trimPathParams drops one trailing slash from each path parameter: echo

@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -249,6 +250,21 @@ func TestTokenEndpointErrors(t *testing.T) {
 		if m := decode(t, b); code != tc.status || m["error"] != "invalid_request" {
 			t.Errorf("body %.40q: %d %s", tc.body, code, b)
 		}
+	}
+
+	// A wrong method gets 405 with Allow in the endpoint's own shape, and an
+	// unknown path 404: OAuth errors under /oauth, the envelope elsewhere.
+	code, h, b := e.do(http.MethodGet, "/auth/v3/oauth/token", nil, nil)
+	if m := decode(t, b); code != 405 || m["error"] != "invalid_request" || h.Get("Allow") != "OPTIONS, POST" {
+		t.Errorf("GET token: %d Allow %q %s", code, h.Get("Allow"), b)
+	}
+	code, _, b = e.do(http.MethodPut, "/environment/v3/contact-centers", nil, nil)
+	if st, _ := decode(t, b)["status"].(map[string]any); code != 405 || st["code"] != float64(405) || !strings.Contains(fmt.Sprint(st["message"]), "GET, POST") {
+		t.Errorf("PUT contact-centers: %d %s", code, b)
+	}
+	code, _, b = e.do(http.MethodGet, "/auth/v3/no-such-thing", nil, nil)
+	if st, _ := decode(t, b)["status"].(map[string]any); code != 404 || st["code"] != float64(404) {
+		t.Errorf("GET unknown path: %d %s", code, b)
 	}
 }
 

@@ -20,7 +20,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"github.com/cxlab/cxlab/mocks/internal/failures"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -28,11 +27,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cxlab/cxlab/mocks/internal/failures"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cxlab/cxlab/appliance/clock"
+	"github.com/cxlab/cxlab/appliance/httpd"
 	"github.com/cxlab/cxlab/appliance/store/postgres"
 	"github.com/cxlab/cxlab/mocks/tenant"
 )
@@ -342,6 +344,17 @@ func (s *Server) Mount(e *echo.Echo) {
 	e.POST("/environment/v3/contact-centers/:ccid/api-keys", s.envCreateKey, inj, lim)
 	e.DELETE("/environment/v3/contact-centers/:ccid/api-keys/:key", s.envDeleteKey, inj, lim)
 	e.GET("/environment/v3/api-keys/:key", s.envLookupKey, inj, lim)
+
+	// A wrong method or path answers as its neighbours do: the OAuth
+	// endpoints in the RFC 6749 shape, the others in the envelope.
+	for _, prefix := range []string{"/auth/v3", "/environment/v3"} {
+		httpd.Unmatched(e, prefix, func(c echo.Context, status int, msg string) error {
+			if strings.HasPrefix(c.Request().URL.Path, "/auth/v3/oauth/") {
+				return c.JSON(status, map[string]string{"error": "invalid_request", "error_description": msg})
+			}
+			return envelope(c, status, msg, nil)
+		})
+	}
 }
 
 // injectFailures applies the "down" and "slow" failure modes.
