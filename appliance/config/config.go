@@ -189,6 +189,24 @@ func invalid(setting, format string, args ...any) error {
 // Components this binary knows, in start order.
 var knownComponents = []string{"gauth", "gws", "ges", "voice", "turn", "gateway", "console"}
 
+// componentNeeds lists the components each one calls: GAuth for tokens and
+// API keys, GWS for configuration and the agent directory, the Engagement
+// service for ORS's state reports, Voice for the gateway's SIP.
+var componentNeeds = map[string][]string{
+	"gws":     {"gauth"},
+	"ges":     {"gauth", "gws"},
+	"voice":   {"gauth", "ges"},
+	"gateway": {"gauth", "gws", "voice"},
+}
+
+// andList joins names as a sentence does: "a", "a and b", "a, b and c".
+func andList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
 // Runs reports whether this process runs the named component.
 func (c Config) Runs(name string) bool {
 	for _, n := range c.Components {
@@ -241,6 +259,20 @@ func (c Config) Validate() error {
 	for _, n := range c.Components {
 		if n != "all" && !contains(knownComponents, n) {
 			return invalid("components (--components)", "unknown component %q (known: all, %s)", n, strings.Join(knownComponents, ", "))
+		}
+	}
+	// The services reach each other at this process's own URL: a subset
+	// must hold what its members call, or they fail on first use.
+	for _, n := range knownComponents {
+		var missing []string
+		for _, d := range componentNeeds[n] {
+			if c.Runs(n) && !c.Runs(d) {
+				missing = append(missing, d)
+			}
+		}
+		if len(missing) > 0 {
+			return invalid("components (--components)", "%s needs %s in the same process (the services call each other at this process's URL)",
+				n, andList(missing))
 		}
 	}
 	for _, l := range []struct{ name, v string }{{"log.level", c.Log.Level}, {"log.console_level", c.Log.ConsoleLevel}} {

@@ -109,6 +109,8 @@ func TestBadSettingsAreNamed(t *testing.T) {
 		{[]string{"--http-host", "0.0.0.0", "--tls", "off"}, "http.tls (--tls)"},
 		{[]string{"--tls", "maybe"}, "http.tls (--tls)"},
 		{[]string{"--components", "ges,bogus"}, "components (--components)"},
+		{[]string{"--components", "gateway,turn"}, "gateway needs gauth, gws and voice in the same process"},
+		{[]string{"--components", "gauth,gws,ges,turn,gateway"}, "gateway needs voice"},
 		{[]string{"--log-level", "loud"}, "log.level"},
 		{[]string{"--postgres-binaries", "/nonexistent/dir"}, "postgres.binaries (--postgres-binaries)"},
 		{[]string{"--http-port", "x"}, "http-port"},
@@ -118,6 +120,11 @@ func TestBadSettingsAreNamed(t *testing.T) {
 		_, err := Load(c.args, env(nil), io.Discard)
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Load(%v) = %v, want an invalid-config error naming %q", c.args, err, c.want)
+		}
+	}
+	for _, subset := range []string{"gauth,gws,ges", "turn", "gauth,gws,ges,voice,gateway"} {
+		if _, err := Load([]string{"--components", subset}, env(nil), io.Discard); err != nil {
+			t.Errorf("--components %s refused: %v", subset, err)
 		}
 	}
 	// A TURN peer policy the server could not parse fails here, before
