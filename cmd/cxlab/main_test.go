@@ -138,23 +138,33 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// launch starts cmd with its output collected, killed (if still running)
+// when the test ends.
+func launch(t *testing.T, cmd *exec.Cmd) *upProcess {
+	t.Helper()
+	var o, e lockedBuffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &upProcess{cmd: cmd, stdout: &o, stderr: &e, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.exited
+	})
+	return p
+}
+
 // startUp runs `cxlab up` and waits for its endpoints file (written once ready).
 func startUp(t *testing.T, extra ...string) *upProcess {
 	t.Helper()
 	ep := filepath.Join(t.TempDir(), "endpoints.json")
 	args := append(append([]string{"up", "--endpoints-file", ep}, freeArgs...), extra...)
 	cmd := exec.Command(cxlab, args...)
-	var o, e lockedBuffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &upProcess{epFile: ep, cmd: cmd, stdout: &o, stderr: &e, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.exited
-	})
+	p := launch(t, cmd)
+	p.epFile = ep
+	o, e := p.stdout, p.stderr
 	deadline := time.After(60 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond) // polling a file the process writes, bounded by the deadline
 	defer tick.Stop()
@@ -280,14 +290,8 @@ func TestSignalDuringStartStopsCleanly(t *testing.T) {
 	_ = os.Chmod(dataDir, 0o711)
 	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
 	cmd := exec.Command(cxlab, append([]string{"up", "--data-dir", dataDir}, freeArgs...)...)
-	var o, e lockedBuffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &upProcess{cmd: cmd, stdout: &o, stderr: &e, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.exited })
+	p := launch(t, cmd)
+	o, e := p.stdout, p.stderr
 	// PostgreSQL is the first component: once its server runs, start is
 	// under way (cxlab's own command line names the data dir and postgres too).
 	pgServer := func() bool {
@@ -369,14 +373,8 @@ func TestUpAsUnprivilegedUser(t *testing.T) {
 	cmd := exec.Command(cxlab, append([]string{"up", "--ephemeral", "--endpoints-file", ep}, freeArgs...)...)
 	cmd.Env = append(os.Environ(), "HOME="+dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	var o, e lockedBuffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &upProcess{cmd: cmd, stdout: &o, stderr: &e, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.exited })
+	p := launch(t, cmd)
+	e := p.stderr
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if b, err := os.ReadFile(ep); err == nil && json.Unmarshal(b, &p.endpoints) == nil {
