@@ -28,13 +28,15 @@ func (a *Appliance) newPostgres() (pgStore, error) {
 	// Port 0 is resolved by the embedded server as it starts (PostgreSQL is a
 	// child process and can't take a caller-owned socket); a set port is
 	// checked here so a busy one fails before anything starts.
-	if port := cfg.Postgres.Port; port != 0 {
+	// (A postgres a killed run left on this data dir is stopped by the start.)
+	dataDir := a.dir.sub("postgres")
+	if port := cfg.Postgres.Port; port != 0 && !postgres.StaleServerOn(dataDir, port) {
 		if err := checkTCPPortFree(port); err != nil {
 			return nil, err
 		}
 	}
 	return postgres.NewEmbedded(postgres.Config{
-		DataDir:     a.dir.sub("postgres"),
+		DataDir:     dataDir,
 		Port:        cfg.Postgres.Port,
 		BinariesDir: cfg.Postgres.Binaries,
 		RunAsUser:   cfg.Postgres.RunAsUser,

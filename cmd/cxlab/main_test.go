@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cxlab/cxlab/appliance/freeport"
 )
 
 var cxlab string // the binary under test, built once
@@ -317,6 +319,57 @@ func TestSignalDuringStartStopsCleanly(t *testing.T) {
 		t.Logf("the appliance was ready before the signal landed:\n%s", o.String())
 	}
 	waitNoPostgres(t, dataDir, 5*time.Second)
+}
+
+// childrenOf lists the pids whose parent is pid.
+func childrenOf(pid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+		if f := strings.Fields(rest); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			c, _ := strconv.Atoi(e.Name())
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// When cxlab and its PostgreSQL supervisor are both killed, PostgreSQL lives
+// on holding its port; the next start on that data dir and port stops it and
+// starts, instead of refusing the port.
+func TestPostgresLeftByKilledRunIsStoppedByNextStart(t *testing.T) {
+	dataDir, err := os.MkdirTemp("", "cxlab-orphan-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dataDir, 0o711)
+	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
+	port, err := freeport.Pick("127.0.0.1", freeport.TCP, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--data-dir", dataDir, "--postgres-port", strconv.Itoa(port)}
+	p := startUp(t, args...)
+	victims := append(childrenOf(p.cmd.Process.Pid), p.cmd.Process.Pid)
+	for _, pid := range victims {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	_ = p.waitExit(t, 5*time.Second)
+	if len(postgresOf(filepath.Join(dataDir, "postgres"))) == 0 {
+		t.Skip("postgres went down with its supervisor: nothing left over to test")
+	}
+	t.Cleanup(func() { waitNoPostgres(t, dataDir, 10*time.Second) })
+	p2 := startUp(t, args...)
+	_ = p2.cmd.Process.Signal(syscall.SIGINT)
+	if code := p2.waitExit(t, 6*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGINT\n%s", code, p2.stderr)
+	}
 }
 
 func TestKill9LeavesNoPostgresAndNextStartRecovers(t *testing.T) {

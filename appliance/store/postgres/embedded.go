@@ -467,6 +467,17 @@ func forwardLogs(log *slog.Logger, r io.Reader, lastErr *atomic.Value) {
 	_, _ = io.Copy(io.Discard, r)
 }
 
+// StaleServerOn reports whether port is held by a postmaster an earlier,
+// killed run left on the embedded server's data dir dataDir: its next start
+// stops that server and takes the port.
+func StaleServerOn(dataDir string, port int) bool {
+	root, err := filepath.Abs(dataDir)
+	if err != nil {
+		return false
+	}
+	return staleServerOn(newLayout(root).pgdata, port)
+}
+
 // staleServerOn reports whether a live postmaster serving pgdata, left by an
 // earlier run, listens on port (the port line of its postmaster.pid).
 func staleServerOn(pgdata string, port int) bool {
