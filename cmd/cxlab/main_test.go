@@ -372,6 +372,40 @@ func TestPostgresLeftByKilledRunIsStoppedByNextStart(t *testing.T) {
 	}
 }
 
+// cxlab killed as its PostgreSQL supervisor begins (initdb ahead): the
+// supervisor finishes what it is doing, stops, and the start made at once
+// after the kill waits for it instead of running a second initdb beside it.
+func TestKill9DuringInitdbThenImmediateRestart(t *testing.T) {
+	dataDir, err := os.MkdirTemp("", "cxlab-initdb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dataDir, 0o711)
+	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
+	port, err := freeport.Pick("127.0.0.1", freeport.TCP, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A set port, as by default: the killed run's postgres may hold it.
+	args := []string{"--data-dir", dataDir, "--postgres-port", strconv.Itoa(port)}
+	p := launch(t, exec.Command(cxlab, append(append([]string{"up"}, freeArgs...), args...)...))
+	deadline := time.Now().Add(60 * time.Second)
+	for len(childrenOf(p.cmd.Process.Pid)) == 0 { // the supervisor
+		if time.Now().After(deadline) {
+			t.Fatalf("no PostgreSQL supervisor for %s within 60 s\n%s", dataDir, p.stderr)
+		}
+		time.Sleep(2 * time.Millisecond) // polling the process table, bounded by the deadline
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.waitExit(t, 5*time.Second)
+	p2 := startUp(t, args...)
+	_ = p2.cmd.Process.Signal(syscall.SIGINT)
+	if code := p2.waitExit(t, 6*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGINT\n%s", code, p2.stderr)
+	}
+	waitNoPostgres(t, dataDir, 5*time.Second)
+}
+
 func TestKill9LeavesNoPostgresAndNextStartRecovers(t *testing.T) {
 	// Not t.TempDir(): its 0700 parents would keep the unprivileged postgres user out.
 	dataDir, err := os.MkdirTemp("", "cxlab-kill9-")

@@ -509,3 +509,37 @@ func closedPort(t testing.TB) int {
 	_ = l.Close()
 	return port
 }
+
+// One supervisor at a time on a data dir: a second waits for the first to
+// let go (a killed run's supervisor finishing its start), gives up after the
+// start timeout naming why, and stops waiting when told to quit.
+func TestSupervisorLockWaitsForTheEarlierOne(t *testing.T) {
+	dir := t.TempDir()
+	newSup := func(quit <-chan struct{}) *supervisor {
+		return &supervisor{cfg: supervisorConfig{StartTimeout: 300 * time.Millisecond}, l: newLayout(dir), log: testLogger(t), quit: quit}
+	}
+	first := newSup(nil)
+	if err := first.lockDataDir(); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.lockDataDir(); err != nil { // a restart keeps its lock
+		t.Fatalf("second lock by the same supervisor: %v", err)
+	}
+	if err := newSup(nil).lockDataDir(); err == nil || !strings.Contains(err.Error(), "still held by the PostgreSQL supervisor of an earlier run") {
+		t.Fatalf("lock held elsewhere: %v", err)
+	}
+	quit := make(chan struct{})
+	close(quit)
+	if err := newSup(quit).lockDataDir(); !errors.Is(err, errQuit) {
+		t.Fatalf("lock while quitting: %v, want errQuit", err)
+	}
+	second := newSup(nil)
+	second.cfg.StartTimeout = 10 * time.Second
+	got := make(chan error, 1)
+	go func() { got <- second.lockDataDir() }()
+	_ = first.lock.Close() // the earlier supervisor exits
+	if err := <-got; err != nil {
+		t.Fatalf("lock once the earlier supervisor let go: %v", err)
+	}
+	_ = second.lock.Close()
+}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -104,28 +105,85 @@ func runSupervisor(in io.Reader, out, errOut io.Writer) int {
 		close(parentGone)
 	}()
 
+	// Watched from now on, start included: a parent killed while postgres
+	// starts must not leave it running.
 	quit := make(chan struct{})
-	s := &supervisor{cfg: cfg, l: newLayout(cfg.DataDir), log: log, quit: quit}
-	rep, err := s.start()
-	if err != nil {
-		log.Error("postgres start failed", "err", err)
-		report(supervisorReport{Error: err.Error()})
-		s.stop()
-		return 1
-	}
-	report(rep)
-
-	var why string
+	var why atomic.Value
 	go func() {
 		select {
 		case sig := <-sigs:
-			why = "signal " + sig.String()
+			why.Store("signal " + sig.String())
 		case <-parentGone:
-			why = "parent closed the pipe"
+			why.Store("parent closed the pipe")
 		}
 		close(quit)
 	}()
-	return s.watch(rep.PostmasterP, func() string { return why }, report)
+	s := &supervisor{cfg: cfg, l: newLayout(cfg.DataDir), log: log, quit: quit}
+	rep, err := s.start()
+	if err == nil && s.quitting() {
+		err = errQuit
+	}
+	if err != nil {
+		if !errors.Is(err, errQuit) {
+			log.Error("postgres start failed", "err", err)
+		} else {
+			log.Info("stopping during start", "why", why.Load())
+		}
+		report(supervisorReport{Error: err.Error()})
+		if s.stop() != 0 || !errors.Is(err, errQuit) {
+			return 1
+		}
+		return 0
+	}
+	report(rep)
+	return s.watch(rep.PostmasterP, func() string { w, _ := why.Load().(string); return w }, report)
+}
+
+// quitting reports whether the supervisor has been told to stop.
+func (s *supervisor) quitting() bool {
+	select {
+	case <-s.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// lockDataDir holds an exclusive lock on the data dir for the supervisor's
+// life (the kernel drops it when the process ends), waiting up to the start
+// timeout for the supervisor of a killed run, which stops its postgres and
+// exits, to let go: two at once would run initdb or postgres side by side.
+func (s *supervisor) lockDataDir() error {
+	if s.lock != nil { // a restart: held since the first start
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(s.l.root, "supervisor.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return s.accessError(s.l.root, err)
+	}
+	deadline := time.Now().Add(s.cfg.StartTimeout)
+	logged := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			s.lock = f // kept open: closing it would release the lock
+			return nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			_ = f.Close()
+			return fmt.Errorf("the data dir %s is still held by the PostgreSQL supervisor of an earlier run: %w", s.l.root, err)
+		}
+		if !logged {
+			s.log.Info("waiting for the PostgreSQL supervisor of an earlier run to stop", "dir", s.l.root)
+			logged = true
+		}
+		select {
+		case <-s.quit:
+			_ = f.Close()
+			return errQuit
+		case <-time.After(20 * time.Millisecond): // polling a lock the kernel holds; bounded by the deadline
+		}
+	}
 }
 
 // watch polls the postmaster until quit closes (then stops postgres) and
@@ -195,6 +253,7 @@ type supervisor struct {
 	log     *slog.Logger
 	started bool
 	quit    <-chan struct{} // closed when the supervisor must stop
+	lock    *os.File        // the data dir's supervisor lock, held for life
 }
 
 // start prepares directories (dropping root), recovers stale state, runs
@@ -210,6 +269,9 @@ func (s *supervisor) start() (supervisorReport, error) {
 		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return rep, s.accessError(d, err)
 		}
+	}
+	if err := s.lockDataDir(); err != nil {
+		return rep, err
 	}
 	if s.l.sock != s.l.run {
 		if err := ensureSocketDir(s.l.sock); err != nil {
@@ -228,6 +290,9 @@ func (s *supervisor) start() (supervisorReport, error) {
 
 	if err := recoverStale(s.l, s.cfg.BinariesDir, s.log, s.quit); err != nil {
 		return rep, err
+	}
+	if s.quitting() {
+		return rep, errQuit
 	}
 	if _, err := os.Stat(filepath.Join(s.l.pgdata, "PG_VERSION")); errors.Is(err, fs.ErrNotExist) {
 		if err := s.initdb(); err != nil {
@@ -250,6 +315,9 @@ func (s *supervisor) start() (supervisorReport, error) {
 		StartTimeout(s.cfg.StartTimeout).
 		StartParameters(startParameters(s.l, s.cfg.Version)).
 		Logger(&lineLogger{log: s.log, msg: "pg_ctl"}))
+	if s.quitting() { // initdb is done: the next start need not redo it
+		return rep, errQuit
+	}
 	// Set before Start: a failed Start may still leave a postmaster to stop.
 	s.started = true
 	if err := ep.Start(); err != nil {
