@@ -20,27 +20,32 @@ func Run(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
-	// The endpoints file describes a running appliance: one left by an
-	// earlier run names ports nobody serves, and a script waiting for the
-	// file to appear would go on at once. It goes before anything starts, and
-	// again when this run ends.
 	if cfg.EndpointsFile != "" {
-		if err := os.Remove(cfg.EndpointsFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%w: endpoints file (--endpoints-file): can't remove the previous one: %w", config.ErrInvalid, err)
-		}
 		// A file that cannot be written is found now, not after every
 		// component has started.
 		probe, err := os.CreateTemp(filepath.Dir(cfg.EndpointsFile), ".endpoints-*.json")
 		if err != nil {
-			return fmt.Errorf("%w: endpoints file (--endpoints-file): %w", config.ErrInvalid, err)
+			return fmt.Errorf("%w: endpoints file (--endpoints-file) %s: can't write in %s: %w", config.ErrInvalid,
+				cfg.EndpointsFile, filepath.Dir(cfg.EndpointsFile), errors.Unwrap(err))
 		}
 		_ = probe.Close()
 		_ = os.Remove(probe.Name())
-		defer func() { _ = os.Remove(cfg.EndpointsFile) }()
 	}
 	a, err := New(cfg, stderr)
 	if err != nil {
+		// Not ours to remove: a running appliance may have written it (this
+		// run found its data dir or ports taken).
 		return err
+	}
+	// The endpoints file describes a running appliance: one left by an
+	// earlier run names ports nobody serves, and a script waiting for the
+	// file to appear would go on at once. Now that this run holds its data
+	// dir and ports, it goes, and again when this run ends.
+	if cfg.EndpointsFile != "" {
+		if err := os.Remove(cfg.EndpointsFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return errors.Join(fmt.Errorf("%w: endpoints file (--endpoints-file): can't remove the previous one: %w", config.ErrInvalid, err), a.stopBounded())
+		}
+		defer func() { _ = os.Remove(cfg.EndpointsFile) }()
 	}
 	if err := a.Start(ctx); err != nil {
 		if ctx.Err() != nil { // a signal during start: what started is stopped again

@@ -260,6 +260,25 @@ func TestUpEphemeralServesAndStopsCleanlyOnSIGTERM(t *testing.T) {
 	}
 }
 
+// A second `cxlab up` that cannot start (the data dir is in use) leaves the
+// endpoints file of the running one alone.
+func TestFailedSecondStartKeepsTheRunningOnesEndpointsFile(t *testing.T) {
+	dataDir, err := os.MkdirTemp("", "cxlab-twice-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dataDir, 0o711)
+	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
+	p := startUp(t, "--data-dir", dataDir)
+	_, stderr, code := run(t, append([]string{"up", "--data-dir", dataDir, "--endpoints-file", p.epFile}, freeArgs...)...)
+	if code == 0 || !strings.Contains(stderr, "in use") {
+		t.Fatalf("second up on the same data dir: exit %d %q, want a failure saying it is in use", code, stderr)
+	}
+	if _, err := os.Stat(p.epFile); err != nil {
+		t.Errorf("the running appliance's endpoints file is gone after a failed second start: %v", err)
+	}
+}
+
 // A second signal exits at once (130) but still removes the endpoints file:
 // a script waiting for it would otherwise take the dead appliance for up.
 func TestSecondSignalExitsAtOnceWithoutTheEndpointsFile(t *testing.T) {
