@@ -10,7 +10,9 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -280,7 +282,7 @@ func (c Config) Validate() error {
 			return invalid(l.name, "must be debug, info, warn or error, got %q", l.v)
 		}
 	}
-	if c.Log.MaxSizeMB <= 0 || c.Log.MaxFiles < 0 {
+	if c.Log.MaxSizeMB <= 0 || c.Log.MaxFiles <= 0 {
 		return invalid("log.max_size_mb/log.max_files", "must be positive")
 	}
 	ports := []struct {
@@ -353,9 +355,21 @@ func (c Config) Validate() error {
 			return invalid("postgres.url (--postgres-url)", "%v", err)
 		}
 	}
+	if u := c.Postgres.RunAsUser; u != "" {
+		if _, err := user.Lookup(u); err != nil {
+			if _, err := user.LookupId(u); err != nil {
+				return invalid("postgres.run_as_user (--postgres-user)", "no user %q on this machine", u)
+			}
+		}
+	}
 	if c.Postgres.Binaries != "" {
 		if st, err := os.Stat(c.Postgres.Binaries); err != nil || !st.IsDir() {
 			return invalid("postgres.binaries (--postgres-binaries)", "%q is not a directory", c.Postgres.Binaries)
+		}
+		_, inBin := os.Stat(filepath.Join(c.Postgres.Binaries, "bin", "pg_ctl"))
+		_, itself := os.Stat(filepath.Join(c.Postgres.Binaries, "pg_ctl")) // its bin/ named: taken too
+		if inBin != nil && itself != nil {
+			return invalid("postgres.binaries (--postgres-binaries)", "%q holds no bin/pg_ctl (name the directory above bin/, e.g. /usr/lib/postgresql/15)", c.Postgres.Binaries)
 		}
 	}
 	if c.Seed != "" {
@@ -369,13 +383,19 @@ func (c Config) Validate() error {
 func checkURL(raw string, schemes ...string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("not a URL: %s", RedactURL(raw))
+		// url.Error quotes the whole URL, password included; what it wraps does not.
+		return fmt.Errorf("not a URL: %v", errors.Unwrap(err))
 	}
 	if !contains(schemes, u.Scheme) {
 		return fmt.Errorf("scheme must be %s, got %q", strings.Join(schemes, " or "), u.Scheme)
 	}
 	if u.Host == "" {
 		return fmt.Errorf("missing host in %s", RedactURL(raw))
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %s out of range 1-65535 in %s", p, RedactURL(raw))
+		}
 	}
 	return nil
 }

@@ -113,6 +113,10 @@ func TestBadSettingsAreNamed(t *testing.T) {
 		{[]string{"--components", "gauth,gws,ges,turn,gateway"}, "gateway needs voice"},
 		{[]string{"--log-level", "loud"}, "log.level"},
 		{[]string{"--postgres-binaries", "/nonexistent/dir"}, "postgres.binaries (--postgres-binaries)"},
+		{[]string{"--postgres-binaries", os.TempDir()}, "holds no bin/pg_ctl"},
+		{[]string{"--postgres-user", "no-such-user-here"}, "postgres.run_as_user (--postgres-user)"},
+		{[]string{"--redis-url", "redis://127.0.0.1:99999/0"}, "port 99999 out of range"},
+		{[]string{"--postgres-url", "postgres://u:secret@127.0.0.1:99x/db"}, `invalid port ":99x" after host`},
 		{[]string{"--http-port", "x"}, "http-port"},
 		{[]string{"--data-dir", ""}, "data_dir (--data-dir)"},
 	}
@@ -125,6 +129,21 @@ func TestBadSettingsAreNamed(t *testing.T) {
 	for _, subset := range []string{"gauth,gws,ges", "turn", "gauth,gws,ges,voice,gateway"} {
 		if _, err := Load([]string{"--components", subset}, env(nil), io.Discard); err != nil {
 			t.Errorf("--components %s refused: %v", subset, err)
+		}
+	}
+	if _, err := Load([]string{"--postgres-url", "postgres://u:secret@127.0.0.1:99x/db"}, env(nil), io.Discard); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("a bad postgres URL's error shows its password: %v", err)
+	}
+	for name, content := range map[string]string{
+		"two documents": "http:\n  port: 9000\n---\nhttp:\n  port: 9001\n",
+		"no rotated log files": "log:\n  max_files: 0\n",
+	} {
+		f := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load([]string{"--config", f}, env(nil), io.Discard); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want an invalid-config error", name, err)
 		}
 	}
 	// A TURN peer policy the server could not parse fails here, before

@@ -128,7 +128,15 @@ func loadYAML(path string, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	err = dec.Decode(cfg)
-	if err == nil || errors.Is(err, io.EOF) {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err == nil {
+		// A second document (after ---) would be passed over without a word.
+		var more yaml.Node
+		if dec.Decode(&more) == nil {
+			return fmt.Errorf("%w: config file %s: holds more than one YAML document (---); cxlab reads one", ErrInvalid, path)
+		}
 		return nil
 	}
 	var te *yaml.TypeError

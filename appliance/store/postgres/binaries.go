@@ -67,12 +67,20 @@ func newFinder(c Config, l layout) finder {
 func (f finder) find(ctx context.Context) (binaries, error) {
 	var tried []string
 	if f.explicit != "" {
+		// The directory the user names is the one to use: one without
+		// binaries is a mistake to report, not to pass over for another
+		// PostgreSQL. Its bin/ itself, a common slip, stands for its parent.
 		b, err := probeBinaries(ctx, f.explicit)
-		if err == nil {
-			b.Source = "explicit"
-			return b, nil
+		if err != nil && filepath.Base(filepath.Clean(f.explicit)) == "bin" {
+			if pb, perr := probeBinaries(ctx, filepath.Dir(filepath.Clean(f.explicit))); perr == nil {
+				b, err = pb, nil
+			}
 		}
-		tried = append(tried, fmt.Sprintf("%s %s: %v", FlagBinaries, f.explicit, err))
+		if err != nil {
+			return binaries{}, fmt.Errorf("%s %s: %w (it must hold bin/initdb and bin/pg_ctl, e.g. /usr/lib/postgresql/15)", FlagBinaries, f.explicit, err)
+		}
+		b.Source = "explicit"
+		return b, nil
 	}
 	switch {
 	case f.repositoryURL == DownloadOff:

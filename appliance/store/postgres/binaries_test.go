@@ -175,6 +175,20 @@ func TestExplicitBinariesWin(t *testing.T) {
 	}
 }
 
+// A binaries directory the user names is used or refused, never passed over
+// for another PostgreSQL; naming its bin/ works too.
+func TestExplicitBinariesAreUsedOrRefused(t *testing.T) {
+	system := fakeSystemRoot(t) // 9 and 16
+	f := finder{explicit: filepath.Join(system, "16", "bin"), repositoryURL: DownloadOff, systemRoots: []string{system}}
+	if b, err := f.find(testCtx(t)); err != nil || b.Source != "explicit" || b.Dir != filepath.Join(system, "16") {
+		t.Fatalf("the bin dir named: %+v %v, want %s/16 as explicit", b, err, system)
+	}
+	f.explicit = t.TempDir()
+	if b, err := f.find(testCtx(t)); err == nil || !strings.Contains(err.Error(), f.explicit) || !strings.Contains(err.Error(), "bin/initdb") {
+		t.Fatalf("an empty dir named: %+v %v, want an error naming it", b, err)
+	}
+}
+
 // A data dir that already holds a cluster needs binaries of its major: the
 // finder does not go to the network for another major (an offline start
 // would wait on it, and an online one would fetch binaries that cannot run

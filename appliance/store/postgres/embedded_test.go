@@ -393,12 +393,10 @@ func TestUnreachableDataDirNamesRunAsUser(t *testing.T) {
 }
 
 func TestMissingBinariesNamesAllFixes(t *testing.T) {
-	empty := tempDir(t)
 	t.Setenv("PATH", tempDir(t)) // no pg_config
 	closed := closedPort(t)
 	e := NewEmbedded(Config{
 		DataDir:       filepath.Join(tempDir(t), "pg"),
-		BinariesDir:   empty,
 		CacheDir:      tempDir(t),
 		RepositoryURL: "http://127.0.0.1:" + strconv.Itoa(closed),
 		systemRoots:   []string{tempDir(t)},
@@ -409,7 +407,7 @@ func TestMissingBinariesNamesAllFixes(t *testing.T) {
 		t.Fatal("start without binaries succeeded")
 	}
 	msg := err.Error()
-	for _, want := range []string{FlagBinaries, EnvBinaries, "network access", "apt-get install postgresql", empty} {
+	for _, want := range []string{FlagBinaries, EnvBinaries, "network access", "apt-get install postgresql"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not mention %q:\n%s", want, msg)
 		}
