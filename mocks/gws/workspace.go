@@ -664,7 +664,7 @@ func wsCallState(vc VoiceCall, dn string) string {
 	if vc.LeftDN != "" && vc.LeftDN == dn {
 		return "Released"
 	}
-	caller := vc.From == dn && vc.AgentDN != dn
+	caller := placedBy(vc, dn)
 	switch vc.State {
 	case "dialing":
 		if caller {
@@ -685,6 +685,13 @@ func wsCallState(vc VoiceCall, dn string) string {
 	return ""
 }
 
+// placedBy reports whether the agent at dn placed the call: an internal
+// call from it (the agent it rings is another DN), or an outbound call it
+// dialled to a number (the call's agent is the caller itself).
+func placedBy(vc VoiceCall, dn string) bool {
+	return vc.From == dn && (vc.AgentDN != dn || vc.Kind == "outbound")
+}
+
 var callCapabilities = map[string][]string{
 	"Dialing": {"release"}, "Ringing": {"answer", "release"}, "Established": {"release", "hold"},
 	"Held": {"retrieve", "release"}, "Released": {},
@@ -696,7 +703,7 @@ var callCapabilities = map[string][]string{
 func callObject(vc VoiceCall, dn, state string) map[string]any {
 	kind := map[string]string{"internal": "Internal", "inbound": "Inbound", "callback": "Inbound", "outbound": "Outbound"}[vc.Kind]
 	other, role := vc.From, "RoleOrigination"
-	if vc.From == dn && vc.AgentDN != dn {
+	if placedBy(vc, dn) {
 		other, role = vc.To, "RoleDestination"
 	}
 	ud := []map[string]any{}

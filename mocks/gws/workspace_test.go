@@ -115,6 +115,16 @@ func (f *fakeVoice) ring(id, dn string) {
 	f.emitLocked(dn, gws.VoiceEvent{Call: &c})
 }
 
+// dial has the agent at dn place a call to number, as the softphone does,
+// in state (dialing, then connected).
+func (f *fakeVoice) dial(id, dn, number, state string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := gws.VoiceCall{ID: id, Kind: "outbound", State: state, From: dn, To: number, AgentDN: dn}
+	f.calls[id] = c
+	f.emitLocked(dn, gws.VoiceEvent{Call: &c})
+}
+
 // attach adds a key to a live call's user data, as an INFO-MAP does.
 func (f *fakeVoice) attach(id, key, value string) {
 	f.mu.Lock()
@@ -454,6 +464,18 @@ func TestWorkspaceAgentDesktopFlow(t *testing.T) {
 	if got := strings.Join(e.voice.opsDone(), ","); got != "7001 Ready,answer call-1,hold call-1,retrieve call-1,release call-1" {
 		t.Fatalf("voice was asked %s", got)
 	}
+	// A call the agent dials to a customer shows as Dialing, then Established,
+	// with the customer as the other party.
+	e.voice.dial("call-2", "7001", "+12025550103", "dialing")
+	m = d.next(5*time.Second, "CallStateChanged Dialing", isCall("call-2", "Dialing"))
+	if p := m["call"].(map[string]any)["participants"].([]any)[0].(map[string]any); p["number"] != "+12025550103" || p["role"] != "RoleDestination" {
+		t.Fatalf("dialled call's participant = %v", p)
+	}
+	e.voice.dial("call-2", "7001", "+12025550103", "connected")
+	d.next(5*time.Second, "CallStateChanged Established", isCall("call-2", "Established"))
+	e.voice.mu.Lock()
+	delete(e.voice.calls, "call-2")
+	e.voice.mu.Unlock()
 	// The desktop asking for wrap-up (not-ready with agentWorkMode
 	// AfterCallWork, as workspace-client-js sends it) keeps Voice's wrap-up
 	// rather than ending it; a plain not-ready ends it.
