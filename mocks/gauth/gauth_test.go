@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2/clientcredentials"
@@ -178,5 +179,28 @@ func TestScopes(t *testing.T) {
 		if _, has := m["id_token"]; has != tc.idToken {
 			t.Errorf("scope %q: id_token present %v", tc.form.Get("scope"), has)
 		}
+	}
+}
+
+// With the lab clock moved ahead (the demo does), tokens still verify with a
+// library on the wall clock (iat and nbf are not in its future), and they
+// still expire on the lab's clock.
+func TestTokensVerifyOutsideTheLabAfterAClockMove(t *testing.T) {
+	e := newEnv(t)
+	e.clk.Advance(13 * time.Hour)
+	tok := e.password("agent1", "agent123")
+	p, err := oidc.NewProvider(e.ctx, e.base+"/auth/v3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Verifier(&oidc.Config{ClientID: "cxlab-console", Now: time.Now}).Verify(e.ctx, tok.AccessToken); err != nil {
+		t.Fatalf("a wall-clock verifier refuses a token issued 13 h ahead on the lab clock: %v", err)
+	}
+	if code, _ := e.get("/auth/v3/userinfo", tok.AccessToken); code != 200 {
+		t.Fatalf("userinfo: %d", code)
+	}
+	e.clk.Advance(12*time.Hour + time.Minute) // past its lifetime on the lab's clock
+	if code, _ := e.get("/auth/v3/userinfo", tok.AccessToken); code != 401 {
+		t.Fatalf("userinfo after the token's lab lifetime: %d, want 401", code)
 	}
 }

@@ -145,14 +145,26 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// issuedAt is a token's iat and nbf for the lab time now: the earlier of it
+// and the wall clock. With the lab clock moved ahead, iat in lab time would
+// be in the future for every verifier outside the lab (a JWT library, a
+// browser app), which refuses such a token; exp stays in lab time, so the
+// lab's own checks still expire it on the lab's clock.
+func issuedAt(now time.Time) time.Time {
+	if wall := time.Now(); wall.Before(now) {
+		return wall
+	}
+	return now
+}
+
 // baseClaims fills the claims every token of this subject carries.
 func (s *Server) baseClaims(ctx context.Context, client tenant.Client, u *tenant.User, now time.Time, ttl time.Duration, use string) (*claims, error) {
 	c := &claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    s.Issuer(),
 			Audience:  jwt.ClaimStrings{client.ID},
-			IssuedAt:  jwt.NewNumericDate(now),
-			NotBefore: jwt.NewNumericDate(now),
+			IssuedAt:  jwt.NewNumericDate(issuedAt(now)),
+			NotBefore: jwt.NewNumericDate(issuedAt(now)),
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 			ID:        uuid.NewString(),
 		},

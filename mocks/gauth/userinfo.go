@@ -117,7 +117,7 @@ func (s *Server) jwtUserinfo(c echo.Context) error {
 	uc := *cl
 	uc.TokenUse = useUserinfo
 	uc.RegisteredClaims = jwt.RegisteredClaims{Issuer: cl.Issuer, Subject: cl.Subject, Audience: cl.Audience,
-		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.UserinfoJWTTTL)),
+		IssuedAt: jwt.NewNumericDate(issuedAt(now)), NotBefore: jwt.NewNumericDate(issuedAt(now)), ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.UserinfoJWTTTL)),
 		ID: cl.ID + userinfoJTISuffix}
 	uc.GivenName, uc.FamilyName, uc.Email = info.GivenName, info.FamilyName, info.Email
 	signed, err := s.sign(&uc)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -536,8 +537,10 @@ func (w *workspace) exchangeToken(c echo.Context) error {
 	// that long must not find it refused.
 	expiresIn := 1800
 	var claims jwt.RegisteredClaims
-	if _, _, err := jwt.NewParser().ParseUnverified(tok, &claims); err == nil && claims.ExpiresAt != nil && claims.IssuedAt != nil {
-		expiresIn = max(0, int(claims.ExpiresAt.Sub(claims.IssuedAt.Time).Seconds())) // just issued, by GAuth's clock
+	if _, _, err := jwt.NewParser().ParseUnverified(tok, &claims); err == nil && claims.ExpiresAt != nil {
+		// Just issued: what is left of it by the lab's clock (its iat may be
+		// the wall clock's, behind a lab clock moved ahead).
+		expiresIn = max(0, int(math.Ceil(claims.ExpiresAt.Sub(w.s.clk.Now()).Seconds())))
 	}
 	return v3OK(c, map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": expiresIn})
 }
