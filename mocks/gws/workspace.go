@@ -568,21 +568,27 @@ func (w *workspace) agentState(state string) echo.HandlerFunc {
 		if err != nil {
 			return v3Error(c, http.StatusBadRequest, "the body is not a JSON object such as {\"data\":{\"agentWorkMode\":\"AfterCallWork\"}}: "+err.Error())
 		}
-		if state == "NotReady" && mode == "AfterCallWork" {
-			// The desktop asks for wrap-up. Voice's wrap-up follows a call
-			// (and ends on its own); asked during one, it is kept, not ended
-			// by a plain NotReady. Otherwise the agent is NotReady: Voice has
-			// no wrap-up without a call. Reason codes are not kept.
-			if d, err := w.voice.AgentDN(ctx, cc, dn); err == nil && d.State == "AfterCallWork" {
-				return wsAccepted(c)
-			}
+		if !slices.Contains(workModes, mode) {
+			return v3Error(c, http.StatusBadRequest, fmt.Sprintf("agentWorkMode %q is none of %s", mode, strings.Join(workModes[1:], ", ")))
 		}
-		if err := w.voice.SetAgentState(ctx, cc, dn, state); err != nil {
+		want := state
+		if state == "NotReady" && mode == "AfterCallWork" {
+			// The desktop asks for wrap-up: NotReady with agentWorkMode
+			// AfterCallWork until the agent is Ready, whether the timed
+			// wrap-up after a call is under way or not. The other work modes
+			// are plain NotReady; reason codes are not kept.
+			want = "AfterCallWork"
+		}
+		if err := w.voice.SetAgentState(ctx, cc, dn, want); err != nil {
 			return w.voiceError(c, err)
 		}
 		return wsAccepted(c)
 	}
 }
+
+// workModes are the agentWorkMode values of workspace-client-js ("" when
+// absent).
+var workModes = []string{"", "Unknown", "AuxWork", "AfterCallWork", "LegalGuard", "NoCallDisconnect", "WalkAway"}
 
 // stateWorkMode is the agentWorkMode of a ready or not-ready request
 // ({"data":{"agentWorkMode":...},"reasonCode":...} as workspace-client-js

@@ -502,6 +502,17 @@ func TestWorkspaceAgentDesktopFlow(t *testing.T) {
 	if st, _ := e.voice.AgentDN(e.ctx, "", "7001"); st.State != "NotReady" {
 		t.Fatalf("plain not-ready during wrap-up left the DN %s, want NotReady", st.State)
 	}
+	// Outside a call too, wrap-up asked for is wrap-up (until Ready); a work
+	// mode the API does not have is refused.
+	if code, _ := d.do("POST", "/workspace/v3/voice/not-ready", "", acw); code != 200 {
+		t.Fatalf("not-ready AfterCallWork: %d", code)
+	}
+	if st, _ := e.voice.AgentDN(e.ctx, "", "7001"); st.State != "AfterCallWork" {
+		t.Fatalf("not-ready AfterCallWork outside a call left the DN %s, want AfterCallWork", st.State)
+	}
+	if code, m := d.do("POST", "/workspace/v3/voice/not-ready", "", `{"data":{"agentWorkMode":"Bogus"}}`); code != 400 || !strings.Contains(fmt.Sprint(m["status"]), "AfterCallWork") {
+		t.Fatalf("not-ready with agentWorkMode Bogus: %d %v", code, m)
+	}
 
 	if code, _ := d.do("POST", "/workspace/v3/logout", "", ""); code != 200 {
 		t.Fatalf("logout: %d", code)

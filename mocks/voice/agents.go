@@ -158,12 +158,19 @@ func (s *Server) setAgentState(k agentKey, st AgentState) (AgentState, error) {
 		return LoggedOut, errNotRegistered
 	}
 	switch st {
-	case Ready, NotReady:
+	case Ready, NotReady, AfterCallWork:
 	default:
 		return a.state, errBadState
 	}
 	if a.state == Busy {
 		return a.state, errAgentBusy
+	}
+	if st == AfterCallWork && a.timer != nil {
+		// Asked for by the agent, wrap-up lasts until the agent is Ready
+		// (as T-Server's AfterCallWork work mode does), not the timed
+		// wrap-up that follows a call.
+		a.timer.Stop()
+		a.timer = nil
 	}
 	s.setAgentLocked(a, st)
 	return a.state, nil

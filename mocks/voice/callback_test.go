@@ -3,6 +3,7 @@ package voice
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"slices"
 	"strconv"
@@ -442,4 +443,32 @@ func TestCallbackTakenOverWhenConsumerLapses(t *testing.T) {
 		r := l.ges.last(id)
 		return r.State == stQueued && r.ORSSessionID != "" && r.ORSSessionID != firstORS
 	})
+}
+
+// Wrap-up an agent asks for (an agent desktop's not-ready with agentWorkMode
+// AfterCallWork) lasts until the agent is Ready: it replaces the timed
+// wrap-up after a call instead of ending with it, and is not refused
+// outside a call.
+func TestAgentRequestedWrapUpLastsUntilReady(t *testing.T) {
+	l := newLab(t, nil)
+	l.readyAgent1(t)
+	k := agentKey{tenant: testCCID, dn: "7001"}
+	l.v.releaseAgent(k, AfterCallWork) // the timed wrap-up after a call
+	if err := l.v.SetAgentStateAt(testCCID, "7001", AfterCallWork); err != nil {
+		t.Fatal(err)
+	}
+	l.v.mu.Lock()
+	timed := l.v.agents[k].timer != nil
+	l.v.mu.Unlock()
+	if timed || l.agentState("7001") != AfterCallWork {
+		t.Fatalf("asked-for wrap-up: state %s, timer still set %v", l.agentState("7001"), timed)
+	}
+	for _, st := range []AgentState{Ready, AfterCallWork, NotReady} {
+		if err := l.v.SetAgentStateAt(testCCID, "7001", st); err != nil || l.agentState("7001") != st {
+			t.Fatalf("set %s: %v, state %s", st, err, l.agentState("7001"))
+		}
+	}
+	if err := l.v.SetAgentStateAt(testCCID, "7001", Busy); !errors.Is(err, errBadState) {
+		t.Fatalf("set Busy: %v, want errBadState", err)
+	}
 }

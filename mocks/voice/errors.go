@@ -4,7 +4,7 @@ import "errors"
 
 var (
 	errNotRegistered = errors.New("agent DN is not registered")
-	errBadState      = errors.New("state must be Ready or NotReady")
+	errBadState      = errors.New("state must be Ready, NotReady or AfterCallWork")
 	errAgentBusy     = errors.New("agent is on a call")
 	errNoRemoteCtl   = errors.New("endpoint does not allow remote call control for this event")
 	errCallNotFound  = errors.New("call not found")

@@ -151,8 +151,9 @@ func (s *Server) AgentAt(tenant TenantID, dn DN) AgentView {
 	return AgentView{TenantID: tenant, DN: dn, State: LoggedOut}
 }
 
-// SetAgentStateAt sets a registered DN Ready or NotReady (third-party agent
-// state control, as an agent desktop asks for it).
+// SetAgentStateAt sets a registered DN Ready, NotReady or AfterCallWork
+// (wrap-up until Ready) as an agent desktop asks for it (third-party agent
+// state control).
 func (s *Server) SetAgentStateAt(tenant TenantID, dn DN, st AgentState) error {
 	_, err := s.setAgentState(agentKey{tenant: tenant, dn: dn}, st)
 	return err
