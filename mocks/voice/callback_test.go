@@ -472,3 +472,28 @@ func TestAgentRequestedWrapUpLastsUntilReady(t *testing.T) {
 		t.Fatalf("set Busy: %v, want errBadState", err)
 	}
 }
+
+// A phone that registers from one socket with a Contact naming another
+// (sipp as a registrar client beside a sipp UAS) gets its calls at the
+// Contact, as from any registrar.
+func TestCallsGoToTheRegisteredContact(t *testing.T) {
+	l := newLab(t, nil)
+	agent := newTestUA(t, l, "7001", 1000)
+	phone := newTestUA(t, l, "+12025550999", 500) // takes the calls
+	reg := newTestUA(t, l, "+12025550999", 0)     // only registers
+	reg.contact = phone.contact
+	if agent.registerBearer("tok-agent1", 60) != 200 || reg.registerDigest("customer", 60) != 200 {
+		t.Fatal("register failed")
+	}
+	l.ready(t, "agent1")
+	const id = "67676767-6767-6767-6767-676767676767"
+	l.xadd(startEntry(id, "+12025550999", 1, 0))
+	select {
+	case <-phone.invites:
+	case <-reg.invites:
+		t.Fatal("the callback's INVITE went to the REGISTER's source, not to its Contact")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no INVITE reached the registered Contact within 10 s")
+	}
+	l.waitStates(t, id, stQueued, stRouting, stProcessing)
+}

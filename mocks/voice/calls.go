@@ -456,7 +456,7 @@ func (s *Server) dial(ctx context.Context, c *call, side int, d dialRequest) (*o
 		req.SetBody(d.sdp)
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
-	req.SetDestination(t.source)
+	req.SetDestination(t.dest)
 
 	dua := s.dialogUA(t.transport)
 	l := &outLeg{s: s, dua: dua, target: t, allow: map[string]bool{}}
@@ -603,7 +603,7 @@ func (l *outLeg) notify(ctx context.Context, event string) error {
 		req.AppendHeader(sip.HeaderClone(&l.dua.ContactHDR))
 		req.AppendHeader(sip.NewHeader("Event", event))
 		req.AppendHeader(sip.NewHeader("Subscription-State", "active"))
-		req.SetDestination(l.target.source)
+		req.SetDestination(l.target.dest)
 		res, err = l.dua.Client.Do(ctx, req)
 	}
 	if err != nil {

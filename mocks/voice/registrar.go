@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +28,8 @@ type binding struct {
 	key         bindKey
 	domain      string
 	contact     sip.Uri
-	source      string // host:port the REGISTER came from; requests go there (NAT-style)
+	source      string // host:port the REGISTER came from
+	dest        string // host:port requests to the binding go to (see bindingDest)
 	transport   string
 	allowEvents map[string]bool
 	userName    string    // token owner, when registered with a Bearer token
@@ -151,6 +154,7 @@ func (s *Server) register(req *sip.Request) *sip.Response {
 	}
 	b := &binding{
 		key: key, domain: domain, contact: contact, source: req.Source(), transport: req.Transport(),
+		dest:        bindingDest(contact, req.Source(), req.Transport()),
 		allowEvents: parseAllowEvents(req), userName: tokenUser, expires: time.Now().Add(expires),
 	}
 	if b.userName == "" {
@@ -158,6 +162,23 @@ func (s *Server) register(req *sip.Request) *sip.Response {
 	}
 	s.bind(b, expires)
 	return s.registerOK(req, key)
+}
+
+// bindingDest is where requests to a registered contact go: over UDP, the
+// Contact's address, as a registrar does (RFC 3261 10.3; a UA may register
+// from one socket and take calls on another); over TCP, the connection the
+// REGISTER came on, which the UA keeps open for them; and the source address
+// too when the Contact names no usable IP address (a host name, 0.0.0.0).
+func bindingDest(contact sip.Uri, source, transport string) string {
+	ip, err := netip.ParseAddr(contact.Host)
+	if !strings.EqualFold(transport, "udp") || err != nil || ip.IsUnspecified() {
+		return source
+	}
+	port := contact.Port
+	if port == 0 {
+		port = 5060
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(port))
 }
 
 func parseAllowEvents(m sip.Message) map[string]bool {
