@@ -408,6 +408,10 @@ func reasonText(code int) string {
 		return "Busy Here"
 	case 487:
 		return "Request Terminated"
+	case 488:
+		return "Not Acceptable Here"
+	case 500:
+		return "Server Internal Error"
 	case 503:
 		return "Service Unavailable"
 	case 603:

@@ -2,6 +2,7 @@ package voice
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"math"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/goleak"
 
@@ -171,6 +173,24 @@ func TestCallToUnregisteredAndUnknownTargets(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("call %s: got %v, want status %s", target, err, want)
 		}
+	}
+	// An offer with no codec the customer takes (G.722 only) is refused
+	// with 488 and its standard reason phrase.
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "+12025550100", Host: testDomain})
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "7001", Host: testDomain}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: "+12025550100", Host: testDomain}})
+	req.SetBody([]byte("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\n"))
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetDestination(a1.voice)
+	d, err := a1.clients.WriteInvite(ctx, req)
+	if err == nil {
+		err = d.WaitAnswer(ctx, sipgo.AnswerOptions{})
+	}
+	var de *sipgo.ErrDialogResponse
+	if !errors.As(err, &de) || de.Res.StatusCode != 488 || de.Res.Reason != "Not Acceptable Here" {
+		t.Errorf("G.722-only offer: %v, want 488 Not Acceptable Here", err)
 	}
 }
 
