@@ -1,6 +1,7 @@
 package gauth_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -203,4 +204,51 @@ func TestTokensVerifyOutsideTheLabAfterAClockMove(t *testing.T) {
 	if code, _ := e.get("/auth/v3/userinfo", tok.AccessToken); code != 401 {
 		t.Fatalf("userinfo after the token's lab lifetime: %d, want 401", code)
 	}
+}
+
+// The JWT form of an access token (convert-token), and a user changing their
+// own password (change-password), as the reference lists them.
+func TestConvertTokenAndChangePassword(t *testing.T) {
+	e := newEnv(t)
+	tok := e.password("agent1", "agent123")
+	bearer := map[string]string{"Authorization": "Bearer " + tok.AccessToken, "Content-Type": "application/json"}
+	code, _, b := e.do(http.MethodGet, "/auth/v3/oauth/convert-token", bearer, nil)
+	jwtTok, _ := decode(t, b)["jwtToken"].(string)
+	if code != 200 || strings.Count(jwtTok, ".") != 2 {
+		t.Fatalf("convert-token: %d %s", code, b)
+	}
+	if c := e.verify(jwtTok, "cxlab-console"); c.UserName != "agent1" {
+		t.Fatalf("convert-token JWT claims %+v", c)
+	}
+	if code, _, _ := e.do(http.MethodGet, "/auth/v3/oauth/convert-token", nil, nil); code != 401 {
+		t.Fatalf("convert-token without a token: %d", code)
+	}
+
+	change := func(h map[string]string, body string) (int, string) {
+		code, _, b := e.do(http.MethodPost, "/auth/v3/change-password", h, strings.NewReader(body))
+		st, _ := decode(t, b)["status"].(map[string]any)
+		return code, fmt.Sprint(st["message"])
+	}
+	for body, want := range map[string]int{
+		`{"data":{"userName":"agent1","oldPassword":"wrong","newPassword":"n3w"}}`:    400,
+		`{"data":{"userName":"agent2","oldPassword":"agent123","newPassword":"n3w"}}`: 403,
+		`{"data":{"userName":"agent1","oldPassword":"agent123"}}`:                     400,
+		`{"data":`: 400,
+	} {
+		if code, msg := change(bearer, body); code != want {
+			t.Errorf("change-password %s: %d %s, want %d", body, code, msg, want)
+		}
+	}
+	if code, msg := change(bearer, `{"data":{"userName":"agent1","oldPassword":"agent123","newPassword":"n3w-pass"},"operationId":"op-1"}`); code != 200 {
+		t.Fatalf("change-password: %d %s", code, msg)
+	}
+	if _, err := e.oauthConfig("cxlab-console", "console-secret", "").PasswordCredentialsToken(e.ctx, "agent1", "agent123"); err == nil {
+		t.Fatal("the old password still signs in")
+	}
+	e.password("agent1", "n3w-pass")
+	// The demo reset gives the demo users their documented passwords back.
+	if code, _, b := e.do(http.MethodPost, "/auth/v3/ops/emulator/reset-demo", opsAuth, nil); code != 200 {
+		t.Fatalf("reset-demo: %d %s", code, b)
+	}
+	e.password("agent1", "agent123")
 }

@@ -314,6 +314,8 @@ func (s *Server) Mount(e *echo.Echo) {
 	e.GET("/auth/v3/userinfo", s.userinfo, injOAuth, lim)
 	e.GET("/auth/v3/openid/userinfo", s.openidUserinfo, injOAuth, lim)
 	e.GET("/auth/v3/jwt-userinfo", s.jwtUserinfo, injOAuth, lim)
+	e.GET("/auth/v3/oauth/convert-token", s.convertToken, injOAuth, lim)
+	e.POST("/auth/v3/change-password", s.changePassword, inj, lim)
 	e.GET("/auth/v3/sign-out", s.signOut, inj, lim)
 	e.POST("/auth/v3/sign-out", s.signOut, inj, lim)
 	e.POST("/auth/v3/sign-in", s.signIn, inj, lim)

@@ -109,9 +109,20 @@ func (s *Server) jwtUserinfo(c echo.Context) error {
 	if !good {
 		return err
 	}
-	info, err := s.openidInfo(c, cl)
+	signed, info, err := s.userinfoJWT(c, cl)
 	if err != nil {
 		return err
+	}
+	c.Response().Header().Set("X-GWS-User", signed)
+	return c.JSON(http.StatusOK, info)
+}
+
+// userinfoJWT is the caller's user info as a signed JWT (X-GWS-User, the
+// result of convert-token), revoked with the access token it came from.
+func (s *Server) userinfoJWT(c echo.Context, cl *claims) (string, OpenIDUserInfo, error) {
+	info, err := s.openidInfo(c, cl)
+	if err != nil {
+		return "", info, err
 	}
 	now := s.clk.Now()
 	uc := *cl
@@ -121,11 +132,65 @@ func (s *Server) jwtUserinfo(c echo.Context) error {
 		ID: cl.ID + userinfoJTISuffix}
 	uc.GivenName, uc.FamilyName, uc.Email = info.GivenName, info.FamilyName, info.Email
 	signed, err := s.sign(&uc)
+	return signed, info, err
+}
+
+// convertToken is GET /auth/v3/oauth/convert-token: the caller's access
+// token as the JWT the Extension Code Grant takes (JwtConvertResult), the
+// same one /jwt-userinfo hands out in X-GWS-User.
+func (s *Server) convertToken(c echo.Context) error {
+	cl, err, good := s.authenticated(c)
+	if !good {
+		return err
+	}
+	signed, _, err := s.userinfoJWT(c, cl)
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("X-GWS-User", signed)
-	return c.JSON(http.StatusOK, info)
+	return c.JSON(http.StatusOK, map[string]string{"jwtToken": signed})
+}
+
+// changePassword is POST /auth/v3/change-password
+// ({data:{userName, oldPassword, newPassword}, operationId}) for the user
+// whose Bearer token it carries. The demo reset (ops) restores the demo
+// users' passwords.
+func (s *Server) changePassword(c echo.Context) error {
+	cl, err, good := s.authenticated(c)
+	if !good {
+		return err
+	}
+	if !cl.isUser() {
+		return envelope(c, http.StatusForbidden, "change-password takes a user's token, not a client's", nil)
+	}
+	var in struct {
+		UserName    string `json:"userName"`
+		OldPassword string `json:"oldPassword"`
+		NewPassword string `json:"newPassword"`
+	}
+	if ok, err := decodeJSON(c, &in); !ok {
+		return err
+	}
+	ctx := c.Request().Context()
+	u, err := s.tenants.UserByDBID(ctx, tenant.DBID(cl.DBID))
+	if err != nil {
+		return s.storeError(c, "change-password", err)
+	}
+	_, name, _ := strings.Cut(in.UserName, `\`) // tenant\user names the user too
+	if name == "" {
+		name = in.UserName
+	}
+	switch {
+	case in.OldPassword == "" || in.NewPassword == "":
+		return envelope(c, http.StatusBadRequest, "data.oldPassword and data.newPassword are required", nil)
+	case name != "" && !strings.EqualFold(name, u.UserName):
+		return envelope(c, http.StatusForbidden, "data.userName is not the token's user", nil)
+	case !tenant.CheckSecret(u.PasswordHash, in.OldPassword):
+		return envelope(c, http.StatusBadRequest, "data.oldPassword is not the user's password", nil)
+	}
+	if _, err := s.tenants.PutUser(ctx, u, in.NewPassword); err != nil {
+		return s.storeError(c, "change-password", err)
+	}
+	return ok(c, nil)
 }
 
 // signOut revokes the caller's session (access and refresh tokens of that
