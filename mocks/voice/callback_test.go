@@ -145,6 +145,9 @@ func TestCallbackWaitsQueuedBetweenAttempts(t *testing.T) {
 	if st := l.agentState("7001"); st != Ready {
 		t.Fatalf("agent %s during the retry delay, want Ready", st)
 	}
+	if cs := l.v.Calls(); len(cs) != 1 || cs[0].State != "queued" || cs[0].AgentDN != "" {
+		t.Fatalf("calls during the retry delay: %+v, want one queued for no agent", cs)
+	}
 	l.waitStates(t, id, stQueued, stRouting, stQueued, stQueued, stRouting, stCompleted+":"+reasonFailCallToCustomer)
 }
 

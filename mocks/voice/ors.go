@@ -928,6 +928,10 @@ func (s *Server) runSession(ss *session, reserved *agentKey) string {
 				ss.mu.Lock()
 				ss.agentDN = ""
 				ss.mu.Unlock()
+				// The call waits too, for no agent (it showed dialing, for
+				// the agent it had reserved, until the next attempt).
+				c.setAgent(agentKey{})
+				c.setState("queued")
 				if e.retryDelay > 0 {
 					// No agent is reserved while the retry waits: QUEUED, as
 					// the callback waits to be routed again, not ROUTING.
