@@ -37,6 +37,10 @@ func TestImmediateCallbackLifecycle(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339, entry["desiredTime"].(string)); err != nil {
 		t.Fatalf("desiredTime %v: %v", entry["desiredTime"], err)
 	}
+	// The same instant as the record's, to the millisecond.
+	if rec := e.retrieve(id); entry["desiredTime"] != rec["desiredTime"] {
+		t.Fatalf("stream entry desiredTime %v, record's %v", entry["desiredTime"], rec["desiredTime"])
+	}
 
 	// ORS reports; retrieve shows position/EWT while waiting, reason only when COMPLETED.
 	one, thirty := 1, 30

@@ -198,7 +198,7 @@ type streamCallback struct {
 // startEntry is the contract-7 stream entry that asks ORS to run a callback.
 func startEntry(c *Callback) map[string]any {
 	cb := streamCallback{Action: "start", ID: c.ID, CCID: c.Tenant, Service: c.Service, VirtualQueue: c.VirtualQueue,
-		PhoneNumber: c.PhoneNumber, DesiredTime: c.DesiredTime.UTC().Format(time.RFC3339), Priority: c.Priority,
+		PhoneNumber: c.PhoneNumber, DesiredTime: formatTime(c.DesiredTime), Priority: c.Priority,
 		MaxDialAttempts: c.MaxDialAttempts, RetryDelaySec: c.RetryDelaySec, DialAttempts: c.DialAttempts, UserData: c.UserData}
 	b, err := json.Marshal(cb)
 	if err != nil { // userData came from JSON, so this cannot happen; hand the callback over without it
