@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/cxlab/cxlab/appliance/config"
 	"github.com/cxlab/cxlab/mocks/tenant"
 )
 
@@ -23,23 +24,27 @@ func (l *loggerWith) get() *slog.Logger { return l.a.log.With("component", l.nam
 // seedComponent applies the user's --seed file after the demo tenant.
 type seedComponent struct {
 	store *tenant.Store
-	path  string
+	seed  tenant.Seed
 }
 
-func (s *seedComponent) Name() string { return "seed" }
-
-func (s *seedComponent) Start(ctx context.Context) error {
-	f, err := os.Open(s.path)
+// newSeedComponent reads the --seed file now, so that one that does not
+// parse is a configuration error (exit 2) before anything starts.
+func newSeedComponent(store *tenant.Store, path string) (*seedComponent, error) {
+	f, err := os.Open(path) //nolint:gosec // the user names the seed file
 	if err != nil {
-		return fmt.Errorf("open --seed %s: %w", s.path, err)
+		return nil, fmt.Errorf("%w: seed (--seed) %s: %w", config.ErrInvalid, path, err)
 	}
 	defer f.Close()
 	seed, err := tenant.ParseSeed(f)
 	if err != nil {
-		return fmt.Errorf("--seed %s: %w", s.path, err)
+		return nil, fmt.Errorf("%w: seed (--seed) %s: %w", config.ErrInvalid, path, err)
 	}
-	return s.store.Apply(ctx, seed)
+	return &seedComponent{store: store, seed: seed}, nil
 }
+
+func (s *seedComponent) Name() string { return "seed" }
+
+func (s *seedComponent) Start(ctx context.Context) error { return s.store.Apply(ctx, s.seed) }
 
 func (s *seedComponent) Stop(context.Context) error { return nil }
 

@@ -39,7 +39,11 @@ func (a *Appliance) wireServices() ([]Component, error) {
 	tenants := tenant.NewStore(a.pool, logFor("tenant").get())
 	out := []Component{tenants}
 	if cfg.Seed != "" {
-		out = append(out, &seedComponent{store: tenants, path: cfg.Seed})
+		sc, err := newSeedComponent(tenants, cfg.Seed)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sc)
 	}
 	a.endpointHooks = append(a.endpointHooks, func(ep *Endpoints, _ string) {
 		ep.CCID = string(tenant.DemoCCID)

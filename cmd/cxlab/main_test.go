@@ -71,6 +71,7 @@ func TestMalformedConfigExitsTwoWithOneLineNamingTheSetting(t *testing.T) {
 		{[]string{"up", "--redis-url", "ftp://x"}, "--redis-url"},
 		{[]string{"up", "--data-dir", "/proc/cxlab-cannot-live-here"}, "--data-dir"},
 		{[]string{"up", "--nonsense"}, "nonsense"},
+		{[]string{"up", "--ephemeral", "--seed", bad}, "seed (--seed)"},
 	} {
 		_, stderr, code := run(t, c.args...)
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")
