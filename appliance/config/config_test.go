@@ -135,7 +135,7 @@ func TestBadSettingsAreNamed(t *testing.T) {
 		t.Errorf("a bad postgres URL's error shows its password: %v", err)
 	}
 	for name, content := range map[string]string{
-		"two documents": "http:\n  port: 9000\n---\nhttp:\n  port: 9001\n",
+		"two documents":        "http:\n  port: 9000\n---\nhttp:\n  port: 9001\n",
 		"no rotated log files": "log:\n  max_files: 0\n",
 	} {
 		f := filepath.Join(t.TempDir(), "c.yaml")

@@ -264,12 +264,7 @@ func TestUpEphemeralServesAndStopsCleanlyOnSIGTERM(t *testing.T) {
 // A second `cxlab up` that cannot start (the data dir is in use) leaves the
 // endpoints file of the running one alone.
 func TestFailedSecondStartKeepsTheRunningOnesEndpointsFile(t *testing.T) {
-	dataDir, err := os.MkdirTemp("", "cxlab-twice-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Chmod(dataDir, 0o711)
-	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
+	dataDir := pgDataDir(t, "cxlab-twice-")
 	p := startUp(t, "--data-dir", dataDir)
 	_, stderr, code := run(t, append([]string{"up", "--data-dir", dataDir, "--endpoints-file", p.epFile}, freeArgs...)...)
 	if code == 0 || !strings.Contains(stderr, "in use") {
@@ -305,12 +300,7 @@ func TestSecondSignalExitsAtOnceWithoutTheEndpointsFile(t *testing.T) {
 // A signal while the appliance starts stops what started, and it is not a
 // failure: exit 0, no PostgreSQL left.
 func TestSignalDuringStartStopsCleanly(t *testing.T) {
-	dataDir, err := os.MkdirTemp("", "cxlab-early-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Chmod(dataDir, 0o711)
-	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
+	dataDir := pgDataDir(t, "cxlab-early-")
 	cmd := exec.Command(cxlab, append([]string{"up", "--data-dir", dataDir}, freeArgs...)...)
 	p := launch(t, cmd)
 	o, e := p.stdout, p.stderr
@@ -341,6 +331,30 @@ func TestSignalDuringStartStopsCleanly(t *testing.T) {
 	waitNoPostgres(t, dataDir, 5*time.Second)
 }
 
+// pgDataDir is a data dir for one test, removed after it. Not t.TempDir():
+// its 0700 parents would keep the unprivileged postgres user out.
+func pgDataDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o711)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+// fixedPostgresPort is the arguments for dataDir with a set PostgreSQL port,
+// as by default: a killed run's postgres may hold it.
+func fixedPostgresPort(t *testing.T, dataDir string) []string {
+	t.Helper()
+	port, err := freeport.Pick("127.0.0.1", freeport.TCP, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--data-dir", dataDir, "--postgres-port", strconv.Itoa(port)}
+}
+
 // childrenOf lists the pids whose parent is pid.
 func childrenOf(pid int) []int {
 	var out []int
@@ -364,17 +378,8 @@ func childrenOf(pid int) []int {
 // on holding its port; the next start on that data dir and port stops it and
 // starts, instead of refusing the port.
 func TestPostgresLeftByKilledRunIsStoppedByNextStart(t *testing.T) {
-	dataDir, err := os.MkdirTemp("", "cxlab-orphan-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Chmod(dataDir, 0o711)
-	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
-	port, err := freeport.Pick("127.0.0.1", freeport.TCP, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"--data-dir", dataDir, "--postgres-port", strconv.Itoa(port)}
+	dataDir := pgDataDir(t, "cxlab-orphan-")
+	args := fixedPostgresPort(t, dataDir)
 	p := startUp(t, args...)
 	victims := append(childrenOf(p.cmd.Process.Pid), p.cmd.Process.Pid)
 	for _, pid := range victims {
@@ -396,18 +401,8 @@ func TestPostgresLeftByKilledRunIsStoppedByNextStart(t *testing.T) {
 // supervisor finishes what it is doing, stops, and the start made at once
 // after the kill waits for it instead of running a second initdb beside it.
 func TestKill9DuringInitdbThenImmediateRestart(t *testing.T) {
-	dataDir, err := os.MkdirTemp("", "cxlab-initdb-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Chmod(dataDir, 0o711)
-	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
-	port, err := freeport.Pick("127.0.0.1", freeport.TCP, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A set port, as by default: the killed run's postgres may hold it.
-	args := []string{"--data-dir", dataDir, "--postgres-port", strconv.Itoa(port)}
+	dataDir := pgDataDir(t, "cxlab-initdb-")
+	args := fixedPostgresPort(t, dataDir)
 	p := launch(t, exec.Command(cxlab, append(append([]string{"up"}, freeArgs...), args...)...))
 	deadline := time.Now().Add(60 * time.Second)
 	for len(childrenOf(p.cmd.Process.Pid)) == 0 { // the supervisor
@@ -427,13 +422,7 @@ func TestKill9DuringInitdbThenImmediateRestart(t *testing.T) {
 }
 
 func TestKill9LeavesNoPostgresAndNextStartRecovers(t *testing.T) {
-	// Not t.TempDir(): its 0700 parents would keep the unprivileged postgres user out.
-	dataDir, err := os.MkdirTemp("", "cxlab-kill9-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Chmod(dataDir, 0o711)
-	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
+	dataDir := pgDataDir(t, "cxlab-kill9-")
 	p := startUp(t, "--data-dir", dataDir)
 	_ = p.cmd.Process.Kill()
 	_ = p.waitExit(t, 5*time.Second)
