@@ -169,8 +169,18 @@ func TestTURNRelay(t *testing.T) {
 	a := agent.New(agent.Config{URL: l.base, Token: tokenSource(goodToken), AutoAnswer: true, PlayHz: 1000, RelayOnly: true, BindIP: "127.0.0.1"})
 	runAgent(ctx, t, l, a)
 	_, ep := l.voice.call(ctx, t, "7001", 440)
-	ans := waitEvent(t, a, "CONNECTED")
-	_ = ans
+	waitEvent(t, a, "CONNECTED")
+	// Audio starts at once, not after pion's default 2 s wait before it
+	// nominates a relayed pair (the first 2 s of every relayed call were lost).
+	answered := time.Now()
+	for a.Heard().AudioMS == 0 && time.Since(answered) < 10*time.Second {
+		time.Sleep(10 * time.Millisecond) // polling the agent's analysis; bounded
+	}
+	took := time.Since(answered)
+	t.Logf("first audio through TURN %s after the answer", took.Round(time.Millisecond))
+	if took > 1800*time.Millisecond {
+		t.Errorf("first audio through TURN %s after the answer; pion's relay wait is 2 s", took.Round(time.Millisecond))
+	}
 	eventually(t, 15*time.Second, "agent hears 440 Hz via TURN", func() bool { s := a.Heard(); return s.AudioMS > 300 && near(s.DominantHz, 440) })
 	eventually(t, 15*time.Second, "SIP hears 1000 Hz via TURN", func() bool { s := ep.heard.Snapshot(); return s.AudioMS > 300 && near(s.DominantHz, 1000) })
 	if len(ts.Allocations()) == 0 {

@@ -167,6 +167,13 @@ func (s *Server) settingEngine() (webrtc.SettingEngine, error) {
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.LoggerFactory = turn.NewPionLoggerFactory(s.log)
+	// The gateway offers, so it nominates the pair; pion waits 2 s before
+	// nominating a pair with a relayed candidate (and 1 s for a peer
+	// reflexive one) in case a better pair succeeds: a browser made to relay
+	// lost its first 2 s of audio both ways. Its own candidates are host
+	// ones on one socket; a better pair, if any, succeeds within these waits.
+	se.SetRelayAcceptanceMinWait(250 * time.Millisecond)
+	se.SetPrflxAcceptanceMinWait(250 * time.Millisecond)
 	ip := net.ParseIP(s.cfg.MediaHost)
 	if !ip.IsUnspecified() {
 		se.SetIPFilter(func(cand net.IP) bool { return cand.Equal(ip) })

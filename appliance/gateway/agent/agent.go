@@ -1054,7 +1054,7 @@ A headless agent (pion): signs in to the gateway, goes Ready, answers, plays a t
 reports what it heard, until interrupted (it then signs out, ending a call in progress).
 Signed out by the gateway (its token refused), a --user sign-in signs in again.
 
-It prints one line per gateway message (OFFER, OK, CONNECTED when media is up, BYE,
+It prints one line per gateway message (OFFER, OK, CONNECTED once it has answered, BYE,
 EVENT-TALK/EVENT-HOLD from an agent desktop, ...) with the peer's number, and after each
 call: heard <ms> of audio, dominant <Hz>, level <dBFS>, digits "<DTMF>".
 Exit codes: 0 stopped by a signal, 1 a failure (sign-in refused, appliance unreachable),
