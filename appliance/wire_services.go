@@ -179,6 +179,7 @@ func (a *Appliance) wireServices() ([]Component, error) {
 		}
 		tc := turn.Default()
 		tc.Host, tc.Port, tc.PortSetting = cfg.TURN.Host, cfg.TURN.Port, "--turn-port"
+		tc.RelayIP = cfg.TURN.RelayIP
 		tc.MinPort, tc.MaxPort = cfg.TURN.MinRelayPort, cfg.TURN.MaxRelayPort
 		tc.AuthSecret = secret
 		tc.UserQuota = cfg.TURN.UserQuota

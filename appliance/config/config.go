@@ -114,6 +114,9 @@ type TURN struct {
 	Host string `yaml:"host"`
 	// Port for UDP and TCP; 0 picks a free port. Default: 3478.
 	Port int `yaml:"port"`
+	// RelayIP is the address relayed sockets bind to and clients are told (coturn's relay-ip); required
+	// when Host is unspecified (0.0.0.0), otherwise Host. Default: "".
+	RelayIP string `yaml:"relay_ip"`
 	// Secret is the TURN REST shared secret (coturn static-auth-secret); empty generates one kept in the data dir. Default: "".
 	Secret string `yaml:"secret"`
 	// MinRelayPort and MaxRelayPort bound relay ports (coturn's min-port/max-port); 0/0 uses any free port. Each allocation holds one, so the range caps concurrent allocations. Default: 49152-65535, as coturn's.
@@ -324,6 +327,13 @@ func (c Config) Validate() error {
 		if !validPeerEntry(e) {
 			return invalid("turn.allowed_peers", "want local, any, an IP or a CIDR, got %q", e)
 		}
+	}
+	if r := c.TURN.RelayIP; r != "" {
+		if ip := net.ParseIP(r); ip == nil || ip.IsUnspecified() {
+			return invalid("turn.relay_ip (--turn-relay-ip)", "want this machine's address that clients reach, got %q", r)
+		}
+	} else if ip := net.ParseIP(c.TURN.Host); ip != nil && ip.IsUnspecified() {
+		return invalid("turn.relay_ip (--turn-relay-ip)", "required with --turn-host %s: the address of this machine that clients reach, which relayed sockets bind to", c.TURN.Host)
 	}
 	for _, h := range []struct{ name, v string }{{"http.host (--http-host)", c.HTTP.Host}, {"redis.host", c.Redis.Host}, {"sip.host (--sip-host)", c.SIP.Host}, {"turn.host (--turn-host)", c.TURN.Host}} {
 		if net.ParseIP(h.v) == nil && h.v != "localhost" {

@@ -115,6 +115,8 @@ func TestBadSettingsAreNamed(t *testing.T) {
 		{[]string{"--postgres-binaries", "/nonexistent/dir"}, "postgres.binaries (--postgres-binaries)"},
 		{[]string{"--postgres-binaries", os.TempDir()}, "holds no bin/pg_ctl"},
 		{[]string{"--postgres-user", "no-such-user-here"}, "postgres.run_as_user (--postgres-user)"},
+		{[]string{"--turn-host", "0.0.0.0"}, "turn.relay_ip (--turn-relay-ip): required with --turn-host 0.0.0.0"},
+		{[]string{"--turn-relay-ip", "0.0.0.0"}, "turn.relay_ip (--turn-relay-ip)"},
 		{[]string{"--redis-url", "redis://127.0.0.1:99999/0"}, "port 99999 out of range"},
 		{[]string{"--postgres-url", "postgres://u:secret@127.0.0.1:99x/db"}, `invalid port ":99x" after host`},
 		{[]string{"--http-port", "x"}, "http-port"},

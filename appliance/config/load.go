@@ -40,6 +40,7 @@ func Bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.SIP.Host, "sip-host", c.SIP.Host, "SIP bind address")
 	fs.IntVar(&c.SIP.Port, "sip-port", c.SIP.Port, "SIP port, UDP and TCP (0 = free port)")
 	fs.StringVar(&c.TURN.Host, "turn-host", c.TURN.Host, "TURN bind address")
+	fs.StringVar(&c.TURN.RelayIP, "turn-relay-ip", c.TURN.RelayIP, "address relayed sockets bind to and clients are told (required with --turn-host 0.0.0.0)")
 	fs.IntVar(&c.TURN.Port, "turn-port", c.TURN.Port, "TURN port, UDP and TCP (0 = free port)")
 	fs.IntVar(&c.TURN.UserQuota, "turn-user-quota", c.TURN.UserQuota, "concurrent TURN allocations per user")
 	fs.StringVar(&c.TURN.Secret, "turn-secret", c.TURN.Secret, "TURN REST shared secret (empty = generated and kept)")
