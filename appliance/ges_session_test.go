@@ -1,6 +1,7 @@
 package appliance_test
 
 import (
+	"encoding/json"
 	"html"
 	"io"
 	"net/http"
@@ -125,4 +126,70 @@ func TestGESIdleSessionAsksForThePasswordAgain(t *testing.T) {
 		t.Fatalf("after 21 idle minutes, /ges/ opened %s without asking for a password", at)
 	}
 	g.signIn()
+}
+
+// In a browser where an agent's softphone signed in to GAuth, /ges/ still
+// asks for the supervisor's password (it opened as the agent), and logging
+// out of /ges/ leaves the softphone's sign-in alone (it threw the softphone
+// out: both were one GAuth session).
+func TestGESSignInIsItsOwnBesideASoftphone(t *testing.T) {
+	s := apptest.Start(t)
+	g := newGESUser(t, s)
+	// The softphone's sign-in: GAuth's form, then an authorization code
+	// for the console client, exchanged for the agent's token.
+	if resp, err := g.hc.PostForm(s.URL+"/auth/v3/sign-in", url.Values{"username": {"agent1"}, "password": {"agent123"}}); err != nil {
+		t.Fatal(err)
+	} else {
+		_ = resp.Body.Close()
+	}
+	redirect := s.URL + "/softphone/"
+	q := url.Values{"response_type": {"code"}, "client_id": {"cxlab-console"}, "redirect_uri": {redirect}, "scope": {"*"},
+		"state": {"st"}, "code_challenge": {"verifier-verifier-verifier-verifier-verifier-1"}, "code_challenge_method": {"plain"}}
+	noFollow := *g.hc
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noFollow.Get(s.URL + "/auth/v3/oauth/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	code := loc.Query().Get("code")
+	if code == "" {
+		t.Fatalf("no code for the signed-in agent: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect},
+		"code_verifier": {"verifier-verifier-verifier-verifier-verifier-1"}, "client_id": {"cxlab-console"}, "client_secret": {"console-secret"}}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	tr, err := http.PostForm(s.URL+"/auth/v3/oauth/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(tr.Body)
+	_ = tr.Body.Close()
+	if err := json.Unmarshal(body, &tok); err != nil || tr.StatusCode != http.StatusOK || tok.AccessToken == "" {
+		t.Fatalf("token for the agent: %d %s", tr.StatusCode, body)
+	}
+	agentOK := func() int {
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/auth/v3/userinfo", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	list := g.signIn() // fails unless /ges/ asks for a password
+	if !strings.Contains(list, "supervisor") {
+		t.Fatalf("/ges/ is not the supervisor's:\n%.400s", list)
+	}
+	if page, at := g.post(list, "/ges/logout", nil); at != "/ges/signed-out" {
+		t.Fatalf("log out ended at %s:\n%.400s", at, page)
+	}
+	if code := agentOK(); code != http.StatusOK {
+		t.Fatalf("the softphone's token after a /ges/ log out: userinfo %d, want 200", code)
+	}
 }

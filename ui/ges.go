@@ -285,7 +285,11 @@ func (u *UI) gesLogin(c echo.Context) error {
 	}
 	state, challenge := u.pending.begin(ret)
 	q := url.Values{"response_type": {"code"}, "client_id": {u.cfg.GESClientID}, "redirect_uri": {origin(c) + "/ges/callback"},
-		"scope": {"*"}, "state": {state}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		"scope": {"*"}, "state": {state}, "code_challenge": {challenge}, "code_challenge_method": {"S256"},
+		// A supervisor's own sign-in, even in a browser where an agent's
+		// softphone signed in to GAuth: one session each, so that logging
+		// out here does not sign the softphone out.
+		"prompt": {"login"}}
 	noStore(c)
 	return c.Redirect(http.StatusFound, "/auth/v3/oauth/authorize?"+q.Encode())
 }

@@ -85,7 +85,8 @@ func (s *Server) authorize(c echo.Context) error {
 		// client sends them) stand for the form: 302 to the redirect.
 		return s.loginAndComplete(c, ar, login, password)
 	}
-	if u, sid, ok := s.currentSession(ctx, r); ok {
+	// prompt=login (OIDC) asks for the password even in a signed-in browser.
+	if u, sid, ok := s.currentSession(ctx, r); ok && q.Get("prompt") != "login" {
 		return s.completeAuthz(c, ar, u, sid)
 	}
 	return s.showLogin(c, ar, http.StatusOK, "", "")
