@@ -319,6 +319,10 @@ func TestBrowserSoftphoneCall(t *testing.T) {
 	if got := browsertest.Eval[string](t, ctx, `document.querySelector('#call-data td[data-key=callbackId]').textContent`); got != "8c78d4e1" {
 		t.Errorf("callback id shown as %q", got)
 	}
+	// A ringing call shows in the tab's title and is announced (role=status).
+	if title, said := browsertest.Eval[string](t, ctx, `document.title`), browsertest.Eval[string](t, ctx, `document.getElementById('notice').textContent`); !strings.HasPrefix(title, "Ringing: ") || !strings.Contains(said, "Incoming call from") {
+		t.Errorf("ringing: title %q, status %q", title, said)
+	}
 	browsertest.Screenshot(t, ctx, "ringing")
 
 	browsertest.Run(t, ctx, 10*time.Second, chromedp.Click(chromedp.ID("btn-answer")))
@@ -330,6 +334,9 @@ func TestBrowserSoftphoneCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	browsertest.WaitJS(t, ctx, 20*time.Second, "connected", `document.getElementById('call-state').dataset.state === 'connected'`)
+	if title := browsertest.Eval[string](t, ctx, `document.title`); strings.HasPrefix(title, "Ringing") {
+		t.Errorf("title still %q once answered", title)
+	}
 	// The speaker meter hears the gateway's tone; the gateway hears the fake microphone.
 	browsertest.WaitJS(t, ctx, 20*time.Second, "speaker level", `parseFloat(document.getElementById('speaker-level').dataset.dbfs) > -30`)
 	browsertest.WaitJS(t, ctx, 20*time.Second, "microphone meter running", `parseFloat(document.getElementById('mic-level').dataset.dbfs) > -100`)
@@ -404,6 +411,9 @@ func TestBrowserSoftphoneCall(t *testing.T) {
 	browsertest.WaitJS(t, ctx, 20*time.Second, "second ringing", `document.getElementById('call-state').dataset.state === 'ringing'`)
 	gw.toBrowser <- "BYE"
 	browsertest.WaitJS(t, ctx, 20*time.Second, "ended by the far end", `document.getElementById('call-state').textContent === 'Ended by the far end'`)
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById('caller').textContent`); !strings.HasPrefix(got, "Last call: ") {
+		t.Errorf("after the call the page says %q", got)
+	}
 
 	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-signout")), chromedp.WaitVisible(chromedp.ID("login-panel")))
 	if gw.signouts.Load() != 1 {

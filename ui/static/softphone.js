@@ -138,9 +138,13 @@
   // signedOutByServer returns to the sign-in form when the session cannot go
   // on (the gateway ended it, or the token is refused), saying why.
   function signedOutByServer(why) {
+    const ssid = S.ssid;
     S.gen++;
     if (S.pollAbort) S.pollAbort.abort();
     S.ssid = null;
+    // Out of the gateway too (when it still knows the session): the agent
+    // stayed signed in, and Ready, for a minute after the page gave up.
+    if (ssid) fetch(cfg.gw + '/sign_out?id=' + encodeURIComponent(ssid), { credentials: 'same-origin' }).catch(() => {});
     if (S.call && S.call.state !== 'ended') endCall('gateway');
     setGw('signed-out');
     sessionStorage.removeItem('sp.token');
@@ -187,7 +191,10 @@
       }
       if (r.status === 401 || r.status === 403) {
         setGw('refused');
-        showError('The gateway refused the sign-in (HTTP ' + r.status + '): ' + (await r.text()).slice(0, 200));
+        const body = await r.text();
+        showError(/"NO_DN"/.test(body)
+          ? 'This user has no DN (phone line), so it cannot use the softphone: sign in as an agent (agent1 to agent4).'
+          : 'The gateway refused the sign-in (HTTP ' + r.status + ')' + (grtcReason(body) || ': ' + body.slice(0, 200)));
         return;
       }
       if (!r.ok) {
@@ -336,6 +343,10 @@
     const c = S.call;
     setText('call-state', 'Ringing', 'ringing');
     $('caller').textContent = 'Call from ' + callerText(c);
+    // A cue where the agent may be looking: the tab's title, and the status
+    // region screen readers announce.
+    document.title = 'Ringing: ' + callerText(c) + ' | ' + S.title;
+    notice('Incoming call from ' + callerText(c));
     const tb = $('call-data').tBodies[0];
     tb.textContent = '';
     Object.keys(c.data).sort().forEach((k) => {
@@ -544,6 +555,8 @@
 
   function connected() {
     const c = S.call;
+    document.title = S.title;
+    notice('');
     c.state = 'connected';
     c.started = Date.now();
     setText('call-state', 'Connected', 'connected');
@@ -613,6 +626,9 @@
     unmeter('speaker');
     $('remote-audio').srcObject = null;
     setText('call-state', why === 'remote' ? 'Ended by the far end' : 'Ended', 'ended');
+    $('caller').textContent = 'Last call: ' + callerText(c);
+    document.title = S.title;
+    notice('');
     buttons();
     readAgentState(); // Voice moved it: wrap-up, or NotReady after a call that rang out
   }
@@ -664,12 +680,16 @@
   async function signOut() {
     if (S.call && S.call.state !== 'ended') await hangup();
     await gwSignOut();
+    // Out of GAuth as well: the next sign-in asks for the password.
+    try { await fetch('/auth/v3/sign-out', { method: 'POST', headers: authHeaders(), credentials: 'same-origin' }); } catch (e) { /* signed out here anyway */ }
     sessionStorage.removeItem('sp.token');
     S.token = null;
+    showError('');
     showPhone(false);
   }
 
   async function start() {
+    S.title = document.title;
     $('login-form').addEventListener('submit', login);
     $('btn-sso').addEventListener('click', (e) => { e.preventDefault(); startAuthorize(); });
     $('btn-ready').addEventListener('click', () => setAgentState('Ready'));
