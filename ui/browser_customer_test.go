@@ -2,14 +2,16 @@ package ui
 
 import (
 	"encoding/json"
-	"github.com/cxlab/cxlab/appliance/apptest/browsertest"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cxlab/cxlab/appliance/apptest/browsertest"
+
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/goleak"
 )
@@ -125,9 +127,13 @@ func TestBrowserCustomerCallback(t *testing.T) {
 	browsertest.WaitJS(t, ctx, 20*time.Second, "slots", `document.getElementById('slot').options.length === 2 && document.getElementById('slot').value === '2026-05-29T10:00:00.000Z'`)
 
 	browsertest.Eval[any](t, ctx, `document.getElementById('phone').value = ' +1 (202) 555-0100 '`) // as people type it
-	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-now")))
+	// A double click books one callback (it booked two, the page following one).
+	browsertest.Eval[any](t, ctx, `(() => { const b = document.getElementById('btn-now'); b.click(); b.click(); })()`)
 	browsertest.WaitJS(t, ctx, 20*time.Second, "queued", `document.getElementById('cb-state').dataset.state === 'QUEUED'`)
 	id := browsertest.Eval[string](t, ctx, `document.getElementById('cb-id').textContent`)
+	if n := eng.count(); n != 1 {
+		t.Fatalf("a double click booked %d callbacks", n)
+	}
 	if id == "" || eng.created[0]["phoneNumber"] != "+12025550100" || eng.created[0]["serviceName"] != "CB_Support" {
 		t.Fatalf("created %v as %q", eng.created, id)
 	}
@@ -155,6 +161,22 @@ func TestBrowserCustomerCallback(t *testing.T) {
 	browsertest.Eval[any](t, ctx, `document.getElementById('phone').value = '12345'`)
 	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-now")))
 	browsertest.WaitJS(t, ctx, 20*time.Second, "refusal", `document.getElementById('error').textContent.includes('must be an E.164 number')`)
+
+	// Enter in the phone field books one now.
+	made := eng.count()
+	browsertest.Eval[any](t, ctx, `document.getElementById('phone').value = '+12025550101'`)
+	browsertest.Run(t, ctx, 5*time.Second, chromedp.SendKeys(chromedp.ID("phone"), kb.Enter))
+	browsertest.WaitJS(t, ctx, 20*time.Second, "booked by Enter", `document.getElementById('cb-state').dataset.state === 'QUEUED'`)
+	if n := eng.count(); n != made+1 {
+		t.Errorf("Enter booked %d callbacks", n-made)
+	}
+}
+
+// count is how many callbacks were created.
+func (f *fakeEngagement) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.created)
 }
 
 // Without an immediate offer the page says why (closed, or no agent to take

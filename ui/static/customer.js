@@ -87,13 +87,17 @@
     }
   }
 
+  let booking = false; // a create in flight: a double click books once
   async function book(desiredTime) {
+    if (booking) return;
     showError('');
     // A number typed as people write it ("+1 (202) 555-0100") goes in E.164.
     let phone = $('phone').value.trim();
+    if (!phone) { showError('Enter the phone number to call back.'); $('phone').focus(); return; }
     if (phone.startsWith('+')) phone = phone.replace(/[\s().-]/g, '');
     const req = { serviceName: service(), phoneNumber: phone };
     if (desiredTime) req.desiredTime = desiredTime;
+    booking = true;
     try {
       const d = await call('POST', '/callbacks/create', req);
       follow(d.id);
@@ -101,6 +105,8 @@
       let msg = 'The callback could not be booked: ' + e.message;
       if (e.status === 429 && e.data && e.data.slots) msg += ' Free slots: ' + Object.keys(e.data.slots).slice(0, 5).join(', ');
       showError(msg);
+    } finally {
+      booking = false;
     }
   }
 
@@ -123,7 +129,7 @@
       $('cb-state').dataset.state = st;
       $('cb-reason').textContent = cb.callbackReason ? '(' + cb.callbackReason + ')' : '';
       $('cb-time').textContent = cb.desiredTime ? new Date(cb.desiredTime).toLocaleString() : '';
-      $('cb-position').textContent = cb.positionInQueue !== undefined ? String(cb.positionInQueue) : '–';
+      $('cb-position').textContent = cb.positionInQueue > 0 ? String(cb.positionInQueue) : '–';
       $('cb-ewt').textContent = cb.estimatedWaitTime !== undefined ? fmtWait(cb.estimatedWaitTime) : '–';
       if (st === 'COMPLETED' || st === 'PROCESSING') $('btn-cancel').disabled = true;
       if (st === 'COMPLETED') { clearInterval(pollTimer); pollTimer = null; }
@@ -146,7 +152,11 @@
 
   // Enter in a field would submit the form as a GET and reload the page
   // (losing the booked callback's panel): the buttons act, not the form.
-  $('cb-form').addEventListener('submit', (e) => e.preventDefault());
+  // Enter in the phone field books a callback now, when that is offered.
+  $('cb-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (e.submitter == null && !$('btn-now').disabled) book();
+  });
   $('btn-now').addEventListener('click', () => book());
   $('btn-schedule').addEventListener('click', () => {
     const v = $('slot').value;
