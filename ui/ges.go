@@ -503,6 +503,10 @@ func (u *UI) gesRecreate(c echo.Context, s session) error {
 		return u.back(c, "Your role may only view callbacks.", true)
 	}
 	var desired *time.Time
+	if c.FormValue("when") == "scheduled" && c.FormValue("slot") == "" {
+		// A day with no open slot sends none: that is not "at once".
+		return u.back(c, "Recreate failed: pick a time slot (the day chosen has no open slot).", true)
+	}
 	if slot := c.FormValue("slot"); slot != "" {
 		t, err := time.Parse(time.RFC3339, slot)
 		if err != nil {

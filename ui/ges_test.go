@@ -225,6 +225,12 @@ func TestGESCancelRecreateCreateExport(t *testing.T) {
 		t.Error("an unsigned ?msg= is shown as the page's message")
 	}
 
+	// Recreate "Scheduled" on a day without an open slot sends no slot: it is
+	// refused, not taken for "at once".
+	code, _, resp = postForm(t, c, ts.URL+"/ges/callbacks/"+done+"/recreate", url.Values{"csrf": {csrf}, "when": {"scheduled"}, "slot": {""}})
+	if loc := resp.Header.Get("Location"); code != http.StatusSeeOther || !strings.Contains(loc, "pick+a+time+slot") || strings.Contains(loc, "created") {
+		t.Errorf("recreate scheduled without a slot: %d %q", code, loc)
+	}
 	// Recreate a finished callback.
 	code, _, resp = postForm(t, c, ts.URL+"/ges/callbacks/"+done+"/recreate", url.Values{"csrf": {csrf}})
 	if code != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "created+from+"+done[:8]) {
