@@ -607,3 +607,17 @@ func TestBrowserGESCreateKeepsTheListAsSet(t *testing.T) {
 	}
 	browsertest.WaitJS(t, b, browserWait, "the new callback in the list", `document.getElementById('cb-table').textContent.includes('+12025550177')`)
 }
+
+// With the lab clock moved ahead (demo step 7), the /ges/ create form's date
+// starts on the lab's today, not the browser's.
+func TestBrowserGESDatesFollowTheLabClock(t *testing.T) {
+	s := apptest.Start(t)
+	s.Clock().Advance(5 * 24 * time.Hour)
+	b := browsertest.New(t)
+	browsertest.Run(t, b, browserWait, gesSignIn(s.URL)...)
+	// The browser runs in this machine's zone; so does the expected day.
+	want := s.Clock().Now().Local().Format("2006-01-02")
+	if got := browsertest.Eval[string](t, b, `document.getElementById('create-date').value`); got != want {
+		t.Errorf("create form's date %s, want the lab's today %s", got, want)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/a-h/templ"
@@ -38,7 +39,9 @@ func render(c echo.Context, code int, comp templ.Component) error {
 }
 
 func (u *UI) chrome(title, page string, scripts ...string) chrome {
-	p := chrome{Title: title, Page: page, CSS: u.assets.url("app.css"), Version: u.cfg.Version, Data: templ.Attributes{}}
+	p := chrome{Title: title, Page: page, CSS: u.assets.url("app.css"), Version: u.cfg.Version,
+		// The lab's time (moved with its clock), for pages that default a date.
+		Data: templ.Attributes{"data-lab-now": strconv.FormatInt(u.clock.Now().UnixMilli(), 10)}}
 	for _, s := range scripts {
 		p.Scripts = append(p.Scripts, u.assets.url(s))
 	}

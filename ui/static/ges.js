@@ -65,7 +65,9 @@
       return true;
     };
   };
-  const today = () => { const d = new Date(); return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`; };
+  // Today on the lab's clock (moved ahead in a demo), in the user's zone.
+  const labSkew = (Number(document.body.dataset.labNow) || Date.now()) - Date.now();
+  const today = () => { const d = new Date(Date.now() + labSkew); return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`; };
   const createSlots = slot && slotPicker(slot);
   async function loadSlots() {
     if (!slot || type.value !== 'scheduled') return;
