@@ -4,6 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -226,6 +229,34 @@ func TestFavicon(t *testing.T) {
 	for _, p := range []string{"/", "/softphone/", "/customer/"} {
 		if _, body, _ := get(t, c, ts.URL+p); !strings.Contains(body, `<link rel="icon" type="image/svg+xml" href="data:image/svg+xml,`) {
 			t.Errorf("%s declares no icon", p)
+		}
+	}
+}
+
+// A screen reader lists buttons by name: no two of the console's buttons
+// share one (four fault toggles read "Off: turn on", six snippets "Copy").
+// The golden page TestConsolePage keeps is the console as rendered.
+func TestConsoleButtonsHaveDistinctNames(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "console.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	button := regexp.MustCompile(`(?s)<button([^>]*)>(.*?)</button>`)
+	label := regexp.MustCompile(`aria-label="([^"]*)"`)
+	seen := map[string]int{}
+	for _, m := range button.FindAllStringSubmatch(string(b), -1) {
+		name := strings.TrimSpace(m[2])
+		if l := label.FindStringSubmatch(m[1]); l != nil {
+			name = l[1]
+		}
+		seen[name]++
+	}
+	if len(seen) == 0 {
+		t.Fatal("no buttons in the console page")
+	}
+	for name, n := range seen {
+		if n > 1 {
+			t.Errorf("%d buttons named %q", n, name)
 		}
 	}
 }

@@ -41,7 +41,7 @@ func softphonePage(p chrome) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<h1>Agent softphone</h1><div id=\"error\" class=\"error\" role=\"alert\" hidden></div><div id=\"notice\" class=\"notice\" role=\"status\"></div><section id=\"login-panel\" class=\"card\"><h2>Sign in</h2><form id=\"login-form\" autocomplete=\"on\"><label for=\"login-user\">Username</label> <input id=\"login-user\" name=\"username\" autocomplete=\"username\" value=\"agent1\" required> <label for=\"login-pass\">Password</label> <input id=\"login-pass\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required> <button id=\"btn-login\" type=\"submit\">Sign in</button></form><p class=\"hint\">Signs in through GAuth (authorization code with PKCE). <a id=\"btn-sso\" href=\"#\">Use the GAuth sign-in page instead</a>. Demo agents: agent1 … agent4, password agent123.</p></section><section id=\"phone-panel\" class=\"card\" hidden><div class=\"bar\"><span>Agent <strong id=\"user-name\"></strong></span> <span>Gateway <strong id=\"gw-state\" data-state=\"offline\">offline</strong></span> <span>State <strong id=\"agent-state\" data-state=\"\">unknown</strong></span> <button id=\"btn-ready\" type=\"button\">Ready</button> <button id=\"btn-notready\" type=\"button\">Not Ready</button> <button id=\"btn-signout\" type=\"button\" class=\"secondary\">Sign out</button></div><div class=\"call\"><div class=\"call-head\"><span id=\"call-state\" data-state=\"idle\">Idle</span> <span id=\"call-timer\" data-seconds=\"0\">00:00</span></div><form id=\"dial-form\" class=\"dial\"><label for=\"dial-number\">Call a number</label> <input id=\"dial-number\" type=\"tel\" placeholder=\"+12025550100\" autocomplete=\"off\"> <button id=\"btn-call\" type=\"submit\">Call</button></form><div id=\"caller\" class=\"caller\"></div><table id=\"call-data\" class=\"kv\"><tbody></tbody></table><div class=\"buttons\"><button id=\"btn-answer\" type=\"button\" disabled>Answer</button> <button id=\"btn-hangup\" type=\"button\" class=\"danger\" disabled>Hang up</button> <button id=\"btn-hold\" type=\"button\" disabled aria-pressed=\"false\">Hold</button> <button id=\"btn-mute\" type=\"button\" disabled aria-pressed=\"false\">Mute</button></div><div id=\"dtmf-pad\" class=\"dtmf\" aria-label=\"Dial pad\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<h1>Agent softphone</h1><div id=\"error\" class=\"error\" role=\"alert\" hidden></div><div id=\"notice\" class=\"notice\" role=\"status\"></div><section id=\"login-panel\" class=\"card\"><h2>Sign in</h2><form id=\"login-form\" autocomplete=\"on\"><label for=\"login-user\">Username</label> <input id=\"login-user\" name=\"username\" autocomplete=\"username\" value=\"agent1\" required> <label for=\"login-pass\">Password</label> <input id=\"login-pass\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required> <button id=\"btn-login\" type=\"submit\">Sign in</button></form><p class=\"hint\">Signs in through GAuth (authorization code with PKCE). <a id=\"btn-sso\" href=\"#\">Use the GAuth sign-in page instead</a>. Demo agents: agent1 … agent4, password agent123.</p></section><section id=\"phone-panel\" class=\"card\" hidden><div class=\"bar\"><span>Agent <strong id=\"user-name\"></strong></span> <span>Gateway <strong id=\"gw-state\" data-state=\"offline\">offline</strong></span> <span>State <strong id=\"agent-state\" data-state=\"\">unknown</strong></span> <button id=\"btn-ready\" type=\"button\">Ready</button> <button id=\"btn-notready\" type=\"button\">Not Ready</button> <button id=\"btn-signout\" type=\"button\" class=\"secondary\">Sign out</button></div><div class=\"call\"><div class=\"call-head\"><span id=\"call-state\" data-state=\"idle\">Idle</span> <span id=\"call-timer\" data-seconds=\"0\">00:00</span></div><form id=\"dial-form\" class=\"dial\"><label for=\"dial-number\">Call a number</label> <input id=\"dial-number\" type=\"tel\" placeholder=\"+12025550100\" autocomplete=\"off\"> <button id=\"btn-call\" type=\"submit\">Call</button></form><div id=\"caller\" class=\"caller\"></div><table id=\"call-data\" class=\"kv\"><tbody></tbody></table><div class=\"buttons\"><button id=\"btn-answer\" type=\"button\" disabled>Answer</button> <button id=\"btn-hangup\" type=\"button\" class=\"danger\" disabled>Hang up</button> <button id=\"btn-hold\" type=\"button\" disabled aria-pressed=\"false\">Hold</button> <button id=\"btn-mute\" type=\"button\" disabled aria-pressed=\"false\">Mute</button></div><div id=\"dtmf-pad\" class=\"dtmf\" role=\"group\" aria-label=\"Dial pad\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -53,7 +53,7 @@ func softphonePage(p chrome) templ.Component {
 				var templ_7745c5c3_Var3 string
 				templ_7745c5c3_Var3, templ_7745c5c3_Err = templ.JoinStringErrs("dtmf-" + dtmfID(d))
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `softphone.templ`, Line: 52, Col: 52}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `ui/softphone.templ`, Line: 52, Col: 52}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var3))
 				if templ_7745c5c3_Err != nil {
@@ -66,7 +66,7 @@ func softphonePage(p chrome) templ.Component {
 				var templ_7745c5c3_Var4 string
 				templ_7745c5c3_Var4, templ_7745c5c3_Err = templ.JoinStringErrs(d)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `softphone.templ`, Line: 52, Col: 69}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `ui/softphone.templ`, Line: 52, Col: 69}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var4))
 				if templ_7745c5c3_Err != nil {
@@ -79,7 +79,7 @@ func softphonePage(p chrome) templ.Component {
 				var templ_7745c5c3_Var5 string
 				templ_7745c5c3_Var5, templ_7745c5c3_Err = templ.JoinStringErrs(d)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `softphone.templ`, Line: 52, Col: 84}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `ui/softphone.templ`, Line: 52, Col: 84}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var5))
 				if templ_7745c5c3_Err != nil {
@@ -149,7 +149,7 @@ func customerPage(p chrome, services []string, def, phone string) templ.Componen
 				var templ_7745c5c3_Var8 string
 				templ_7745c5c3_Var8, templ_7745c5c3_Err = templ.JoinStringErrs(s)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `softphone.templ`, Line: 88, Col: 23}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `ui/softphone.templ`, Line: 88, Col: 23}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var8))
 				if templ_7745c5c3_Err != nil {
@@ -172,7 +172,7 @@ func customerPage(p chrome, services []string, def, phone string) templ.Componen
 				var templ_7745c5c3_Var9 string
 				templ_7745c5c3_Var9, templ_7745c5c3_Err = templ.JoinStringErrs(s)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `softphone.templ`, Line: 88, Col: 52}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `ui/softphone.templ`, Line: 88, Col: 52}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var9))
 				if templ_7745c5c3_Err != nil {
@@ -190,13 +190,13 @@ func customerPage(p chrome, services []string, def, phone string) templ.Componen
 			var templ_7745c5c3_Var10 string
 			templ_7745c5c3_Var10, templ_7745c5c3_Err = templ.JoinStringErrs(phone)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `softphone.templ`, Line: 92, Col: 59}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `ui/softphone.templ`, Line: 92, Col: 59}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var10))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "\" required><p>Estimated wait: <strong id=\"ewt\" data-seconds=\"\">…</strong> · <span id=\"queue-status\">…</span></p><div class=\"buttons\"><button id=\"btn-now\" type=\"button\">Call me now</button></div><label for=\"slot\">Or pick a time</label> <select id=\"slot\" name=\"slot\"><option value=\"\">loading slots…</option></select><div class=\"buttons\"><button id=\"btn-schedule\" type=\"button\">Call me at this time</button></div></form></section><section id=\"cb-panel\" class=\"card\" hidden><h2>Your callback</h2><table class=\"kv\"><tr><th>Callback</th><td><code id=\"cb-id\"></code></td></tr><tr><th>State</th><td><strong id=\"cb-state\" data-state=\"\"></strong> <span id=\"cb-reason\"></span></td></tr><tr><th>When</th><td id=\"cb-time\"></td></tr><tr><th>Position</th><td id=\"cb-position\">–</td></tr><tr><th>Wait</th><td id=\"cb-ewt\">–</td></tr></table><button id=\"btn-cancel\" type=\"button\" class=\"danger\">Cancel my callback</button></section>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "\" required><p>Estimated wait: <strong id=\"ewt\" data-seconds=\"\">…</strong> · <span id=\"queue-status\">…</span></p><div class=\"buttons\"><button id=\"btn-now\" type=\"button\">Call me now</button></div><label for=\"slot\">Or pick a time</label> <select id=\"slot\" name=\"slot\"><option value=\"\">loading slots…</option></select><div class=\"buttons\"><button id=\"btn-schedule\" type=\"button\">Call me at this time</button></div></form></section><section id=\"cb-panel\" class=\"card\" hidden><h2>Your callback</h2><table class=\"kv\"><tr><th>Callback</th><td><code id=\"cb-id\"></code></td></tr><tr><th>State</th><td role=\"status\"><strong id=\"cb-state\" data-state=\"\"></strong> <span id=\"cb-reason\"></span></td></tr><tr><th>When</th><td id=\"cb-time\"></td></tr><tr><th>Position</th><td id=\"cb-position\">–</td></tr><tr><th>Wait</th><td id=\"cb-ewt\">–</td></tr></table><button id=\"btn-cancel\" type=\"button\" class=\"danger\">Cancel my callback</button></section>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -367,7 +367,10 @@
     $('btn-hold').disabled = !(st === 'connected' || st === 'held');
     $('btn-mute').disabled = !live;
     document.querySelectorAll('#dtmf-pad button').forEach((b) => { b.disabled = st !== 'connected'; });
+    // Toggle buttons keep one accessible name and say their state with
+    // aria-pressed ("Hold, pressed"); the visible text says what a click does.
     $('btn-hold').textContent = st === 'held' ? 'Resume' : 'Hold';
+    $('btn-hold').setAttribute('aria-label', 'Hold');
     $('btn-hold').setAttribute('aria-pressed', String(st === 'held'));
   }
 
@@ -595,6 +598,7 @@
     c.muted = !c.muted;
     c.stream.getAudioTracks().forEach((t) => { t.enabled = !c.muted; });
     $('btn-mute').textContent = c.muted ? 'Unmute' : 'Mute';
+    $('btn-mute').setAttribute('aria-label', 'Mute');
     $('btn-mute').setAttribute('aria-pressed', String(c.muted));
   }
 
@@ -675,7 +679,11 @@
   }, 100);
 
   // ---- wiring ---------------------------------------------------------------
-  function showPhone(on) { $('login-panel').hidden = on; $('phone-panel').hidden = !on; }
+  function showPhone(on) {
+    $('login-panel').hidden = on;
+    $('phone-panel').hidden = !on;
+    $(on ? 'btn-ready' : 'login-user').focus(); // where the next action is, not the page body
+  }
 
   async function signOut() {
     if (S.call && S.call.state !== 'ended') await hangup();
