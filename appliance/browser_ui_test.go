@@ -535,7 +535,7 @@ func submitAndLoad(t *testing.T, b context.Context, step chromedp.Action[chromed
 	}
 }
 
-// TestBrowserPagesFitAPhone opens every page on a phone's width (390 px): none
+// TestBrowserPagesFitAPhone opens every page on a phone's width (375 px): none
 // is wider than the screen; a wide table scrolls inside its card.
 func TestBrowserPagesFitAPhone(t *testing.T) {
 	s := apptest.Start(t)
@@ -544,7 +544,7 @@ func TestBrowserPagesFitAPhone(t *testing.T) {
 		t.Fatalf("create: %d", code)
 	}
 	b := browsertest.New(t)
-	browsertest.Run(t, b, browserWait, append([]chromedp.Action[chromedp.Void]{chromedp.EmulateViewport(390, 844)}, gesSignIn(s.URL)...)...)
+	browsertest.Run(t, b, browserWait, append([]chromedp.Action[chromedp.Void]{chromedp.EmulateViewport(375, 812)}, gesSignIn(s.URL)...)...)
 	for _, page := range []struct{ path, ready string }{
 		{"/", "#overview table"},
 		{"/softphone/", "form"},
@@ -555,11 +555,11 @@ func TestBrowserPagesFitAPhone(t *testing.T) {
 	} {
 		browsertest.Run(t, b, browserWait, chromedp.Navigate(s.URL+page.path), chromedp.WaitVisible(chromedp.CSS(page.ready)))
 		browsertest.Screenshot(t, b, "phone"+strings.NewReplacer("/", "-", "?", "-", "=", "-").Replace(page.path))
-		if w := browsertest.Eval[float64](t, b, "document.documentElement.scrollWidth"); w > 390 {
+		if w := browsertest.Eval[float64](t, b, "document.documentElement.scrollWidth"); w > 375 {
 			wide := browsertest.Eval[string](t, b, `[...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > 391 &&
 				![...e.children].some((c) => c.getBoundingClientRect().right > 391)).slice(0, 4).map((e) => e.tagName + '.' + e.className).join(', ')`)
 			browsertest.Screenshot(t, b, "phone-overflow")
-			t.Errorf("%s is %v px wide on a 390 px screen (widest: %s)", page.path, w, wide)
+			t.Errorf("%s is %v px wide on a 375 px screen (widest: %s)", page.path, w, wide)
 		}
 	}
 }
