@@ -433,6 +433,20 @@ func snippetsFor(ov Overview) []snippet {
 }
 
 // consoleClock moves the lab clock forward by a Go duration ("90m", "24h").
+// parseAdvance reads a clock move: a Go duration (15m, 1h30m), or whole
+// days with a d (14d, to see the 14-day purge).
+func parseAdvance(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, err
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(v)
+}
+
 func (u *UI) consoleClock(c echo.Context) error {
 	if !sameOrigin(c) {
 		return c.String(http.StatusForbidden, "cross-origin request refused")
@@ -440,9 +454,9 @@ func (u *UI) consoleClock(c echo.Context) error {
 	if u.deps.Console.AdvanceClock == nil {
 		return u.consoleBack(c, "The lab clock can't be moved in this process.", true)
 	}
-	d, err := time.ParseDuration(strings.TrimSpace(c.FormValue("advance")))
+	d, err := parseAdvance(c.FormValue("advance"))
 	if err != nil || d <= 0 || d > 30*24*time.Hour {
-		return u.consoleBack(c, "Give a positive duration up to 720h, such as 15m or 24h.", true)
+		return u.consoleBack(c, "Give a positive duration up to 30d (720h), such as 15m, 24h or 14d.", true)
 	}
 	now := u.deps.Console.AdvanceClock(d)
 	u.log.Info("lab clock advanced", "by", d, "now", now)

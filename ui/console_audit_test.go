@@ -139,7 +139,7 @@ func TestConsoleResetSaysWhatItDoes(t *testing.T) {
 func TestConsoleStatusMessages(t *testing.T) {
 	ts := newTestServer(t, Config{}, Deps{Console: fakeConsole()})
 	c := ts.client(t)
-	_, _, resp := postForm(t, c, ts.URL+"/console/clock", url.Values{"advance": {"2d"}})
+	_, _, resp := postForm(t, c, ts.URL+"/console/clock", url.Values{"advance": {"2 weeks"}})
 	_, body, _ := get(t, c, ts.URL+resp.Header.Get("Location"))
 	if !strings.Contains(body, `<div id="toast" class="toast error" role="alert">Give a positive duration`) {
 		t.Errorf("a refused clock move is not shown as an error")

@@ -168,6 +168,13 @@ func TestConsoleControls(t *testing.T) {
 	if _, _, _ = postForm(t, c, ts.URL+"/console/clock", url.Values{"advance": {"-5m"}}); st.offset != 90*time.Minute {
 		t.Errorf("a negative advance moved the clock to %v", st.offset)
 	}
+	// Days, as the 14-day purge wants them.
+	if _, _, _ = postForm(t, c, ts.URL+"/console/clock", url.Values{"advance": {"14d"}}); st.offset != 90*time.Minute+14*24*time.Hour {
+		t.Errorf("14d moved the clock to %v", st.offset)
+	}
+	if _, _, _ = postForm(t, c, ts.URL+"/console/clock", url.Values{"advance": {"31d"}}); st.offset != 90*time.Minute+14*24*time.Hour {
+		t.Errorf("31d (over the 30-day bound) moved the clock to %v", st.offset)
+	}
 	postForm(t, c, ts.URL+"/console/faults", url.Values{"name": {"gauth.token-500"}, "on": {"1"}})
 	if !st.faults["gauth.token-500"] {
 		t.Error("fault not turned on")

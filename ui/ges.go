@@ -681,3 +681,11 @@ func typeText(cb Callback) string {
 	}
 	return "Scheduled"
 }
+
+// plural is "1 callback", "2 callbacks".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}

@@ -33,6 +33,9 @@
     el.textContent = `CX Lab ${why}: the figures below are from ${fresh.toLocaleTimeString()} and refresh once it answers again.`;
     el.hidden = false;
   };
+  // A value the form's own rules refuse (a negative count) is not sent:
+  // say so where it was typed, instead of leaving the old figures in silence.
+  document.body.addEventListener('htmx:validation:failed', (e) => { if (e.target.reportValidity) e.target.reportValidity(); });
   document.body.addEventListener('htmx:sendError', (e) => { if (live(e)) offline('does not answer (stopped or restarting?)'); });
   document.body.addEventListener('htmx:responseError', (e) => {
     if (live(e)) offline(`answered ${e.detail.xhr.status} ${e.detail.xhr.statusText}`.trimEnd());

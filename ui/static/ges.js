@@ -44,7 +44,10 @@
   });
   document.addEventListener('click', (e) => {
     const b = e.target.closest('[data-confirm]');
-    if (b && !window.confirm(b.dataset.confirm)) e.preventDefault();
+    if (!b) return;
+    // Nothing ticked: the server says so; no question first.
+    if (b.id === 'btn-cancel-selected' && !document.querySelector('input[name=id]:checked')) return;
+    if (!window.confirm(b.dataset.confirm)) e.preventDefault();
   });
   const type = $('create-type');
   const svc = $('create-service');

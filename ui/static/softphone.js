@@ -267,7 +267,9 @@
       if (r.status === 204 || r.status === 408 || r.status === 504) continue;
       S.ssid = null;
       endCall('gateway');
-      signedOutByServer('The gateway ended this session (HTTP ' + r.status + '). Sign in again.');
+      signedOutByServer(r.status === 404
+        ? 'This session ended: the agent signed in again elsewhere (another tab or device; one sign-in per agent), or the gateway restarted. Sign in again.'
+        : 'The gateway ended this session (HTTP ' + r.status + '). Sign in again.');
       return;
     }
   }
