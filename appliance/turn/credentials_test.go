@@ -3,9 +3,11 @@ package turn
 import (
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
+	"github.com/pion/stun/v4"
 	pionturn "github.com/pion/turn/v5"
 )
 
@@ -61,4 +63,26 @@ func ExampleNewCredentials() {
 	username, password, _ := NewCredentials("cxlab-turn-secret", "alice", time.Hour, time.Unix(1700000000, 0))
 	fmt.Println(username, password)
 	// Output: 1700003600:alice GHD5MAby5mutoE6iFRzuBlAHKuA=
+}
+
+// An expired TURN REST username cannot make a new allocation, but the
+// allocation made with it in time is still refreshed, permitted and
+// deleted with it (as coturn does), with the same integrity key.
+func TestExpiredCredentialKeepsItsAllocation(t *testing.T) {
+	s := startServer(t, nil)
+	username, _, _ := NewCredentials("test-secret", "alice", time.Second, time.Now().Add(-time.Hour))
+	addr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+	ra := func(m stun.Method) *pionturn.RequestAttributes {
+		return &pionturn.RequestAttributes{Username: username, Realm: s.cfg.Realm, SrcAddr: addr, Method: m}
+	}
+	if _, _, ok := s.authenticate(ra(stun.MethodAllocate)); ok {
+		t.Fatal("an expired username made an allocation")
+	}
+	want := pionturn.GenerateAuthKey(username, s.cfg.Realm, restPassword("test-secret", username))
+	for _, m := range []stun.Method{stun.MethodRefresh, stun.MethodCreatePermission, stun.MethodChannelBind} {
+		user, key, ok := s.authenticate(ra(m))
+		if !ok || user != "alice" || string(key) != string(want) {
+			t.Errorf("%s with the expired username of an allocation: ok %v user %q", m, ok, user)
+		}
+	}
 }

@@ -68,7 +68,18 @@ func (l pionLogger) Warnf(format string, args ...any) {
 	}
 }
 func (l pionLogger) Error(msg string)                  { l.log(slog.LevelError, msg) }
-func (l pionLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
+func (l pionLogger) Errorf(format string, args ...any) {
+	if strings.HasPrefix(format, expiredBindMark) {
+		l.logf(slog.LevelDebug, format, args...)
+		return
+	}
+	l.logf(slog.LevelError, format, args...)
+}
+
+// expiredBindMark begins pion/turn's error when a channel binding's timer
+// fires after its allocation is already gone (deleted or expired first):
+// nothing failed, and on the console it read as an error per expiry.
+const expiredBindMark = "Failed to remove ChannelBind"
 
 // perPacketMarks begin pion's informational messages about single packets,
 // such as a datagram to a relayed address from a peer without permission:

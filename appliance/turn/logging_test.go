@@ -69,3 +69,17 @@ func TestPionPerPacketInfoIsDebug(t *testing.T) {
 		t.Errorf("an ordinary Info line is gone:\n%s", out)
 	}
 }
+
+// A channel binding expiring after its allocation is not an error on the
+// console; other pion errors still are.
+func TestExpiredChannelBindIsNotAnError(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	l := NewPionLoggerFactory(logger).NewLogger("turn")
+	l.Errorf("Failed to remove ChannelBind for %v %x %v", 16384, []byte("127.0.0.1"), "udp 127.0.0.1:5000->127.0.0.1:3478")
+	l.Errorf("Failed to reset allocation timer for %v", "udp 127.0.0.1:5000->127.0.0.1:3478")
+	out := buf.String()
+	if strings.Contains(out, "ChannelBind") || !strings.Contains(out, `level=ERROR msg="Failed to reset allocation timer`) {
+		t.Errorf("log:\n%s", out)
+	}
+}

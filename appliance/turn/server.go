@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pion/stun/v4"
 	pionturn "github.com/pion/turn/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
@@ -458,6 +459,13 @@ func (s *Server) authenticate(ra *pionturn.RequestAttributes) (string, []byte, b
 	// wall clock (as coturn checks it): the lab clock does not apply.
 	user, pw, err := checkREST(s.cfg.AuthSecret, ra.Username, time.Now())
 	switch {
+	case errors.Is(err, errRESTExpired) && ra.Method != stun.MethodAllocate:
+		// As coturn: the expiry bounds new allocations; an allocation made
+		// in time goes on being refreshed, permitted and deleted with the
+		// credential it was made with (still checked by its integrity key),
+		// or a call would lose its relay, and its quota slot, mid-way.
+		_, user, _ = parseRESTUsername(ra.Username)
+		return user, pionturn.GenerateAuthKey(ra.Username, ra.Realm, restPassword(s.cfg.AuthSecret, ra.Username)), true
 	case errors.Is(err, errRESTExpired):
 		return fail(reasonExpired, err)
 	case err != nil:
