@@ -534,6 +534,10 @@ func (u *UI) gesSlots(c echo.Context, s session) error {
 		day = time.Date(n.Year(), n.Month(), n.Day(), 0, 0, 0, 0, loc)
 	}
 	av, err := u.deps.Callbacks.Availability(c.Request().Context(), s.tenant, c.QueryParam("service"), day, day.AddDate(0, 0, 1))
+	// A slot already under way is booked for at once (its time becomes
+	// now): the picker offers the ones still ahead.
+	now := u.clock.Now()
+	av.Slots = slices.DeleteFunc(av.Slots, func(sl Slot) bool { return sl.Start.Before(now) })
 	return render(c, http.StatusOK, slotOptions(av, err, p.UTC, loc))
 }
 

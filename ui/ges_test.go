@@ -239,6 +239,11 @@ func TestGESCancelRecreateCreateExport(t *testing.T) {
 
 	// Create immediate, then scheduled into a slot picked from availability.
 	postForm(t, c, ts.URL+"/ges/callbacks/create", url.Values{"csrf": {csrf}, "type": {"immediate"}, "service": {"CB_Support"}, "phone": {"+12025550177"}})
+	// Today's slots start with the one not yet begun (lab time 15:30 UTC).
+	_, today, _ := get(t, c, ts.URL+"/ges/slots?service=CB_Support&date=2026-05-28&utc=1")
+	if strings.Contains(today, "2026-05-28 15:00:00 UTC") || strings.Contains(today, "2026-05-28 00:00:00 UTC") || !strings.Contains(today, "2026-05-28 15:30:00 UTC") {
+		t.Errorf("today's slot options, at 15:30 UTC:\n%s", today)
+	}
 	_, slots, _ := get(t, c, ts.URL+"/ges/slots?service=CB_Support&date=2026-05-29&utc=1")
 	m := regexp.MustCompile(`<option value="([^"]+)">2026-05-29 10:00:00 UTC \(5 of 5 free\)`).FindStringSubmatch(slots)
 	if m == nil {

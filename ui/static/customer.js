@@ -66,12 +66,16 @@
       'or run cxlab agent), or the wait would outlast today\'s opening hours; pick a time below';
   }
 
+  const labSkew = (Number(document.body.dataset.labNow) || Date.now()) - Date.now();
   async function loadSlots() {
     const sel = $('slot');
     try {
       const a = await call('GET', '/callbacks/availability/' + encodeURIComponent(service()) + '?numberOfDays=2&maxTimeSlots=96');
       sel.textContent = '';
-      (a.slots || []).forEach((s) => {
+      // A slot already under way would be booked for at once: offer the
+      // ones still ahead (on the lab's clock, which a demo moves).
+      const now = Date.now() + labSkew;
+      (a.slots || []).filter((s) => Date.parse(s.utcTime) > now).forEach((s) => {
         const o = document.createElement('option');
         o.value = s.utcTime;
         o.textContent = new Date(s.utcTime).toLocaleString() + ' (' + s.capacity + ' of ' + s.total + ' free)';
