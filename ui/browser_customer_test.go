@@ -162,7 +162,9 @@ func TestBrowserCustomerCallback(t *testing.T) {
 	browsertest.Run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("btn-now")))
 	browsertest.WaitJS(t, ctx, 20*time.Second, "refusal", `document.getElementById('error').textContent.includes('must be an E.164 number')`)
 
-	// Enter in the phone field books one now.
+	// Enter in the phone field books one now, once the last one is over.
+	eng.set(id, "COMPLETED")
+	browsertest.WaitJS(t, ctx, 20*time.Second, "completed", `document.getElementById('cb-state').dataset.state === 'COMPLETED'`)
 	made := eng.count()
 	browsertest.Eval[any](t, ctx, `document.getElementById('phone').value = '+12025550101'`)
 	browsertest.Run(t, ctx, 5*time.Second, chromedp.SendKeys(chromedp.ID("phone"), kb.Enter))

@@ -156,10 +156,12 @@
 
   // Enter in a field would submit the form as a GET and reload the page
   // (losing the booked callback's panel): the buttons act, not the form.
-  // Enter in the phone field books a callback now, when that is offered.
+  // Enter in the phone field books a callback now, when that is offered
+  // and no callback of this page is still under way.
   $('cb-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    if (e.submitter == null && !$('btn-now').disabled) book();
+    const open = cbId && $('cb-state').dataset.state !== 'COMPLETED';
+    if (e.submitter == null && !open && !$('btn-now').disabled) book();
   });
   $('btn-now').addEventListener('click', () => book());
   $('btn-schedule').addEventListener('click', () => {

@@ -125,6 +125,10 @@
     const agents = (data && data.agents) || [];
     const st = agents.length ? agents[0].state : '';
     setText('agent-state', st || 'unknown', st || '');
+    // Wrap-up ends by itself in a few seconds: follow it closely, so that
+    // Ready shows when it comes rather than up to 5 s later.
+    clearTimeout(S.acwTimer);
+    if (st === 'AfterCallWork') S.acwTimer = setTimeout(readAgentState, 1000);
   }
   async function readAgentState() {
     if (!S.token) return; // signed out: nothing to follow
@@ -364,6 +368,8 @@
     const st = S.call ? S.call.state : 'idle';
     const live = st === 'connected' || st === 'held' || st === 'connecting';
     $('btn-answer').disabled = st !== 'ringing';
+    // Ready or Not Ready during a call is refused by Voice: offer neither.
+    $('btn-ready').disabled = $('btn-notready').disabled = st === 'ringing' || live;
     $('btn-call').disabled = !(st === 'idle' || st === 'ended');
     $('btn-hangup').disabled = !(st === 'ringing' || live);
     $('btn-hold').disabled = !(st === 'connected' || st === 'held');
