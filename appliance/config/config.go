@@ -394,7 +394,7 @@ func checkURL(raw string, schemes ...string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Error quotes the whole URL, password included; what it wraps does not.
-		return fmt.Errorf("not a URL: %v", errors.Unwrap(err))
+		return fmt.Errorf("not a URL: %w", errors.Unwrap(err))
 	}
 	if !contains(schemes, u.Scheme) {
 		return fmt.Errorf("scheme must be %s, got %q", strings.Join(schemes, " or "), u.Scheme)

@@ -67,7 +67,7 @@ func (l pionLogger) Warnf(format string, args ...any) {
 		l.Warn(fmt.Sprintf(format, args...))
 	}
 }
-func (l pionLogger) Error(msg string)                  { l.log(slog.LevelError, msg) }
+func (l pionLogger) Error(msg string) { l.log(slog.LevelError, msg) }
 func (l pionLogger) Errorf(format string, args ...any) {
 	if strings.HasPrefix(format, expiredBindMark) {
 		l.logf(slog.LevelDebug, format, args...)
