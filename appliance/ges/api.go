@@ -77,7 +77,7 @@ func (s *Service) Mount(e *echo.Echo) {
 	for _, r := range routes {
 		e.Add(r.method, r.path, r.h)
 	}
-	unmatched := s.unmatched(routes)
+	unmatched := s.unmatched(e)
 	e.RouteNotFound(pathV3, unmatched)
 	e.RouteNotFound(pathV3+"/*", unmatched)
 }
@@ -86,22 +86,15 @@ func (s *Service) Mount(e *echo.Echo) {
 // with Allow when a v3 route has its path for other methods (204 to OPTIONS),
 // 404 otherwise. echo calls a RouteNotFound handler in both cases once one
 // covers the path, so the 405 is decided here.
-func (s *Service) unmatched(routes []route) echo.HandlerFunc {
+func (s *Service) unmatched(e *echo.Echo) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		corr := uuid.NewString()
 		c.Response().Header().Set("X-Correlation-Id", corr)
 		r := c.Request()
-		var allow []string
-		for _, rt := range routes {
-			if strings.HasPrefix(rt.path, pathV3+"/") && httpd.MatchPath(rt.path, r.URL.Path) && !slices.Contains(allow, rt.method) {
-				allow = append(allow, rt.method)
-			}
-		}
 		var err error
-		if len(allow) > 0 {
+		if allow := httpd.AllowedMethods(e, r.URL.Path); len(allow) > 0 {
 			// As echo would: Allow lists OPTIONS too, and OPTIONS gets 204.
-			slices.Sort(allow)
 			c.Response().Header().Set(echo.HeaderAllow, strings.Join(append([]string{http.MethodOptions}, allow...), ", "))
 			if r.Method == http.MethodOptions {
 				return c.NoContent(http.StatusNoContent)
