@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/cxlab/cxlab/appliance/config"
@@ -45,7 +46,11 @@ func Run(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error
 		if err := os.Remove(cfg.EndpointsFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return errors.Join(fmt.Errorf("%w: endpoints file (--endpoints-file): can't remove the previous one: %w", config.ErrInvalid, err), a.stopBounded())
 		}
-		defer func() { _ = os.Remove(cfg.EndpointsFile) }()
+		ownedEndpointsFile.Store(&cfg.EndpointsFile)
+		defer func() {
+			ownedEndpointsFile.Store(nil)
+			_ = os.Remove(cfg.EndpointsFile)
+		}()
 	}
 	if err := a.Start(ctx); err != nil {
 		if ctx.Err() != nil { // a signal during start: what started is stopped again
@@ -71,6 +76,19 @@ func Run(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error
 		// restart it: a lab that can't keep its store says so and exits.
 		a.log.Error("fatal", "err", err)
 		return errors.Join(fmt.Errorf("postgres gave up: %w", err), a.stopBounded())
+	}
+}
+
+// ownedEndpointsFile is the endpoints file a running Run owns (nil before it
+// holds its data dir and ports, and after it ends).
+var ownedEndpointsFile atomic.Pointer[string]
+
+// RemoveEndpointsFile removes the endpoints file of the Run under way, if it
+// owns one: what a process exiting without stopping (a second signal) must
+// still undo, since the file tells scripts the appliance is up.
+func RemoveEndpointsFile() {
+	if p := ownedEndpointsFile.Load(); p != nil {
+		_ = os.Remove(*p)
 	}
 }
 

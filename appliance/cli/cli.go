@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"sync"
 
 	"github.com/cxlab/cxlab/appliance"
 	"github.com/cxlab/cxlab/appliance/config"
@@ -86,31 +85,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" }
 
-// forced holds what a forced exit (a second signal) must still undo.
-var forced struct {
-	sync.Mutex
-	endpointsFile string
-}
-
 // ForceExit undoes what must not outlive the process before it exits
-// without stopping: the endpoints file, which tells scripts the appliance
-// is up. PostgreSQL's processes end by themselves when cxlab's do.
-func ForceExit() {
-	forced.Lock()
-	defer forced.Unlock()
-	if forced.endpointsFile != "" {
-		_ = os.Remove(forced.endpointsFile)
-	}
-}
+// without stopping: the endpoints file of a running appliance, which tells
+// scripts it is up. PostgreSQL's processes end by themselves when cxlab's do.
+func ForceExit() { appliance.RemoveEndpointsFile() }
 
 func up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, code, ok := load("cxlab up", args, stderr)
 	if !ok {
 		return code
 	}
-	forced.Lock()
-	forced.endpointsFile = cfg.EndpointsFile
-	forced.Unlock()
 	if err := appliance.Run(ctx, cfg, stdout, stderr); err != nil {
 		return reportErr(stderr, err)
 	}
